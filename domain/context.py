@@ -1,0 +1,101 @@
+"""A session's history as the messages an LLM chat-completions call expects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .models import Session, Turn, TurnRole
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class ContextMessage:
+    role: str
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+    seq: int | None = None
+
+
+@dataclass(slots=True)
+class AgentContext:
+    messages: list[ContextMessage]
+    system_prompt: str | None
+    variables: Any
+    turn_count: int
+    included_turns: int
+    truncated: bool
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _messages_of(turn: Turn) -> list[ContextMessage]:
+    role = turn.role
+    if role is TurnRole.USER:
+        return [ContextMessage("user", turn.content, seq=turn.seq)]
+    if role is TurnRole.SYSTEM:
+        return [ContextMessage("system", turn.content, seq=turn.seq)]
+    if role is TurnRole.TOOL:
+        # A TOOL turn reports results of tools that an earlier assistant turn called.
+        if not turn.tool_invocations:
+            return [ContextMessage("tool", turn.content, seq=turn.seq)]
+        return [
+            ContextMessage(
+                "tool",
+                _as_text(call.output) if call.error is None else f"error: {call.error}",
+                tool_call_id=call.id,
+                name=call.name,
+                seq=turn.seq,
+            )
+            for call in turn.tool_invocations
+        ]
+    calls = [ToolCall(c.id, c.name, _as_text(c.input) or "{}") for c in turn.tool_invocations]
+    messages = [ContextMessage("assistant", turn.content, tool_calls=calls, seq=turn.seq)]
+    # An assistant turn that both called tools and holds their results answers them
+    # right away, so the pair stays valid for the next call.
+    messages += [
+        ContextMessage(
+            "tool",
+            _as_text(c.output) if c.error is None else f"error: {c.error}",
+            tool_call_id=c.id,
+            name=c.name,
+            seq=turn.seq,
+        )
+        for c in turn.tool_invocations
+        if c.output is not None or c.error is not None
+    ]
+    return messages
+
+
+def build_context(session: Session, turns: list[Turn]) -> AgentContext:
+    agent = session.agent_context if isinstance(session.agent_context, dict) else {}
+    system_prompt = agent.get("systemPrompt") or agent.get("system_prompt")
+    messages: list[ContextMessage] = []
+    if system_prompt:
+        messages.append(ContextMessage("system", str(system_prompt)))
+    for turn in turns:
+        messages.extend(_messages_of(turn))
+    return AgentContext(
+        messages=messages,
+        system_prompt=system_prompt,
+        variables=agent.get("variables"),
+        turn_count=session.turn_count,
+        included_turns=len(turns),
+        truncated=len(turns) < session.turn_count,
+    )

@@ -1,0 +1,57 @@
+"""Errors of the domain layer.
+
+Every expected failure is a `DomainError` with a stable `code` that the API layer puts
+in `extensions.code`; backends translate driver errors into these at their boundary.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class InvalidInput(DomainError):
+    code = "BAD_USER_INPUT"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+
+
+class SharingDisabled(DomainError):
+    code = "SHARING_DISABLED"
+
+
+class LimitExceeded(DomainError):
+    code = "LIMIT_EXCEEDED"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class StoreUnavailable(DomainError):
+    """The database could not answer (locked too long, disk full, connection lost)."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+def session_not_found(session_id: str) -> NotFound:
+    return NotFound(f"Session {session_id!r} was not found.")
+
+
+def turn_not_found(turn_id: str) -> NotFound:
+    return NotFound(f"Turn {turn_id!r} was not found.")

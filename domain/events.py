@@ -1,0 +1,37 @@
+"""What happened to a session, published after the store has committed it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .models import Session, Turn
+
+
+@dataclass(frozen=True, slots=True)
+class TurnAdded:
+    turn: Turn
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUpdated:
+    turn: Turn
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    session: Session
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    session: Session
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDeleted:
+    session_id: str
+    entity_id: str
+    owner_id: str
+
+
+SessionEvent = TurnAdded | TurnUpdated | SessionUpdated | SessionCreated | SessionDeleted

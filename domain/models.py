@@ -1,0 +1,294 @@
+"""Plain data of the domain: what a session, a turn, a share or an audit event is."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSON = Any
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    ENTITY_ADMIN = "entity-admin"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    SERVICE = "service"
+
+
+class UserType(enum.StrEnum):
+    INTERNAL = "INTERNAL"
+    EXTERNAL = "EXTERNAL"
+
+
+class TitleSource(enum.StrEnum):
+    PENDING = "PENDING"
+    AUTO = "AUTO"
+    MANUAL = "MANUAL"
+
+
+class SessionStatus(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    COMPLETED = "COMPLETED"
+
+
+class TurnRole(enum.StrEnum):
+    USER = "USER"
+    ASSISTANT = "ASSISTANT"
+    TOOL = "TOOL"
+    SYSTEM = "SYSTEM"
+
+
+class ToolStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class Grade(enum.StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    F = "F"
+
+
+class FeedbackKind(enum.StrEnum):
+    THUMBS_UP = "THUMBS_UP"
+    THUMBS_DOWN = "THUMBS_DOWN"
+    HALLUCINATION = "HALLUCINATION"
+    TOOL_FAILURE = "TOOL_FAILURE"
+    INCOMPLETE = "INCOMPLETE"
+    OFF_TOPIC = "OFF_TOPIC"
+    OTHER = "OTHER"
+
+
+class GranteeKind(enum.StrEnum):
+    USER = "USER"
+    ENTITY = "ENTITY"
+    EXTERNAL = "EXTERNAL"
+    LINK = "LINK"
+
+
+class ShareMode(enum.StrEnum):
+    READ = "READ"
+    INTERACT = "INTERACT"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    entity_id: str
+    user_type: UserType = UserType.INTERNAL
+    roles: frozenset[Role] = frozenset({Role.USER})
+    time_zone: str | None = None
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    auto_generate_titles: bool = True
+    allow_sharing: bool = False
+    allow_external_sharing: bool = False
+    allow_pinning: bool = True
+    max_session_history: int = 500
+    retention_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class ChatApp:
+    id: str
+    name: str
+    settings: SessionSettings
+    description: str = ""
+
+
+@dataclass(slots=True)
+class TokenUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cost + other.cost,
+        )
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    entity_id: str
+    chat_app_id: str
+    owner_id: str
+    title: str | None
+    title_source: TitleSource
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+    turn_count: int = 0
+    archived_at: datetime | None = None
+    tags: list[str] = field(default_factory=list)
+    participants: list[str] = field(default_factory=list)
+    status: SessionStatus = SessionStatus.ACTIVE
+    template_id: str | None = None
+    agent_context: JSON = None
+    metadata: JSON = None
+    expires_at: datetime | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+
+@dataclass(slots=True)
+class ToolInvocation:
+    id: str
+    name: str
+    input: JSON = None
+    output: JSON = None
+    status: ToolStatus = ToolStatus.SUCCEEDED
+    error: str | None = None
+    started_at: datetime | None = None
+    duration_ms: float | None = None
+
+
+@dataclass(slots=True)
+class Verification:
+    grade: Grade
+    score: float | None
+    notes: str | None
+    verified_at: datetime
+    verified_by: str
+
+
+@dataclass(slots=True)
+class Feedback:
+    user_id: str
+    kind: FeedbackKind
+    comment: str | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class NewTurn:
+    """A turn as the domain hands it to the store, before the store gives it its seq."""
+
+    id: str
+    session_id: str
+    role: TurnRole
+    author_id: str
+    content: str
+    created_at: datetime
+    parts: JSON = None
+    tool_invocations: list[ToolInvocation] = field(default_factory=list)
+    trace: JSON = None
+    insights: JSON = None
+    metadata: JSON = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+
+@dataclass(slots=True)
+class Turn:
+    id: str
+    session_id: str
+    seq: int
+    role: TurnRole
+    author_id: str
+    content: str
+    created_at: datetime
+    parts: JSON = None
+    tool_invocations: list[ToolInvocation] = field(default_factory=list)
+    trace: JSON = None
+    verification: Verification | None = None
+    feedback: list[Feedback] = field(default_factory=list)
+    insights: JSON = None
+    metadata: JSON = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+    @classmethod
+    def numbered(cls, new: NewTurn, seq: int) -> Turn:
+        return cls(
+            id=new.id,
+            session_id=new.session_id,
+            seq=seq,
+            role=new.role,
+            author_id=new.author_id,
+            content=new.content,
+            created_at=new.created_at,
+            parts=new.parts,
+            tool_invocations=list(new.tool_invocations),
+            trace=new.trace,
+            insights=new.insights,
+            metadata=new.metadata,
+            usage=new.usage,
+        )
+
+
+@dataclass(slots=True)
+class Pin:
+    user_id: str
+    session_id: str
+    pinned_at: datetime
+
+
+@dataclass(slots=True)
+class Share:
+    id: str
+    session_id: str
+    entity_id: str
+    grantee_kind: GranteeKind
+    grantee_id: str | None
+    mode: ShareMode
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    token_hash: str | None = None
+
+    def is_live(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    id: str
+    entity_id: str
+    actor_id: str
+    action: str
+    target: str
+    at: datetime
+    details: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    chat_app_ids: tuple[str, ...] = ()
+    archived: bool | None = False
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCursor:
+    """Keyset position in the most-recent-activity-first listing."""
+
+    last_activity_at: datetime
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerScope:
+    """Whose sessions a listing may return; every listing query of the store takes one."""
+
+    entity_id: str
+    owner_id: str
+
+
+@dataclass(slots=True)
+class TurnPage:
+    turns: list[Turn]
+    has_more_before: bool
+    has_more_after: bool

@@ -1,0 +1,60 @@
+"""Opaque cursors. Clients pass them back unchanged; anything else is a coded error."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import orjson
+
+from .errors import InvalidInput
+from .models import SessionCursor
+from .timecodec import from_micros, to_micros
+
+MAX_PAGE_SIZE = 100
+
+
+def page_size(requested: int | None, default: int) -> int:
+    size = default if requested is None else requested
+    if size < 1 or size > MAX_PAGE_SIZE:
+        raise InvalidInput(f"Page size must be between 1 and {MAX_PAGE_SIZE}, got {size}.")
+    return size
+
+
+def _encode(kind: str, payload: list) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([kind, *payload])).decode().rstrip("=")
+
+
+def _decode(kind: str, cursor: str) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.") from exc
+    if not isinstance(decoded, list) or not decoded or decoded[0] != kind:
+        raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.")
+    return decoded[1:]
+
+
+def encode_session_cursor(cursor: SessionCursor) -> str:
+    return _encode("s", [to_micros(cursor.last_activity_at), cursor.session_id])
+
+
+def decode_session_cursor(cursor: str) -> SessionCursor:
+    payload = _decode("s", cursor)
+    match payload:
+        case [int(micros), str(session_id)]:
+            return SessionCursor(from_micros(micros), session_id)
+    raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.")
+
+
+def encode_turn_cursor(seq: int) -> str:
+    return _encode("t", [seq])
+
+
+def decode_turn_cursor(cursor: str) -> int:
+    payload = _decode("t", cursor)
+    match payload:
+        case [int(seq)] if seq >= 0:
+            return seq
+    raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.")

@@ -1,0 +1,479 @@
+"""The session lifecycle: create, converse, annotate, organise, find and resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..realtime.protocol import Broker
+from ..storage.protocol import Store
+from . import validation as check
+from .clock import Clock, new_id
+from .commands import AddFeedback, AppendTurn, CreateSession, SendMessage, SetVerification
+from .context import AgentContext, build_context
+from .errors import Forbidden, InvalidInput, NotFound, session_not_found, turn_not_found
+from .events import SessionCreated, SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
+from .models import (
+    AuditEvent,
+    ChatApp,
+    Feedback,
+    NewTurn,
+    OwnerScope,
+    Pin,
+    Principal,
+    Role,
+    Session,
+    SessionFilter,
+    SessionStatus,
+    TitleSource,
+    ToolInvocation,
+    Turn,
+    TurnPage,
+    TurnRole,
+    Verification,
+)
+from .pagination import decode_session_cursor, page_size
+from .policy import Access, access_to, can_interact, can_manage, can_read, can_verify
+from .titles import opening_words
+
+
+class ChatApps(Protocol):
+    def get(self, chat_app_id: str) -> ChatApp | None: ...
+
+    def all(self) -> list[ChatApp]: ...
+
+
+@dataclass(slots=True)
+class SessionView:
+    """A session as one principal sees it."""
+
+    session: Session
+    access: Access
+    chat_app: ChatApp | None
+    pinned: bool
+
+
+@dataclass(slots=True)
+class SessionPage:
+    items: list[SessionView]
+    has_next: bool
+
+
+class SessionService:
+    def __init__(
+        self,
+        store: Store,
+        chat_apps: ChatApps,
+        broker: Broker,
+        clock: Clock,
+        limits: check.Limits | None = None,
+    ) -> None:
+        self._store = store
+        self._chat_apps = chat_apps
+        self._broker = broker
+        self._clock = clock
+        self._limits = limits or check.Limits()
+
+    # Reading
+
+    async def view(self, principal: Principal, session_id: str) -> SessionView:
+        """The session if `principal` may read it; NotFound otherwise, whatever the cause."""
+        session, access = await self._load(principal, session_id)
+        pinned = await self._store.pinned_session_ids(
+            principal.entity_id, principal.user_id, [session.id]
+        )
+        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), bool(pinned))
+
+    async def find(self, principal: Principal, session_id: str) -> SessionView | None:
+        try:
+            return await self.view(principal, session_id)
+        except NotFound:
+            return None
+
+    async def list(
+        self,
+        principal: Principal,
+        session_filter: SessionFilter,
+        first: int | None,
+        after: str | None,
+    ) -> SessionPage:
+        limit = page_size(first, 30)
+        cursor = decode_session_cursor(after) if after else None
+        scope = OwnerScope(principal.entity_id, principal.user_id)
+        sessions = await self._store.list_sessions(scope, session_filter, cursor, limit + 1)
+        has_next = len(sessions) > limit
+        sessions = sessions[:limit]
+        pinned = await self._store.pinned_session_ids(
+            principal.entity_id, principal.user_id, [s.id for s in sessions]
+        )
+        return SessionPage(
+            [
+                SessionView(s, Access.MANAGE, self._chat_apps.get(s.chat_app_id), s.id in pinned)
+                for s in sessions
+            ],
+            has_next,
+        )
+
+    async def pinned(self, principal: Principal, limit: int = 100) -> list[SessionView]:
+        sessions = await self._store.list_pinned(principal.entity_id, principal.user_id, limit)
+        views = []
+        for session in sessions:
+            access = await self._access(principal, session)
+            # A pin outlives the access that allowed it; what is no longer readable is hidden.
+            if can_read(access):
+                views.append(
+                    SessionView(session, access, self._chat_apps.get(session.chat_app_id), True)
+                )
+        return views
+
+    async def turns(
+        self,
+        view: SessionView,
+        *,
+        first: int | None = None,
+        after_seq: int | None = None,
+        last: int | None = None,
+        before_seq: int | None = None,
+    ) -> TurnPage:
+        if first is not None and last is not None:
+            raise InvalidInput("Ask for either the first or the last turns, not both.")
+        session_id = view.session.id
+        if first is not None or after_seq is not None:
+            limit = page_size(first, 50)
+            turns = await self._store.list_turns(
+                session_id, after_seq=after_seq, before_seq=before_seq, limit=limit + 1
+            )
+            has_after = len(turns) > limit
+            turns = turns[:limit]
+            has_before = bool(turns) and turns[0].seq > 1 if after_seq is None else after_seq > 0
+            return TurnPage(turns, has_more_before=has_before, has_more_after=has_after)
+        limit = page_size(last, 50)
+        turns = await self._store.list_turns(
+            session_id, before_seq=before_seq, limit=limit + 1, newest_first=True
+        )
+        has_before = len(turns) > limit
+        turns = list(reversed(turns[:limit]))
+        has_after = before_seq is not None and before_seq <= view.session.turn_count
+        return TurnPage(turns, has_more_before=has_before, has_more_after=has_after)
+
+    async def context(self, view: SessionView, max_turns: int | None) -> AgentContext:
+        history = view.chat_app.settings.max_session_history if view.chat_app else 500
+        if max_turns is not None and max_turns < 1:
+            raise InvalidInput("maxTurns must be at least 1.")
+        limit = min(max_turns or history, history)
+        newest = await self._store.list_turns(view.session.id, limit=limit, newest_first=True)
+        return build_context(view.session, list(reversed(newest)))
+
+    # Creating and conversing
+
+    async def create(self, principal: Principal, command: CreateSession) -> SessionView:
+        chat_app = self._chat_app(command.chat_app_id)
+        owner = self._owner_for(principal, command.on_behalf_of)
+        title = check.title(command.title, self._limits) if command.title is not None else None
+        session = self._new_session(principal, owner, chat_app, title)
+        session.tags = check.tags(command.tags, self._limits)
+        session.metadata = check.json_value(command.metadata, self._limits, "metadata")
+        session.agent_context = check.json_value(
+            command.agent_context, self._limits, "agent context"
+        )
+        stored, _ = await self._store.create_session(
+            session, None, chat_app.settings.max_session_history
+        )
+        await self._broker.publish(SessionCreated(stored))
+        return SessionView(stored, Access.MANAGE, chat_app, False)
+
+    async def send_message(
+        self, principal: Principal, command: SendMessage
+    ) -> tuple[SessionView, Turn]:
+        text = check.content(command.content, self._limits, required=True, what="message")
+        parts = check.json_value(command.parts, self._limits, "parts")
+        metadata = check.json_value(command.metadata, self._limits, "metadata")
+        now = self._clock.now()
+        if command.session_id is None:
+            if command.chat_app_id is None:
+                raise InvalidInput("Give a chatAppId to start a new session, or a sessionId.")
+            chat_app = self._chat_app(command.chat_app_id)
+            author = self._owner_for(principal, command.on_behalf_of)
+            session = self._new_session(principal, author, chat_app, None)
+            if not chat_app.settings.auto_generate_titles:
+                session.title = opening_words(text) or None
+                session.title_source = TitleSource.AUTO if session.title else TitleSource.PENDING
+            turn = NewTurn(
+                id=new_id(),
+                session_id=session.id,
+                role=TurnRole.USER,
+                author_id=author,
+                content=text,
+                created_at=now,
+                parts=parts,
+                metadata=metadata,
+            )
+            stored, added = await self._store.create_session(
+                session, turn, chat_app.settings.max_session_history
+            )
+            assert added is not None
+            await self._broker.publish(SessionCreated(stored))
+            await self._broker.publish(TurnAdded(added))
+            return SessionView(stored, Access.MANAGE, chat_app, False), added
+
+        session, access = await self._load(principal, command.session_id)
+        if not can_interact(access):
+            raise Forbidden("You may read this session but not write to it.")
+        if command.on_behalf_of is not None and not principal.has(Role.SERVICE):
+            raise Forbidden("Only a service may send messages on behalf of another user.")
+        author = command.on_behalf_of or principal.user_id
+        turn = NewTurn(
+            id=new_id(),
+            session_id=session.id,
+            role=TurnRole.USER,
+            author_id=author,
+            content=text,
+            created_at=now,
+            parts=parts,
+            metadata=metadata,
+        )
+        added, stored = await self._store.append_turn(turn, self._history_limit(session))
+        await self._broker.publish(TurnAdded(added))
+        return await self._view_after_write(principal, stored, access), added
+
+    async def append_turn(self, principal: Principal, command: AppendTurn) -> Turn:
+        session, access = await self._load(principal, command.session_id)
+        if not can_interact(access):
+            raise Forbidden("You may read this session but not write to it.")
+        tools = self._tool_invocations(command)
+        required = command.role is TurnRole.USER or not (tools or command.parts)
+        text = check.content(command.content, self._limits, required=required)
+        usage = command.usage
+        check.count(usage.input_tokens, "input token count")
+        check.count(usage.output_tokens, "output token count")
+        check.number(usage.cost, "cost", low=0, high=1e9)
+        if command.on_behalf_of is not None and not principal.has(Role.SERVICE):
+            raise Forbidden("Only a service may append turns on behalf of another user.")
+        author = command.on_behalf_of or principal.user_id
+        turn = NewTurn(
+            id=new_id(),
+            session_id=session.id,
+            role=command.role,
+            author_id=author,
+            content=text,
+            created_at=self._clock.now(),
+            parts=check.json_value(command.parts, self._limits, "parts"),
+            tool_invocations=tools,
+            trace=check.json_value(command.trace, self._limits, "trace"),
+            insights=check.json_value(command.insights, self._limits, "insights"),
+            metadata=check.json_value(command.metadata, self._limits, "metadata"),
+            usage=usage,
+        )
+        added, _ = await self._store.append_turn(turn, self._history_limit(session))
+        await self._broker.publish(TurnAdded(added))
+        return added
+
+    async def set_verification(
+        self, principal: Principal, turn_id: str, command: SetVerification
+    ) -> Turn:
+        turn, _, access = await self._load_turn(principal, turn_id)
+        if not can_verify(principal, access):
+            raise Forbidden("Only the owner, an admin or the agent service grades turns.")
+        verification = Verification(
+            grade=command.grade,
+            score=check.number(command.score, "score", low=0, high=1),
+            notes=check.optional_text(
+                command.notes, self._limits.max_comment_chars, "verification notes"
+            ),
+            verified_at=self._clock.now(),
+            verified_by=principal.user_id,
+        )
+        updated = await self._store.set_verification(turn.id, verification)
+        if updated is None:
+            raise turn_not_found(turn_id)
+        await self._broker.publish(TurnUpdated(updated))
+        return updated
+
+    async def add_feedback(self, principal: Principal, turn_id: str, command: AddFeedback) -> Turn:
+        turn, _, access = await self._load_turn(principal, turn_id)
+        if not can_interact(access):
+            raise Forbidden("You may read this session but not give feedback on it.")
+        feedback = Feedback(
+            user_id=principal.user_id,
+            kind=command.kind,
+            comment=check.optional_text(
+                command.comment, self._limits.max_comment_chars, "feedback comment"
+            ),
+            at=self._clock.now(),
+        )
+        updated = await self._store.add_feedback(turn.id, feedback)
+        if updated is None:
+            raise turn_not_found(turn_id)
+        await self._broker.publish(TurnUpdated(updated))
+        return updated
+
+    # Organising
+
+    async def rename(self, principal: Principal, session_id: str, title: str) -> SessionView:
+        session, access = await self._load_managed(principal, session_id)
+        cleaned = check.title(title, self._limits)
+        renamed = await self._store.rename_session(
+            session.id, cleaned, TitleSource.MANUAL, self._clock.now()
+        )
+        if renamed is None:
+            raise session_not_found(session_id)
+        await self._broker.publish(SessionUpdated(renamed))
+        return await self._view_after_write(principal, renamed, access)
+
+    async def set_pinned(self, principal: Principal, session_id: str, pinned: bool) -> SessionView:
+        session, access = await self._load(principal, session_id)
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        if pinned:
+            if chat_app is not None and not chat_app.settings.allow_pinning:
+                raise Forbidden(f"The chat app {session.chat_app_id!r} does not allow pinning.")
+            await self._store.pin(
+                principal.entity_id, Pin(principal.user_id, session.id, self._clock.now())
+            )
+        else:
+            await self._store.unpin(principal.entity_id, principal.user_id, session.id)
+        return SessionView(session, access, chat_app, pinned)
+
+    async def set_archived(
+        self, principal: Principal, session_id: str, archived: bool
+    ) -> SessionView:
+        session, access = await self._load_managed(principal, session_id)
+        now = self._clock.now()
+        if archived == (session.archived_at is not None):
+            updated = session
+        else:
+            updated = await self._store.set_archived(session.id, now if archived else None, now)
+            if updated is None:
+                raise session_not_found(session_id)
+            await self._broker.publish(SessionUpdated(updated))
+        return await self._view_after_write(principal, updated, access)
+
+    async def delete(self, principal: Principal, session_id: str) -> None:
+        session, _ = await self._load_managed(principal, session_id)
+        audit = AuditEvent(
+            id=new_id(),
+            entity_id=session.entity_id,
+            actor_id=principal.user_id,
+            action="session.deleted",
+            target=f"session:{session.id}",
+            at=self._clock.now(),
+            details={
+                "chatAppId": session.chat_app_id,
+                "ownerId": session.owner_id,
+                "turnCount": session.turn_count,
+            },
+        )
+        if not await self._store.delete_session(session.id, audit):
+            raise session_not_found(session_id)
+        await self._broker.publish(SessionDeleted(session.id, session.entity_id, session.owner_id))
+
+    def chat_apps(self) -> list[ChatApp]:
+        return self._chat_apps.all()
+
+    # Helpers
+
+    async def _access(self, principal: Principal, session: Session) -> Access:
+        shares = await self._store.list_shares(session.id)
+        return access_to(
+            principal,
+            session,
+            self._chat_apps.get(session.chat_app_id),
+            shares,
+            self._clock.now(),
+        )
+
+    async def _load(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
+        check.identifier(session_id, self._limits, "session id")
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise session_not_found(session_id)
+        access = await self._access(principal, session)
+        if not can_read(access):
+            raise session_not_found(session_id)
+        return session, access
+
+    async def _load_managed(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
+        session, access = await self._load(principal, session_id)
+        if not can_manage(access):
+            raise Forbidden("Only the session's owner or an admin may do that.")
+        return session, access
+
+    async def _load_turn(self, principal: Principal, turn_id: str) -> tuple[Turn, Session, Access]:
+        check.identifier(turn_id, self._limits, "turn id")
+        turn = await self._store.get_turn(turn_id)
+        if turn is None:
+            raise turn_not_found(turn_id)
+        try:
+            session, access = await self._load(principal, turn.session_id)
+        except NotFound as exc:
+            raise turn_not_found(turn_id) from exc
+        return turn, session, access
+
+    async def _view_after_write(
+        self, principal: Principal, session: Session, access: Access
+    ) -> SessionView:
+        pinned = await self._store.pinned_session_ids(
+            principal.entity_id, principal.user_id, [session.id]
+        )
+        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), bool(pinned))
+
+    def _chat_app(self, chat_app_id: str) -> ChatApp:
+        chat_app = self._chat_apps.get(chat_app_id)
+        if chat_app is None:
+            raise NotFound(f"Chat app {chat_app_id!r} does not exist.")
+        return chat_app
+
+    def _history_limit(self, session: Session) -> int:
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        return chat_app.settings.max_session_history if chat_app else 500
+
+    def _owner_for(self, principal: Principal, on_behalf_of: str | None) -> str:
+        if on_behalf_of is None or on_behalf_of == principal.user_id:
+            return principal.user_id
+        if not principal.has(Role.SERVICE):
+            raise Forbidden("Only a service may act on behalf of another user.")
+        return check.identifier(on_behalf_of, self._limits, "onBehalfOf user id")
+
+    def _new_session(
+        self, principal: Principal, owner: str, chat_app: ChatApp, title: str | None
+    ) -> Session:
+        now = self._clock.now()
+        return Session(
+            id=new_id(),
+            entity_id=principal.entity_id,
+            chat_app_id=chat_app.id,
+            owner_id=owner,
+            title=title,
+            title_source=TitleSource.MANUAL if title else TitleSource.PENDING,
+            created_at=now,
+            updated_at=now,
+            last_activity_at=now,
+            participants=[owner],
+            status=SessionStatus.ACTIVE,
+        )
+
+    def _tool_invocations(self, command: AppendTurn) -> list[ToolInvocation]:
+        if len(command.tool_invocations) > self._limits.max_tool_invocations:
+            raise InvalidInput(
+                f"A turn holds at most {self._limits.max_tool_invocations} tool invocations."
+            )
+        tools = []
+        for item in command.tool_invocations:
+            if not item.name.strip():
+                raise InvalidInput("A tool invocation needs the tool's name.")
+            if item.duration_ms is not None:
+                check.number(item.duration_ms, "tool duration", low=0, high=1e10)
+            tools.append(
+                ToolInvocation(
+                    id=item.id or new_id(),
+                    name=item.name,
+                    input=check.json_value(item.input, self._limits, "tool input"),
+                    output=check.json_value(item.output, self._limits, "tool output"),
+                    status=item.status,
+                    error=check.optional_text(
+                        item.error, self._limits.max_content_chars, "tool error"
+                    ),
+                    started_at=item.started_at,
+                    duration_ms=item.duration_ms,
+                )
+            )
+        return tools

@@ -1,0 +1,103 @@
+"""Limits on what a caller may store, checked before anything is written."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_content_chars: int = 100_000
+    max_title_chars: int = 200
+    max_json_bytes: int = 256 * 1024
+    max_tags: int = 50
+    max_tag_chars: int = 64
+    max_tool_invocations: int = 100
+    max_comment_chars: int = 4_000
+    max_id_chars: int = 200
+
+
+def content(text: str, limits: Limits, *, required: bool, what: str = "content") -> str:
+    if "\x00" in text:
+        raise InvalidInput(f"The {what} contains a NUL character.")
+    if required and not text.strip():
+        raise InvalidInput(f"The {what} is empty; send some text.")
+    if len(text) > limits.max_content_chars:
+        raise InvalidInput(
+            f"The {what} has {len(text):,} characters; the limit is {limits.max_content_chars:,}."
+        )
+    return text
+
+
+def title(text: str, limits: Limits) -> str:
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise InvalidInput("The title is empty; give the session a name.")
+    if len(cleaned) > limits.max_title_chars:
+        raise InvalidInput(
+            f"The title has {len(cleaned):,} characters; the limit is {limits.max_title_chars}."
+        )
+    return cleaned
+
+
+def json_value(value: Any, limits: Limits, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        size = len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"The {what} is not valid JSON: {exc}.") from exc
+    if size > limits.max_json_bytes:
+        raise InvalidInput(
+            f"The {what} is {size:,} bytes of JSON; the limit is {limits.max_json_bytes:,}."
+        )
+    return value
+
+
+def tags(values: list[str], limits: Limits) -> list[str]:
+    cleaned: list[str] = []
+    for value in values:
+        tag = value.strip().lower()
+        if not tag:
+            raise InvalidInput("A tag is empty.")
+        if len(tag) > limits.max_tag_chars:
+            raise InvalidInput(f"The tag {tag[:20]!r}… is longer than {limits.max_tag_chars}.")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > limits.max_tags:
+        raise InvalidInput(f"A session holds at most {limits.max_tags} tags.")
+    return cleaned
+
+
+def identifier(value: str, limits: Limits, what: str) -> str:
+    if not value or not value.strip() or len(value) > limits.max_id_chars:
+        raise InvalidInput(f"The {what} {value[:40]!r} is not a valid id.")
+    return value
+
+
+def optional_text(value: str | None, max_chars: int, what: str) -> str | None:
+    if value is None:
+        return None
+    if len(value) > max_chars:
+        raise InvalidInput(f"The {what} has {len(value):,} characters; the limit is {max_chars:,}.")
+    return value
+
+
+def number(value: float | None, what: str, *, low: float, high: float) -> float | None:
+    if value is None:
+        return None
+    if math.isnan(value) or not low <= value <= high:
+        raise InvalidInput(f"The {what} must be between {low} and {high}.")
+    return value
+
+
+def count(value: int, what: str) -> int:
+    if value < 0:
+        raise InvalidInput(f"The {what} cannot be negative.")
+    return value

@@ -1,0 +1,122 @@
+"""What the domain needs from a database. Every backend implements all of it.
+
+Single rows are fetched by id and checked by the access policy in the domain; every
+query that lists takes an `OwnerScope` (entity and user), so no listing can forget the
+entity filter. Backends raise only `sessionhub.domain.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from ..domain.models import (
+    AuditEvent,
+    Feedback,
+    NewTurn,
+    OwnerScope,
+    Pin,
+    Session,
+    SessionCursor,
+    SessionFilter,
+    Share,
+    TitleSource,
+    Turn,
+    Verification,
+)
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and bring the schema to the current version."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    # Sessions
+
+    async def create_session(
+        self, session: Session, first_turn: NewTurn | None, max_turns: int
+    ) -> tuple[Session, Turn | None]:
+        """Insert the session and, in the same transaction, its first turn."""
+
+    async def get_session(self, session_id: str) -> Session | None: ...
+
+    async def rename_session(
+        self, session_id: str, title: str, source: TitleSource, at: datetime
+    ) -> Session | None:
+        """Set the title. An AUTO title never replaces a MANUAL one (the row is returned
+        unchanged). None when the session does not exist."""
+
+    async def set_archived(
+        self, session_id: str, archived_at: datetime | None, at: datetime
+    ) -> Session | None: ...
+
+    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
+        """Remove the session with its turns, pins and shares, and record `audit`,
+        atomically. False when there was nothing to delete."""
+
+    async def list_sessions(
+        self,
+        scope: OwnerScope,
+        session_filter: SessionFilter,
+        after: SessionCursor | None,
+        limit: int,
+    ) -> list[Session]:
+        """The scope owner's sessions, most recent activity first (ties by id)."""
+
+    # Turns
+
+    async def append_turn(self, turn: NewTurn, max_turns: int) -> tuple[Turn, Session]:
+        """Give the turn the next seq of its session and store it with the session's
+        counters, atomically. LimitExceeded when the session already holds
+        `max_turns`; NotFound when the session is gone."""
+
+    async def get_turn(self, turn_id: str) -> Turn | None: ...
+
+    async def list_turns(
+        self,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> list[Turn]:
+        """Turns with after_seq < seq < before_seq, the `limit` oldest (or newest)."""
+
+    async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None: ...
+
+    async def add_feedback(self, turn_id: str, feedback: Feedback) -> Turn | None:
+        """Record the feedback, replacing the same user's earlier one of the same kind."""
+
+    # Pins (per user)
+
+    async def pin(self, entity_id: str, pin: Pin) -> None:
+        """Idempotent: pinning twice keeps the first pinned_at."""
+
+    async def unpin(self, entity_id: str, user_id: str, session_id: str) -> None: ...
+
+    async def pinned_session_ids(
+        self, entity_id: str, user_id: str, session_ids: list[str]
+    ) -> set[str]: ...
+
+    async def list_pinned(self, entity_id: str, user_id: str, limit: int) -> list[Session]:
+        """Sessions the user pinned, most recently pinned first."""
+
+    # Shares
+
+    async def create_share(self, share: Share, audit: AuditEvent) -> Share: ...
+
+    async def list_shares(self, session_id: str) -> list[Share]: ...
+
+    # Audit (append-only)
+
+    async def append_audit(self, event: AuditEvent) -> None: ...
+
+    async def list_audit(
+        self, entity_id: str, *, target: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        """The entity's events, newest first."""

@@ -1,0 +1,224 @@
+"""Rows to domain objects and back: times as integer microseconds, JSON as orjson text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ...domain.models import (
+    Feedback,
+    FeedbackKind,
+    Grade,
+    Session,
+    SessionStatus,
+    TitleSource,
+    TokenUsage,
+    ToolInvocation,
+    ToolStatus,
+    Turn,
+    TurnRole,
+    Verification,
+)
+from ...domain.timecodec import from_micros, to_micros
+
+
+def opt_micros(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+def opt_datetime(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
+
+
+def dump_json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def load_json(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+SESSION_COLUMNS = (
+    "id, entity_id, chat_app_id, owner_id, title, title_source, created_at, updated_at, "
+    "last_activity_at, turn_count, archived_at, tags, participants, status, template_id, "
+    "agent_context, metadata, expires_at, input_tokens, output_tokens, cost"
+)
+
+
+def session_row(s: Session) -> tuple:
+    return (
+        s.id,
+        s.entity_id,
+        s.chat_app_id,
+        s.owner_id,
+        s.title,
+        s.title_source.value,
+        to_micros(s.created_at),
+        to_micros(s.updated_at),
+        to_micros(s.last_activity_at),
+        s.turn_count,
+        opt_micros(s.archived_at),
+        orjson.dumps(s.tags).decode(),
+        orjson.dumps(s.participants).decode(),
+        s.status.value,
+        s.template_id,
+        dump_json(s.agent_context),
+        dump_json(s.metadata),
+        opt_micros(s.expires_at),
+        s.usage.input_tokens,
+        s.usage.output_tokens,
+        s.usage.cost,
+    )
+
+
+def session_from_row(r: tuple) -> Session:
+    return Session(
+        id=r[0],
+        entity_id=r[1],
+        chat_app_id=r[2],
+        owner_id=r[3],
+        title=r[4],
+        title_source=TitleSource(r[5]),
+        created_at=from_micros(r[6]),
+        updated_at=from_micros(r[7]),
+        last_activity_at=from_micros(r[8]),
+        turn_count=r[9],
+        archived_at=opt_datetime(r[10]),
+        tags=orjson.loads(r[11]),
+        participants=orjson.loads(r[12]),
+        status=SessionStatus(r[13]),
+        template_id=r[14],
+        agent_context=load_json(r[15]),
+        metadata=load_json(r[16]),
+        expires_at=opt_datetime(r[17]),
+        usage=TokenUsage(r[18], r[19], r[20]),
+    )
+
+
+TURN_COLUMNS = (
+    "id, session_id, seq, role, author_id, content, parts, tool_invocations, trace, "
+    "verification, feedback, insights, metadata, input_tokens, output_tokens, cost, created_at"
+)
+
+
+def _tool_to_json(t: ToolInvocation) -> dict:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "input": t.input,
+        "output": t.output,
+        "status": t.status.value,
+        "error": t.error,
+        "started_at": opt_micros(t.started_at),
+        "duration_ms": t.duration_ms,
+    }
+
+
+def _tool_from_json(d: dict) -> ToolInvocation:
+    return ToolInvocation(
+        id=d["id"],
+        name=d["name"],
+        input=d["input"],
+        output=d["output"],
+        status=ToolStatus(d["status"]),
+        error=d["error"],
+        started_at=opt_datetime(d["started_at"]),
+        duration_ms=d["duration_ms"],
+    )
+
+
+def verification_to_json(v: Verification | None) -> str | None:
+    if v is None:
+        return None
+    return dump_json(
+        {
+            "grade": v.grade.value,
+            "score": v.score,
+            "notes": v.notes,
+            "verified_at": to_micros(v.verified_at),
+            "verified_by": v.verified_by,
+        }
+    )
+
+
+def _verification_from_json(text: str | None) -> Verification | None:
+    if text is None:
+        return None
+    d = orjson.loads(text)
+    return Verification(
+        grade=Grade(d["grade"]),
+        score=d["score"],
+        notes=d["notes"],
+        verified_at=from_micros(d["verified_at"]),
+        verified_by=d["verified_by"],
+    )
+
+
+def feedback_to_json(items: list[Feedback]) -> str | None:
+    if not items:
+        return None
+    return dump_json(
+        [
+            {"user_id": f.user_id, "kind": f.kind.value, "comment": f.comment, "at": to_micros(f.at)}
+            for f in items
+        ]
+    )
+
+
+def feedback_from_json(text: str | None) -> list[Feedback]:
+    if text is None:
+        return []
+    return [
+        Feedback(
+            user_id=d["user_id"],
+            kind=FeedbackKind(d["kind"]),
+            comment=d["comment"],
+            at=from_micros(d["at"]),
+        )
+        for d in orjson.loads(text)
+    ]
+
+
+def turn_row(t: Turn) -> tuple:
+    return (
+        t.id,
+        t.session_id,
+        t.seq,
+        t.role.value,
+        t.author_id,
+        t.content,
+        dump_json(t.parts),
+        dump_json([_tool_to_json(i) for i in t.tool_invocations]) if t.tool_invocations else None,
+        dump_json(t.trace),
+        verification_to_json(t.verification),
+        feedback_to_json(t.feedback),
+        dump_json(t.insights),
+        dump_json(t.metadata),
+        t.usage.input_tokens,
+        t.usage.output_tokens,
+        t.usage.cost,
+        to_micros(t.created_at),
+    )
+
+
+def turn_from_row(r: tuple) -> Turn:
+    tools = r[7]
+    return Turn(
+        id=r[0],
+        session_id=r[1],
+        seq=r[2],
+        role=TurnRole(r[3]),
+        author_id=r[4],
+        content=r[5],
+        parts=load_json(r[6]),
+        tool_invocations=[_tool_from_json(d) for d in orjson.loads(tools)] if tools else [],
+        trace=load_json(r[8]),
+        verification=_verification_from_json(r[9]),
+        feedback=feedback_from_json(r[10]),
+        insights=load_json(r[11]),
+        metadata=load_json(r[12]),
+        usage=TokenUsage(r[13], r[14], r[15]),
+        created_at=from_micros(r[16]),
+    )

@@ -1,0 +1,603 @@
+"""The embedded SQLite store: one file in WAL mode, one writer connection, a few readers.
+
+Each aiosqlite connection owns a thread. A whole transaction runs as one plain function
+inside that thread (`Connection._execute`), so it costs one hop between the event loop
+and the thread instead of one per statement, and no other coroutine's statement can
+slip into the middle of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Any, TypeVar
+
+import aiosqlite
+import orjson
+
+from ...domain.errors import Conflict, LimitExceeded, StoreUnavailable, session_not_found
+from ...domain.models import (
+    AuditEvent,
+    Feedback,
+    GranteeKind,
+    NewTurn,
+    OwnerScope,
+    Pin,
+    Session,
+    SessionCursor,
+    SessionFilter,
+    Share,
+    ShareMode,
+    TitleSource,
+    Turn,
+    Verification,
+)
+from . import codec
+from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
+
+T = TypeVar("T")
+
+MEMORY = ":memory:"
+_SESSION_SELECT = f"SELECT {SESSION_COLUMNS} FROM sessions"
+_TURN_SELECT = f"SELECT {TURN_COLUMNS} FROM turns"
+_SHARE_COLUMNS = (
+    "id, session_id, entity_id, grantee_kind, grantee_id, mode, created_by, created_at, "
+    "expires_at, revoked_at, token_hash"
+)
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files(__package__) / "migrations"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            found.append((int(item.name.split("_", 1)[0]), item.read_text()))
+    return sorted(found)
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(f"The change conflicts with stored data: {exc}") from exc
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"The database could not complete the request: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(f"The database failed: {exc}") from exc
+
+
+class SqliteStore:
+    def __init__(self, path: str, *, readers: int = 4, busy_timeout_ms: int = 5000) -> None:
+        self._path = path
+        self._reader_count = 0 if path == MEMORY else readers
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+
+    # Connections
+
+    async def _connect(self, *, read_only: bool) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self._path, isolation_level=None, check_same_thread=False)
+        pragmas = [
+            f"PRAGMA busy_timeout = {self._busy_timeout_ms}",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA temp_store = MEMORY",
+            "PRAGMA cache_size = -65536",
+            "PRAGMA mmap_size = 268435456",
+        ]
+        if read_only:
+            pragmas.append("PRAGMA query_only = ON")
+        await conn._execute(_apply_pragmas, conn._conn, pragmas)
+        return conn
+
+    async def open(self) -> None:
+        with _translated_errors():
+            self._writer = await self._connect(read_only=False)
+            await self._writer._execute(_migrate, self._writer._conn, _migrations())
+            for _ in range(self._reader_count):
+                reader = await self._connect(read_only=True)
+                self._all_readers.append(reader)
+                self._readers.put_nowait(reader)
+
+    async def close(self) -> None:
+        for reader in self._all_readers:
+            await reader.close()
+        self._all_readers.clear()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._writer is not None, "store is not open"
+        async with self._write_lock:
+            with _translated_errors():
+                return await self._writer._execute(_in_transaction, self._writer._conn, fn, args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self._reader_count:
+            return await self._write(fn, *args)
+        reader = await self._readers.get()
+        try:
+            with _translated_errors():
+                return await reader._execute(fn, reader._conn, *args)
+        finally:
+            self._readers.put_nowait(reader)
+
+    async def ping(self) -> None:
+        await self._read(_ping)
+
+    # Sessions
+
+    async def create_session(
+        self, session: Session, first_turn: NewTurn | None, max_turns: int
+    ) -> tuple[Session, Turn | None]:
+        return await self._write(_create_session, session, first_turn, max_turns)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        return await self._read(_get_session, session_id)
+
+    async def rename_session(
+        self, session_id: str, title: str, source: TitleSource, at: datetime
+    ) -> Session | None:
+        return await self._write(_rename_session, session_id, title, source, at)
+
+    async def set_archived(
+        self, session_id: str, archived_at: datetime | None, at: datetime
+    ) -> Session | None:
+        return await self._write(_set_archived, session_id, archived_at, at)
+
+    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
+        return await self._write(_delete_session, session_id, audit)
+
+    async def list_sessions(
+        self,
+        scope: OwnerScope,
+        session_filter: SessionFilter,
+        after: SessionCursor | None,
+        limit: int,
+    ) -> list[Session]:
+        return await self._read(_list_sessions, scope, session_filter, after, limit)
+
+    # Turns
+
+    async def append_turn(self, turn: NewTurn, max_turns: int) -> tuple[Turn, Session]:
+        return await self._write(_append_turn, turn, max_turns)
+
+    async def get_turn(self, turn_id: str) -> Turn | None:
+        return await self._read(_get_turn, turn_id)
+
+    async def list_turns(
+        self,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> list[Turn]:
+        return await self._read(_list_turns, session_id, after_seq, before_seq, limit, newest_first)
+
+    async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None:
+        return await self._write(_set_verification, turn_id, verification)
+
+    async def add_feedback(self, turn_id: str, feedback: Feedback) -> Turn | None:
+        return await self._write(_add_feedback, turn_id, feedback)
+
+    # Pins
+
+    async def pin(self, entity_id: str, pin: Pin) -> None:
+        await self._write(_pin, entity_id, pin)
+
+    async def unpin(self, entity_id: str, user_id: str, session_id: str) -> None:
+        await self._write(_unpin, entity_id, user_id, session_id)
+
+    async def pinned_session_ids(
+        self, entity_id: str, user_id: str, session_ids: list[str]
+    ) -> set[str]:
+        if not session_ids:
+            return set()
+        return await self._read(_pinned_session_ids, entity_id, user_id, session_ids)
+
+    async def list_pinned(self, entity_id: str, user_id: str, limit: int) -> list[Session]:
+        return await self._read(_list_pinned, entity_id, user_id, limit)
+
+    # Shares
+
+    async def create_share(self, share: Share, audit: AuditEvent) -> Share:
+        return await self._write(_create_share, share, audit)
+
+    async def list_shares(self, session_id: str) -> list[Share]:
+        return await self._read(_list_shares, session_id)
+
+    # Audit
+
+    async def append_audit(self, event: AuditEvent) -> None:
+        await self._write(_insert_audit, event)
+
+    async def list_audit(
+        self, entity_id: str, *, target: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        return await self._read(_list_audit, entity_id, target, limit)
+
+
+# Everything below runs inside a connection's thread, on the plain sqlite3 connection.
+
+
+def _apply_pragmas(conn: sqlite3.Connection, pragmas: list[str]) -> None:
+    for pragma in pragmas:
+        conn.execute(pragma)
+
+
+def _migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str]]) -> None:
+    # WAL must be switched on outside a transaction; it is a property of the file.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (current,) = conn.execute("PRAGMA user_version").fetchone()
+        for version, script in migrations:
+            if version <= current:
+                continue
+            for statement in _split_sql(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration, keeping trigger bodies (which contain ';') whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _ping(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
+def _get_session(conn: sqlite3.Connection, session_id: str) -> Session | None:
+    row = conn.execute(f"{_SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
+    return None if row is None else codec.session_from_row(row)
+
+
+def _require_session(conn: sqlite3.Connection, session_id: str) -> Session:
+    session = _get_session(conn, session_id)
+    if session is None:
+        raise session_not_found(session_id)
+    return session
+
+
+def _create_session(
+    conn: sqlite3.Connection, session: Session, first_turn: NewTurn | None, max_turns: int
+) -> tuple[Session, Turn | None]:
+    placeholders = ", ".join("?" * 21)
+    conn.execute(
+        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({placeholders})",
+        codec.session_row(session),
+    )
+    conn.executemany(
+        "INSERT INTO session_tags (session_id, tag) VALUES (?, ?)",
+        [(session.id, tag) for tag in session.tags],
+    )
+    if first_turn is None:
+        return session, None
+    turn, stored = _append_turn(conn, first_turn, max_turns)
+    return stored, turn
+
+
+def _append_turn(conn: sqlite3.Connection, new: NewTurn, max_turns: int) -> tuple[Turn, Session]:
+    at = to_micros(new.created_at)
+    row = conn.execute(
+        "UPDATE sessions SET turn_count = turn_count + 1, last_activity_at = max(last_activity_at, ?),"
+        " updated_at = max(updated_at, ?), input_tokens = input_tokens + ?,"
+        " output_tokens = output_tokens + ?, cost = cost + ?"
+        " WHERE id = ? AND turn_count < ? RETURNING turn_count, participants",
+        (
+            at,
+            at,
+            new.usage.input_tokens,
+            new.usage.output_tokens,
+            new.usage.cost,
+            new.session_id,
+            max_turns,
+        ),
+    ).fetchone()
+    if row is None:
+        exists = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (new.session_id,)).fetchone()
+        if exists is None:
+            raise session_not_found(new.session_id)
+        raise LimitExceeded(
+            f"The session already holds {max_turns} turns, the most its chat app allows."
+        )
+    seq, participants_json = row
+    participants = orjson.loads(participants_json)
+    if new.author_id not in participants:
+        participants.append(new.author_id)
+        conn.execute(
+            "UPDATE sessions SET participants = ? WHERE id = ?",
+            (orjson.dumps(participants).decode(), new.session_id),
+        )
+    turn = Turn.numbered(new, seq)
+    placeholders = ", ".join("?" * 17)
+    conn.execute(f"INSERT INTO turns ({TURN_COLUMNS}) VALUES ({placeholders})", codec.turn_row(turn))
+    return turn, _require_session(conn, new.session_id)
+
+
+def _rename_session(
+    conn: sqlite3.Connection, session_id: str, title: str, source: TitleSource, at: datetime
+) -> Session | None:
+    conn.execute(
+        "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?"
+        " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')",
+        (title, source.value, to_micros(at), session_id, source.value),
+    )
+    return _get_session(conn, session_id)
+
+
+def _set_archived(
+    conn: sqlite3.Connection, session_id: str, archived_at: datetime | None, at: datetime
+) -> Session | None:
+    conn.execute(
+        "UPDATE sessions SET archived_at = ?, updated_at = ? WHERE id = ?",
+        (opt_micros(archived_at), to_micros(at), session_id),
+    )
+    return _get_session(conn, session_id)
+
+
+def _delete_session(conn: sqlite3.Connection, session_id: str, audit: AuditEvent) -> bool:
+    # Turns, tags, pins and shares go with the session through ON DELETE CASCADE.
+    deleted = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount
+    if deleted:
+        _insert_audit(conn, audit)
+    return bool(deleted)
+
+
+def _list_sessions(
+    conn: sqlite3.Connection,
+    scope: OwnerScope,
+    session_filter: SessionFilter,
+    after: SessionCursor | None,
+    limit: int,
+) -> list[Session]:
+    clauses = ["entity_id = ?", "owner_id = ?"]
+    params: list[Any] = [scope.entity_id, scope.owner_id]
+    if session_filter.archived is not None:
+        clauses.append("archived = ?")
+        params.append(int(session_filter.archived))
+    if session_filter.chat_app_ids:
+        clauses.append(f"chat_app_id IN ({', '.join('?' * len(session_filter.chat_app_ids))})")
+        params.extend(session_filter.chat_app_ids)
+    if session_filter.tag is not None:
+        clauses.append(
+            "EXISTS (SELECT 1 FROM session_tags t WHERE t.session_id = sessions.id AND t.tag = ?)"
+        )
+        params.append(session_filter.tag)
+    if after is not None:
+        clauses.append("(last_activity_at, id) < (?, ?)")
+        params.extend([to_micros(after.last_activity_at), after.session_id])
+    params.append(limit)
+    rows = conn.execute(
+        f"{_SESSION_SELECT} WHERE {' AND '.join(clauses)}"
+        " ORDER BY last_activity_at DESC, id DESC LIMIT ?",
+        params,
+    ).fetchall()
+    return [codec.session_from_row(r) for r in rows]
+
+
+def _get_turn(conn: sqlite3.Connection, turn_id: str) -> Turn | None:
+    row = conn.execute(f"{_TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
+    return None if row is None else codec.turn_from_row(row)
+
+
+def _list_turns(
+    conn: sqlite3.Connection,
+    session_id: str,
+    after_seq: int | None,
+    before_seq: int | None,
+    limit: int,
+    newest_first: bool,
+) -> list[Turn]:
+    clauses, params = ["session_id = ?"], [session_id]
+    if after_seq is not None:
+        clauses.append("seq > ?")
+        params.append(after_seq)
+    if before_seq is not None:
+        clauses.append("seq < ?")
+        params.append(before_seq)
+    order = "DESC" if newest_first else "ASC"
+    rows = conn.execute(
+        f"{_TURN_SELECT} WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [codec.turn_from_row(r) for r in rows]
+
+
+def _touch_session_of_turn(conn: sqlite3.Connection, turn_id: str, at: datetime) -> None:
+    conn.execute(
+        "UPDATE sessions SET updated_at = max(updated_at, ?)"
+        " WHERE id = (SELECT session_id FROM turns WHERE id = ?)",
+        (to_micros(at), turn_id),
+    )
+
+
+def _set_verification(
+    conn: sqlite3.Connection, turn_id: str, verification: Verification
+) -> Turn | None:
+    updated = conn.execute(
+        "UPDATE turns SET verification = ? WHERE id = ?",
+        (codec.verification_to_json(verification), turn_id),
+    ).rowcount
+    if not updated:
+        return None
+    _touch_session_of_turn(conn, turn_id, verification.verified_at)
+    return _get_turn(conn, turn_id)
+
+
+def _add_feedback(conn: sqlite3.Connection, turn_id: str, feedback: Feedback) -> Turn | None:
+    row = conn.execute("SELECT feedback FROM turns WHERE id = ?", (turn_id,)).fetchone()
+    if row is None:
+        return None
+    items = [
+        f
+        for f in codec.feedback_from_json(row[0])
+        if not (f.user_id == feedback.user_id and f.kind == feedback.kind)
+    ]
+    items.append(feedback)
+    conn.execute(
+        "UPDATE turns SET feedback = ? WHERE id = ?", (codec.feedback_to_json(items), turn_id)
+    )
+    _touch_session_of_turn(conn, turn_id, feedback.at)
+    return _get_turn(conn, turn_id)
+
+
+def _pin(conn: sqlite3.Connection, entity_id: str, pin: Pin) -> None:
+    conn.execute(
+        "INSERT INTO pins (entity_id, user_id, session_id, pinned_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (entity_id, pin.user_id, pin.session_id, to_micros(pin.pinned_at)),
+    )
+
+
+def _unpin(conn: sqlite3.Connection, entity_id: str, user_id: str, session_id: str) -> None:
+    conn.execute(
+        "DELETE FROM pins WHERE entity_id = ? AND user_id = ? AND session_id = ?",
+        (entity_id, user_id, session_id),
+    )
+
+
+def _pinned_session_ids(
+    conn: sqlite3.Connection, entity_id: str, user_id: str, session_ids: list[str]
+) -> set[str]:
+    rows = conn.execute(
+        "SELECT session_id FROM pins WHERE entity_id = ? AND user_id = ?"
+        f" AND session_id IN ({', '.join('?' * len(session_ids))})",
+        (entity_id, user_id, *session_ids),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _list_pinned(conn: sqlite3.Connection, entity_id: str, user_id: str, limit: int) -> list[Session]:
+    columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
+    rows = conn.execute(
+        f"SELECT {columns} FROM pins p JOIN sessions s ON s.id = p.session_id"
+        " WHERE p.entity_id = ? AND p.user_id = ? ORDER BY p.pinned_at DESC LIMIT ?",
+        (entity_id, user_id, limit),
+    ).fetchall()
+    return [codec.session_from_row(r) for r in rows]
+
+
+def _share_from_row(r: tuple) -> Share:
+    return Share(
+        id=r[0],
+        session_id=r[1],
+        entity_id=r[2],
+        grantee_kind=GranteeKind(r[3]),
+        grantee_id=r[4],
+        mode=ShareMode(r[5]),
+        created_by=r[6],
+        created_at=codec.from_micros(r[7]),
+        expires_at=codec.opt_datetime(r[8]),
+        revoked_at=codec.opt_datetime(r[9]),
+        token_hash=r[10],
+    )
+
+
+def _create_share(conn: sqlite3.Connection, share: Share, audit: AuditEvent) -> Share:
+    _require_session(conn, share.session_id)
+    conn.execute(
+        f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+        (
+            share.id,
+            share.session_id,
+            share.entity_id,
+            share.grantee_kind.value,
+            share.grantee_id,
+            share.mode.value,
+            share.created_by,
+            to_micros(share.created_at),
+            opt_micros(share.expires_at),
+            opt_micros(share.revoked_at),
+            share.token_hash,
+        ),
+    )
+    _insert_audit(conn, audit)
+    return share
+
+
+def _list_shares(conn: sqlite3.Connection, session_id: str) -> list[Share]:
+    rows = conn.execute(
+        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE session_id = ? ORDER BY created_at",
+        (session_id,),
+    ).fetchall()
+    return [_share_from_row(r) for r in rows]
+
+
+def _insert_audit(conn: sqlite3.Connection, event: AuditEvent) -> None:
+    conn.execute(
+        "INSERT INTO audit (id, entity_id, actor_id, action, target, at, details)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.entity_id,
+            event.actor_id,
+            event.action,
+            event.target,
+            to_micros(event.at),
+            codec.dump_json(event.details),
+        ),
+    )
+
+
+def _list_audit(
+    conn: sqlite3.Connection, entity_id: str, target: str | None, limit: int
+) -> list[AuditEvent]:
+    clauses, params = ["entity_id = ?"], [entity_id]
+    if target is not None:
+        clauses.append("target = ?")
+        params.append(target)
+    rows = conn.execute(
+        "SELECT id, entity_id, actor_id, action, target, at, details FROM audit"
+        f" WHERE {' AND '.join(clauses)} ORDER BY at DESC, rowid DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [
+        AuditEvent(
+            id=r[0],
+            entity_id=r[1],
+            actor_id=r[2],
+            action=r[3],
+            target=r[4],
+            at=codec.from_micros(r[5]),
+            details=codec.load_json(r[6]),
+        )
+        for r in rows
+    ]
