@@ -195,9 +195,11 @@ class SessionService:
             chat_app = self._chat_app(command.chat_app_id)
             author = self._owner_for(principal, command.on_behalf_of)
             session = self._new_session(principal, author, chat_app, None)
-            if not chat_app.settings.auto_generate_titles:
-                session.title = opening_words(text) or None
-                session.title_source = TitleSource.AUTO if session.title else TitleSource.PENDING
+            # The opening words stand in until a generated title replaces a PENDING one;
+            # with automatic titles off they are the title.
+            session.title = opening_words(text) or None
+            if session.title and not chat_app.settings.auto_generate_titles:
+                session.title_source = TitleSource.AUTO
             turn = NewTurn(
                 id=new_id(),
                 session_id=session.id,

@@ -1,0 +1,22 @@
+"""What every resolver gets in `info.context`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain.clock import Clock
+from ..domain.models import Principal
+from ..domain.sessions import SessionService
+
+
+@dataclass(slots=True)
+class Context:
+    principal: Principal | None
+    sessions: SessionService
+    clock: Clock
+    request_id: str
+
+    def require_principal(self) -> Principal:
+        # @auth has already refused anonymous calls; this only narrows the type.
+        assert self.principal is not None
+        return self.principal

@@ -1,0 +1,45 @@
+"""Assembles the schema from the resolver areas the server hands in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from graphql import GraphQLError
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.tools import merge_types
+
+from .directives import Auth
+
+
+def build_schema(
+    queries: Sequence[type],
+    mutations: Sequence[type],
+    extensions: Sequence[type[SchemaExtension] | SchemaExtension] = (),
+) -> strawberry.Schema:
+    query = merge_types("Query", tuple(queries))
+    mutation = merge_types("Mutation", tuple(mutations))
+    schema = _Schema(
+        query=query,
+        mutation=mutation,
+        extensions=list(extensions),
+        schema_directives=[Auth],
+    )
+    _require_auth_everywhere(schema)
+    return schema
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Strawberry logs every error here; ErrorCodes logs the unexpected ones instead."""
+
+
+def _require_auth_everywhere(schema: strawberry.Schema) -> None:
+    """No root field may be reachable without stating who it is for."""
+    for root in (schema.query, schema.mutation):
+        definition = root.__strawberry_definition__
+        for field in definition.fields:
+            if not any(isinstance(d, Auth) for d in field.directives):
+                raise TypeError(f"{definition.name}.{field.python_name} has no @auth directive.")

@@ -1,0 +1,21 @@
+"""GraphQL enums, exposing the domain's enums by name."""
+
+from __future__ import annotations
+
+import strawberry
+
+from ..domain import models
+from ..domain.dates import DateGroup as _DateGroup
+
+Role = strawberry.enum(models.Role, description="What a principal may do beyond its own sessions.")
+UserType = strawberry.enum(models.UserType)
+TitleSource = strawberry.enum(
+    models.TitleSource,
+    description="PENDING until a title exists; AUTO when generated; MANUAL when a person set it.",
+)
+SessionStatus = strawberry.enum(models.SessionStatus)
+TurnRole = strawberry.enum(models.TurnRole)
+ToolStatus = strawberry.enum(models.ToolStatus)
+Grade = strawberry.enum(models.Grade)
+FeedbackKind = strawberry.enum(models.FeedbackKind)
+DateGroup = strawberry.enum(_DateGroup, description="Where a session falls in a sidebar.")

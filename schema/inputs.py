@@ -1,0 +1,93 @@
+"""GraphQL input types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from .enums import FeedbackKind, Grade, ToolStatus, TurnRole
+
+
+@strawberry.input
+class CreateSessionInput:
+    chat_app_id: strawberry.ID
+    title: str | None = None
+    tags: list[str] | None = None
+    metadata: JSON | None = None
+    agent_context: JSON | None = strawberry.field(
+        default=None, description="System prompt, variables and memory the agent needs on resume."
+    )
+    on_behalf_of: strawberry.ID | None = strawberry.field(
+        default=None, description="For a service: the user of its entity who owns the session."
+    )
+
+
+@strawberry.input
+class SendMessageInput:
+    content: str
+    session_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Leave out to start a new session with this message."
+    )
+    chat_app_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Needed when there is no sessionId."
+    )
+    parts: JSON | None = None
+    metadata: JSON | None = None
+    on_behalf_of: strawberry.ID | None = None
+
+
+@strawberry.input
+class ToolInvocationInput:
+    name: str
+    id: strawberry.ID | None = None
+    input: JSON | None = None
+    output: JSON | None = None
+    status: ToolStatus = ToolStatus.SUCCEEDED
+    error: str | None = None
+    started_at: datetime | None = None
+    duration_ms: float | None = None
+
+
+@strawberry.input
+class TokenUsageInput:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+
+@strawberry.input
+class AppendTurnInput:
+    session_id: strawberry.ID
+    role: TurnRole = TurnRole.ASSISTANT
+    content: str = ""
+    parts: JSON | None = None
+    tool_invocations: list[ToolInvocationInput] | None = None
+    trace: JSON | None = None
+    insights: JSON | None = None
+    metadata: JSON | None = None
+    usage: TokenUsageInput | None = None
+    on_behalf_of: strawberry.ID | None = None
+
+
+@strawberry.input
+class VerificationInput:
+    grade: Grade
+    score: float | None = strawberry.field(default=None, description="Between 0 and 1.")
+    notes: str | None = None
+
+
+@strawberry.input
+class FeedbackInput:
+    kind: FeedbackKind
+    comment: str | None = None
+
+
+@strawberry.input
+class SessionFilter:
+    chat_app_ids: list[strawberry.ID] | None = None
+    archived: bool | None = strawberry.field(
+        default=False, description="false (default): active only; true: archived only; null: both."
+    )
+    tag: str | None = None

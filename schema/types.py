@@ -1,0 +1,375 @@
+"""GraphQL object types. Built from domain objects; fields that need data beyond the
+object itself (a session's turns, its LLM context) delegate to the services in the
+request context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from ..domain import models
+from ..domain.context import AgentContext as DomainAgentContext
+from ..domain.pagination import decode_turn_cursor, encode_turn_cursor
+from ..domain.sessions import SessionView
+from .enums import (
+    DateGroup,
+    FeedbackKind,
+    Grade,
+    Role,
+    SessionStatus,
+    TitleSource,
+    ToolStatus,
+    TurnRole,
+    UserType,
+)
+
+
+@strawberry.type(description="Who is calling, as the token says.")
+class Principal:
+    user_id: strawberry.ID
+    entity_id: strawberry.ID
+    user_type: UserType
+    roles: list[Role]
+    time_zone: str | None
+
+    @classmethod
+    def of(cls, p: models.Principal) -> Principal:
+        return cls(
+            user_id=strawberry.ID(p.user_id),
+            entity_id=strawberry.ID(p.entity_id),
+            user_type=p.user_type,
+            roles=sorted(p.roles, key=lambda r: r.name),
+            time_zone=p.time_zone,
+        )
+
+
+@strawberry.type
+class SessionSettings:
+    auto_generate_titles: bool
+    allow_sharing: bool
+    allow_external_sharing: bool
+    allow_pinning: bool
+    max_session_history: int = strawberry.field(description="Most turns a session may hold.")
+    retention_days: int
+
+
+@strawberry.type
+class ChatApp:
+    id: strawberry.ID
+    name: str
+    description: str
+    settings: SessionSettings
+
+    @classmethod
+    def of(cls, app: models.ChatApp) -> ChatApp:
+        s = app.settings
+        return cls(
+            id=strawberry.ID(app.id),
+            name=app.name,
+            description=app.description,
+            settings=SessionSettings(
+                auto_generate_titles=s.auto_generate_titles,
+                allow_sharing=s.allow_sharing,
+                allow_external_sharing=s.allow_external_sharing,
+                allow_pinning=s.allow_pinning,
+                max_session_history=s.max_session_history,
+                retention_days=s.retention_days,
+            ),
+        )
+
+
+@strawberry.type
+class TokenUsage:
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+    @classmethod
+    def of(cls, u: models.TokenUsage) -> TokenUsage:
+        return cls(input_tokens=u.input_tokens, output_tokens=u.output_tokens, cost=u.cost)
+
+
+@strawberry.type
+class ToolInvocation:
+    id: strawberry.ID
+    name: str
+    input: JSON | None
+    output: JSON | None
+    status: ToolStatus
+    error: str | None
+    started_at: datetime | None
+    duration_ms: float | None
+
+
+@strawberry.type
+class Verification:
+    grade: Grade
+    score: float | None
+    notes: str | None
+    verified_at: datetime
+    verified_by: strawberry.ID
+
+
+@strawberry.type
+class Feedback:
+    user_id: strawberry.ID
+    kind: FeedbackKind
+    comment: str | None
+    at: datetime
+
+
+@strawberry.type
+class Turn:
+    id: strawberry.ID
+    session_id: strawberry.ID
+    seq: int
+    role: TurnRole
+    author_id: strawberry.ID
+    content: str
+    parts: JSON | None
+    tool_invocations: list[ToolInvocation]
+    trace: JSON | None
+    verification: Verification | None
+    feedback: list[Feedback]
+    insights: JSON | None
+    metadata: JSON | None
+    usage: TokenUsage
+    created_at: datetime
+
+    @classmethod
+    def of(cls, t: models.Turn) -> Turn:
+        v = t.verification
+        return cls(
+            id=strawberry.ID(t.id),
+            session_id=strawberry.ID(t.session_id),
+            seq=t.seq,
+            role=t.role,
+            author_id=strawberry.ID(t.author_id),
+            content=t.content,
+            parts=t.parts,
+            tool_invocations=[
+                ToolInvocation(
+                    id=strawberry.ID(i.id),
+                    name=i.name,
+                    input=i.input,
+                    output=i.output,
+                    status=i.status,
+                    error=i.error,
+                    started_at=i.started_at,
+                    duration_ms=i.duration_ms,
+                )
+                for i in t.tool_invocations
+            ],
+            trace=t.trace,
+            verification=None
+            if v is None
+            else Verification(
+                grade=v.grade,
+                score=v.score,
+                notes=v.notes,
+                verified_at=v.verified_at,
+                verified_by=strawberry.ID(v.verified_by),
+            ),
+            feedback=[
+                Feedback(user_id=strawberry.ID(f.user_id), kind=f.kind, comment=f.comment, at=f.at)
+                for f in t.feedback
+            ],
+            insights=t.insights,
+            metadata=t.metadata,
+            usage=TokenUsage.of(t.usage),
+            created_at=t.created_at,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class TurnEdge:
+    cursor: str
+    node: Turn
+
+
+@strawberry.type
+class TurnConnection:
+    edges: list[TurnEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Turns in the whole session.")
+
+    @strawberry.field(description="The nodes of `edges`, oldest first.")
+    def nodes(self) -> list[Turn]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.type
+class ToolCall:
+    id: strawberry.ID
+    name: str
+    arguments: str = strawberry.field(description="The tool input as a JSON string.")
+
+
+@strawberry.type(description="One message of an LLM chat-completions request.")
+class ContextMessage:
+    role: str
+    content: str
+    tool_calls: list[ToolCall]
+    tool_call_id: str | None
+    name: str | None
+    seq: int | None = strawberry.field(description="The turn this message comes from.")
+
+
+@strawberry.type(description="What an agent needs to resume the session.")
+class AgentContext:
+    messages: list[ContextMessage]
+    system_prompt: str | None
+    variables: JSON | None
+    turn_count: int
+    included_turns: int
+    truncated: bool = strawberry.field(description="True when older turns were left out.")
+
+    @classmethod
+    def of(cls, c: DomainAgentContext) -> AgentContext:
+        return cls(
+            messages=[
+                ContextMessage(
+                    role=m.role,
+                    content=m.content,
+                    tool_calls=[
+                        ToolCall(id=strawberry.ID(t.id), name=t.name, arguments=t.arguments)
+                        for t in m.tool_calls
+                    ],
+                    tool_call_id=m.tool_call_id,
+                    name=m.name,
+                    seq=m.seq,
+                )
+                for m in c.messages
+            ],
+            system_prompt=c.system_prompt,
+            variables=c.variables,
+            turn_count=c.turn_count,
+            included_turns=c.included_turns,
+            truncated=c.truncated,
+        )
+
+
+@strawberry.type
+class Session:
+    view: strawberry.Private[SessionView]
+    id: strawberry.ID
+    chat_app_id: strawberry.ID
+    owner_id: strawberry.ID
+    title: str = strawberry.field(description="The title, or 'Untitled' while there is none.")
+    title_source: TitleSource
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+    turn_count: int
+    archived: bool
+    archived_at: datetime | None
+    pinned: bool = strawberry.field(description="Pinned by the caller (pins are per user).")
+    tags: list[str]
+    participants: list[strawberry.ID]
+    status: SessionStatus
+    template_id: strawberry.ID | None
+    agent_context: JSON | None
+    metadata: JSON | None
+    expires_at: datetime | None
+    usage: TokenUsage
+
+    @classmethod
+    def of(cls, view: SessionView) -> Session:
+        s = view.session
+        return cls(
+            view=view,
+            id=strawberry.ID(s.id),
+            chat_app_id=strawberry.ID(s.chat_app_id),
+            owner_id=strawberry.ID(s.owner_id),
+            title=s.title or "Untitled",
+            title_source=s.title_source,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+            last_activity_at=s.last_activity_at,
+            turn_count=s.turn_count,
+            archived=s.archived_at is not None,
+            archived_at=s.archived_at,
+            pinned=view.pinned,
+            tags=list(s.tags),
+            participants=[strawberry.ID(p) for p in s.participants],
+            status=s.status,
+            template_id=strawberry.ID(s.template_id) if s.template_id else None,
+            agent_context=s.agent_context,
+            metadata=s.metadata,
+            expires_at=s.expires_at,
+            usage=TokenUsage.of(s.usage),
+        )
+
+    @strawberry.field
+    def chat_app(self) -> ChatApp | None:
+        return ChatApp.of(self.view.chat_app) if self.view.chat_app else None
+
+    @strawberry.field(
+        description=(
+            "Turns in seq order. `last`/`before` page backwards from the newest turn (the "
+            "default, 50 at a time); `first`/`after` page forwards from the oldest."
+        )
+    )
+    async def turns(
+        self,
+        info: Info,
+        last: int | None = None,
+        before: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> TurnConnection:
+        page = await info.context.sessions.turns(
+            self.view,
+            first=first,
+            after_seq=decode_turn_cursor(after) if after else None,
+            last=last,
+            before_seq=decode_turn_cursor(before) if before else None,
+        )
+        edges = [TurnEdge(cursor=encode_turn_cursor(t.seq), node=Turn.of(t)) for t in page.turns]
+        return TurnConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_more_after,
+                has_previous_page=page.has_more_before,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=self.view.session.turn_count,
+        )
+
+    @strawberry.field(
+        description="The history as LLM-ready messages, at most the chat app's maxSessionHistory."
+    )
+    async def context(self, info: Info, max_turns: int | None = None) -> AgentContext:
+        return AgentContext.of(await info.context.sessions.context(self.view, max_turns))
+
+
+@strawberry.type
+class SessionEdge:
+    cursor: str
+    node: Session
+    date_group: DateGroup
+
+
+@strawberry.type
+class SessionConnection:
+    edges: list[SessionEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class SendMessagePayload:
+    session: Session
+    turn: Turn
+    created_session: bool = strawberry.field(description="True when this message started it.")

@@ -1,0 +1,116 @@
+"""The composition root: builds the store, broker, services and schema, and the app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__
+from ..auth.tokens import TokenVerifier
+from ..domain.chat_apps import ChatAppRegistry
+from ..domain.clock import Clock, SystemClock
+from ..domain.errors import StoreUnavailable
+from ..domain.sessions import SessionService
+from ..domain.validation import Limits
+from ..realtime.memory import InProcessBroker
+from ..resolvers.sessions import SessionMutations, SessionQueries
+from ..resolvers.turns import TurnMutations
+from ..schema.build import build_schema
+from ..storage.protocol import Store
+from ..storage.sqlite.store import SqliteStore
+from .chat_apps import load_chat_apps
+from .error_codes import ErrorCodes
+from .graphql_http import GraphQLHTTP
+from .logging import configure_logging
+from .settings import Settings, load_settings, token_config
+
+log = structlog.get_logger("sessionhub.server")
+
+GRAPHIQL_DIR = Path(str(resources.files("sessionhub.server") / "static" / "graphiql"))
+
+
+@dataclass(slots=True)
+class Components:
+    settings: Settings
+    store: Store
+    broker: InProcessBroker
+    sessions: SessionService
+    clock: Clock
+
+
+def build_store(settings: Settings) -> Store:
+    return SqliteStore(
+        settings.sqlite_path,
+        readers=settings.sqlite_readers,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    clock = clock or SystemClock()
+    chat_apps = ChatAppRegistry(load_chat_apps(settings.chat_apps_file))
+    verifier = TokenVerifier(token_config(settings))
+    store = build_store(settings)
+    broker = InProcessBroker()
+    limits = Limits(
+        max_content_chars=settings.max_content_chars, max_title_chars=settings.max_title_chars
+    )
+    sessions = SessionService(store, chat_apps, broker, clock, limits)
+    components = Components(settings, store, broker, sessions, clock)
+    schema = build_schema(
+        queries=[SessionQueries],
+        mutations=[SessionMutations, TurnMutations],
+        extensions=[ErrorCodes],
+    )
+    graphiql_page = (
+        (lambda: FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html"))
+        if settings.graphiql
+        else None
+    )
+    endpoint = GraphQLHTTP(schema, verifier, sessions, clock, graphiql_page)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        log.info(
+            "server.started",
+            version=__version__,
+            database=settings.database_url,
+            chat_apps=[a.id for a in chat_apps.all()],
+            graphiql=settings.graphiql,
+        )
+        try:
+            yield
+        finally:
+            await broker.close()
+            await store.close()
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await store.ping()
+        except StoreUnavailable as exc:
+            return JSONResponse({"status": "unavailable", "store": exc.message}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__, "store": "sqlite"})
+
+    routes = [
+        Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if settings.graphiql:
+        routes.append(Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR)))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.components = components
+    app.state.schema = schema
+    return app

@@ -1,0 +1,70 @@
+"""Reads the chat apps file (TOML) into validated ChatApp objects."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..domain.models import ChatApp, SessionSettings
+from .errors import SettingsError
+
+
+class _SettingsModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    auto_generate_titles: bool = True
+    allow_sharing: bool = False
+    allow_external_sharing: bool = False
+    allow_pinning: bool = True
+    max_session_history: int = Field(500, ge=1, le=100_000)
+    retention_days: int = Field(90, ge=1, le=36_500)
+
+
+class _ChatAppModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    settings: _SettingsModel = _SettingsModel()
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
+            raise ValueError("use lowercase letters, digits, '-' and '_' (at most 64)")
+        return value
+
+
+class _FileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chat_apps: list[_ChatAppModel] = Field(min_length=1)
+
+
+def load_chat_apps(path: Path) -> list[ChatApp]:
+    try:
+        raw = tomllib.loads(path.read_text())
+        parsed = _FileModel.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"SESSIONHUB_CHAT_APPS_FILE: cannot read {path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"SESSIONHUB_CHAT_APPS_FILE: {path} is invalid: {problems}") from exc
+    ids = [app.id for app in parsed.chat_apps]
+    if len(set(ids)) != len(ids):
+        raise SettingsError(f"SESSIONHUB_CHAT_APPS_FILE: {path} repeats a chat app id.")
+    return [
+        ChatApp(
+            id=app.id,
+            name=app.name,
+            description=app.description,
+            settings=SessionSettings(**app.settings.model_dump()),
+        )
+        for app in parsed.chat_apps
+    ]

@@ -1,0 +1,96 @@
+"""`sessionhub serve` and `sessionhub token`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ..auth.tokens import TokenIssuer
+from ..domain.models import Role, UserType
+from .errors import SettingsError
+from .settings import load_settings, token_config
+
+cli = typer.Typer(help="sessionhub: keeps the conversations of AI chat apps.", no_args_is_help=True)
+
+
+def _settings_or_exit(**overrides: object):
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (SESSIONHUB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (SESSIONHUB_PORT).")] = None,
+) -> None:
+    """Start the GraphQL server under uvicorn."""
+    import uvicorn
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = _settings_or_exit(**overrides)
+    from .app import create_app
+
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(
+        f"sessionhub on http://{settings.host}:{settings.port}/graphql "
+        f"(store: {settings.database_url})",
+        err=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        lifespan="on",
+    )
+
+
+@cli.command()
+def token(
+    user: Annotated[str, typer.Option(help="User id (the `sub` claim).")],
+    entity: Annotated[str, typer.Option(help="Entity (organisation) id.")],
+    roles: Annotated[
+        str, typer.Option(help="Comma-separated: user, entity-admin, auditor, admin, service.")
+    ] = "user",
+    external: Annotated[bool, typer.Option(help="Mark the user EXTERNAL to the entity.")] = False,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 3600,
+    tz: Annotated[str | None, typer.Option(help="IANA time zone for date groups.")] = None,
+) -> None:
+    """Print a signed JWT for development."""
+    settings = _settings_or_exit()
+    try:
+        parsed_roles = [Role(r.strip()) for r in roles.split(",") if r.strip()]
+    except ValueError as exc:
+        typer.echo(f"--roles: {exc}; known: {', '.join(r.value for r in Role)}", err=True)
+        raise typer.Exit(2) from exc
+    config = token_config(settings)
+    if config.signing_key is None:
+        typer.echo(
+            "RS256 is configured: set SESSIONHUB_JWT_PRIVATE_KEY_FILE to sign tokens.", err=True
+        )
+        raise typer.Exit(2)
+    issuer = TokenIssuer(config)
+    typer.echo(
+        issuer.issue(
+            user,
+            entity,
+            parsed_roles,
+            user_type=UserType.EXTERNAL if external else UserType.INTERNAL,
+            ttl_seconds=ttl,
+            time_zone=tz,
+        )
+    )
+
+
+def main() -> None:
+    sys.exit(cli())

@@ -1,0 +1,186 @@
+"""GraphQL over HTTP at /graphql (GET and POST), after the GraphQL-over-HTTP spec.
+
+Written on Starlette directly rather than through Strawberry's view so that every
+failure of the request itself (no token, a body that is not JSON, a mutation over GET)
+answers with a coded GraphQL error, and the body is parsed and written with orjson.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import structlog
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry import Schema
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+from ..auth.tokens import TokenVerifier
+from ..domain.clock import Clock, new_id
+from ..domain.errors import Unauthenticated
+from ..domain.sessions import SessionService
+from ..resolvers.context import Context
+from .error_codes import BAD_USER_INPUT
+
+log = structlog.get_logger("sessionhub.http")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class RequestProblem(Exception):
+    def __init__(self, status: int, message: str, code: str = BAD_USER_INPUT) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+class GraphQLHTTP:
+    def __init__(
+        self,
+        schema: Schema,
+        verifier: TokenVerifier,
+        sessions: SessionService,
+        clock: Clock,
+        graphiql_page: Callable[[], Response] | None,
+    ) -> None:
+        self._schema = schema
+        self._verifier = verifier
+        self._sessions = sessions
+        self._clock = clock
+        self._graphiql_page = graphiql_page
+
+    async def handle(self, request: Request) -> Response:
+        request_id = request.headers.get("x-request-id") or new_id()
+        media_type = _response_media_type(request)
+        if (
+            request.method == "GET"
+            and self._graphiql_page is not None
+            and "query" not in request.query_params
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            return self._graphiql_page()
+        try:
+            query, variables, operation_name = await _read_operation(request)
+            principal = self._verifier.principal_from_header(request.headers.get("authorization"))
+        except RequestProblem as problem:
+            return _error_response(problem.status, problem.message, problem.code, media_type, request_id)
+        except Unauthenticated as exc:
+            response = _error_response(401, exc.message, exc.code, media_type, request_id)
+            response.headers["www-authenticate"] = 'Bearer realm="sessionhub"'
+            return response
+
+        context = Context(
+            principal=principal, sessions=self._sessions, clock=self._clock, request_id=request_id
+        )
+        allowed = (
+            {OperationType.QUERY}
+            if request.method == "GET"
+            else {OperationType.QUERY, OperationType.MUTATION}
+        )
+        try:
+            result = await self._schema.execute(
+                query,
+                variable_values=variables,
+                context_value=context,
+                operation_name=operation_name,
+                allowed_operation_types=allowed,
+            )
+        except MissingQueryError:
+            return _error_response(400, "The request has no query.", BAD_USER_INPUT, media_type, request_id)
+        except CannotGetOperationTypeError:
+            message = (
+                f"The document has no operation named {operation_name!r}."
+                if operation_name
+                else "The document holds several operations; name one in 'operationName'."
+            )
+            return _error_response(400, message, BAD_USER_INPUT, media_type, request_id)
+        except InvalidOperationTypeError as exc:
+            return _error_response(
+                405,
+                f"A {exc.operation_type.value} cannot be sent with GET; use POST.",
+                BAD_USER_INPUT,
+                media_type,
+                request_id,
+                headers={"allow": "POST"},
+            )
+
+        payload: dict[str, Any] = {}
+        if result.errors:
+            payload["errors"] = [e.formatted for e in result.errors]
+        payload["data"] = result.data
+        # Spec: with graphql-response+json, a request that never reached execution is a 400.
+        status = 400 if media_type == GRAPHQL_RESPONSE and result.data is None else 200
+        return Response(
+            orjson.dumps(payload),
+            status_code=status,
+            media_type=media_type,
+            headers={"x-request-id": request_id},
+        )
+
+
+def _response_media_type(request: Request) -> str:
+    """graphql-response+json when the client asks for it; plain JSON for everyone else,
+    as the spec asks of servers during the transition."""
+    if GRAPHQL_RESPONSE in request.headers.get("accept", ""):
+        return GRAPHQL_RESPONSE
+    return JSON
+
+
+async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+    if request.method == "GET":
+        params = request.query_params
+        raw_variables = params.get("variables")
+        try:
+            variables = orjson.loads(raw_variables) if raw_variables else None
+        except orjson.JSONDecodeError as exc:
+            raise RequestProblem(400, f"The 'variables' parameter is not valid JSON: {exc}.") from exc
+        return _operation(params.get("query"), variables, params.get("operationName"))
+
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise RequestProblem(415, "Send the operation as JSON with 'Content-Type: application/json'.")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestProblem(413, f"The request body exceeds {MAX_BODY_BYTES // 1024 // 1024} MiB.")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestProblem(400, f"The request body is not valid JSON: {exc}.") from exc
+    if not isinstance(document, dict):
+        raise RequestProblem(400, "The request body must be a JSON object with a 'query'.")
+    return _operation(document.get("query"), document.get("variables"), document.get("operationName"))
+
+
+def _operation(
+    query: Any, variables: Any, operation_name: Any
+) -> tuple[str, dict[str, Any] | None, str | None]:
+    if not isinstance(query, str) or not query.strip():
+        raise RequestProblem(400, "The request has no 'query' string.")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestProblem(400, "'variables' must be a JSON object.")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestProblem(400, "'operationName' must be a string.")
+    return query, variables, operation_name
+
+
+def _error_response(
+    status: int,
+    message: str,
+    code: str,
+    media_type: str,
+    request_id: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    error = GraphQLError(message, extensions={"code": code})
+    return Response(
+        orjson.dumps({"errors": [error.formatted]}),
+        status_code=status,
+        media_type=media_type,
+        headers={"x-request-id": request_id, **(headers or {})},
+    )
