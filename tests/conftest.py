@@ -1,0 +1,89 @@
+"""Fixtures shared by every test package: settings on a temporary SQLite file, tokens,
+and an API client that runs the real app (lifespan included) in process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from sessionhub.auth.tokens import TokenIssuer
+from sessionhub.domain.models import Role, UserType
+from sessionhub.server.app import create_app
+from sessionhub.server.settings import Settings, load_settings, token_config
+
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'sessionhub.db'}",
+            "jwt_secret": TEST_SECRET,
+            "dev_secret_file": tmp_path / "dev-secret",
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+class Api:
+    """A GraphQL client for tests: `api.as_("alice", "acme").query(...)`."""
+
+    def __init__(self, client: TestClient, issuer: TokenIssuer) -> None:
+        self.client = client
+        self.issuer = issuer
+
+    def token(
+        self,
+        user: str,
+        entity: str,
+        roles: tuple[Role, ...] = (Role.USER,),
+        user_type: UserType = UserType.INTERNAL,
+        tz: str | None = None,
+    ) -> str:
+        return self.issuer.issue(user, entity, roles, user_type=user_type, time_zone=tz)
+
+    def as_(self, user: str, entity: str, *roles: Role, **kwargs: Any) -> Caller:
+        return Caller(self.client, self.token(user, entity, roles or (Role.USER,), **kwargs))
+
+
+class Caller:
+    def __init__(self, client: TestClient, token: str | None) -> None:
+        self.client = client
+        self.token = token
+
+    def post(self, query: str, variables: dict | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        return response.json()
+
+    def ok(self, query: str, variables: dict | None = None) -> dict:
+        """The data of a request that must succeed."""
+        body = self.post(query, variables)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def error_code(self, query: str, variables: dict | None = None) -> str:
+        """The code of the first error of a request that must fail."""
+        body = self.post(query, variables)
+        assert body.get("errors"), f"expected an error, got {body}"
+        return body["errors"][0]["extensions"]["code"]
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[Api]:
+    with TestClient(create_app(settings)) as client:
+        yield Api(client, TokenIssuer(token_config(settings)))

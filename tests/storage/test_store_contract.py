@@ -1,0 +1,365 @@
+"""The Store contract: what every backend must do, written against the protocol only."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sessionhub.domain.clock import new_id
+from sessionhub.domain.errors import LimitExceeded, NotFound
+from sessionhub.domain.models import (
+    AuditEvent,
+    Feedback,
+    FeedbackKind,
+    Grade,
+    GranteeKind,
+    NewTurn,
+    OwnerScope,
+    Pin,
+    Session,
+    SessionCursor,
+    SessionFilter,
+    SessionStatus,
+    Share,
+    ShareMode,
+    TitleSource,
+    TokenUsage,
+    ToolInvocation,
+    ToolStatus,
+    TurnRole,
+    Verification,
+)
+from sessionhub.storage.protocol import Store
+
+T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def make_session(
+    *, entity: str = "acme", owner: str = "alice", app: str = "support", at: datetime = T0, **kw
+) -> Session:
+    return Session(
+        id=kw.pop("id", new_id()),
+        entity_id=entity,
+        chat_app_id=app,
+        owner_id=owner,
+        title=kw.pop("title", "A session"),
+        title_source=kw.pop("title_source", TitleSource.MANUAL),
+        created_at=at,
+        updated_at=at,
+        last_activity_at=at,
+        participants=[owner],
+        status=SessionStatus.ACTIVE,
+        **kw,
+    )
+
+
+def make_turn(session_id: str, *, author: str = "alice", at: datetime = T0, **kw) -> NewTurn:
+    return NewTurn(
+        id=kw.pop("id", new_id()),
+        session_id=session_id,
+        role=kw.pop("role", TurnRole.USER),
+        author_id=author,
+        content=kw.pop("content", "hello"),
+        created_at=at,
+        **kw,
+    )
+
+
+def audit_event(action: str = "session.deleted", target: str = "session:x") -> AuditEvent:
+    return AuditEvent(new_id(), "acme", "alice", action, target, T0, {"n": 1})
+
+
+async def test_a_session_reads_back_as_written(store: Store) -> None:
+    session = make_session(
+        tags=["billing", "urgent"],
+        agent_context={"systemPrompt": "Be brief", "variables": {"plan": "pro"}},
+        metadata={"source": "web", "nested": [1, 2.5, None, True]},
+        expires_at=T0 + timedelta(days=90),
+        template_id="tpl-1",
+        archived_at=T0 + timedelta(hours=1),
+        usage=TokenUsage(10, 20, 0.5),
+    )
+    await store.create_session(session, None, 10)
+    assert await store.get_session(session.id) == session
+
+
+async def test_unknown_session_is_none(store: Store) -> None:
+    assert await store.get_session("no-such-session") is None
+
+
+async def test_a_turn_reads_back_equal_field_by_field(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    new = make_turn(
+        session.id,
+        role=TurnRole.ASSISTANT,
+        content="Here is what I found: ünïcödé ✓ and emoji 🚀",
+        parts=[{"type": "text", "text": "Here"}, {"type": "image", "url": "file:///x.png"}],
+        tool_invocations=[
+            ToolInvocation(
+                id="call-1",
+                name="search_kb",
+                input={"query": "reset password", "limit": 5},
+                output={"hits": [{"id": 1, "score": 0.93}]},
+                status=ToolStatus.SUCCEEDED,
+                error=None,
+                started_at=T0 - timedelta(milliseconds=250),
+                duration_ms=212.5,
+            ),
+            ToolInvocation(
+                id="call-2",
+                name="send_email",
+                input={"to": "x"},
+                output=None,
+                status=ToolStatus.FAILED,
+                error="SMTP timeout",
+                started_at=T0,
+                duration_ms=3000.0,
+            ),
+        ],
+        trace={"steps": [{"thought": "look it up", "ms": 12}]},
+        insights={"intent": "password_reset", "sentiment": -0.2},
+        metadata={"model": "gpt-x", "temperature": 0.2},
+        usage=TokenUsage(input_tokens=1200, output_tokens=340, cost=0.0123),
+    )
+    turn, _ = await store.append_turn(new, 10)
+    assert turn.seq == 1
+    read = await store.get_turn(new.id)
+    assert read == turn
+    assert read.tool_invocations[1].error == "SMTP timeout"
+    assert read.created_at == T0
+
+
+async def test_first_turn_is_created_with_its_session_atomically(store: Store) -> None:
+    session = make_session()
+    stored, turn = await store.create_session(session, make_turn(session.id), 10)
+    assert turn is not None and turn.seq == 1
+    assert stored.turn_count == 1
+
+
+async def test_a_failed_session_insert_leaves_nothing(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    duplicate = make_session(id=session.id, owner="bob")
+    with pytest.raises(Exception):
+        await store.create_session(duplicate, make_turn(session.id, content="lost?"), 10)
+    assert (await store.get_session(session.id)).owner_id == "alice"
+    assert await store.list_turns(session.id, limit=10) == []
+
+
+async def test_seq_counts_up_without_gaps_under_concurrent_appends(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 1000)
+    turns = await asyncio.gather(
+        *(store.append_turn(make_turn(session.id, content=f"m{i}"), 1000) for i in range(60))
+    )
+    assert sorted(t.seq for t, _ in turns) == list(range(1, 61))
+    stored = await store.list_turns(session.id, limit=100)
+    assert [t.seq for t in stored] == list(range(1, 61))
+    assert (await store.get_session(session.id)).turn_count == 60
+
+
+async def test_appending_past_the_history_limit_stores_nothing(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 2)
+    await store.append_turn(make_turn(session.id), 2)
+    await store.append_turn(make_turn(session.id), 2)
+    with pytest.raises(LimitExceeded):
+        await store.append_turn(make_turn(session.id, content="third"), 2)
+    assert [t.content for t in await store.list_turns(session.id, limit=10)] == ["hello", "hello"]
+    assert (await store.get_session(session.id)).turn_count == 2
+
+
+async def test_appending_to_a_missing_session_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.append_turn(make_turn("missing"), 10)
+
+
+async def test_append_updates_activity_usage_and_participants(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    later = T0 + timedelta(minutes=5)
+    _, updated = await store.append_turn(
+        make_turn(session.id, author="bob", at=later, usage=TokenUsage(5, 7, 0.25)), 10
+    )
+    assert updated.last_activity_at == later
+    assert updated.participants == ["alice", "bob"]
+    assert updated.usage == TokenUsage(5, 7, 0.25)
+
+
+async def test_turn_pages_forwards_and_backwards(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 100)
+    for i in range(10):
+        await store.append_turn(make_turn(session.id, content=f"m{i + 1}"), 100)
+    newest = await store.list_turns(session.id, limit=3, newest_first=True)
+    assert [t.seq for t in newest] == [10, 9, 8]
+    older = await store.list_turns(session.id, before_seq=8, limit=3, newest_first=True)
+    assert [t.seq for t in older] == [7, 6, 5]
+    forward = await store.list_turns(session.id, after_seq=7, limit=5)
+    assert [t.seq for t in forward] == [8, 9, 10]
+
+
+async def test_rename_manual_wins_over_auto(store: Store) -> None:
+    session = make_session(title=None, title_source=TitleSource.PENDING)
+    await store.create_session(session, None, 10)
+    auto = await store.rename_session(session.id, "Router setup", TitleSource.AUTO, T0)
+    assert (auto.title, auto.title_source) == ("Router setup", TitleSource.AUTO)
+    manual = await store.rename_session(session.id, "My router", TitleSource.MANUAL, T0)
+    assert manual.title_source is TitleSource.MANUAL
+    after_auto = await store.rename_session(session.id, "Something else", TitleSource.AUTO, T0)
+    assert after_auto.title == "My router"
+    assert await store.rename_session("missing", "x", TitleSource.MANUAL, T0) is None
+
+
+async def test_verification_and_feedback(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    turn, _ = await store.append_turn(make_turn(session.id, role=TurnRole.ASSISTANT), 10)
+    verification = Verification(Grade.B, 0.8, "mostly right", T0, "grader")
+    graded = await store.set_verification(turn.id, verification)
+    assert graded.verification == verification
+    first = Feedback("bob", FeedbackKind.THUMBS_DOWN, "wrong", T0)
+    await store.add_feedback(turn.id, first)
+    await store.add_feedback(turn.id, Feedback("carol", FeedbackKind.HALLUCINATION, None, T0))
+    replaced = await store.add_feedback(
+        turn.id, Feedback("bob", FeedbackKind.THUMBS_DOWN, "really wrong", T0)
+    )
+    assert [(f.user_id, f.comment) for f in replaced.feedback] == [
+        ("carol", None),
+        ("bob", "really wrong"),
+    ]
+    assert await store.set_verification("missing", verification) is None
+    assert await store.add_feedback("missing", first) is None
+
+
+async def test_listing_is_scoped_ordered_and_keyset_paginated(store: Store) -> None:
+    ids = []
+    for i in range(7):
+        s = make_session(at=T0 + timedelta(minutes=i))
+        ids.append(s.id)
+        await store.create_session(s, None, 10)
+    await store.create_session(make_session(owner="bob"), None, 10)
+    await store.create_session(make_session(entity="globex"), None, 10)
+    scope = OwnerScope("acme", "alice")
+    first = await store.list_sessions(scope, SessionFilter(), None, 3)
+    assert [s.id for s in first] == ids[::-1][:3]
+    cursor = SessionCursor(first[-1].last_activity_at, first[-1].id)
+    # A session that arrives between pages lands before page one, not in page two.
+    await store.create_session(make_session(at=T0 + timedelta(hours=1)), None, 10)
+    second = await store.list_sessions(scope, SessionFilter(), cursor, 10)
+    assert [s.id for s in second] == ids[::-1][3:]
+    assert all(s.owner_id == "alice" and s.entity_id == "acme" for s in first + second)
+
+
+async def test_listing_with_equal_activity_times_breaks_ties_by_id(store: Store) -> None:
+    made = [make_session() for _ in range(5)]
+    for s in made:
+        await store.create_session(s, None, 10)
+    scope = OwnerScope("acme", "alice")
+    seen = []
+    cursor = None
+    while True:
+        page = await store.list_sessions(scope, SessionFilter(), cursor, 2)
+        if not page:
+            break
+        seen += [s.id for s in page]
+        cursor = SessionCursor(page[-1].last_activity_at, page[-1].id)
+    assert seen == sorted((s.id for s in made), reverse=True)
+
+
+async def test_listing_filters(store: Store) -> None:
+    plain = make_session()
+    tagged = make_session(tags=["vip"], app="knowledge")
+    archived = make_session(archived_at=T0)
+    for s in (plain, tagged, archived):
+        await store.create_session(s, None, 10)
+    scope = OwnerScope("acme", "alice")
+
+    async def ids(f: SessionFilter) -> set[str]:
+        return {s.id for s in await store.list_sessions(scope, f, None, 50)}
+
+    assert await ids(SessionFilter()) == {plain.id, tagged.id}
+    assert await ids(SessionFilter(archived=True)) == {archived.id}
+    assert await ids(SessionFilter(archived=None)) == {plain.id, tagged.id, archived.id}
+    assert await ids(SessionFilter(tag="vip")) == {tagged.id}
+    assert await ids(SessionFilter(chat_app_ids=("knowledge",))) == {tagged.id}
+    assert await ids(SessionFilter(chat_app_ids=("support", "knowledge"))) == {plain.id, tagged.id}
+
+
+async def test_archive_and_unarchive(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    archived = await store.set_archived(session.id, T0, T0)
+    assert archived.archived_at == T0
+    restored = await store.set_archived(session.id, None, T0)
+    assert restored.archived_at is None
+
+
+async def test_pins_are_per_user_and_idempotent(store: Store) -> None:
+    a, b = make_session(), make_session()
+    for s in (a, b):
+        await store.create_session(s, None, 10)
+    await store.pin("acme", Pin("alice", a.id, T0))
+    await store.pin("acme", Pin("alice", b.id, T0 + timedelta(seconds=1)))
+    await store.pin("acme", Pin("alice", a.id, T0 + timedelta(seconds=5)))
+    await store.pin("acme", Pin("bob", a.id, T0))
+    assert [s.id for s in await store.list_pinned("acme", "alice", 10)] == [b.id, a.id]
+    assert await store.pinned_session_ids("acme", "alice", [a.id, b.id]) == {a.id, b.id}
+    assert await store.pinned_session_ids("globex", "alice", [a.id, b.id]) == set()
+    await store.unpin("acme", "alice", b.id)
+    assert [s.id for s in await store.list_pinned("acme", "alice", 10)] == [a.id]
+    assert [s.id for s in await store.list_pinned("acme", "bob", 10)] == [a.id]
+
+
+async def test_delete_cascades_and_keeps_the_audit_event(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 10)
+    turn = (await store.list_turns(session.id, limit=1))[0]
+    await store.pin("acme", Pin("alice", session.id, T0))
+    share = Share(new_id(), session.id, "acme", GranteeKind.USER, "bob", ShareMode.READ, "alice", T0)
+    await store.create_share(share, audit_event("share.created", f"session:{session.id}"))
+    event = audit_event("session.deleted", f"session:{session.id}")
+    assert await store.delete_session(session.id, event) is True
+    assert await store.get_session(session.id) is None
+    assert await store.get_turn(turn.id) is None
+    assert await store.list_turns(session.id, limit=10) == []
+    assert await store.list_pinned("acme", "alice", 10) == []
+    assert await store.list_shares(session.id) == []
+    actions = [e.action for e in await store.list_audit("acme", target=f"session:{session.id}")]
+    assert actions == ["session.deleted", "share.created"]
+    assert await store.delete_session(session.id, audit_event()) is False
+
+
+async def test_shares_read_back(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    share = Share(
+        new_id(),
+        session.id,
+        "acme",
+        GranteeKind.LINK,
+        None,
+        ShareMode.INTERACT,
+        "alice",
+        T0,
+        expires_at=T0 + timedelta(days=1),
+        token_hash="abc123",
+    )
+    await store.create_share(share, audit_event("share.created"))
+    assert await store.list_shares(session.id) == [share]
+
+
+async def test_audit_is_listed_newest_first_per_entity(store: Store) -> None:
+    for i in range(3):
+        await store.append_audit(
+            AuditEvent(new_id(), "acme", "alice", f"a{i}", "t", T0 + timedelta(seconds=i))
+        )
+    await store.append_audit(AuditEvent(new_id(), "globex", "x", "other", "t", T0))
+    assert [e.action for e in await store.list_audit("acme")] == ["a2", "a1", "a0"]
+
+
+async def test_ping_answers(store: Store) -> None:
+    await store.ping()
