@@ -25,7 +25,7 @@ class AuthExtension(FieldExtension):
         if len(directives) != 1:
             raise TypeError(f"Field {field.python_name!r} needs exactly one @auth directive.")
         self.roles = frozenset(directives[0].requires or ())
-        self.user_type = directives[0].user_type
+        self.user_type = directives[0].user_type or None
 
     def check(self, info: Info) -> None:
         principal: Principal | None = info.context.principal
@@ -49,8 +49,13 @@ class AuthExtension(FieldExtension):
 
 
 def _auth_kwargs(requires: list[Role] | None, user_type: UserType | None) -> dict[str, Any]:
+    # Arguments left UNSET stay out of the printed SDL: `@auth` rather than `@auth(requires: null)`.
+    directive = Auth(
+        requires=requires if requires else strawberry.UNSET,
+        user_type=user_type if user_type else strawberry.UNSET,
+    )
     return {
-        "directives": [Auth(requires=requires, user_type=user_type)],
+        "directives": [directive],
         "extensions": [AuthExtension()],
     }
 

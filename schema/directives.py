@@ -17,5 +17,5 @@ from ..domain.models import Role, UserType
     ),
 )
 class Auth:
-    requires: list[Role] | None = None
-    user_type: UserType | None = None
+    requires: list[Role] | None = strawberry.UNSET
+    user_type: UserType | None = strawberry.UNSET

@@ -1,0 +1,28 @@
+# Two commands a fresh machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Install, then serve GraphQL (and GraphiQL) at http://127.0.0.1:8000/graphql on ./sessionhub.db
+run: $(STAMP)
+	@echo "Get a token for GraphiQL with: $(BIN)/sessionhub token --user alice --entity acme"
+	$(BIN)/sessionhub serve
+
+## Install, then run the whole test suite (starts Redis on 127.0.0.1:6379 if nothing answers there)
+test: $(STAMP)
+	./.ci/ensure-services
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,62 @@
+"""Resuming: a session's turns become messages an LLM chat-completions call accepts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sessionhub.domain.context import build_context
+from sessionhub.domain.models import Session, TitleSource, ToolInvocation, ToolStatus, Turn, TurnRole
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def session(turn_count: int, agent_context: object = None) -> Session:
+    return Session(
+        "s", "acme", "support", "alice", "t", TitleSource.MANUAL, NOW, NOW, NOW,
+        turn_count=turn_count, agent_context=agent_context,
+    )
+
+
+def turn(seq: int, role: TurnRole, content: str, tools: list[ToolInvocation] | None = None) -> Turn:
+    return Turn(f"t{seq}", "s", seq, role, "alice", content, NOW, tool_invocations=tools or [])
+
+
+def test_tool_calls_and_results_pair_up() -> None:
+    call = ToolInvocation("c1", "weather", {"city": "Oslo"}, {"temp": -3}, ToolStatus.SUCCEEDED)
+    failed = ToolInvocation("c2", "news", {"q": "x"}, None, ToolStatus.FAILED, error="timeout")
+    turns = [
+        turn(1, TurnRole.USER, "Weather in Oslo?"),
+        turn(2, TurnRole.ASSISTANT, "", [call, failed]),
+        turn(3, TurnRole.ASSISTANT, "It is -3°C."),
+    ]
+    ctx = build_context(session(3, {"systemPrompt": "Be brief", "variables": {"units": "C"}}), turns)
+    roles = [m.role for m in ctx.messages]
+    assert roles == ["system", "user", "assistant", "tool", "tool", "assistant"]
+    assert ctx.messages[0].content == "Be brief"
+    assistant = ctx.messages[2]
+    assert [(c.id, c.name, c.arguments) for c in assistant.tool_calls] == [
+        ("c1", "weather", '{"city":"Oslo"}'),
+        ("c2", "news", '{"q":"x"}'),
+    ]
+    assert (ctx.messages[3].tool_call_id, ctx.messages[3].content) == ("c1", '{"temp":-3}')
+    assert (ctx.messages[4].tool_call_id, ctx.messages[4].content) == ("c2", "error: timeout")
+    assert ctx.variables == {"units": "C"}
+    assert not ctx.truncated
+
+
+def test_tool_turns_answer_earlier_calls() -> None:
+    call = ToolInvocation("c9", "lookup", {"id": 1}, None, ToolStatus.RUNNING)
+    result = ToolInvocation("c9", "lookup", None, "found it", ToolStatus.SUCCEEDED)
+    ctx = build_context(
+        session(2),
+        [turn(1, TurnRole.ASSISTANT, "Looking", [call]), turn(2, TurnRole.TOOL, "", [result])],
+    )
+    assert [(m.role, m.tool_call_id, m.content) for m in ctx.messages] == [
+        ("assistant", None, "Looking"),
+        ("tool", "c9", "found it"),
+    ]
+
+
+def test_truncation_is_reported() -> None:
+    ctx = build_context(session(10), [turn(9, TurnRole.USER, "a"), turn(10, TurnRole.ASSISTANT, "b")])
+    assert ctx.truncated and ctx.included_turns == 2 and ctx.turn_count == 10

@@ -1,0 +1,154 @@
+"""The access policy, cell by cell: who gets which access to alice's session."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sessionhub.domain.models import (
+    ChatApp,
+    GranteeKind,
+    Principal,
+    Role,
+    Session,
+    SessionSettings,
+    Share,
+    ShareMode,
+    TitleSource,
+    UserType,
+)
+from sessionhub.domain.policy import Access, access_to, can_verify, external_grantee_key
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+SESSION = Session(
+    id="s1",
+    entity_id="acme",
+    chat_app_id="knowledge",
+    owner_id="alice",
+    title="t",
+    title_source=TitleSource.MANUAL,
+    created_at=NOW,
+    updated_at=NOW,
+    last_activity_at=NOW,
+)
+EXTERNAL_ON = ChatApp("knowledge", "K", SessionSettings(allow_sharing=True, allow_external_sharing=True))
+EXTERNAL_OFF = ChatApp("knowledge", "K", SessionSettings(allow_sharing=True))
+
+
+def who(user: str, entity: str, *roles: Role, external: bool = False) -> Principal:
+    return Principal(
+        user,
+        entity,
+        UserType.EXTERNAL if external else UserType.INTERNAL,
+        frozenset(roles or (Role.USER,)),
+    )
+
+
+def share(kind: GranteeKind, grantee: str | None, mode: ShareMode = ShareMode.READ, **kw) -> Share:
+    return Share("sh", "s1", "acme", kind, grantee, mode, "alice", NOW - timedelta(days=1), **kw)
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        (who("alice", "acme"), Access.MANAGE),
+        (who("bob", "acme"), Access.NONE),
+        (who("alice", "globex"), Access.NONE),
+        (who("root", "acme", Role.ADMIN), Access.MANAGE),
+        (who("root", "globex", Role.ADMIN), Access.NONE),
+        (who("eve", "acme", Role.ENTITY_ADMIN), Access.READ),
+        (who("eve", "globex", Role.ENTITY_ADMIN), Access.NONE),
+        (who("aud", "acme", Role.AUDITOR), Access.READ),
+        (who("aud", "globex", Role.AUDITOR), Access.NONE),
+        (who("agent", "acme", Role.SERVICE), Access.INTERACT),
+        (who("agent", "globex", Role.SERVICE), Access.NONE),
+    ],
+)
+def test_access_without_shares(principal: Principal, expected: Access) -> None:
+    assert access_to(principal, SESSION, EXTERNAL_ON, [], NOW) is expected
+
+
+@pytest.mark.parametrize(
+    ("principal", "grant", "app", "expected"),
+    [
+        (who("bob", "acme"), share(GranteeKind.USER, "bob"), EXTERNAL_ON, Access.READ),
+        (
+            who("bob", "acme"),
+            share(GranteeKind.USER, "bob", ShareMode.INTERACT),
+            EXTERNAL_ON,
+            Access.INTERACT,
+        ),
+        (who("carol", "acme"), share(GranteeKind.USER, "bob"), EXTERNAL_ON, Access.NONE),
+        # The same user id in another entity is another person.
+        (who("bob", "globex"), share(GranteeKind.USER, "bob"), EXTERNAL_ON, Access.NONE),
+        (who("carol", "acme"), share(GranteeKind.ENTITY, None), EXTERNAL_ON, Access.READ),
+        (who("carol", "globex"), share(GranteeKind.ENTITY, None), EXTERNAL_ON, Access.NONE),
+        (
+            who("ext", "acme", external=True),
+            share(GranteeKind.ENTITY, None),
+            EXTERNAL_ON,
+            Access.NONE,
+        ),
+        (
+            who("dan", "partner", external=True),
+            share(GranteeKind.EXTERNAL, "partner/dan"),
+            EXTERNAL_ON,
+            Access.READ,
+        ),
+        (
+            who("dan", "partner", external=True),
+            share(GranteeKind.EXTERNAL, "partner/dan"),
+            EXTERNAL_OFF,
+            Access.NONE,
+        ),
+        (
+            who("dan", "other", external=True),
+            share(GranteeKind.EXTERNAL, "partner/dan"),
+            EXTERNAL_ON,
+            Access.NONE,
+        ),
+        (who("bob", "acme"), share(GranteeKind.LINK, None), EXTERNAL_ON, Access.NONE),
+        (
+            who("bob", "acme"),
+            share(GranteeKind.USER, "bob", revoked_at=NOW - timedelta(hours=1)),
+            EXTERNAL_ON,
+            Access.NONE,
+        ),
+        (
+            who("bob", "acme"),
+            share(GranteeKind.USER, "bob", expires_at=NOW),
+            EXTERNAL_ON,
+            Access.NONE,
+        ),
+        (
+            who("bob", "acme"),
+            share(GranteeKind.USER, "bob", expires_at=NOW + timedelta(seconds=1)),
+            EXTERNAL_ON,
+            Access.READ,
+        ),
+    ],
+)
+def test_access_through_shares(
+    principal: Principal, grant: Share, app: ChatApp, expected: Access
+) -> None:
+    assert access_to(principal, SESSION, app, [grant], NOW) is expected
+
+
+def test_the_strongest_grant_wins() -> None:
+    grants = [
+        share(GranteeKind.ENTITY, None, ShareMode.READ),
+        share(GranteeKind.USER, "bob", ShareMode.INTERACT),
+    ]
+    assert access_to(who("bob", "acme"), SESSION, EXTERNAL_ON, grants, NOW) is Access.INTERACT
+
+
+def test_external_grantee_key_names_entity_and_user() -> None:
+    assert external_grantee_key(who("dan", "partner")) == "partner/dan"
+
+
+def test_only_owner_admin_or_service_grade_turns() -> None:
+    assert can_verify(who("alice", "acme"), Access.MANAGE)
+    assert can_verify(who("agent", "acme", Role.SERVICE), Access.INTERACT)
+    assert not can_verify(who("bob", "acme"), Access.INTERACT)
+    assert not can_verify(who("aud", "acme", Role.AUDITOR), Access.READ)

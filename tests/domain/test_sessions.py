@@ -1,0 +1,237 @@
+"""The session service on a real SQLite file: the rules a user notices."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sessionhub.domain.chat_apps import ChatAppRegistry
+from sessionhub.domain.commands import (
+    AddFeedback,
+    AppendTurn,
+    CreateSession,
+    SendMessage,
+    SetVerification,
+    ToolInvocationInput,
+)
+from sessionhub.domain.errors import Forbidden, InvalidInput, LimitExceeded, NotFound
+from sessionhub.domain.events import SessionCreated, SessionDeleted, TurnAdded, TurnUpdated
+from sessionhub.domain.models import (
+    ChatApp,
+    FeedbackKind,
+    Grade,
+    Principal,
+    Role,
+    SessionFilter,
+    SessionSettings,
+    TitleSource,
+    TurnRole,
+)
+from sessionhub.domain.sessions import SessionService
+from sessionhub.realtime.memory import InProcessBroker
+from sessionhub.storage.sqlite.store import SqliteStore
+
+ALICE = Principal("alice", "acme")
+BOB = Principal("bob", "acme")
+AGENT = Principal("agent", "acme", roles=frozenset({Role.SERVICE}))
+APPS = ChatAppRegistry(
+    [
+        ChatApp("support", "Support", SessionSettings(auto_generate_titles=False, max_session_history=4)),
+        ChatApp("knowledge", "Knowledge", SessionSettings(allow_sharing=True)),
+        ChatApp("nopin", "No pins", SessionSettings(allow_pinning=False)),
+    ]
+)
+
+
+class SteppingClock:
+    """Each reading is one second after the last, so orderings are deterministic."""
+
+    def __init__(self) -> None:
+        self.current = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.current += timedelta(seconds=1)
+        return self.current
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[tuple[SessionService, list, SqliteStore]]:
+    store = SqliteStore(str(tmp_path / "s.db"), readers=2)
+    await store.open()
+    broker = InProcessBroker()
+    events: list = []
+    broker.listen(events.append)
+    try:
+        yield SessionService(store, APPS, broker, SteppingClock()), events, store
+    finally:
+        await store.close()
+
+
+async def test_first_message_creates_the_session_with_opening_words(env) -> None:
+    service, events, _ = env
+    view, turn = await service.send_message(
+        ALICE, SendMessage("My invoice from March is wrong, can you fix it?", chat_app_id="support")
+    )
+    assert turn.seq == 1 and turn.author_id == "alice" and turn.role is TurnRole.USER
+    assert view.session.title == "My invoice from March is wrong, can you fix it"
+    assert view.session.title_source is TitleSource.AUTO
+    assert [type(e) for e in events] == [SessionCreated, TurnAdded]
+
+
+async def test_auto_titled_apps_start_pending(env) -> None:
+    service, _, _ = env
+    view, _ = await service.send_message(ALICE, SendMessage("Explain RAFT", chat_app_id="knowledge"))
+    assert view.session.title_source is TitleSource.PENDING
+    renamed = await service.rename(ALICE, view.session.id, "  Consensus   notes ")
+    assert (renamed.session.title, renamed.session.title_source) == (
+        "Consensus notes",
+        TitleSource.MANUAL,
+    )
+
+
+async def test_history_limit(env) -> None:
+    service, _, store = env
+    view, _ = await service.send_message(ALICE, SendMessage("one", chat_app_id="support"))
+    sid = view.session.id
+    for text in ("two", "three", "four"):
+        await service.append_turn(ALICE, AppendTurn(sid, content=text))
+    with pytest.raises(LimitExceeded):
+        await service.send_message(ALICE, SendMessage("five", session_id=sid))
+    assert (await store.get_session(sid)).turn_count == 4
+
+
+async def test_concurrent_appends_number_turns_without_gaps(env) -> None:
+    service, _, _ = env
+    view, _ = await service.send_message(ALICE, SendMessage("start", chat_app_id="knowledge"))
+    await asyncio.gather(
+        *(
+            service.append_turn(AGENT, AppendTurn(view.session.id, content=f"part {i}"))
+            for i in range(30)
+        )
+    )
+    page = await service.turns(await service.view(ALICE, view.session.id), first=100)
+    assert [t.seq for t in page.turns] == list(range(1, 32))
+
+
+async def test_service_creates_on_behalf_of_a_user_only(env) -> None:
+    service, _, _ = env
+    view = await service.create(AGENT, CreateSession("knowledge", on_behalf_of="alice"))
+    assert view.session.owner_id == "alice"
+    assert (await service.view(ALICE, view.session.id)).session.id == view.session.id
+    with pytest.raises(Forbidden):
+        await service.create(BOB, CreateSession("knowledge", on_behalf_of="alice"))
+
+
+async def test_other_users_see_nothing(env) -> None:
+    service, _, _ = env
+    view, turn = await service.send_message(ALICE, SendMessage("private", chat_app_id="knowledge"))
+    with pytest.raises(NotFound):
+        await service.view(BOB, view.session.id)
+    with pytest.raises(NotFound):
+        await service.add_feedback(BOB, turn.id, AddFeedback(FeedbackKind.THUMBS_UP))
+    with pytest.raises(NotFound):
+        await service.delete(Principal("alice", "globex", roles=frozenset({Role.ADMIN})), view.session.id)
+    assert (await service.list(BOB, SessionFilter(), 10, None)).items == []
+
+
+async def test_verification_by_service_and_feedback_by_owner(env) -> None:
+    service, events, _ = env
+    view, _ = await service.send_message(ALICE, SendMessage("q", chat_app_id="knowledge"))
+    answer = await service.append_turn(AGENT, AppendTurn(view.session.id, content="a"))
+    graded = await service.set_verification(
+        AGENT, answer.id, SetVerification(Grade.A, 0.97, "checked against docs")
+    )
+    assert graded.verification.grade is Grade.A and graded.verification.verified_by == "agent"
+    with pytest.raises(InvalidInput):
+        await service.set_verification(AGENT, answer.id, SetVerification(Grade.B, 1.5))
+    liked = await service.add_feedback(ALICE, answer.id, AddFeedback(FeedbackKind.THUMBS_UP, "great"))
+    assert [(f.user_id, f.kind, f.comment) for f in liked.feedback] == [
+        ("alice", FeedbackKind.THUMBS_UP, "great")
+    ]
+    assert sum(isinstance(e, TurnUpdated) for e in events) == 2
+
+
+async def test_tool_only_assistant_turn_needs_no_text(env) -> None:
+    service, _, _ = env
+    view, _ = await service.send_message(ALICE, SendMessage("q", chat_app_id="knowledge"))
+    turn = await service.append_turn(
+        AGENT,
+        AppendTurn(
+            view.session.id,
+            role=TurnRole.ASSISTANT,
+            tool_invocations=[ToolInvocationInput("search", input={"q": "x"})],
+        ),
+    )
+    assert turn.tool_invocations[0].name == "search" and turn.tool_invocations[0].id
+    with pytest.raises(InvalidInput):
+        await service.append_turn(AGENT, AppendTurn(view.session.id, content="   "))
+
+
+async def test_pinning_follows_the_chat_app(env) -> None:
+    service, _, _ = env
+    pinnable, _ = await service.send_message(ALICE, SendMessage("a", chat_app_id="knowledge"))
+    unpinnable, _ = await service.send_message(ALICE, SendMessage("b", chat_app_id="nopin"))
+    assert (await service.set_pinned(ALICE, pinnable.session.id, True)).pinned
+    with pytest.raises(Forbidden):
+        await service.set_pinned(ALICE, unpinnable.session.id, True)
+    assert [v.session.id for v in await service.pinned(ALICE)] == [pinnable.session.id]
+    await service.set_pinned(ALICE, pinnable.session.id, False)
+    assert await service.pinned(ALICE) == []
+
+
+async def test_archive_hides_from_the_default_list(env) -> None:
+    service, _, _ = env
+    view, _ = await service.send_message(ALICE, SendMessage("a", chat_app_id="knowledge"))
+    await service.set_archived(ALICE, view.session.id, True)
+    assert (await service.list(ALICE, SessionFilter(), 10, None)).items == []
+    archived = await service.list(ALICE, SessionFilter(archived=True), 10, None)
+    assert [v.session.id for v in archived.items] == [view.session.id]
+    await service.set_archived(ALICE, view.session.id, False)
+    assert len((await service.list(ALICE, SessionFilter(), 10, None)).items) == 1
+
+
+async def test_delete_removes_everything_and_audits(env) -> None:
+    service, events, store = env
+    view, turn = await service.send_message(ALICE, SendMessage("bye", chat_app_id="knowledge"))
+    await service.set_pinned(ALICE, view.session.id, True)
+    await service.delete(ALICE, view.session.id)
+    assert await store.get_turn(turn.id) is None
+    assert await service.pinned(ALICE) == []
+    with pytest.raises(NotFound):
+        await service.view(ALICE, view.session.id)
+    audit = await store.list_audit("acme", target=f"session:{view.session.id}")
+    assert [(e.action, e.actor_id) for e in audit] == [("session.deleted", "alice")]
+    assert isinstance(events[-1], SessionDeleted)
+
+
+async def test_turn_pages_walk_back_from_the_newest(env) -> None:
+    service, _, _ = env
+    view, _ = await service.send_message(ALICE, SendMessage("1", chat_app_id="knowledge"))
+    for i in range(2, 8):
+        await service.append_turn(ALICE, AppendTurn(view.session.id, content=str(i)))
+    view = await service.view(ALICE, view.session.id)
+    newest = await service.turns(view, last=3)
+    assert [t.seq for t in newest.turns] == [5, 6, 7]
+    assert newest.has_more_before and not newest.has_more_after
+    older = await service.turns(view, last=3, before_seq=5)
+    assert [t.seq for t in older.turns] == [2, 3, 4]
+    assert older.has_more_before and older.has_more_after
+    oldest = await service.turns(view, last=3, before_seq=2)
+    assert [t.seq for t in oldest.turns] == [1] and not oldest.has_more_before
+
+
+async def test_context_respects_max_turns_and_history(env) -> None:
+    service, _, _ = env
+    view, _ = await service.send_message(ALICE, SendMessage("1", chat_app_id="support"))
+    for i in range(2, 5):
+        await service.append_turn(ALICE, AppendTurn(view.session.id, content=str(i)))
+    view = await service.view(ALICE, view.session.id)
+    ctx = await service.context(view, max_turns=2)
+    assert [m.content for m in ctx.messages] == ["3", "4"] and ctx.truncated
+    assert len((await service.context(view, max_turns=1000)).messages) == 4
+    with pytest.raises(InvalidInput):
+        await service.context(view, max_turns=0)

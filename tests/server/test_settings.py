@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sessionhub.server.chat_apps import load_chat_apps
+from sessionhub.server.errors import SettingsError
+from sessionhub.server.settings import load_settings, token_config
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///./sessionhub.db"
+    assert settings.sqlite_path == "./sessionhub.db"
+    assert [a.id for a in load_chat_apps(settings.chat_apps_file)] == ["support", "knowledge"]
+
+
+def test_shipped_chat_apps() -> None:
+    apps = {a.id: a.settings for a in load_chat_apps(load_settings().chat_apps_file)}
+    assert apps["support"].retention_days == 90 and not apps["support"].allow_sharing
+    assert apps["knowledge"].retention_days == 730 and apps["knowledge"].allow_sharing
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SESSIONHUB_DATABASE_URL", "postgres://db/x"),
+        ("SESSIONHUB_DATABASE_URL", "sqlite:///"),
+        ("SESSIONHUB_PORT", "eighty"),
+        ("SESSIONHUB_PORT", "70000"),
+        ("SESSIONHUB_JWT_SECRET", "too-short"),
+        ("SESSIONHUB_JWT_PUBLIC_KEY_FILE", "/no/such/key.pem"),
+        ("SESSIONHUB_CHAT_APPS_FILE", "/no/such/apps.toml"),
+        ("SESSIONHUB_ENVIRONMENT", "staging"),
+        ("SESSIONHUB_SQLITE_READERS", "0"),
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_production_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONHUB_ENVIRONMENT", "production")
+    with pytest.raises(SettingsError, match="SESSIONHUB_JWT_SECRET"):
+        load_settings()
+
+
+def test_development_secret_is_generated_once_and_private(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "state" / "secret"
+    monkeypatch.setenv("SESSIONHUB_DEV_SECRET_FILE", str(secret_file))
+    first = token_config(load_settings()).verify_key
+    second = token_config(load_settings()).verify_key
+    assert first == second and len(first) >= 32
+    assert secret_file.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("chat_apps = []", "chat_apps"),
+        ('[[chat_apps]]\nid = "Bad Id"\nname = "x"', "id"),
+        ('[[chat_apps]]\nid = "a"\nname = "x"\n[chat_apps.settings]\nretention_days = 0', "retention_days"),
+        ('[[chat_apps]]\nid = "a"\nname = "x"\n[chat_apps.settings]\nallow_shareing = true', "allow_shareing"),
+        ('[[chat_apps]]\nid = "a"\nname = "x"\n[[chat_apps]]\nid = "a"\nname = "y"', "repeats"),
+        ("not = [toml", "cannot read"),
+    ],
+)
+def test_bad_chat_apps_files(tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / "apps.toml"
+    path.write_text(content)
+    with pytest.raises(SettingsError, match=problem):
+        load_chat_apps(path)
