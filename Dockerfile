@@ -1,0 +1,28 @@
+# A small image that runs sessionhub as a non-root user on the embedded SQLite store.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md __init__.py ./
+COPY auth auth
+COPY domain domain
+COPY realtime realtime
+COPY resolvers resolvers
+COPY schema schema
+COPY server server
+COPY storage storage
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/sessionhub --create-home sessionhub
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER sessionhub
+WORKDIR /var/lib/sessionhub
+ENV SESSIONHUB_HOST=0.0.0.0 \
+    SESSIONHUB_PORT=8000 \
+    SESSIONHUB_DATABASE_URL=sqlite:////var/lib/sessionhub/sessionhub.db \
+    SESSIONHUB_ENVIRONMENT=production \
+    SESSIONHUB_LOG_JSON=true
+EXPOSE 8000
+VOLUME ["/var/lib/sessionhub"]
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
+CMD ["sessionhub", "serve"]
