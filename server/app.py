@@ -14,6 +14,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from .. import __version__
 from ..auth.tokens import TokenVerifier
@@ -36,6 +43,11 @@ from .settings import Settings, load_settings, token_config
 
 log = structlog.get_logger("sessionhub.server")
 
+# Generous for real clients (GraphiQL's introspection query is 13 deep), tight enough
+# that one request cannot make the server walk an unbounded document.
+MAX_QUERY_DEPTH = 15
+MAX_QUERY_TOKENS = 10_000
+MAX_QUERY_ALIASES = 50
 GRAPHIQL_DIR = Path(str(resources.files("sessionhub.server") / "static" / "graphiql"))
 
 
@@ -72,7 +84,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     schema = build_schema(
         queries=[SessionQueries],
         mutations=[SessionMutations, TurnMutations],
-        extensions=[ErrorCodes],
+        extensions=[
+            ErrorCodes,
+            ParserCache(maxsize=512),
+            ValidationCache(maxsize=512),
+            MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
+            MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES),
+            QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+        ],
     )
     graphiql_page = (
         (lambda: FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html"))
