@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphql import GraphQLError
@@ -17,7 +17,7 @@ from .directives import Auth
 def build_schema(
     queries: Sequence[type],
     mutations: Sequence[type],
-    extensions: Sequence[type[SchemaExtension] | SchemaExtension] = (),
+    extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
     query = merge_types("Query", tuple(queries))
     mutation = merge_types("Mutation", tuple(mutations))

@@ -86,11 +86,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         mutations=[SessionMutations, TurnMutations],
         extensions=[
             ErrorCodes,
-            ParserCache(maxsize=512),
-            ValidationCache(maxsize=512),
-            MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
-            MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES),
-            QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+            # Factories: a fresh extension per request; the caches live at module level.
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES),
+            lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
         ],
     )
     graphiql_page = (

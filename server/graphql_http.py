@@ -110,12 +110,16 @@ class GraphQLHTTP:
                 headers={"allow": "POST"},
             )
 
+        # A request error (syntax, validation, variables) means execution never started:
+        # the errors carry no path, there is no `data` entry, and the spec makes it a 400
+        # under graphql-response+json. Field errors keep `data` (null or partial) and a 200.
+        request_error = result.data is None and all(e.path is None for e in result.errors or ())
         payload: dict[str, Any] = {}
         if result.errors:
             payload["errors"] = [e.formatted for e in result.errors]
-        payload["data"] = result.data
-        # Spec: with graphql-response+json, a request that never reached execution is a 400.
-        status = 400 if media_type == GRAPHQL_RESPONSE and result.data is None else 200
+        if not request_error:
+            payload["data"] = result.data
+        status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
         return Response(
             orjson.dumps(payload),
             status_code=status,
