@@ -24,5 +24,10 @@ test: $(STAMP)
 	./.ci/ensure-services
 	$(BIN)/pytest -q
 
+## Lint and check formatting
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 clean:
 	rm -rf $(VENV) *.egg-info

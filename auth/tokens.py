@@ -65,7 +65,12 @@ class TokenVerifier:
 
 def _principal(claims: dict) -> Principal:
     user_id, entity_id = claims["sub"], claims["entity"]
-    if not isinstance(user_id, str) or not user_id or not isinstance(entity_id, str) or not entity_id:
+    if (
+        not isinstance(user_id, str)
+        or not user_id
+        or not isinstance(entity_id, str)
+        or not entity_id
+    ):
         raise InvalidToken("The token's 'sub' and 'entity' claims must be non-empty strings.")
     raw_roles = claims.get("roles", [Role.USER.value])
     if not isinstance(raw_roles, list):

@@ -193,10 +193,53 @@ def issue_token(server: Server, user: str, entity: str) -> str:
 # Data: seeded, realistic-looking text
 
 
-SYLLABLES = (
-    "ka ri to an el mo su ne di lo ra vi te po ma zu ce ba fi go ha ju ly qu "
-    "st tr pl br ch sh th er in on at or ul ix ex ost ent ard ine ane ope"
-).split()
+SYLLABLES = [
+    "ka",
+    "ri",
+    "to",
+    "an",
+    "el",
+    "mo",
+    "su",
+    "ne",
+    "di",
+    "lo",
+    "ra",
+    "vi",
+    "te",
+    "po",
+    "ma",
+    "zu",
+    "ce",
+    "ba",
+    "fi",
+    "go",
+    "ha",
+    "ju",
+    "ly",
+    "qu",
+    "st",
+    "tr",
+    "pl",
+    "br",
+    "ch",
+    "sh",
+    "th",
+    "er",
+    "in",
+    "on",
+    "at",
+    "or",
+    "ul",
+    "ix",
+    "ex",
+    "ost",
+    "ent",
+    "ard",
+    "ine",
+    "ane",
+    "ope",
+]
 TOOLS = ("search_docs", "run_sql", "http_get", "calculator", "read_file", "create_ticket")
 QUESTION_STARTS = (
     "How do I",
@@ -516,7 +559,8 @@ def print_table(results: list[Result]) -> None:
 
     def join(cells: tuple[str, ...]) -> str:
         return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     print(join(header))
@@ -579,9 +623,7 @@ async def benchmark(server: Server, token: str, args: argparse.Namespace) -> dic
         for concurrency in args.concurrency:
             print(f"Measuring {name} at concurrency {concurrency} ...", flush=True)
             results.append(
-                await measure(
-                    server, token, name, factory, args.requests, args.warmup, concurrency
-                )
+                await measure(server, token, name, factory, args.requests, args.warmup, concurrency)
             )
     return {"dataset": dataset, "results": results}
 
@@ -594,11 +636,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python: {facts['python']} ({facts['python_implementation']}), SQLite {facts['sqlite']}")
     print(f"OS:     {facts['platform']}\n", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="sessionhub-bench-") as tmp:
-        with running_server(Path(tmp)) as server:
-            print(f"Server: {server.base_url} (pid {server.process.pid}, db {tmp}/bench.db)")
-            token = issue_token(server, "bench-user", "bench-entity")
-            outcome = asyncio.run(benchmark(server, token, args))
+    with (
+        tempfile.TemporaryDirectory(prefix="sessionhub-bench-") as tmp,
+        running_server(Path(tmp)) as server,
+    ):
+        print(f"Server: {server.base_url} (pid {server.process.pid}, db {tmp}/bench.db)")
+        token = issue_token(server, "bench-user", "bench-entity")
+        outcome = asyncio.run(benchmark(server, token, args))
 
     results: list[Result] = outcome["results"]
     print()

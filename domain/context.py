@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .models import Session, Turn, TurnRole
+from .models import Session, ToolInvocation, Turn, TurnRole
 
 
 @dataclass(slots=True)
@@ -45,6 +45,11 @@ def _as_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _tool_result(call: ToolInvocation, seq: int) -> ContextMessage:
+    content = _as_text(call.output) if call.error is None else f"error: {call.error}"
+    return ContextMessage("tool", content, tool_call_id=call.id, name=call.name, seq=seq)
+
+
 def _messages_of(turn: Turn) -> list[ContextMessage]:
     role = turn.role
     if role is TurnRole.USER:
@@ -55,28 +60,13 @@ def _messages_of(turn: Turn) -> list[ContextMessage]:
         # A TOOL turn reports results of tools that an earlier assistant turn called.
         if not turn.tool_invocations:
             return [ContextMessage("tool", turn.content, seq=turn.seq)]
-        return [
-            ContextMessage(
-                "tool",
-                _as_text(call.output) if call.error is None else f"error: {call.error}",
-                tool_call_id=call.id,
-                name=call.name,
-                seq=turn.seq,
-            )
-            for call in turn.tool_invocations
-        ]
+        return [_tool_result(call, turn.seq) for call in turn.tool_invocations]
     calls = [ToolCall(c.id, c.name, _as_text(c.input) or "{}") for c in turn.tool_invocations]
     messages = [ContextMessage("assistant", turn.content, tool_calls=calls, seq=turn.seq)]
     # An assistant turn that both called tools and holds their results answers them
     # right away, so the pair stays valid for the next call.
     messages += [
-        ContextMessage(
-            "tool",
-            _as_text(c.output) if c.error is None else f"error: {c.error}",
-            tool_call_id=c.id,
-            name=c.name,
-            seq=turn.seq,
-        )
+        _tool_result(c, turn.seq)
         for c in turn.tool_invocations
         if c.output is not None or c.error is not None
     ]

@@ -168,7 +168,7 @@ class SessionService:
 
     async def create(self, principal: Principal, command: CreateSession) -> SessionView:
         chat_app = self._chat_app(command.chat_app_id)
-        owner = self._owner_for(principal, command.on_behalf_of)
+        owner = self._acting_user(principal, command.on_behalf_of)
         title = check.title(command.title, self._limits) if command.title is not None else None
         session = self._new_session(principal, owner, chat_app, title)
         session.tags = check.tags(command.tags, self._limits)
@@ -193,7 +193,7 @@ class SessionService:
             if command.chat_app_id is None:
                 raise InvalidInput("Give a chatAppId to start a new session, or a sessionId.")
             chat_app = self._chat_app(command.chat_app_id)
-            author = self._owner_for(principal, command.on_behalf_of)
+            author = self._acting_user(principal, command.on_behalf_of)
             session = self._new_session(principal, author, chat_app, None)
             # The opening words stand in until a generated title replaces a PENDING one;
             # with automatic titles off they are the title.
@@ -201,14 +201,7 @@ class SessionService:
             if session.title and not chat_app.settings.auto_generate_titles:
                 session.title_source = TitleSource.AUTO
             turn = NewTurn(
-                id=new_id(),
-                session_id=session.id,
-                role=TurnRole.USER,
-                author_id=author,
-                content=text,
-                created_at=now,
-                parts=parts,
-                metadata=metadata,
+                new_id(), session.id, TurnRole.USER, author, text, now, parts, metadata=metadata
             )
             stored, added = await self._store.create_session(
                 session, turn, chat_app.settings.max_session_history
@@ -221,18 +214,9 @@ class SessionService:
         session, access = await self._load(principal, command.session_id)
         if not can_interact(access):
             raise Forbidden("You may read this session but not write to it.")
-        if command.on_behalf_of is not None and not principal.has(Role.SERVICE):
-            raise Forbidden("Only a service may send messages on behalf of another user.")
-        author = command.on_behalf_of or principal.user_id
+        author = self._acting_user(principal, command.on_behalf_of)
         turn = NewTurn(
-            id=new_id(),
-            session_id=session.id,
-            role=TurnRole.USER,
-            author_id=author,
-            content=text,
-            created_at=now,
-            parts=parts,
-            metadata=metadata,
+            new_id(), session.id, TurnRole.USER, author, text, now, parts, metadata=metadata
         )
         added, stored = await self._store.append_turn(turn, self._history_limit(session))
         await self._broker.publish(TurnAdded(added))
@@ -249,9 +233,7 @@ class SessionService:
         check.count(usage.input_tokens, "input token count")
         check.count(usage.output_tokens, "output token count")
         check.number(usage.cost, "cost", low=0, high=1e9)
-        if command.on_behalf_of is not None and not principal.has(Role.SERVICE):
-            raise Forbidden("Only a service may append turns on behalf of another user.")
-        author = command.on_behalf_of or principal.user_id
+        author = self._acting_user(principal, command.on_behalf_of)
         turn = NewTurn(
             id=new_id(),
             session_id=session.id,
@@ -428,7 +410,7 @@ class SessionService:
         chat_app = self._chat_apps.get(session.chat_app_id)
         return chat_app.settings.max_session_history if chat_app else 500
 
-    def _owner_for(self, principal: Principal, on_behalf_of: str | None) -> str:
+    def _acting_user(self, principal: Principal, on_behalf_of: str | None) -> str:
         if on_behalf_of is None or on_behalf_of == principal.user_id:
             return principal.user_id
         if not principal.has(Role.SERVICE):

@@ -113,7 +113,9 @@ async def _create_session(info: Info[Context, None], input: CreateSessionInput) 
 
 
 async def _rename_session(info: Info[Context, None], id: strawberry.ID, title: str) -> Session:
-    return Session.of(await info.context.sessions.rename(info.context.require_principal(), id, title))
+    return Session.of(
+        await info.context.sessions.rename(info.context.require_principal(), id, title)
+    )
 
 
 async def _pin_session(info: Info[Context, None], id: strawberry.ID) -> Session:
@@ -147,7 +149,9 @@ class SessionMutations:
         _create_session, requires=WRITERS, description="Create an empty session through the API."
     )
     rename_session: Session = auth_mutation(
-        _rename_session, requires=OWNERS, description="A manual title; automatic ones never replace it."
+        _rename_session,
+        requires=OWNERS,
+        description="A manual title; automatic ones never replace it.",
     )
     pin_session: Session = auth_mutation(_pin_session, requires=PEOPLE)
     unpin_session: Session = auth_mutation(_unpin_session, requires=PEOPLE)

@@ -11,6 +11,8 @@ from ..domain.commands import (
     AppendTurn,
     SendMessage,
     SetVerification,
+)
+from ..domain.commands import (
     ToolInvocationInput as ToolInvocationCommand,
 )
 from ..domain.models import TokenUsage

@@ -38,7 +38,9 @@ def coded(error: GraphQLError, request_id: str) -> GraphQLError:
         message=error.message,
         exc_info=original,
     )
-    return _with(error, f"Internal error; quote request id {request_id} when reporting it.", INTERNAL)
+    return _with(
+        error, f"Internal error; quote request id {request_id} when reporting it.", INTERNAL
+    )
 
 
 def _with(error: GraphQLError, message: str, code: str) -> GraphQLError:

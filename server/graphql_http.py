@@ -69,7 +69,9 @@ class GraphQLHTTP:
             query, variables, operation_name = await _read_operation(request)
             principal = self._verifier.principal_from_header(request.headers.get("authorization"))
         except RequestProblem as problem:
-            return _error_response(problem.status, problem.message, problem.code, media_type, request_id)
+            return _error_response(
+                problem.status, problem.message, problem.code, media_type, request_id
+            )
         except Unauthenticated as exc:
             response = _error_response(401, exc.message, exc.code, media_type, request_id)
             response.headers["www-authenticate"] = 'Bearer realm="sessionhub"'
@@ -92,7 +94,9 @@ class GraphQLHTTP:
                 allowed_operation_types=allowed,
             )
         except MissingQueryError:
-            return _error_response(400, "The request has no query.", BAD_USER_INPUT, media_type, request_id)
+            return _error_response(
+                400, "The request has no query.", BAD_USER_INPUT, media_type, request_id
+            )
         except CannotGetOperationTypeError:
             message = (
                 f"The document has no operation named {operation_name!r}."
@@ -143,12 +147,16 @@ async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None,
         try:
             variables = orjson.loads(raw_variables) if raw_variables else None
         except orjson.JSONDecodeError as exc:
-            raise RequestProblem(400, f"The 'variables' parameter is not valid JSON: {exc}.") from exc
+            raise RequestProblem(
+                400, f"The 'variables' parameter is not valid JSON: {exc}."
+            ) from exc
         return _operation(params.get("query"), variables, params.get("operationName"))
 
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JSON:
-        raise RequestProblem(415, "Send the operation as JSON with 'Content-Type: application/json'.")
+        raise RequestProblem(
+            415, "Send the operation as JSON with 'Content-Type: application/json'."
+        )
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise RequestProblem(413, f"The request body exceeds {MAX_BODY_BYTES // 1024 // 1024} MiB.")
@@ -158,7 +166,9 @@ async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None,
         raise RequestProblem(400, f"The request body is not valid JSON: {exc}.") from exc
     if not isinstance(document, dict):
         raise RequestProblem(400, "The request body must be a JSON object with a 'query'.")
-    return _operation(document.get("query"), document.get("variables"), document.get("operationName"))
+    return _operation(
+        document.get("query"), document.get("variables"), document.get("operationName")
+    )
 
 
 def _operation(

@@ -60,7 +60,9 @@ class Settings(BaseSettings):
                 raise ValueError("the SQLite URL names no file")
             return value
         if value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError("the MongoDB backend is not available in this build yet; use sqlite:///")
+            raise ValueError(
+                "the MongoDB backend is not available in this build yet; use sqlite:///"
+            )
         raise ValueError("must start with sqlite:/// (MongoDB URLs are not supported yet)")
 
     @field_validator("jwt_secret")
@@ -116,7 +118,8 @@ def _keys(settings: Settings) -> _Keys:
         public = settings.jwt_public_key_file.read_bytes()
         if b"PUBLIC KEY" not in public:
             raise SettingsError(
-                f"{ENV_PREFIX}JWT_PUBLIC_KEY_FILE: {settings.jwt_public_key_file} holds no PEM public key."
+                f"{ENV_PREFIX}JWT_PUBLIC_KEY_FILE: {settings.jwt_public_key_file} "
+                "holds no PEM public key."
             )
         private = (
             settings.jwt_private_key_file.read_bytes() if settings.jwt_private_key_file else None

@@ -161,7 +161,12 @@ def feedback_to_json(items: list[Feedback]) -> str | None:
         return None
     return dump_json(
         [
-            {"user_id": f.user_id, "kind": f.kind.value, "comment": f.comment, "at": to_micros(f.at)}
+            {
+                "user_id": f.user_id,
+                "kind": f.kind.value,
+                "comment": f.comment,
+                "at": to_micros(f.at),
+            }
             for f in items
         ]
     )

@@ -317,9 +317,9 @@ def _create_session(
 def _append_turn(conn: sqlite3.Connection, new: NewTurn, max_turns: int) -> tuple[Turn, Session]:
     at = to_micros(new.created_at)
     row = conn.execute(
-        "UPDATE sessions SET turn_count = turn_count + 1, last_activity_at = max(last_activity_at, ?),"
-        " updated_at = max(updated_at, ?), input_tokens = input_tokens + ?,"
-        " output_tokens = output_tokens + ?, cost = cost + ?"
+        "UPDATE sessions SET turn_count = turn_count + 1,"
+        " last_activity_at = max(last_activity_at, ?), updated_at = max(updated_at, ?),"
+        " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cost = cost + ?"
         " WHERE id = ? AND turn_count < ? RETURNING turn_count, participants",
         (
             at,
@@ -348,7 +348,9 @@ def _append_turn(conn: sqlite3.Connection, new: NewTurn, max_turns: int) -> tupl
         )
     turn = Turn.numbered(new, seq)
     placeholders = ", ".join("?" * 17)
-    conn.execute(f"INSERT INTO turns ({TURN_COLUMNS}) VALUES ({placeholders})", codec.turn_row(turn))
+    conn.execute(
+        f"INSERT INTO turns ({TURN_COLUMNS}) VALUES ({placeholders})", codec.turn_row(turn)
+    )
     return turn, _require_session(conn, new.session_id)
 
 
@@ -505,7 +507,9 @@ def _pinned_session_ids(
     return {r[0] for r in rows}
 
 
-def _list_pinned(conn: sqlite3.Connection, entity_id: str, user_id: str, limit: int) -> list[Session]:
+def _list_pinned(
+    conn: sqlite3.Connection, entity_id: str, user_id: str, limit: int
+) -> list[Session]:
     columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
     rows = conn.execute(
         f"SELECT {columns} FROM pins p JOIN sessions s ON s.id = p.session_id"

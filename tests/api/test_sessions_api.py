@@ -106,7 +106,7 @@ def test_a_turn_reads_back_as_written_through_graphql(api) -> None:
         {"t": turn_id},
     )
     turns = alice.ok(
-        f'query($id: ID!) {{ session(id: $id) {{ usage {{ inputTokens outputTokens cost }} turns {{ nodes {{ {FULL_TURN} }} }} }} }}',
+        f"query($id: ID!) {{ session(id: $id) {{ usage {{ inputTokens outputTokens cost }} turns {{ nodes {{ {FULL_TURN} }} }} }} }}",
         {"id": sid},
     )["session"]
     read = turns["turns"]["nodes"][1]
@@ -132,15 +132,25 @@ def test_service_appends_on_behalf_of_a_user(api) -> None:
     assert created["ownerId"] == "alice"
     turn = agent.ok(
         APPEND,
-        {"input": {"sessionId": created["id"], "role": "USER", "content": "hi", "onBehalfOf": "alice"}},
+        {
+            "input": {
+                "sessionId": created["id"],
+                "role": "USER",
+                "content": "hi",
+                "onBehalfOf": "alice",
+            }
+        },
     )["appendTurn"]
     assert turn["authorId"] == "alice"
     listed = api.as_("alice", "acme").ok(LIST)["sessions"]["edges"]
     assert [e["node"]["id"] for e in listed] == [created["id"]]
     bob = api.as_("bob", "acme")
-    assert bob.error_code(
-        'mutation { createSession(input: {chatAppId: "support", onBehalfOf: "alice"}) { id } }'
-    ) == "FORBIDDEN"
+    assert (
+        bob.error_code(
+            'mutation { createSession(input: {chatAppId: "support", onBehalfOf: "alice"}) { id } }'
+        )
+        == "FORBIDDEN"
+    )
 
 
 def test_turns_page_backwards_from_the_newest(api) -> None:
@@ -171,8 +181,14 @@ def test_context_is_llm_ready(api) -> None:
     alice.ok(SEND, {"input": {"sessionId": sid, "content": "Weather?"}})
     alice.ok(
         APPEND,
-        {"input": {"sessionId": sid, "toolInvocations": [
-            {"id": "c1", "name": "weather", "input": {"city": "Oslo"}, "output": {"t": 3}}]}},
+        {
+            "input": {
+                "sessionId": sid,
+                "toolInvocations": [
+                    {"id": "c1", "name": "weather", "input": {"city": "Oslo"}, "output": {"t": 3}}
+                ],
+            }
+        },
     )
     ctx = alice.ok(
         """query($id: ID!) { session(id: $id) { context(maxTurns: 10) {
@@ -180,7 +196,9 @@ def test_context_is_llm_ready(api) -> None:
         {"id": sid},
     )["session"]["context"]
     assert [m["role"] for m in ctx["messages"]] == ["system", "user", "assistant", "tool"]
-    assert ctx["messages"][2]["toolCalls"] == [{"id": "c1", "name": "weather", "arguments": '{"city":"Oslo"}'}]
+    assert ctx["messages"][2]["toolCalls"] == [
+        {"id": "c1", "name": "weather", "arguments": '{"city":"Oslo"}'}
+    ]
     assert ctx["messages"][3]["toolCallId"] == "c1" and ctx["systemPrompt"] == "Be kind"
 
 
@@ -242,7 +260,10 @@ def test_rename_pin_and_delete(api) -> None:
     }
     assert alice.ok("query($id: ID!) { session(id: $id) { id } }", {"id": sid}) == {"session": None}
     assert alice.ok("{ pinnedSessions { id } }") == {"pinnedSessions": []}
-    assert alice.error_code("mutation($id: ID!) { deleteSession(id: $id) }", {"id": sid}) == "NOT_FOUND"
+    assert (
+        alice.error_code("mutation($id: ID!) { deleteSession(id: $id) }", {"id": sid})
+        == "NOT_FOUND"
+    )
 
 
 def test_pinning_refused_when_the_chat_app_disallows_it(settings_factory, tmp_path) -> None:
@@ -261,7 +282,10 @@ def test_pinning_refused_when_the_chat_app_disallows_it(settings_factory, tmp_pa
         ).json()["data"]["createSession"]["id"]
         body = client.post(
             "/graphql",
-            json={"query": "mutation($id: ID!) { pinSession(id: $id) { pinned } }", "variables": {"id": sid}},
+            json={
+                "query": "mutation($id: ID!) { pinSession(id: $id) { pinned } }",
+                "variables": {"id": sid},
+            },
             headers=headers,
         ).json()
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -323,8 +347,7 @@ def test_date_groups_in_the_callers_time_zone(clocked) -> None:
     }
     assert tokyo["late last night UTC"] == "TODAY"
     from_token = {
-        e["node"]["title"]: e["dateGroup"]
-        for e in call(LIST, tz="Asia/Tokyo")["sessions"]["edges"]
+        e["node"]["title"]: e["dateGroup"] for e in call(LIST, tz="Asia/Tokyo")["sessions"]["edges"]
     }
     assert from_token == tokyo
 
@@ -335,7 +358,11 @@ def test_most_recent_activity_first(clocked) -> None:
     ids = []
     for i in range(3):
         clock.current = start_time + timedelta(minutes=i)
-        ids.append(call(SEND, {"input": {"chatAppId": "support", "content": f"s{i}"}})["sendMessage"]["session"]["id"])
+        ids.append(
+            call(SEND, {"input": {"chatAppId": "support", "content": f"s{i}"}})["sendMessage"][
+                "session"
+            ]["id"]
+        )
     clock.current = start_time + timedelta(minutes=10)
     call(SEND, {"input": {"sessionId": ids[0], "content": "back to the first"}})
     order = [e["node"]["id"] for e in call(LIST)["sessions"]["edges"]]

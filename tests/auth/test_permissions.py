@@ -41,9 +41,7 @@ def test_a_root_field_without_auth_is_refused_at_build_time() -> None:
 
 def test_roles_in_the_directive_are_enforced(api) -> None:
     auditor = api.as_("aud", "acme", Role.AUDITOR)
-    created = auditor.post(
-        'mutation { createSession(input: {chatAppId: "support"}) { id } }'
-    )
+    created = auditor.post('mutation { createSession(input: {chatAppId: "support"}) { id } }')
     assert created["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert "USER" in created["errors"][0]["message"]
     assert auditor.ok("{ sessions { edges { cursor } } }")["sessions"]["edges"] == []

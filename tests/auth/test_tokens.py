@@ -17,7 +17,11 @@ HS = TokenConfig(HS256, SECRET, SECRET)
 
 def test_issued_tokens_verify_into_the_principal() -> None:
     token = TokenIssuer(HS).issue(
-        "dan", "partner", [Role.USER, Role.AUDITOR], user_type=UserType.EXTERNAL, time_zone="Europe/Oslo"
+        "dan",
+        "partner",
+        [Role.USER, Role.AUDITOR],
+        user_type=UserType.EXTERNAL,
+        time_zone="Europe/Oslo",
     )
     principal = TokenVerifier(HS).principal_from_header(f"Bearer {token}")
     assert principal.user_id == "dan" and principal.entity_id == "partner"
@@ -34,10 +38,15 @@ def test_rs256_with_a_key_pair() -> None:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     token = TokenIssuer(TokenConfig(RS256, public, private)).issue("alice", "acme")
-    assert TokenVerifier(TokenConfig(RS256, public, None)).principal_from_token(token).user_id == "alice"
+    assert (
+        TokenVerifier(TokenConfig(RS256, public, None)).principal_from_token(token).user_id
+        == "alice"
+    )
     # An HS256 token made with the public key as secret must not pass (algorithm confusion).
     with pytest.raises(InvalidToken):
-        forged = jwt.encode({"sub": "x", "entity": "acme", "exp": time.time() + 60}, "k" * 40, "HS256")
+        forged = jwt.encode(
+            {"sub": "x", "entity": "acme", "exp": time.time() + 60}, "k" * 40, "HS256"
+        )
         TokenVerifier(TokenConfig(RS256, public, None)).principal_from_token(forged)
 
 

@@ -5,15 +5,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sessionhub.domain.context import build_context
-from sessionhub.domain.models import Session, TitleSource, ToolInvocation, ToolStatus, Turn, TurnRole
+from sessionhub.domain.models import (
+    Session,
+    TitleSource,
+    ToolInvocation,
+    ToolStatus,
+    Turn,
+    TurnRole,
+)
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 def session(turn_count: int, agent_context: object = None) -> Session:
     return Session(
-        "s", "acme", "support", "alice", "t", TitleSource.MANUAL, NOW, NOW, NOW,
-        turn_count=turn_count, agent_context=agent_context,
+        "s",
+        "acme",
+        "support",
+        "alice",
+        "t",
+        TitleSource.MANUAL,
+        NOW,
+        NOW,
+        NOW,
+        turn_count=turn_count,
+        agent_context=agent_context,
     )
 
 
@@ -29,7 +45,9 @@ def test_tool_calls_and_results_pair_up() -> None:
         turn(2, TurnRole.ASSISTANT, "", [call, failed]),
         turn(3, TurnRole.ASSISTANT, "It is -3°C."),
     ]
-    ctx = build_context(session(3, {"systemPrompt": "Be brief", "variables": {"units": "C"}}), turns)
+    ctx = build_context(
+        session(3, {"systemPrompt": "Be brief", "variables": {"units": "C"}}), turns
+    )
     roles = [m.role for m in ctx.messages]
     assert roles == ["system", "user", "assistant", "tool", "tool", "assistant"]
     assert ctx.messages[0].content == "Be brief"
@@ -58,5 +76,7 @@ def test_tool_turns_answer_earlier_calls() -> None:
 
 
 def test_truncation_is_reported() -> None:
-    ctx = build_context(session(10), [turn(9, TurnRole.USER, "a"), turn(10, TurnRole.ASSISTANT, "b")])
+    ctx = build_context(
+        session(10), [turn(9, TurnRole.USER, "a"), turn(10, TurnRole.ASSISTANT, "b")]
+    )
     assert ctx.truncated and ctx.included_turns == 2 and ctx.turn_count == 10

@@ -32,7 +32,9 @@ SESSION = Session(
     updated_at=NOW,
     last_activity_at=NOW,
 )
-EXTERNAL_ON = ChatApp("knowledge", "K", SessionSettings(allow_sharing=True, allow_external_sharing=True))
+EXTERNAL_ON = ChatApp(
+    "knowledge", "K", SessionSettings(allow_sharing=True, allow_external_sharing=True)
+)
 EXTERNAL_OFF = ChatApp("knowledge", "K", SessionSettings(allow_sharing=True))
 
 

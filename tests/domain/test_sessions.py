@@ -40,7 +40,9 @@ BOB = Principal("bob", "acme")
 AGENT = Principal("agent", "acme", roles=frozenset({Role.SERVICE}))
 APPS = ChatAppRegistry(
     [
-        ChatApp("support", "Support", SessionSettings(auto_generate_titles=False, max_session_history=4)),
+        ChatApp(
+            "support", "Support", SessionSettings(auto_generate_titles=False, max_session_history=4)
+        ),
         ChatApp("knowledge", "Knowledge", SessionSettings(allow_sharing=True)),
         ChatApp("nopin", "No pins", SessionSettings(allow_pinning=False)),
     ]
@@ -84,7 +86,9 @@ async def test_first_message_creates_the_session_with_opening_words(env) -> None
 
 async def test_auto_titled_apps_start_pending(env) -> None:
     service, _, _ = env
-    view, _ = await service.send_message(ALICE, SendMessage("Explain RAFT", chat_app_id="knowledge"))
+    view, _ = await service.send_message(
+        ALICE, SendMessage("Explain RAFT", chat_app_id="knowledge")
+    )
     assert view.session.title_source is TitleSource.PENDING
     renamed = await service.rename(ALICE, view.session.id, "  Consensus   notes ")
     assert (renamed.session.title, renamed.session.title_source) == (
@@ -134,7 +138,9 @@ async def test_other_users_see_nothing(env) -> None:
     with pytest.raises(NotFound):
         await service.add_feedback(BOB, turn.id, AddFeedback(FeedbackKind.THUMBS_UP))
     with pytest.raises(NotFound):
-        await service.delete(Principal("alice", "globex", roles=frozenset({Role.ADMIN})), view.session.id)
+        await service.delete(
+            Principal("alice", "globex", roles=frozenset({Role.ADMIN})), view.session.id
+        )
     assert (await service.list(BOB, SessionFilter(), 10, None)).items == []
 
 
@@ -148,7 +154,9 @@ async def test_verification_by_service_and_feedback_by_owner(env) -> None:
     assert graded.verification.grade is Grade.A and graded.verification.verified_by == "agent"
     with pytest.raises(InvalidInput):
         await service.set_verification(AGENT, answer.id, SetVerification(Grade.B, 1.5))
-    liked = await service.add_feedback(ALICE, answer.id, AddFeedback(FeedbackKind.THUMBS_UP, "great"))
+    liked = await service.add_feedback(
+        ALICE, answer.id, AddFeedback(FeedbackKind.THUMBS_UP, "great")
+    )
     assert [(f.user_id, f.kind, f.comment) for f in liked.feedback] == [
         ("alice", FeedbackKind.THUMBS_UP, "great")
     ]

@@ -43,7 +43,10 @@ class Mutation:
 SCHEMA = build_schema([Query], [Mutation], extensions=[ErrorCodes])
 
 
-def run(query: str, principal: Principal | None = Principal("a", "e")):
+ANYONE = Principal("a", "e")
+
+
+def run(query: str, principal: Principal | None = ANYONE):
     return asyncio.run(SCHEMA.execute(query, context_value=FakeContext(principal)))
 
 

@@ -67,8 +67,14 @@ def test_development_secret_is_generated_once_and_private(
     [
         ("chat_apps = []", "chat_apps"),
         ('[[chat_apps]]\nid = "Bad Id"\nname = "x"', "id"),
-        ('[[chat_apps]]\nid = "a"\nname = "x"\n[chat_apps.settings]\nretention_days = 0', "retention_days"),
-        ('[[chat_apps]]\nid = "a"\nname = "x"\n[chat_apps.settings]\nallow_shareing = true', "allow_shareing"),
+        (
+            '[[chat_apps]]\nid = "a"\nname = "x"\n[chat_apps.settings]\nretention_days = 0',
+            "retention_days",
+        ),
+        (
+            '[[chat_apps]]\nid = "a"\nname = "x"\n[chat_apps.settings]\nallow_shareing = true',
+            "allow_shareing",
+        ),
         ('[[chat_apps]]\nid = "a"\nname = "x"\n[[chat_apps]]\nid = "a"\nname = "y"', "repeats"),
         ("not = [toml", "cannot read"),
     ],

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sessionhub.domain.clock import new_id
-from sessionhub.domain.errors import LimitExceeded, NotFound
+from sessionhub.domain.errors import Conflict, LimitExceeded, NotFound
 from sessionhub.domain.models import (
     AuditEvent,
     Feedback,
@@ -143,7 +143,7 @@ async def test_a_failed_session_insert_leaves_nothing(store: Store) -> None:
     session = make_session()
     await store.create_session(session, None, 10)
     duplicate = make_session(id=session.id, owner="bob")
-    with pytest.raises(Exception):
+    with pytest.raises(Conflict):
         await store.create_session(duplicate, make_turn(session.id, content="lost?"), 10)
     assert (await store.get_session(session.id)).owner_id == "alice"
     assert await store.list_turns(session.id, limit=10) == []
@@ -319,7 +319,9 @@ async def test_delete_cascades_and_keeps_the_audit_event(store: Store) -> None:
     await store.create_session(session, make_turn(session.id), 10)
     turn = (await store.list_turns(session.id, limit=1))[0]
     await store.pin("acme", Pin("alice", session.id, T0))
-    share = Share(new_id(), session.id, "acme", GranteeKind.USER, "bob", ShareMode.READ, "alice", T0)
+    share = Share(
+        new_id(), session.id, "acme", GranteeKind.USER, "bob", ShareMode.READ, "alice", T0
+    )
     await store.create_share(share, audit_event("share.created", f"session:{session.id}"))
     event = audit_event("session.deleted", f"session:{session.id}")
     assert await store.delete_session(session.id, event) is True
