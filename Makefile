@@ -19,10 +19,12 @@ run: $(STAMP)
 	@echo "Get a token for GraphiQL with: $(BIN)/sessionhub token --user alice --entity acme"
 	$(BIN)/sessionhub serve
 
-## Install, then run the whole test suite (starts Redis on 127.0.0.1:6379 if nothing answers there)
+## Install, then run the whole test suite and the linter (starts Redis on 127.0.0.1:6379 if nothing answers there)
 test: $(STAMP)
 	./.ci/ensure-services
 	$(BIN)/pytest -q
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## Lint and check formatting
 lint: $(STAMP)

@@ -23,7 +23,8 @@ def time_zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a name that is a folder of the zone database, or too long for a path.
         raise InvalidInput(
             f"Unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'."
         ) from exc

@@ -12,6 +12,10 @@ from .models import SessionCursor
 from .timecodec import from_micros, to_micros
 
 MAX_PAGE_SIZE = 100
+_MAX_SQL_INTEGER = 2**63
+# The range a datetime can hold, as microseconds since the epoch.
+_MIN_MICROS = -62_135_596_800_000_000
+_MAX_MICROS = 253_402_300_799_999_999
 
 
 def page_size(requested: int | None, default: int) -> int:
@@ -43,7 +47,7 @@ def encode_session_cursor(cursor: SessionCursor) -> str:
 def decode_session_cursor(cursor: str) -> SessionCursor:
     payload = _decode("s", cursor)
     match payload:
-        case [int(micros), str(session_id)]:
+        case [int(micros), str(session_id)] if _MIN_MICROS <= micros <= _MAX_MICROS:
             return SessionCursor(from_micros(micros), session_id)
     raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.")
 
@@ -55,6 +59,6 @@ def encode_turn_cursor(seq: int) -> str:
 def decode_turn_cursor(cursor: str) -> int:
     payload = _decode("t", cursor)
     match payload:
-        case [int(seq)] if seq >= 0:
+        case [int(seq)] if 0 <= seq < _MAX_SQL_INTEGER:
             return seq
     raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.")

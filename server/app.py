@@ -36,7 +36,7 @@ from ..schema.build import build_schema
 from ..storage.protocol import Store
 from ..storage.sqlite.store import SqliteStore
 from .chat_apps import load_chat_apps
-from .error_codes import ErrorCodes
+from .error_codes import ErrorCodes, RequireOperationName
 from .graphql_http import GraphQLHTTP
 from .logging import configure_logging
 from .settings import Settings, load_settings, token_config
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES),
             lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+            # After ValidationCache, whose hook sets the validation errors it would replace.
+            RequireOperationName,
         ],
     )
     graphiql_page = (

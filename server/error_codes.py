@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import structlog
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from ..domain.errors import DomainError
@@ -23,13 +23,16 @@ INTERNAL = "INTERNAL_SERVER_ERROR"
 
 
 def coded(error: GraphQLError, request_id: str) -> GraphQLError:
+    if error.extensions and "code" in error.extensions:
+        return error
     original = error.original_error
     if isinstance(original, DomainError):
         return _with(error, original.message, original.code)
-    if original is None and error.path is None:
-        return _with(error, error.message, BAD_USER_INPUT)
-    if isinstance(original, (ValueError, TypeError)) and error.path is None:
-        # Scalars that reject a variable's value (a malformed DateTime, say).
+    if error.path is None and (
+        original is None or isinstance(original, (GraphQLError, ValueError, TypeError))
+    ):
+        # No path: the error arose while reading the request (syntax, validation,
+        # coercing a variable's value), before any resolver ran.
         return _with(error, error.message, BAD_USER_INPUT)
     log.error(
         "graphql.unexpected_error",
@@ -53,6 +56,30 @@ def _with(error: GraphQLError, message: str, code: str) -> GraphQLError:
         original_error=None,
         extensions={**(error.extensions or {}), "code": code},
     )
+
+
+class RequireOperationName(SchemaExtension):
+    """A document with several operations must say which to run; Strawberry would
+    silently run the first, which may be a mutation the client did not mean."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        # Strawberry keeps the name the request gave only in this attribute; the public
+        # `operation_name` falls back to the first operation's name.
+        provided = getattr(context, "_provided_operation_name", None)
+        if document is not None and provided is None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                # A new list: the one already there may be the validation cache's own.
+                context.pre_execution_errors = [
+                    *(context.pre_execution_errors or ()),
+                    GraphQLError(
+                        "The document holds several operations; name one in 'operationName'.",
+                        extensions={"code": BAD_USER_INPUT},
+                    ),
+                ]
+        yield
 
 
 class ErrorCodes(SchemaExtension):

@@ -25,7 +25,7 @@ from ..domain.clock import Clock, new_id
 from ..domain.errors import Unauthenticated
 from ..domain.sessions import SessionService
 from ..resolvers.context import Context
-from .error_codes import BAD_USER_INPUT
+from .error_codes import BAD_USER_INPUT, coded
 
 log = structlog.get_logger("sessionhub.http")
 
@@ -120,7 +120,8 @@ class GraphQLHTTP:
         request_error = result.data is None and all(e.path is None for e in result.errors or ())
         payload: dict[str, Any] = {}
         if result.errors:
-            payload["errors"] = [e.formatted for e in result.errors]
+            # Errors raised inside the parser cache escape the ErrorCodes hook; code them here.
+            payload["errors"] = [coded(e, request_id).formatted for e in result.errors]
         if not request_error:
             payload["data"] = result.data
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
