@@ -237,16 +237,22 @@ class Pin:
 
 @dataclass(slots=True)
 class Share:
+    """A grant of one session. Who it names depends on the kind: USER names a user of the
+    session's entity, ENTITY the whole entity, EXTERNAL a user of another entity; LINK names
+    nobody and grants to whoever opens it with its token (only the token's hash is kept)."""
+
     id: str
     session_id: str
     entity_id: str
     grantee_kind: GranteeKind
-    grantee_id: str | None
+    grantee_entity_id: str | None
+    grantee_user_id: str | None
     mode: ShareMode
     created_by: str
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    revoked_by: str | None = None
     token_hash: str | None = None
 
     def is_live(self, now: datetime) -> bool:
@@ -269,6 +275,24 @@ class SessionFilter:
     chat_app_ids: tuple[str, ...] = ()
     archived: bool | None = False
     tag: str | None = None
+    all_owners: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    actor_id: str | None = None
+    action: str | None = None
+    session_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeysetCursor:
+    """Position in a newest-first listing: the time of the last row seen and its id."""
+
+    at: datetime
+    id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,10 +305,20 @@ class SessionCursor:
 
 @dataclass(frozen=True, slots=True)
 class OwnerScope:
-    """Whose sessions a listing may return; every listing query of the store takes one."""
+    """Whose sessions a listing may return; every listing query of the store takes one.
+    `owner_id` None means every owner of the entity (for auditors and entity admins)."""
 
     entity_id: str
-    owner_id: str
+    owner_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GranteeScope:
+    """Who is asking what was shared with them."""
+
+    entity_id: str
+    user_id: str
+    internal: bool
 
 
 @dataclass(slots=True)

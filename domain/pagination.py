@@ -8,7 +8,7 @@ import binascii
 import orjson
 
 from .errors import InvalidInput
-from .models import SessionCursor
+from .models import KeysetCursor, SessionCursor
 from .timecodec import from_micros, to_micros
 
 MAX_PAGE_SIZE = 100
@@ -49,6 +49,18 @@ def decode_session_cursor(cursor: str) -> SessionCursor:
     match payload:
         case [int(micros), str(session_id)] if _MIN_MICROS <= micros <= _MAX_MICROS:
             return SessionCursor(from_micros(micros), session_id)
+    raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.")
+
+
+def encode_keyset_cursor(kind: str, cursor: KeysetCursor) -> str:
+    return _encode(kind, [to_micros(cursor.at), cursor.id])
+
+
+def decode_keyset_cursor(kind: str, cursor: str) -> KeysetCursor:
+    payload = _decode(kind, cursor)
+    match payload:
+        case [int(micros), str(row_id)] if _MIN_MICROS <= micros <= _MAX_MICROS:
+            return KeysetCursor(from_micros(micros), row_id)
     raise InvalidInput(f"The cursor {cursor!r} is not one this server handed out.")
 
 

@@ -7,7 +7,7 @@ session of another entity, or of another person, exists.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from .models import ChatApp, GranteeKind, Principal, Role, Session, Share, ShareMode, UserType
@@ -29,11 +29,13 @@ def access_to(
     chat_app: ChatApp | None,
     shares: Iterable[Share],
     now: datetime,
+    opened_links: Collection[str] = (),
 ) -> Access:
     """The strongest access any rule grants `principal` on `session`.
 
     Roles never cross entities: an admin, auditor or service of one entity has no
     access to another entity's sessions except through a share made to them.
+    `opened_links` are the ids of LINK shares this principal has opened with the token.
     """
     same_entity = principal.entity_id == session.entity_id
     granted = Access.NONE
@@ -45,35 +47,65 @@ def access_to(
         elif principal.has(Role.ENTITY_ADMIN) or principal.has(Role.AUDITOR):
             granted = Access.READ
     for share in shares:
-        if share.is_live(now) and _share_covers(share, principal, session, chat_app):
+        if share.is_live(now) and _share_covers(share, principal, session, chat_app, opened_links):
             granted = max(granted, _MODE_ACCESS[share.mode])
     return granted
 
 
 def _share_covers(
-    share: Share, principal: Principal, session: Session, chat_app: ChatApp | None
+    share: Share,
+    principal: Principal,
+    session: Session,
+    chat_app: ChatApp | None,
+    opened_links: Collection[str],
 ) -> bool:
     same_entity = principal.entity_id == session.entity_id
+    external_allowed = chat_app is not None and chat_app.settings.allow_external_sharing
     match share.grantee_kind:
         case GranteeKind.USER:
-            return same_entity and share.grantee_id == principal.user_id
+            return (
+                same_entity
+                and share.grantee_entity_id == principal.entity_id
+                and share.grantee_user_id == principal.user_id
+            )
         case GranteeKind.ENTITY:
             return same_entity and principal.user_type is UserType.INTERNAL
         case GranteeKind.EXTERNAL:
             return (
                 not same_entity
-                and share.grantee_id == external_grantee_key(principal)
-                and chat_app is not None
-                and chat_app.settings.allow_external_sharing
+                and external_allowed
+                and share.grantee_entity_id == principal.entity_id
+                and share.grantee_user_id == principal.user_id
             )
         case GranteeKind.LINK:
-            # A link grants access only to the request that presents its token.
-            return False
+            return share.id in opened_links and (same_entity or external_allowed)
 
 
-def external_grantee_key(principal: Principal) -> str:
-    """User ids are unique within an entity only, so an external grant names both."""
-    return f"{principal.entity_id}/{principal.user_id}"
+def may_open_link(principal: Principal, session: Session, chat_app: ChatApp | None) -> bool:
+    """A link opens for the session's entity, and beyond it only where the chat app allows
+    external sharing."""
+    if principal.entity_id == session.entity_id:
+        return True
+    return chat_app is not None and chat_app.settings.allow_external_sharing
+
+
+def may_share(principal: Principal, kind: GranteeKind) -> bool:
+    """Which grants a session's manager may make. External users never pass a session on;
+    grants that leave the entity (EXTERNAL, and LINK, which may) need a person who works
+    there, not an agent back end."""
+    if principal.user_type is not UserType.INTERNAL:
+        return False
+    if kind in (GranteeKind.EXTERNAL, GranteeKind.LINK):
+        return principal.has(Role.USER) or principal.has(Role.ADMIN)
+    return True
+
+
+def is_owner(principal: Principal, session: Session) -> bool:
+    return principal.entity_id == session.entity_id and principal.user_id == session.owner_id
+
+
+def sees_whole_entity(principal: Principal) -> bool:
+    return any(principal.has(r) for r in (Role.AUDITOR, Role.ENTITY_ADMIN, Role.ADMIN))
 
 
 def can_read(access: Access) -> bool:

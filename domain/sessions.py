@@ -8,15 +8,16 @@ from typing import Protocol
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
 from . import validation as check
+from .audit import audit_event
 from .clock import Clock, new_id
 from .commands import AddFeedback, AppendTurn, CreateSession, SendMessage, SetVerification
 from .context import AgentContext, build_context
 from .errors import Forbidden, InvalidInput, NotFound, session_not_found, turn_not_found
 from .events import SessionCreated, SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
 from .models import (
-    AuditEvent,
     ChatApp,
     Feedback,
+    GranteeKind,
     NewTurn,
     OwnerScope,
     Pin,
@@ -33,7 +34,16 @@ from .models import (
     Verification,
 )
 from .pagination import decode_session_cursor, page_size
-from .policy import Access, access_to, can_interact, can_manage, can_read, can_verify
+from .policy import (
+    Access,
+    access_to,
+    can_interact,
+    can_manage,
+    can_read,
+    can_verify,
+    is_owner,
+    sees_whole_entity,
+)
 from .titles import opening_words
 
 
@@ -77,8 +87,13 @@ class SessionService:
     # Reading
 
     async def view(self, principal: Principal, session_id: str) -> SessionView:
-        """The session if `principal` may read it; NotFound otherwise, whatever the cause."""
+        """The session if `principal` may read it; NotFound otherwise, whatever the cause.
+        A read by anyone but the owner goes into the audit trail."""
         session, access = await self._load(principal, session_id)
+        if not is_owner(principal, session):
+            await self._store.append_audit(
+                audit_event(principal, session, "session.read", self._clock.now(), access=access)
+            )
         pinned = await self._store.pinned_session_ids(
             principal.entity_id, principal.user_id, [session.id]
         )
@@ -99,20 +114,24 @@ class SessionService:
     ) -> SessionPage:
         limit = page_size(first, 30)
         cursor = decode_session_cursor(after) if after else None
-        scope = OwnerScope(principal.entity_id, principal.user_id)
+        if session_filter.all_owners and not sees_whole_entity(principal):
+            raise Forbidden("Listing every owner's sessions needs auditor, entity-admin or admin.")
+        owner = None if session_filter.all_owners else principal.user_id
+        scope = OwnerScope(principal.entity_id, owner)
         sessions = await self._store.list_sessions(scope, session_filter, cursor, limit + 1)
         has_next = len(sessions) > limit
         sessions = sessions[:limit]
         pinned = await self._store.pinned_session_ids(
             principal.entity_id, principal.user_id, [s.id for s in sessions]
         )
-        return SessionPage(
-            [
-                SessionView(s, Access.MANAGE, self._chat_apps.get(s.chat_app_id), s.id in pinned)
-                for s in sessions
-            ],
-            has_next,
-        )
+        now = self._clock.now()
+        views = []
+        for s in sessions:
+            chat_app = self._chat_apps.get(s.chat_app_id)
+            views.append(
+                SessionView(s, access_to(principal, s, chat_app, (), now), chat_app, s.id in pinned)
+            )
+        return SessionPage(views, has_next)
 
     async def pinned(self, principal: Principal, limit: int = 100) -> list[SessionView]:
         sessions = await self._store.list_pinned(principal.entity_id, principal.user_id, limit)
@@ -333,18 +352,14 @@ class SessionService:
 
     async def delete(self, principal: Principal, session_id: str) -> None:
         session, _ = await self._load_managed(principal, session_id)
-        audit = AuditEvent(
-            id=new_id(),
-            entity_id=session.entity_id,
-            actor_id=principal.user_id,
-            action="session.deleted",
-            target=f"session:{session.id}",
-            at=self._clock.now(),
-            details={
-                "chatAppId": session.chat_app_id,
-                "ownerId": session.owner_id,
-                "turnCount": session.turn_count,
-            },
+        audit = audit_event(
+            principal,
+            session,
+            "session.deleted",
+            self._clock.now(),
+            chatAppId=session.chat_app_id,
+            ownerId=session.owner_id,
+            turnCount=session.turn_count,
         )
         if not await self._store.delete_session(session.id, audit):
             raise session_not_found(session_id)
@@ -357,12 +372,18 @@ class SessionService:
 
     async def _access(self, principal: Principal, session: Session) -> Access:
         shares = await self._store.list_shares(session.id)
+        opened: set[str] = set()
+        if any(s.grantee_kind is GranteeKind.LINK for s in shares):
+            opened = await self._store.opened_link_ids(
+                session.id, principal.entity_id, principal.user_id
+            )
         return access_to(
             principal,
             session,
             self._chat_apps.get(session.chat_app_id),
             shares,
             self._clock.now(),
+            opened,
         )
 
     async def _load(self, principal: Principal, session_id: str) -> tuple[Session, Access]:

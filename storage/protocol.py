@@ -7,12 +7,16 @@ entity filter. Backends raise only `sessionhub.domain.errors` exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from ..domain.models import (
     AuditEvent,
+    AuditFilter,
     Feedback,
+    GranteeScope,
+    KeysetCursor,
     NewTurn,
     OwnerScope,
     Pin,
@@ -65,7 +69,8 @@ class Store(Protocol):
         after: SessionCursor | None,
         limit: int,
     ) -> list[Session]:
-        """The scope owner's sessions, most recent activity first (ties by id)."""
+        """The scope's sessions (one owner's, or the whole entity's), most recent activity
+        first (ties by id)."""
 
     # Turns
 
@@ -108,15 +113,51 @@ class Store(Protocol):
 
     # Shares
 
-    async def create_share(self, share: Share, audit: AuditEvent) -> Share: ...
+    async def create_share(self, share: Share, audit: AuditEvent) -> Share:
+        """Store the share and its audit event together; NotFound if the session is gone."""
 
-    async def list_shares(self, session_id: str) -> list[Share]: ...
+    async def get_share(self, share_id: str) -> Share | None: ...
+
+    async def share_by_token_hash(self, token_hash: str) -> Share | None: ...
+
+    async def list_shares(self, session_id: str) -> list[Share]:
+        """Every share of the session, live or not, oldest first."""
+
+    async def revoke_share(
+        self, share_id: str, at: datetime, by: str, audit: AuditEvent
+    ) -> Share | None:
+        """Revoke once: the first call records `audit`; later calls change nothing.
+        Returns the share as stored, None when it does not exist."""
+
+    async def record_link_visit(
+        self, share: Share, entity_id: str, user_id: str, at: datetime, audit: AuditEvent | None
+    ) -> None:
+        """Remember that this user opened the LINK share (and record `audit` with it)."""
+
+    async def opened_link_ids(self, session_id: str, entity_id: str, user_id: str) -> set[str]: ...
+
+    async def list_shared_with(
+        self, scope: GranteeScope, now: datetime, after: KeysetCursor | None, limit: int
+    ) -> list[tuple[Session, datetime]]:
+        """Sessions of others that a live share grants to the scope's user (USER, EXTERNAL,
+        ENTITY for internal users, LINK once opened), each once with the time of its newest
+        grant, newest first; `after` is keyed on (that time, session id)."""
+
+    async def expire_due_shares(
+        self, now: datetime, limit: int, audit_for: Callable[[Share], AuditEvent]
+    ) -> list[Share]:
+        """Mark up to `limit` shares whose expiry has passed as recorded, with an audit event
+        each, and return them; each share is returned once, ever."""
 
     # Audit (append-only)
 
     async def append_audit(self, event: AuditEvent) -> None: ...
 
     async def list_audit(
-        self, entity_id: str, *, target: str | None = None, limit: int = 100
+        self,
+        entity_id: str,
+        audit_filter: AuditFilter,
+        after: KeysetCursor | None,
+        limit: int,
     ) -> list[AuditEvent]:
-        """The entity's events, newest first."""
+        """The entity's events, newest first, keyed on (at, id)."""

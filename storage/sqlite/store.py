@@ -22,8 +22,11 @@ import orjson
 from ...domain.errors import Conflict, LimitExceeded, StoreUnavailable, session_not_found
 from ...domain.models import (
     AuditEvent,
+    AuditFilter,
     Feedback,
     GranteeKind,
+    GranteeScope,
+    KeysetCursor,
     NewTurn,
     OwnerScope,
     Pin,
@@ -45,9 +48,10 @@ MEMORY = ":memory:"
 _SESSION_SELECT = f"SELECT {SESSION_COLUMNS} FROM sessions"
 _TURN_SELECT = f"SELECT {TURN_COLUMNS} FROM turns"
 _SHARE_COLUMNS = (
-    "id, session_id, entity_id, grantee_kind, grantee_id, mode, created_by, created_at, "
-    "expires_at, revoked_at, token_hash"
+    "id, session_id, entity_id, grantee_kind, grantee_entity_id, grantee_user_id, mode, "
+    "created_by, created_at, expires_at, revoked_at, revoked_by, token_hash"
 )
+_AUDIT_COLUMNS = "id, entity_id, actor_id, action, target, at, details"
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -214,8 +218,37 @@ class SqliteStore:
     async def create_share(self, share: Share, audit: AuditEvent) -> Share:
         return await self._write(_create_share, share, audit)
 
+    async def get_share(self, share_id: str) -> Share | None:
+        return await self._read(_get_share, "id", share_id)
+
+    async def share_by_token_hash(self, token_hash: str) -> Share | None:
+        return await self._read(_get_share, "token_hash", token_hash)
+
     async def list_shares(self, session_id: str) -> list[Share]:
         return await self._read(_list_shares, session_id)
+
+    async def revoke_share(
+        self, share_id: str, at: datetime, by: str, audit: AuditEvent
+    ) -> Share | None:
+        return await self._write(_revoke_share, share_id, at, by, audit)
+
+    async def record_link_visit(
+        self, share: Share, entity_id: str, user_id: str, at: datetime, audit: AuditEvent | None
+    ) -> None:
+        await self._write(_record_link_visit, share, entity_id, user_id, at, audit)
+
+    async def opened_link_ids(self, session_id: str, entity_id: str, user_id: str) -> set[str]:
+        return await self._read(_opened_link_ids, session_id, entity_id, user_id)
+
+    async def list_shared_with(
+        self, scope: GranteeScope, now: datetime, after: KeysetCursor | None, limit: int
+    ) -> list[tuple[Session, datetime]]:
+        return await self._read(_list_shared_with, scope, now, after, limit)
+
+    async def expire_due_shares(
+        self, now: datetime, limit: int, audit_for: Callable[[Share], AuditEvent]
+    ) -> list[Share]:
+        return await self._write(_expire_due_shares, now, limit, audit_for)
 
     # Audit
 
@@ -223,9 +256,13 @@ class SqliteStore:
         await self._write(_insert_audit, event)
 
     async def list_audit(
-        self, entity_id: str, *, target: str | None = None, limit: int = 100
+        self,
+        entity_id: str,
+        audit_filter: AuditFilter,
+        after: KeysetCursor | None,
+        limit: int,
     ) -> list[AuditEvent]:
-        return await self._read(_list_audit, entity_id, target, limit)
+        return await self._read(_list_audit, entity_id, audit_filter, after, limit)
 
 
 # Everything below runs inside a connection's thread, on the plain sqlite3 connection.
@@ -390,8 +427,11 @@ def _list_sessions(
     after: SessionCursor | None,
     limit: int,
 ) -> list[Session]:
-    clauses = ["entity_id = ?", "owner_id = ?"]
-    params: list[Any] = [scope.entity_id, scope.owner_id]
+    clauses = ["entity_id = ?"]
+    params: list[Any] = [scope.entity_id]
+    if scope.owner_id is not None:
+        clauses.append("owner_id = ?")
+        params.append(scope.owner_id)
     if session_filter.archived is not None:
         clauses.append("archived = ?")
         params.append(int(session_filter.archived))
@@ -525,31 +565,35 @@ def _share_from_row(r: tuple) -> Share:
         session_id=r[1],
         entity_id=r[2],
         grantee_kind=GranteeKind(r[3]),
-        grantee_id=r[4],
-        mode=ShareMode(r[5]),
-        created_by=r[6],
-        created_at=codec.from_micros(r[7]),
-        expires_at=codec.opt_datetime(r[8]),
-        revoked_at=codec.opt_datetime(r[9]),
-        token_hash=r[10],
+        grantee_entity_id=r[4],
+        grantee_user_id=r[5],
+        mode=ShareMode(r[6]),
+        created_by=r[7],
+        created_at=codec.from_micros(r[8]),
+        expires_at=codec.opt_datetime(r[9]),
+        revoked_at=codec.opt_datetime(r[10]),
+        revoked_by=r[11],
+        token_hash=r[12],
     )
 
 
 def _create_share(conn: sqlite3.Connection, share: Share, audit: AuditEvent) -> Share:
     _require_session(conn, share.session_id)
     conn.execute(
-        f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+        f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
         (
             share.id,
             share.session_id,
             share.entity_id,
             share.grantee_kind.value,
-            share.grantee_id,
+            share.grantee_entity_id,
+            share.grantee_user_id,
             share.mode.value,
             share.created_by,
             to_micros(share.created_at),
             opt_micros(share.expires_at),
             opt_micros(share.revoked_at),
+            share.revoked_by,
             share.token_hash,
         ),
     )
@@ -557,18 +601,125 @@ def _create_share(conn: sqlite3.Connection, share: Share, audit: AuditEvent) -> 
     return share
 
 
+def _get_share(conn: sqlite3.Connection, column: str, value: str) -> Share | None:
+    row = conn.execute(
+        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE {column} = ?", (value,)
+    ).fetchone()
+    return None if row is None else _share_from_row(row)
+
+
 def _list_shares(conn: sqlite3.Connection, session_id: str) -> list[Share]:
     rows = conn.execute(
-        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE session_id = ? ORDER BY created_at",
+        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE session_id = ? ORDER BY created_at, id",
         (session_id,),
     ).fetchall()
     return [_share_from_row(r) for r in rows]
 
 
+def _revoke_share(
+    conn: sqlite3.Connection, share_id: str, at: datetime, by: str, audit: AuditEvent
+) -> Share | None:
+    revoked = conn.execute(
+        "UPDATE shares SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
+        (to_micros(at), by, share_id),
+    ).rowcount
+    if revoked:
+        _insert_audit(conn, audit)
+    return _get_share(conn, "id", share_id)
+
+
+def _record_link_visit(
+    conn: sqlite3.Connection,
+    share: Share,
+    entity_id: str,
+    user_id: str,
+    at: datetime,
+    audit: AuditEvent | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO share_link_visits (share_id, entity_id, user_id, session_id, opened_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET opened_at = excluded.opened_at",
+        (share.id, entity_id, user_id, share.session_id, to_micros(at)),
+    )
+    if audit is not None:
+        _insert_audit(conn, audit)
+
+
+def _opened_link_ids(
+    conn: sqlite3.Connection, session_id: str, entity_id: str, user_id: str
+) -> set[str]:
+    rows = conn.execute(
+        "SELECT share_id FROM share_link_visits"
+        " WHERE entity_id = ? AND user_id = ? AND session_id = ?",
+        (entity_id, user_id, session_id),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _list_shared_with(
+    conn: sqlite3.Connection,
+    scope: GranteeScope,
+    now: datetime,
+    after: KeysetCursor | None,
+    limit: int,
+) -> list[tuple[Session, datetime]]:
+    """Sessions someone else shared with the caller by a live grant, newest grant first,
+    each session once (at the time of its newest grant)."""
+    columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
+    grants = (
+        "(sh.grantee_kind IN ('USER', 'EXTERNAL') AND sh.grantee_entity_id = :entity"
+        " AND sh.grantee_user_id = :user)"
+        " OR (sh.grantee_kind = 'ENTITY' AND sh.grantee_entity_id = :entity AND :internal)"
+        " OR (sh.grantee_kind = 'LINK' AND EXISTS (SELECT 1 FROM share_link_visits v"
+        " WHERE v.share_id = sh.id AND v.entity_id = :entity AND v.user_id = :user))"
+    )
+    params: dict[str, Any] = {
+        "entity": scope.entity_id,
+        "user": scope.user_id,
+        "internal": int(scope.internal),
+        "now": to_micros(now),
+        "limit": limit,
+    }
+    having = ""
+    if after is not None:
+        having = "HAVING (shared_at, s.id) < (:after_at, :after_id)"
+        params.update(after_at=to_micros(after.at), after_id=after.id)
+    rows = conn.execute(
+        f"SELECT {columns}, max(sh.created_at) AS shared_at"
+        " FROM shares sh JOIN sessions s ON s.id = sh.session_id"
+        f" WHERE ({grants})"
+        " AND sh.revoked_at IS NULL AND (sh.expires_at IS NULL OR sh.expires_at > :now)"
+        " AND NOT (s.entity_id = :entity AND s.owner_id = :user)"
+        f" GROUP BY s.id {having} ORDER BY shared_at DESC, s.id DESC LIMIT :limit",
+        params,
+    ).fetchall()
+    return [(codec.session_from_row(r[:-1]), codec.from_micros(r[-1])) for r in rows]
+
+
+def _expire_due_shares(
+    conn: sqlite3.Connection,
+    now: datetime,
+    limit: int,
+    audit_for: Callable[[Share], AuditEvent],
+) -> list[Share]:
+    rows = conn.execute(
+        f"SELECT {_SHARE_COLUMNS} FROM shares"
+        " WHERE expires_at IS NOT NULL AND expires_at <= ? AND revoked_at IS NULL"
+        " AND expiry_recorded_at IS NULL ORDER BY expires_at LIMIT ?",
+        (to_micros(now), limit),
+    ).fetchall()
+    expired = [_share_from_row(r) for r in rows]
+    for share in expired:
+        conn.execute(
+            "UPDATE shares SET expiry_recorded_at = ? WHERE id = ?", (to_micros(now), share.id)
+        )
+        _insert_audit(conn, audit_for(share))
+    return expired
+
+
 def _insert_audit(conn: sqlite3.Connection, event: AuditEvent) -> None:
     conn.execute(
-        "INSERT INTO audit (id, entity_id, actor_id, action, target, at, details)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             event.id,
             event.entity_id,
@@ -582,15 +733,34 @@ def _insert_audit(conn: sqlite3.Connection, event: AuditEvent) -> None:
 
 
 def _list_audit(
-    conn: sqlite3.Connection, entity_id: str, target: str | None, limit: int
+    conn: sqlite3.Connection,
+    entity_id: str,
+    audit_filter: AuditFilter,
+    after: KeysetCursor | None,
+    limit: int,
 ) -> list[AuditEvent]:
     clauses, params = ["entity_id = ?"], [entity_id]
-    if target is not None:
+    if audit_filter.actor_id is not None:
+        clauses.append("actor_id = ?")
+        params.append(audit_filter.actor_id)
+    if audit_filter.action is not None:
+        clauses.append("action = ?")
+        params.append(audit_filter.action)
+    if audit_filter.session_id is not None:
         clauses.append("target = ?")
-        params.append(target)
+        params.append(f"session:{audit_filter.session_id}")
+    if audit_filter.since is not None:
+        clauses.append("at >= ?")
+        params.append(to_micros(audit_filter.since))
+    if audit_filter.until is not None:
+        clauses.append("at < ?")
+        params.append(to_micros(audit_filter.until))
+    if after is not None:
+        clauses.append("(at, id) < (?, ?)")
+        params.extend([to_micros(after.at), after.id])
     rows = conn.execute(
-        "SELECT id, entity_id, actor_id, action, target, at, details FROM audit"
-        f" WHERE {' AND '.join(clauses)} ORDER BY at DESC, rowid DESC LIMIT ?",
+        f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {' AND '.join(clauses)}"
+        " ORDER BY at DESC, id DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
     return [

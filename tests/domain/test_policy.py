@@ -18,7 +18,7 @@ from sessionhub.domain.models import (
     TitleSource,
     UserType,
 )
-from sessionhub.domain.policy import Access, access_to, can_verify, external_grantee_key
+from sessionhub.domain.policy import Access, access_to, can_verify, may_open_link, may_share
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 SESSION = Session(
@@ -48,7 +48,22 @@ def who(user: str, entity: str, *roles: Role, external: bool = False) -> Princip
 
 
 def share(kind: GranteeKind, grantee: str | None, mode: ShareMode = ShareMode.READ, **kw) -> Share:
-    return Share("sh", "s1", "acme", kind, grantee, mode, "alice", NOW - timedelta(days=1), **kw)
+    """`grantee` is "entity/user" for USER and EXTERNAL grants."""
+    entity, _, user = (grantee or "").partition("/")
+    if kind is GranteeKind.ENTITY:
+        entity, user = "acme", ""
+    return Share(
+        kw.pop("id", "sh"),
+        "s1",
+        "acme",
+        kind,
+        entity or None,
+        user or None,
+        mode,
+        "alice",
+        NOW - timedelta(days=1),
+        **kw,
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,16 +89,16 @@ def test_access_without_shares(principal: Principal, expected: Access) -> None:
 @pytest.mark.parametrize(
     ("principal", "grant", "app", "expected"),
     [
-        (who("bob", "acme"), share(GranteeKind.USER, "bob"), EXTERNAL_ON, Access.READ),
+        (who("bob", "acme"), share(GranteeKind.USER, "acme/bob"), EXTERNAL_ON, Access.READ),
         (
             who("bob", "acme"),
-            share(GranteeKind.USER, "bob", ShareMode.INTERACT),
+            share(GranteeKind.USER, "acme/bob", ShareMode.INTERACT),
             EXTERNAL_ON,
             Access.INTERACT,
         ),
-        (who("carol", "acme"), share(GranteeKind.USER, "bob"), EXTERNAL_ON, Access.NONE),
+        (who("carol", "acme"), share(GranteeKind.USER, "acme/bob"), EXTERNAL_ON, Access.NONE),
         # The same user id in another entity is another person.
-        (who("bob", "globex"), share(GranteeKind.USER, "bob"), EXTERNAL_ON, Access.NONE),
+        (who("bob", "globex"), share(GranteeKind.USER, "acme/bob"), EXTERNAL_ON, Access.NONE),
         (who("carol", "acme"), share(GranteeKind.ENTITY, None), EXTERNAL_ON, Access.READ),
         (who("carol", "globex"), share(GranteeKind.ENTITY, None), EXTERNAL_ON, Access.NONE),
         (
@@ -113,19 +128,19 @@ def test_access_without_shares(principal: Principal, expected: Access) -> None:
         (who("bob", "acme"), share(GranteeKind.LINK, None), EXTERNAL_ON, Access.NONE),
         (
             who("bob", "acme"),
-            share(GranteeKind.USER, "bob", revoked_at=NOW - timedelta(hours=1)),
+            share(GranteeKind.USER, "acme/bob", revoked_at=NOW - timedelta(hours=1)),
             EXTERNAL_ON,
             Access.NONE,
         ),
         (
             who("bob", "acme"),
-            share(GranteeKind.USER, "bob", expires_at=NOW),
+            share(GranteeKind.USER, "acme/bob", expires_at=NOW),
             EXTERNAL_ON,
             Access.NONE,
         ),
         (
             who("bob", "acme"),
-            share(GranteeKind.USER, "bob", expires_at=NOW + timedelta(seconds=1)),
+            share(GranteeKind.USER, "acme/bob", expires_at=NOW + timedelta(seconds=1)),
             EXTERNAL_ON,
             Access.READ,
         ),
@@ -140,13 +155,44 @@ def test_access_through_shares(
 def test_the_strongest_grant_wins() -> None:
     grants = [
         share(GranteeKind.ENTITY, None, ShareMode.READ),
-        share(GranteeKind.USER, "bob", ShareMode.INTERACT),
+        share(GranteeKind.USER, "acme/bob", ShareMode.INTERACT),
     ]
     assert access_to(who("bob", "acme"), SESSION, EXTERNAL_ON, grants, NOW) is Access.INTERACT
 
 
-def test_external_grantee_key_names_entity_and_user() -> None:
-    assert external_grantee_key(who("dan", "partner")) == "partner/dan"
+def test_link_grants_only_to_those_who_opened_it() -> None:
+    link = share(GranteeKind.LINK, None, ShareMode.INTERACT, id="link-1")
+    bob = who("bob", "acme")
+    assert access_to(bob, SESSION, EXTERNAL_OFF, [link], NOW) is Access.NONE
+    assert access_to(bob, SESSION, EXTERNAL_OFF, [link], NOW, {"link-1"}) is Access.INTERACT
+    outsider = who("dan", "partner")
+    assert access_to(outsider, SESSION, EXTERNAL_OFF, [link], NOW, {"link-1"}) is Access.NONE
+    assert access_to(outsider, SESSION, EXTERNAL_ON, [link], NOW, {"link-1"}) is Access.INTERACT
+    revoked = share(GranteeKind.LINK, None, id="link-1", revoked_at=NOW)
+    assert access_to(bob, SESSION, EXTERNAL_ON, [revoked], NOW, {"link-1"}) is Access.NONE
+
+
+def test_links_open_beyond_the_entity_only_where_external_sharing_is_on() -> None:
+    assert may_open_link(who("bob", "acme"), SESSION, EXTERNAL_OFF)
+    assert not may_open_link(who("dan", "partner"), SESSION, EXTERNAL_OFF)
+    assert may_open_link(who("dan", "partner"), SESSION, EXTERNAL_ON)
+
+
+@pytest.mark.parametrize(
+    ("principal", "kind", "allowed"),
+    [
+        (who("alice", "acme"), GranteeKind.USER, True),
+        (who("alice", "acme"), GranteeKind.EXTERNAL, True),
+        (who("alice", "acme"), GranteeKind.LINK, True),
+        (who("alice", "acme", external=True), GranteeKind.USER, False),
+        (who("agent", "acme", Role.SERVICE), GranteeKind.ENTITY, True),
+        (who("agent", "acme", Role.SERVICE), GranteeKind.EXTERNAL, False),
+        (who("agent", "acme", Role.SERVICE), GranteeKind.LINK, False),
+        (who("root", "acme", Role.ADMIN), GranteeKind.EXTERNAL, True),
+    ],
+)
+def test_who_may_make_which_grant(principal: Principal, kind: GranteeKind, allowed: bool) -> None:
+    assert may_share(principal, kind) is allowed
 
 
 def test_only_owner_admin_or_service_grade_turns() -> None:

@@ -21,6 +21,7 @@ from sessionhub.domain.commands import (
 from sessionhub.domain.errors import Forbidden, InvalidInput, LimitExceeded, NotFound
 from sessionhub.domain.events import SessionCreated, SessionDeleted, TurnAdded, TurnUpdated
 from sessionhub.domain.models import (
+    AuditFilter,
     ChatApp,
     FeedbackKind,
     Grade,
@@ -211,7 +212,7 @@ async def test_delete_removes_everything_and_audits(env) -> None:
     assert await service.pinned(ALICE) == []
     with pytest.raises(NotFound):
         await service.view(ALICE, view.session.id)
-    audit = await store.list_audit("acme", target=f"session:{view.session.id}")
+    audit = await store.list_audit("acme", AuditFilter(session_id=view.session.id), None, 10)
     assert [(e.action, e.actor_id) for e in audit] == [("session.deleted", "alice")]
     assert isinstance(events[-1], SessionDeleted)
 

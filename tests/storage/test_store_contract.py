@@ -11,10 +11,13 @@ from sessionhub.domain.clock import new_id
 from sessionhub.domain.errors import Conflict, LimitExceeded, NotFound
 from sessionhub.domain.models import (
     AuditEvent,
+    AuditFilter,
     Feedback,
     FeedbackKind,
     Grade,
     GranteeKind,
+    GranteeScope,
+    KeysetCursor,
     NewTurn,
     OwnerScope,
     Pin,
@@ -314,53 +317,216 @@ async def test_pins_are_per_user_and_idempotent(store: Store) -> None:
     assert [s.id for s in await store.list_pinned("acme", "bob", 10)] == [a.id]
 
 
+def make_share(
+    session_id: str,
+    kind: GranteeKind = GranteeKind.USER,
+    entity: str | None = "acme",
+    user: str | None = "bob",
+    *,
+    at: datetime = T0,
+    **kw,
+) -> Share:
+    return Share(
+        kw.pop("id", new_id()),
+        session_id,
+        "acme",
+        kind,
+        entity,
+        user,
+        kw.pop("mode", ShareMode.READ),
+        "alice",
+        at,
+        **kw,
+    )
+
+
+def session_audit(action: str, session_id: str) -> AuditEvent:
+    return audit_event(action, f"session:{session_id}")
+
+
+async def audit_actions(store: Store, entity: str = "acme", **filters) -> list[str]:
+    events = await store.list_audit(entity, AuditFilter(**filters), None, 100)
+    return [e.action for e in events]
+
+
 async def test_delete_cascades_and_keeps_the_audit_event(store: Store) -> None:
     session = make_session()
     await store.create_session(session, make_turn(session.id), 10)
     turn = (await store.list_turns(session.id, limit=1))[0]
     await store.pin("acme", Pin("alice", session.id, T0))
-    share = Share(
-        new_id(), session.id, "acme", GranteeKind.USER, "bob", ShareMode.READ, "alice", T0
-    )
-    await store.create_share(share, audit_event("share.created", f"session:{session.id}"))
-    event = audit_event("session.deleted", f"session:{session.id}")
+    link = make_share(session.id, GranteeKind.LINK, None, None, token_hash="h1")
+    await store.create_share(make_share(session.id), session_audit("share.created", session.id))
+    await store.create_share(link, session_audit("share.created", session.id))
+    await store.record_link_visit(link, "acme", "carol", T0, None)
+    event = session_audit("session.deleted", session.id)
     assert await store.delete_session(session.id, event) is True
     assert await store.get_session(session.id) is None
     assert await store.get_turn(turn.id) is None
     assert await store.list_turns(session.id, limit=10) == []
     assert await store.list_pinned("acme", "alice", 10) == []
     assert await store.list_shares(session.id) == []
-    actions = [e.action for e in await store.list_audit("acme", target=f"session:{session.id}")]
-    assert actions == ["session.deleted", "share.created"]
+    assert await store.share_by_token_hash("h1") is None
+    assert await store.opened_link_ids(session.id, "acme", "carol") == set()
+    assert await audit_actions(store, session_id=session.id) == [
+        "session.deleted",
+        "share.created",
+        "share.created",
+    ]
     assert await store.delete_session(session.id, audit_event()) is False
 
 
 async def test_shares_read_back(store: Store) -> None:
     session = make_session()
     await store.create_session(session, None, 10)
-    share = Share(
-        new_id(),
+    link = make_share(
         session.id,
-        "acme",
         GranteeKind.LINK,
         None,
-        ShareMode.INTERACT,
-        "alice",
-        T0,
+        None,
+        mode=ShareMode.INTERACT,
         expires_at=T0 + timedelta(days=1),
         token_hash="abc123",
     )
-    await store.create_share(share, audit_event("share.created"))
-    assert await store.list_shares(session.id) == [share]
+    external = make_share(session.id, GranteeKind.EXTERNAL, "partner", "dan")
+    await store.create_share(link, session_audit("share.created", session.id))
+    await store.create_share(external, session_audit("share.created", session.id))
+    assert await store.list_shares(session.id) == sorted([link, external], key=lambda s: s.id)
+    assert await store.get_share(external.id) == external
+    assert await store.share_by_token_hash("abc123") == link
+    assert await store.share_by_token_hash("nope") is None
+    assert await store.get_share("nope") is None
 
 
-async def test_audit_is_listed_newest_first_per_entity(store: Store) -> None:
-    for i in range(3):
+async def test_sharing_a_missing_session_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.create_share(make_share("missing"), session_audit("share.created", "x"))
+
+
+async def test_revoke_happens_once(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    share = make_share(session.id)
+    await store.create_share(share, session_audit("share.created", session.id))
+    first = await store.revoke_share(
+        share.id, T0, "alice", session_audit("share.revoked", session.id)
+    )
+    assert (first.revoked_at, first.revoked_by) == (T0, "alice")
+    later = T0 + timedelta(hours=1)
+    again = await store.revoke_share(
+        share.id, later, "root", session_audit("share.revoked", session.id)
+    )
+    assert (again.revoked_at, again.revoked_by) == (T0, "alice")
+    assert await audit_actions(store, action="share.revoked") == ["share.revoked"]
+    assert await store.revoke_share("nope", T0, "alice", audit_event()) is None
+
+
+async def test_link_visits(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    link = make_share(session.id, GranteeKind.LINK, None, None, token_hash="t")
+    await store.create_share(link, session_audit("share.created", session.id))
+    await store.record_link_visit(
+        link, "acme", "carol", T0, session_audit("share.opened", session.id)
+    )
+    await store.record_link_visit(link, "acme", "carol", T0, None)
+    assert await store.opened_link_ids(session.id, "acme", "carol") == {link.id}
+    assert await store.opened_link_ids(session.id, "globex", "carol") == set()
+    assert await audit_actions(store, action="share.opened") == ["share.opened"]
+
+
+async def test_shared_with_lists_live_grants_newest_first(store: Store) -> None:
+    now = T0 + timedelta(days=1)
+    sessions = [make_session() for _ in range(6)]
+    for s in sessions:
+        await store.create_session(s, None, 10)
+    other_entity = make_session(entity="globex", owner="gus")
+    await store.create_session(other_entity, None, 10)
+    shares = [
+        make_share(sessions[0].id, at=T0 + timedelta(minutes=1)),
+        make_share(sessions[1].id, GranteeKind.ENTITY, "acme", None, at=T0 + timedelta(minutes=2)),
+        make_share(sessions[2].id, at=T0 + timedelta(minutes=3), revoked_at=T0),
+        make_share(sessions[3].id, at=T0 + timedelta(minutes=4), expires_at=now),
+        make_share(sessions[4].id, user="carol", at=T0 + timedelta(minutes=5)),
+        # A second grant of session 0, newer: it moves the session up, listed once.
+        make_share(sessions[0].id, GranteeKind.ENTITY, "acme", None, at=T0 + timedelta(minutes=6)),
+        make_share(
+            other_entity.id, GranteeKind.EXTERNAL, "acme", "bob", at=T0 + timedelta(minutes=7)
+        ),
+    ]
+    link = make_share(sessions[5].id, GranteeKind.LINK, None, None, token_hash="l", at=T0)
+    for share in [*shares, link]:
+        await store.create_share(share, session_audit("share.created", share.session_id))
+    bob = GranteeScope("acme", "bob", internal=True)
+    listed = await store.list_shared_with(bob, now, None, 10)
+    assert [s.id for s, _ in listed] == [other_entity.id, sessions[0].id, sessions[1].id]
+    assert listed[1][1] == T0 + timedelta(minutes=6)
+    await store.record_link_visit(link, "acme", "bob", T0, None)
+    listed = await store.list_shared_with(bob, now, None, 10)
+    assert [s.id for s, _ in listed][-1] == sessions[5].id
+    first_page = await store.list_shared_with(bob, now, None, 2)
+    cursor = KeysetCursor(first_page[-1][1], first_page[-1][0].id)
+    rest = await store.list_shared_with(bob, now, cursor, 10)
+    assert [s.id for s, _ in first_page + rest] == [s.id for s, _ in listed]
+    outsider = GranteeScope("acme", "bob", internal=False)
+    assert sessions[1].id not in [
+        s.id for s, _ in await store.list_shared_with(outsider, now, None, 10)
+    ]
+    same_name_elsewhere = GranteeScope("globex", "bob", internal=True)
+    assert await store.list_shared_with(same_name_elsewhere, now, None, 10) == []
+    owner = GranteeScope("acme", "alice", internal=True)
+    assert await store.list_shared_with(owner, now, None, 10) == []
+
+
+async def test_due_shares_expire_once_with_an_audit_event(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    due = make_share(session.id, expires_at=T0 + timedelta(minutes=1))
+    later = make_share(session.id, expires_at=T0 + timedelta(days=1))
+    revoked = make_share(session.id, expires_at=T0, revoked_at=T0)
+    for share in (due, later, revoked):
+        await store.create_share(share, session_audit("share.created", session.id))
+
+    def expired_event(share: Share) -> AuditEvent:
+        return session_audit("share.expired", share.session_id)
+
+    now = T0 + timedelta(hours=1)
+    assert [s.id for s in await store.expire_due_shares(now, 10, expired_event)] == [due.id]
+    assert await store.expire_due_shares(now, 10, expired_event) == []
+    assert await audit_actions(store, action="share.expired") == ["share.expired"]
+
+
+async def test_audit_is_listed_newest_first_per_entity_and_filtered(store: Store) -> None:
+    for i in range(5):
         await store.append_audit(
-            AuditEvent(new_id(), "acme", "alice", f"a{i}", "t", T0 + timedelta(seconds=i))
+            AuditEvent(
+                new_id(),
+                "acme",
+                "alice" if i % 2 else "bob",
+                f"a{i}",
+                f"session:s{i % 2}",
+                T0 + timedelta(seconds=i),
+            )
         )
     await store.append_audit(AuditEvent(new_id(), "globex", "x", "other", "t", T0))
-    assert [e.action for e in await store.list_audit("acme")] == ["a2", "a1", "a0"]
+    assert await audit_actions(store) == ["a4", "a3", "a2", "a1", "a0"]
+    assert await audit_actions(store, actor_id="alice") == ["a3", "a1"]
+    assert await audit_actions(store, action="a2") == ["a2"]
+    assert await audit_actions(store, session_id="s0") == ["a4", "a2", "a0"]
+    assert await audit_actions(
+        store, since=T0 + timedelta(seconds=1), until=T0 + timedelta(seconds=3)
+    ) == ["a2", "a1"]
+    page = await store.list_audit("acme", AuditFilter(), None, 2)
+    rest = await store.list_audit("acme", AuditFilter(), KeysetCursor(page[-1].at, page[-1].id), 10)
+    assert [e.action for e in page + rest] == ["a4", "a3", "a2", "a1", "a0"]
+
+
+async def test_entity_wide_listing(store: Store) -> None:
+    mine, theirs = make_session(), make_session(owner="bob")
+    elsewhere = make_session(entity="globex")
+    for s in (mine, theirs, elsewhere):
+        await store.create_session(s, None, 10)
+    listed = await store.list_sessions(OwnerScope("acme", None), SessionFilter(), None, 10)
+    assert {s.id for s in listed} == {mine.id, theirs.id}
 
 
 async def test_ping_answers(store: Store) -> None:
