@@ -13,6 +13,8 @@ from .models import AuditEvent, AuditFilter, KeysetCursor, Principal, Session
 from .pagination import decode_keyset_cursor, page_size
 from .policy import sees_whole_entity
 
+AUDIT_CURSOR = "a"
+
 
 def audit_event(
     principal: Principal, session: Session, action: str, at: datetime, **details: Any
@@ -62,6 +64,6 @@ class AuditService:
         ):
             raise InvalidInput("'from' must be before 'to'.")
         limit = page_size(first, 50)
-        cursor: KeysetCursor | None = decode_keyset_cursor("a", after) if after else None
+        cursor: KeysetCursor | None = decode_keyset_cursor(AUDIT_CURSOR, after) if after else None
         events = await self._store.list_audit(principal.entity_id, audit_filter, cursor, limit + 1)
         return AuditPage(events[:limit], len(events) > limit)

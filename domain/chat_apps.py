@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from .models import ChatApp
+
+
+class ChatApps(Protocol):
+    def get(self, chat_app_id: str) -> ChatApp | None: ...
+
+    def all(self) -> list[ChatApp]: ...
 
 
 class ChatAppRegistry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models import Session, Turn
+from .models import Session, Share, Turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,4 +34,13 @@ class SessionDeleted:
     owner_id: str
 
 
-SessionEvent = TurnAdded | TurnUpdated | SessionUpdated | SessionCreated | SessionDeleted
+@dataclass(frozen=True, slots=True)
+class AccessRevoked:
+    """A share ended (revoked or expired): whoever it alone let in must be let go."""
+
+    share: Share
+
+
+SessionEvent = (
+    TurnAdded | TurnUpdated | SessionUpdated | SessionCreated | SessionDeleted | AccessRevoked
+)

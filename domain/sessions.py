@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
 from . import validation as check
 from .audit import audit_event
+from .chat_apps import ChatApps
 from .clock import Clock, new_id
 from .commands import AddFeedback, AppendTurn, CreateSession, SendMessage, SetVerification
 from .context import AgentContext, build_context
@@ -45,12 +45,6 @@ from .policy import (
     sees_whole_entity,
 )
 from .titles import opening_words
-
-
-class ChatApps(Protocol):
-    def get(self, chat_app_id: str) -> ChatApp | None: ...
-
-    def all(self) -> list[ChatApp]: ...
 
 
 @dataclass(slots=True)
@@ -94,6 +88,16 @@ class SessionService:
             await self._store.append_audit(
                 audit_event(principal, session, "session.read", self._clock.now(), access=access)
             )
+        pinned = await self._store.pinned_session_ids(
+            principal.entity_id, principal.user_id, [session.id]
+        )
+        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), bool(pinned))
+
+    async def find_quietly(self, principal: Principal, session: Session) -> SessionView | None:
+        """The caller's view of a session found by a listing, without auditing a read."""
+        access = await self._access(principal, session)
+        if not can_read(access):
+            return None
         pinned = await self._store.pinned_session_ids(
             principal.entity_id, principal.user_id, [session.id]
         )
@@ -313,7 +317,7 @@ class SessionService:
     # Organising
 
     async def rename(self, principal: Principal, session_id: str, title: str) -> SessionView:
-        session, access = await self._load_managed(principal, session_id)
+        session, access = await self.load_managed(principal, session_id)
         cleaned = check.title(title, self._limits)
         renamed = await self._store.rename_session(
             session.id, cleaned, TitleSource.MANUAL, self._clock.now()
@@ -339,7 +343,7 @@ class SessionService:
     async def set_archived(
         self, principal: Principal, session_id: str, archived: bool
     ) -> SessionView:
-        session, access = await self._load_managed(principal, session_id)
+        session, access = await self.load_managed(principal, session_id)
         now = self._clock.now()
         if archived == (session.archived_at is not None):
             updated = session
@@ -351,7 +355,7 @@ class SessionService:
         return await self._view_after_write(principal, updated, access)
 
     async def delete(self, principal: Principal, session_id: str) -> None:
-        session, _ = await self._load_managed(principal, session_id)
+        session, _ = await self.load_managed(principal, session_id)
         audit = audit_event(
             principal,
             session,
@@ -396,7 +400,7 @@ class SessionService:
             raise session_not_found(session_id)
         return session, access
 
-    async def _load_managed(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
+    async def load_managed(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
         session, access = await self._load(principal, session_id)
         if not can_manage(access):
             raise Forbidden("Only the session's owner or an admin may do that.")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..domain.audit import AuditService
 from ..domain.clock import Clock
 from ..domain.models import Principal
 from ..domain.sessions import SessionService
+from ..domain.sharing import SharingService
 
 
 @dataclass(slots=True)
 class Context:
     principal: Principal | None
     sessions: SessionService
+    sharing: SharingService
+    audit: AuditService
     clock: Clock
     request_id: str
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import strawberry
 from strawberry.types import Info
@@ -13,6 +15,7 @@ from ..domain.dates import date_group, time_zone
 from ..domain.models import SessionCursor
 from ..domain.models import SessionFilter as DomainSessionFilter
 from ..domain.pagination import encode_session_cursor
+from ..domain.sessions import SessionView
 from ..schema.inputs import CreateSessionInput, SessionFilter
 from ..schema.types import ChatApp, PageInfo, Principal, Session, SessionConnection, SessionEdge
 from .context import Context
@@ -48,27 +51,56 @@ async def _sessions(
     page = await ctx.sessions.list(
         principal,
         DomainSessionFilter(
-            chat_app_ids=tuple(f.chat_app_ids or ()), archived=f.archived, tag=f.tag
+            chat_app_ids=tuple(f.chat_app_ids or ()),
+            archived=f.archived,
+            tag=f.tag,
+            all_owners=f.all_owners,
         ),
         first,
         after,
     )
-    now = ctx.clock.now()
+    return session_connection(
+        [
+            (
+                view,
+                encode_session_cursor(
+                    SessionCursor(view.session.last_activity_at, view.session.id)
+                ),
+            )
+            for view in page.items
+        ],
+        has_next=page.has_next,
+        has_previous=after is not None,
+        now=ctx.clock.now(),
+        zone=zone,
+    )
+
+
+def _cursor_of(view: SessionView) -> SessionCursor:
+    return SessionCursor(view.session.last_activity_at, view.session.id)
+
+
+def session_connection(
+    items: list[tuple[SessionView, str]],
+    *,
+    has_next: bool,
+    has_previous: bool,
+    now: datetime,
+    zone: ZoneInfo,
+) -> SessionConnection:
     edges = [
         SessionEdge(
-            cursor=encode_session_cursor(
-                SessionCursor(view.session.last_activity_at, view.session.id)
-            ),
+            cursor=cursor,
             node=Session.of(view),
             date_group=date_group(view.session.last_activity_at, now, zone),
         )
-        for view in page.items
+        for view, cursor in items
     ]
     return SessionConnection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=after is not None,
+            has_next_page=has_next,
+            has_previous_page=has_previous,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),

@@ -19,3 +19,12 @@ ToolStatus = strawberry.enum(models.ToolStatus)
 Grade = strawberry.enum(models.Grade)
 FeedbackKind = strawberry.enum(models.FeedbackKind)
 DateGroup = strawberry.enum(_DateGroup, description="Where a session falls in a sidebar.")
+GranteeKind = strawberry.enum(
+    models.GranteeKind,
+    description="USER: a user of the entity; ENTITY: everyone in it; EXTERNAL: a user of "
+    "another entity; LINK: whoever opens the link.",
+)
+ShareMode = strawberry.enum(
+    models.ShareMode,
+    description="READ: read, search, export. INTERACT: also send and give feedback.",
+)

@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from .enums import FeedbackKind, Grade, ToolStatus, TurnRole
+from .enums import FeedbackKind, Grade, GranteeKind, ShareMode, ToolStatus, TurnRole
 
 
 @strawberry.input
@@ -91,3 +91,30 @@ class SessionFilter:
         default=False, description="false (default): active only; true: archived only; null: both."
     )
     tag: str | None = None
+    all_owners: bool = strawberry.field(
+        default=False,
+        description="Auditors, entity admins and admins: every owner's sessions in the entity.",
+    )
+
+
+@strawberry.input
+class ShareInput:
+    session_id: strawberry.ID
+    grantee_kind: GranteeKind
+    mode: ShareMode = ShareMode.READ
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The grantee, for USER and EXTERNAL shares."
+    )
+    entity_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The grantee's entity, for EXTERNAL shares."
+    )
+    expires_at: datetime | None = None
+
+
+@strawberry.input
+class AuditFilter:
+    actor_id: strawberry.ID | None = None
+    action: str | None = None
+    session_id: strawberry.ID | None = None
+    since: datetime | None = strawberry.field(default=None, name="from")
+    until: datetime | None = strawberry.field(default=None, name="to")

@@ -18,8 +18,10 @@ from .enums import (
     DateGroup,
     FeedbackKind,
     Grade,
+    GranteeKind,
     Role,
     SessionStatus,
+    ShareMode,
     TitleSource,
     ToolStatus,
     TurnRole,
@@ -261,6 +263,81 @@ class AgentContext:
 
 
 @strawberry.type
+class Share:
+    id: strawberry.ID
+    session_id: strawberry.ID
+    grantee_kind: GranteeKind
+    grantee_entity_id: strawberry.ID | None
+    grantee_user_id: strawberry.ID | None
+    mode: ShareMode
+    created_by: strawberry.ID
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: strawberry.ID | None
+    live: bool
+    link_token: str | None = strawberry.field(
+        description="For a LINK share, the token to pass to sessionByShareLink. Given once, "
+        "in the answer to shareSession; only its hash is kept."
+    )
+
+    @classmethod
+    def of(cls, share: models.Share, now: datetime, link_token: str | None = None) -> Share:
+        return cls(
+            id=strawberry.ID(share.id),
+            session_id=strawberry.ID(share.session_id),
+            grantee_kind=share.grantee_kind,
+            grantee_entity_id=_opt_id(share.grantee_entity_id),
+            grantee_user_id=_opt_id(share.grantee_user_id),
+            mode=share.mode,
+            created_by=strawberry.ID(share.created_by),
+            created_at=share.created_at,
+            expires_at=share.expires_at,
+            revoked_at=share.revoked_at,
+            revoked_by=_opt_id(share.revoked_by),
+            live=share.is_live(now),
+            link_token=link_token,
+        )
+
+
+def _opt_id(value: str | None) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(value)
+
+
+@strawberry.type
+class AuditEvent:
+    id: strawberry.ID
+    actor_id: strawberry.ID
+    action: str
+    target: str
+    at: datetime
+    details: JSON | None
+
+    @classmethod
+    def of(cls, event: models.AuditEvent) -> AuditEvent:
+        return cls(
+            id=strawberry.ID(event.id),
+            actor_id=strawberry.ID(event.actor_id),
+            action=event.action,
+            target=event.target,
+            at=event.at,
+            details=event.details,
+        )
+
+
+@strawberry.type
+class AuditEdge:
+    cursor: str
+    node: AuditEvent
+
+
+@strawberry.type
+class AuditConnection:
+    edges: list[AuditEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
 class Session:
     view: strawberry.Private[SessionView]
     id: strawberry.ID
@@ -347,6 +424,16 @@ class Session:
             ),
             total_count=self.view.session.turn_count,
         )
+
+    @strawberry.field(
+        description="Every share of the session for its owner, admins, auditors and entity "
+        "admins; otherwise the caller's own grants."
+    )
+    async def shares(self, info: Info) -> list[Share]:
+        principal = info.context.require_principal()
+        shares = await info.context.sharing.shares_of(principal, self.view)
+        now = info.context.clock.now()
+        return [Share.of(s, now) for s in shares]
 
     @strawberry.field(
         description="The history as LLM-ready messages, at most the chat app's maxSessionHistory."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,13 +25,19 @@ from strawberry.extensions import (
 
 from .. import __version__
 from ..auth.tokens import TokenVerifier
+from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
 from ..domain.clock import Clock, SystemClock
-from ..domain.errors import StoreUnavailable
+from ..domain.errors import DomainError, StoreUnavailable
+from ..domain.models import Principal
 from ..domain.sessions import SessionService
+from ..domain.sharing import SharingService
 from ..domain.validation import Limits
 from ..realtime.memory import InProcessBroker
+from ..resolvers.audit import AuditQueries
+from ..resolvers.context import Context
 from ..resolvers.sessions import SessionMutations, SessionQueries
+from ..resolvers.sharing import SharingMutations, SharingQueries
 from ..resolvers.turns import TurnMutations
 from ..schema.build import build_schema
 from ..storage.protocol import Store
@@ -57,7 +64,31 @@ class Components:
     store: Store
     broker: InProcessBroker
     sessions: SessionService
+    sharing: SharingService
+    audit: AuditService
     clock: Clock
+
+    def context(self, principal: Principal | None, request_id: str) -> Context:
+        return Context(
+            principal=principal,
+            sessions=self.sessions,
+            sharing=self.sharing,
+            audit=self.audit,
+            clock=self.clock,
+            request_id=request_id,
+        )
+
+
+async def _sweep_expired_shares(sharing: SharingService, interval: float) -> None:
+    """Shares end by themselves when they expire; this records each end in the audit trail
+    and tells live followers. Access itself never waits for it: the policy checks expiry
+    on every request."""
+    while True:
+        try:
+            await sharing.expire_due()
+        except DomainError:
+            log.exception("sharing.expiry_sweep_failed")
+        await asyncio.sleep(interval)
 
 
 def build_store(settings: Settings) -> Store:
@@ -80,10 +111,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         max_content_chars=settings.max_content_chars, max_title_chars=settings.max_title_chars
     )
     sessions = SessionService(store, chat_apps, broker, clock, limits)
-    components = Components(settings, store, broker, sessions, clock)
+    sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)
+    audit = AuditService(store)
+    components = Components(settings, store, broker, sessions, sharing, audit, clock)
     schema = build_schema(
-        queries=[SessionQueries],
-        mutations=[SessionMutations, TurnMutations],
+        queries=[SessionQueries, SharingQueries, AuditQueries],
+        mutations=[SessionMutations, TurnMutations, SharingMutations],
         extensions=[
             ErrorCodes,
             # Factories: a fresh extension per request; the caches live at module level.
@@ -101,7 +134,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if settings.graphiql
         else None
     )
-    endpoint = GraphQLHTTP(schema, verifier, sessions, clock, graphiql_page)
+    endpoint = GraphQLHTTP(schema, verifier, components.context, graphiql_page)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -113,9 +146,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             chat_apps=[a.id for a in chat_apps.all()],
             graphiql=settings.graphiql,
         )
+        sweeper = asyncio.create_task(
+            _sweep_expired_shares(sharing, settings.share_expiry_sweep_seconds)
+        )
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await broker.close()
             await store.close()
 

@@ -21,9 +21,9 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from ..auth.tokens import TokenVerifier
-from ..domain.clock import Clock, new_id
+from ..domain.clock import new_id
 from ..domain.errors import Unauthenticated
-from ..domain.sessions import SessionService
+from ..domain.models import Principal
 from ..resolvers.context import Context
 from .error_codes import BAD_USER_INPUT, coded
 
@@ -45,14 +45,12 @@ class GraphQLHTTP:
         self,
         schema: Schema,
         verifier: TokenVerifier,
-        sessions: SessionService,
-        clock: Clock,
+        make_context: Callable[[Principal, str], Context],
         graphiql_page: Callable[[], Response] | None,
     ) -> None:
         self._schema = schema
         self._verifier = verifier
-        self._sessions = sessions
-        self._clock = clock
+        self._make_context = make_context
         self._graphiql_page = graphiql_page
 
     async def handle(self, request: Request) -> Response:
@@ -77,9 +75,7 @@ class GraphQLHTTP:
             response.headers["www-authenticate"] = 'Bearer realm="sessionhub"'
             return response
 
-        context = Context(
-            principal=principal, sessions=self._sessions, clock=self._clock, request_id=request_id
-        )
+        context = self._make_context(principal, request_id)
         allowed = (
             {OperationType.QUERY}
             if request.method == "GET"

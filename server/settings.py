@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     log_json: bool = False
     sqlite_readers: int = Field(4, ge=1, le=64)
     sqlite_busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
+    share_expiry_sweep_seconds: float = Field(
+        15.0, gt=0, le=3600, description="How often ended shares are recorded and enforced."
+    )
     max_content_chars: int = Field(100_000, ge=1, le=10_000_000)
     max_title_chars: int = Field(200, ge=10, le=10_000)
 

@@ -20,6 +20,7 @@ operation runs.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -142,11 +143,17 @@ class World:
     knowledge: str
     support_turn: str  # a turn with a tool invocation, a verification and feedback
     knowledge_turn: str
+    knowledge_share: str  # a READ share of the knowledge session to carol
     session_selection: str  # every field of Session, recursively
 
     @property
-    def sessions(self) -> list[tuple[str, str]]:
-        return [(self.support, self.support_turn), (self.knowledge, self.knowledge_turn)]
+    def sessions(self) -> list[tuple[str, str, str]]:
+        """(session, turn, share) of each session; `support` allows no sharing, so its
+        share id names no share."""
+        return [
+            (self.support, self.support_turn, missing_id()),
+            (self.knowledge, self.knowledge_turn, self.knowledge_share),
+        ]
 
     def snapshot(self) -> list[bytes]:
         """alice's whole view: both sessions with every field and turn, her list, her pins."""
@@ -236,7 +243,26 @@ def build_world(api: Any) -> World:
         {"id": knowledge, "t": "Q3 summary"},
     )
 
-    return World(alice, support, knowledge, support_turn, knowledge_turn, session_selection(alice))
+    knowledge_share = alice.ok(
+        "mutation($id: ID!) { shareSession(input: {sessionId: $id, granteeKind: USER, "
+        'userId: "carol"}) { id } }',
+        {"id": knowledge},
+    )["shareSession"]["id"]
+    alice.ok(
+        "mutation($id: ID!) { shareSession(input: {sessionId: $id, granteeKind: LINK, "
+        "mode: INTERACT}) { id linkToken } }",
+        {"id": knowledge},
+    )
+
+    return World(
+        alice,
+        support,
+        knowledge,
+        support_turn,
+        knowledge_turn,
+        knowledge_share,
+        session_selection(alice),
+    )
 
 
 _SELECTION: dict[str, str] = {}
@@ -259,13 +285,14 @@ class Expect:
     EXCLUDES = "excludes"  # a list: none of alice's sessions in it
     DENIED = "denied"  # a session-bound mutation: NOT_FOUND (or the field's role gate)
     UNBOUND = "unbound"  # not about a session: answers about the caller only
+    NO_TRACE = "no trace"  # about the caller's entity: no id of alice's anywhere in it
 
 
 @dataclass(frozen=True)
 class Op:
     field: str
     document: str
-    variables: Callable[[str, str], dict]  # (session id, turn id) -> variables
+    variables: Callable[[str, str, str], dict]  # (session, turn, share id) -> variables
     expect: str
 
 
@@ -281,26 +308,26 @@ def mutation(variables: str, call: str, selection: str = "") -> str:
 
 WALK = [
     # Query
-    Op("me", "{ me { userId entityId roles } }", lambda s, t: {}, Expect.UNBOUND),
-    Op("chatApps", "{ chatApps { id name } }", lambda s, t: {}, Expect.UNBOUND),
+    Op("me", "{ me { userId entityId roles } }", lambda s, t, sh: {}, Expect.UNBOUND),
+    Op("chatApps", "{ chatApps { id name } }", lambda s, t, sh: {}, Expect.UNBOUND),
     Op(
         "session",
         "query($id: ID!) { session(id: $id) { %SESSION% } }",
-        lambda s, t: {"id": s},
+        lambda s, t, sh: {"id": s},
         Expect.NULL,
     ),
     Op(
         "sessions",
         "{ sessions(filter: {archived: null}, first: 100) { edges { node { id title } } } }",
-        lambda s, t: {},
+        lambda s, t, sh: {},
         Expect.EXCLUDES,
     ),
-    Op("pinnedSessions", "{ pinnedSessions { id title } }", lambda s, t: {}, Expect.EXCLUDES),
+    Op("pinnedSessions", "{ pinnedSessions { id title } }", lambda s, t, sh: {}, Expect.EXCLUDES),
     # Mutation
     Op(
         "createSession",
         'mutation { createSession(input: {chatAppId: "support", title: "Mine"}) { id ownerId } }',
-        lambda s, t: {},
+        lambda s, t, sh: {},
         Expect.UNBOUND,
     ),
     Op(
@@ -310,13 +337,13 @@ WALK = [
             'sendMessage(input: {sessionId: $s, content: "Hello?"})',
             f"createdSession session {{ {S} }} turn {{ {T} }}",
         ),
-        lambda s, t: {"s": s},
+        lambda s, t, sh: {"s": s},
         Expect.DENIED,
     ),
     Op(
         "appendTurn",
         mutation("$input: AppendTurnInput!", "appendTurn(input: $input)", T),
-        lambda s, t: {
+        lambda s, t, sh: {
             "input": {
                 "sessionId": s,
                 "content": "Injected answer",
@@ -333,7 +360,7 @@ WALK = [
             'setVerification(turnId: $t, input: {grade: F, score: 0, notes: "tampered"})',
             T,
         ),
-        lambda s, t: {"t": t},
+        lambda s, t, sh: {"t": t},
         Expect.DENIED,
     ),
     Op(
@@ -341,24 +368,64 @@ WALK = [
         mutation(
             "$t: ID!", 'addFeedback(turnId: $t, input: {kind: HALLUCINATION, comment: "x"})', T
         ),
-        lambda s, t: {"t": t},
+        lambda s, t, sh: {"t": t},
         Expect.DENIED,
     ),
     Op(
         "renameSession",
         mutation("$s: ID!", 'renameSession(id: $s, title: "Renamed by someone else")', S),
-        lambda s, t: {"s": s},
+        lambda s, t, sh: {"s": s},
         Expect.DENIED,
     ),
     *[
-        Op(field, mutation("$s: ID!", f"{field}(id: $s)", S), lambda s, t: {"s": s}, Expect.DENIED)
+        Op(
+            field,
+            mutation("$s: ID!", f"{field}(id: $s)", S),
+            lambda s, t, sh: {"s": s},
+            Expect.DENIED,
+        )
         for field in ("pinSession", "unpinSession", "archiveSession", "unarchiveSession")
     ],
     Op(
         "deleteSession",
         mutation("$s: ID!", "deleteSession(id: $s)"),
-        lambda s, t: {"s": s},
+        lambda s, t, sh: {"s": s},
         Expect.DENIED,
+    ),
+    Op(
+        "shareSession",
+        mutation(
+            "$s: ID!",
+            "shareSession(input: {sessionId: $s, granteeKind: LINK, mode: INTERACT})",
+            "id linkToken",
+        ),
+        lambda s, t, sh: {"s": s},
+        Expect.DENIED,
+    ),
+    Op(
+        "revokeShare",
+        mutation("$sh: ID!", "revokeShare(id: $sh)", "id live"),
+        lambda s, t, sh: {"sh": sh},
+        Expect.DENIED,
+    ),
+    Op(
+        "sessionByShareLink",
+        f"query($token: String!) {{ sessionByShareLink(token: $token) {{ {S} }} }}",
+        # Without the token, guessing is all an intruder can do.
+        lambda s, t, sh: {"token": s},
+        Expect.DENIED,
+    ),
+    Op(
+        "sharedWithMe",
+        "{ sharedWithMe(first: 100) { edges { node { id title } } } }",
+        lambda s, t, sh: {},
+        Expect.EXCLUDES,
+    ),
+    Op(
+        "auditLog",
+        "{ auditLog(first: 100) { edges { node { id actorId action target details } } } }",
+        lambda s, t, sh: {},
+        Expect.NO_TRACE,
     ),
 ]
 
@@ -434,8 +501,19 @@ def test_an_intruder_walking_every_field_learns_and_changes_nothing(
         gated = bool(gate) and not (gate & set(intruder.roles))
         where = f"{intruder.label} / {op.field}"
 
+        if op.expect == Expect.NO_TRACE:
+            body = caller.post(document, op.variables("", "", ""))
+            if gated:
+                assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", where
+                continue
+            assert not body.get("errors"), (where, body)
+            text = json.dumps(body)
+            for ids in world.sessions:
+                assert not any(i in text for i in ids), f"{where} shows alice's ids"
+            continue
+
         if op.expect == Expect.UNBOUND:
-            body = caller.post(document, op.variables("", ""))
+            body = caller.post(document, op.variables("", "", ""))
             if gated:
                 assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", where
                 continue
@@ -449,7 +527,7 @@ def test_an_intruder_walking_every_field_learns_and_changes_nothing(
             continue
 
         if op.expect == Expect.EXCLUDES:
-            body = caller.post(document, op.variables("", ""))
+            body = caller.post(document, op.variables("", "", ""))
             if gated:
                 assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", where
                 assert body["data"] is None, where
@@ -464,10 +542,10 @@ def test_an_intruder_walking_every_field_learns_and_changes_nothing(
             assert not listed & alices, f"{where} lists alice's sessions"
             continue
 
-        absent_session, absent_turn = missing_id(), missing_id()
-        absent = caller.post(document, op.variables(absent_session, absent_turn))
-        for session_id, turn_id in world.sessions:
-            real = caller.post(document, op.variables(session_id, turn_id))
+        absent_ids = (missing_id(), missing_id(), missing_id())
+        absent = caller.post(document, op.variables(*absent_ids))
+        for ids in world.sessions:
+            real = caller.post(document, op.variables(*ids))
             if op.expect == Expect.NULL:
                 assert real == {"data": {op.field: None}}, (where, real)
                 assert absent == real, where
@@ -482,9 +560,9 @@ def test_an_intruder_walking_every_field_learns_and_changes_nothing(
                 assert "needs one of these roles" in error["message"], (where, error)
             else:
                 assert code == "NOT_FOUND", (where, error)
-            assert _normalised(error, session_id, turn_id) == _normalised(
-                absent["errors"][0], absent_session, absent_turn
-            ), f"{where}: alice's session answers differently from a missing one"
+            assert _normalised(error, *ids) == _normalised(absent["errors"][0], *absent_ids), (
+                f"{where}: alice's session answers differently from a missing one"
+            )
 
     assert world.snapshot() == before, f"{intruder.label} changed alice's sessions"
     for session_id in created:
@@ -553,7 +631,7 @@ def test_entity_admin_and_auditor_of_the_entity_read_but_cannot_write(
     reader = as_(api, "rita", "acme", *roles)
     query = f"query($id: ID!) {{ session(id: $id) {{ {world.session_selection} }} }}"
 
-    for session_id, turn_id in world.sessions:
+    for session_id, turn_id, _ in world.sessions:
         theirs = reader.ok(query, {"id": session_id})["session"]
         owners = world.alice.ok(query, {"id": session_id})["session"]
         assert theirs is not None and theirs["ownerId"] == "alice"
