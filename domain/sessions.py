@@ -400,6 +400,9 @@ class SessionService:
             raise session_not_found(session_id)
         return session, access
 
+    async def load_readable(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
+        return await self._load(principal, session_id)
+
     async def load_managed(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
         session, access = await self._load(principal, session_id)
         if not can_manage(access):

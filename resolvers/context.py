@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..domain.audit import AuditService
 from ..domain.clock import Clock
+from ..domain.export import ExportService
 from ..domain.models import Principal
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
@@ -17,6 +18,7 @@ class Context:
     sessions: SessionService
     sharing: SharingService
     audit: AuditService
+    exports: ExportService
     clock: Clock
     request_id: str
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from ..domain import models
+from ..domain.bulk import ItemStatus as _ItemStatus
 from ..domain.dates import DateGroup as _DateGroup
+from ..domain.documents import ExportFormat as _ExportFormat
 
 Role = strawberry.enum(models.Role, description="What a principal may do beyond its own sessions.")
 UserType = strawberry.enum(models.UserType)
@@ -27,4 +29,8 @@ GranteeKind = strawberry.enum(
 ShareMode = strawberry.enum(
     models.ShareMode,
     description="READ: read, search, export. INTERACT: also send and give feedback.",
+)
+ExportFormat = strawberry.enum(_ExportFormat)
+ItemStatus = strawberry.enum(
+    _ItemStatus, description="The outcome for one id of an operation on many sessions."
 )

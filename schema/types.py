@@ -16,9 +16,11 @@ from ..domain.pagination import decode_turn_cursor, encode_turn_cursor
 from ..domain.sessions import SessionView
 from .enums import (
     DateGroup,
+    ExportFormat,
     FeedbackKind,
     Grade,
     GranteeKind,
+    ItemStatus,
     Role,
     SessionStatus,
     ShareMode,
@@ -460,3 +462,20 @@ class SendMessagePayload:
     session: Session
     turn: Turn
     created_session: bool = strawberry.field(description="True when this message started it.")
+
+
+@strawberry.type
+class ItemResult:
+    id: strawberry.ID
+    status: ItemStatus
+    message: str | None
+
+
+@strawberry.type(description="A document of the exported sessions.")
+class Export:
+    format: ExportFormat
+    file_name: str
+    media_type: str
+    content_base64: str = strawberry.field(description="The document's bytes, base64-encoded.")
+    text: str | None = strawberry.field(description="The document itself for MARKDOWN and JSON.")
+    results: list[ItemResult] = strawberry.field(description="One outcome per id asked for.")

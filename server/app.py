@@ -29,6 +29,7 @@ from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
 from ..domain.clock import Clock, SystemClock
 from ..domain.errors import DomainError, StoreUnavailable
+from ..domain.export import ExportService
 from ..domain.models import Principal
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
@@ -36,6 +37,7 @@ from ..domain.validation import Limits
 from ..realtime.memory import InProcessBroker
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
+from ..resolvers.export import ExportMutations
 from ..resolvers.sessions import SessionMutations, SessionQueries
 from ..resolvers.sharing import SharingMutations, SharingQueries
 from ..resolvers.turns import TurnMutations
@@ -66,6 +68,7 @@ class Components:
     sessions: SessionService
     sharing: SharingService
     audit: AuditService
+    exports: ExportService
     clock: Clock
 
     def context(self, principal: Principal | None, request_id: str) -> Context:
@@ -74,6 +77,7 @@ class Components:
             sessions=self.sessions,
             sharing=self.sharing,
             audit=self.audit,
+            exports=self.exports,
             clock=self.clock,
             request_id=request_id,
         )
@@ -113,10 +117,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     sessions = SessionService(store, chat_apps, broker, clock, limits)
     sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)
     audit = AuditService(store)
-    components = Components(settings, store, broker, sessions, sharing, audit, clock)
+    exports = ExportService(store, sessions, clock)
+    components = Components(settings, store, broker, sessions, sharing, audit, exports, clock)
     schema = build_schema(
         queries=[SessionQueries, SharingQueries, AuditQueries],
-        mutations=[SessionMutations, TurnMutations, SharingMutations],
+        mutations=[SessionMutations, TurnMutations, SharingMutations, ExportMutations],
         extensions=[
             ErrorCodes,
             # Factories: a fresh extension per request; the caches live at module level.

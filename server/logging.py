@@ -10,6 +10,9 @@ import structlog
 def configure_logging(level: str, json: bool) -> None:
     numeric = logging.getLevelNamesMapping()[level.upper()]
     logging.basicConfig(level=numeric, format="%(message)s")
+    # The PDF renderer's font subsetter narrates every glyph at INFO.
+    for chatty in ("fontTools", "fpdf"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
     renderer = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

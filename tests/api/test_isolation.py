@@ -286,6 +286,7 @@ class Expect:
     DENIED = "denied"  # a session-bound mutation: NOT_FOUND (or the field's role gate)
     UNBOUND = "unbound"  # not about a session: answers about the caller only
     NO_TRACE = "no trace"  # about the caller's entity: no id of alice's anywhere in it
+    BULK = "bulk"  # one result per id: NOT_FOUND for alice's, and nothing of hers exported
 
 
 @dataclass(frozen=True)
@@ -422,6 +423,16 @@ WALK = [
         Expect.EXCLUDES,
     ),
     Op(
+        "exportSessions",
+        mutation(
+            "$s: ID!",
+            "exportSessions(ids: [$s], format: JSON)",
+            "text results { id status message }",
+        ),
+        lambda s, t, sh: {"s": s},
+        Expect.BULK,
+    ),
+    Op(
         "auditLog",
         "{ auditLog(first: 100) { edges { node { id actorId action target details } } } }",
         lambda s, t, sh: {},
@@ -510,6 +521,18 @@ def test_an_intruder_walking_every_field_learns_and_changes_nothing(
             text = json.dumps(body)
             for ids in world.sessions:
                 assert not any(i in text for i in ids), f"{where} shows alice's ids"
+            continue
+
+        if op.expect == Expect.BULK:
+            for ids in world.sessions:
+                body = caller.post(document, op.variables(*ids))
+                if gated:
+                    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", where
+                    continue
+                assert not body.get("errors"), (where, body)
+                result = body["data"][op.field]
+                assert [r["status"] for r in result["results"]] == ["NOT_FOUND"], where
+                assert ids[0] not in result["text"], f"{where} exported alice's session"
             continue
 
         if op.expect == Expect.UNBOUND:
