@@ -25,11 +25,11 @@ def page_size(requested: int | None, default: int) -> int:
     return size
 
 
-def _encode(kind: str, payload: list) -> str:
+def encode_cursor(kind: str, payload: list) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([kind, *payload])).decode().rstrip("=")
 
 
-def _decode(kind: str, cursor: str) -> list:
+def decode_cursor(kind: str, cursor: str) -> list:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded = orjson.loads(raw)
@@ -41,11 +41,11 @@ def _decode(kind: str, cursor: str) -> list:
 
 
 def encode_session_cursor(cursor: SessionCursor) -> str:
-    return _encode("s", [to_micros(cursor.last_activity_at), cursor.session_id])
+    return encode_cursor("s", [to_micros(cursor.last_activity_at), cursor.session_id])
 
 
 def decode_session_cursor(cursor: str) -> SessionCursor:
-    payload = _decode("s", cursor)
+    payload = decode_cursor("s", cursor)
     match payload:
         case [int(micros), str(session_id)] if _MIN_MICROS <= micros <= _MAX_MICROS:
             return SessionCursor(from_micros(micros), session_id)
@@ -53,11 +53,11 @@ def decode_session_cursor(cursor: str) -> SessionCursor:
 
 
 def encode_keyset_cursor(kind: str, cursor: KeysetCursor) -> str:
-    return _encode(kind, [to_micros(cursor.at), cursor.id])
+    return encode_cursor(kind, [to_micros(cursor.at), cursor.id])
 
 
 def decode_keyset_cursor(kind: str, cursor: str) -> KeysetCursor:
-    payload = _decode(kind, cursor)
+    payload = decode_cursor(kind, cursor)
     match payload:
         case [int(micros), str(row_id)] if _MIN_MICROS <= micros <= _MAX_MICROS:
             return KeysetCursor(from_micros(micros), row_id)
@@ -65,11 +65,11 @@ def decode_keyset_cursor(kind: str, cursor: str) -> KeysetCursor:
 
 
 def encode_turn_cursor(seq: int) -> str:
-    return _encode("t", [seq])
+    return encode_cursor("t", [seq])
 
 
 def decode_turn_cursor(cursor: str) -> int:
-    payload = _decode("t", cursor)
+    payload = decode_cursor("t", cursor)
     match payload:
         case [int(seq)] if 0 <= seq < _MAX_SQL_INTEGER:
             return seq

@@ -8,6 +8,7 @@ from ..domain.audit import AuditService
 from ..domain.clock import Clock
 from ..domain.export import ExportService
 from ..domain.models import Principal
+from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
 
@@ -19,6 +20,7 @@ class Context:
     sharing: SharingService
     audit: AuditService
     exports: ExportService
+    search: SearchService
     clock: Clock
     request_id: str
 

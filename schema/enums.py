@@ -8,6 +8,7 @@ from ..domain import models
 from ..domain.bulk import ItemStatus as _ItemStatus
 from ..domain.dates import DateGroup as _DateGroup
 from ..domain.documents import ExportFormat as _ExportFormat
+from ..domain.query import SearchOrder as _SearchOrder
 
 Role = strawberry.enum(models.Role, description="What a principal may do beyond its own sessions.")
 UserType = strawberry.enum(models.UserType)
@@ -34,3 +35,4 @@ ExportFormat = strawberry.enum(_ExportFormat)
 ItemStatus = strawberry.enum(
     _ItemStatus, description="The outcome for one id of an operation on many sessions."
 )
+SearchOrder = strawberry.enum(_SearchOrder)

@@ -118,3 +118,22 @@ class AuditFilter:
     session_id: strawberry.ID | None = None
     since: datetime | None = strawberry.field(default=None, name="from")
     until: datetime | None = strawberry.field(default=None, name="to")
+
+
+@strawberry.input
+class SearchFilter:
+    chat_app_ids: list[strawberry.ID] | None = None
+    since: datetime | None = strawberry.field(
+        default=None, name="from", description="Turns at or after this time."
+    )
+    until: datetime | None = strawberry.field(
+        default=None, name="to", description="Turns before this time."
+    )
+    participants: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Sessions in which any of these users took part."
+    )
+    tags: list[str] | None = strawberry.field(default=None, description="Any of these tags.")
+    include_archived: bool = False
+    roles: list[TurnRole] | None = strawberry.field(
+        default=None, description="Only turns of these roles match (titles then do not)."
+    )

@@ -479,3 +479,35 @@ class Export:
     content_base64: str = strawberry.field(description="The document's bytes, base64-encoded.")
     text: str | None = strawberry.field(description="The document itself for MARKDOWN and JSON.")
     results: list[ItemResult] = strawberry.field(description="One outcome per id asked for.")
+
+
+@strawberry.type
+class TurnMatch:
+    turn_id: strawberry.ID
+    seq: int
+    role: TurnRole
+    snippet: str = strawberry.field(
+        description="HTML-escaped text around the match, matched words in <mark>."
+    )
+
+
+@strawberry.type
+class SearchHit:
+    session: Session
+    score: float = strawberry.field(description="Relevance (BM25): lower is better.")
+    title_snippet: str | None = strawberry.field(
+        description="The title with matched words in <mark>, when the title matched."
+    )
+    turns: list[TurnMatch] = strawberry.field(description="The best matching turns.")
+
+
+@strawberry.type
+class SearchEdge:
+    cursor: str
+    node: SearchHit
+
+
+@strawberry.type
+class SearchConnection:
+    edges: list[SearchEdge]
+    page_info: PageInfo

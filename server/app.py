@@ -31,6 +31,7 @@ from ..domain.clock import Clock, SystemClock
 from ..domain.errors import DomainError, StoreUnavailable
 from ..domain.export import ExportService
 from ..domain.models import Principal
+from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
 from ..domain.validation import Limits
@@ -38,6 +39,7 @@ from ..realtime.memory import InProcessBroker
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
 from ..resolvers.export import ExportMutations
+from ..resolvers.search import SearchQueries
 from ..resolvers.sessions import SessionMutations, SessionQueries
 from ..resolvers.sharing import SharingMutations, SharingQueries
 from ..resolvers.turns import TurnMutations
@@ -69,6 +71,7 @@ class Components:
     sharing: SharingService
     audit: AuditService
     exports: ExportService
+    search: SearchService
     clock: Clock
 
     def context(self, principal: Principal | None, request_id: str) -> Context:
@@ -78,6 +81,7 @@ class Components:
             sharing=self.sharing,
             audit=self.audit,
             exports=self.exports,
+            search=self.search,
             clock=self.clock,
             request_id=request_id,
         )
@@ -118,9 +122,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)
     audit = AuditService(store)
     exports = ExportService(store, sessions, clock)
-    components = Components(settings, store, broker, sessions, sharing, audit, exports, clock)
+    search = SearchService(store, sessions, clock)
+    components = Components(
+        settings, store, broker, sessions, sharing, audit, exports, search, clock
+    )
     schema = build_schema(
-        queries=[SessionQueries, SharingQueries, AuditQueries],
+        queries=[SessionQueries, SearchQueries, SharingQueries, AuditQueries],
         mutations=[SessionMutations, TurnMutations, SharingMutations, ExportMutations],
         extensions=[
             ErrorCodes,

@@ -28,6 +28,14 @@ from ..domain.models import (
     Turn,
     Verification,
 )
+from ..domain.query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchQuery,
+    SearchScope,
+    SessionHit,
+)
 
 
 class Store(Protocol):
@@ -96,6 +104,22 @@ class Store(Protocol):
 
     async def add_feedback(self, turn_id: str, feedback: Feedback) -> Turn | None:
         """Record the feedback, replacing the same user's earlier one of the same kind."""
+
+    # Search
+
+    async def search(
+        self,
+        query: SearchQuery,
+        scope: SearchScope,
+        search_filter: SearchFilter,
+        order: SearchOrder,
+        after: SearchCursor | None,
+        limit: int,
+    ) -> list[SessionHit]:
+        """Sessions within `scope` whose title or turns match, one hit per session with its
+        best few turns and marked snippets; by relevance (best first, keyed on (score, id)
+        ascending) or newest activity first (keyed on (activity micros, id) descending).
+        Changes are visible to search as soon as the write that made them returns."""
 
     # Pins (per user)
 

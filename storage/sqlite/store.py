@@ -39,7 +39,15 @@ from ...domain.models import (
     Turn,
     Verification,
 )
-from . import codec
+from ...domain.query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchQuery,
+    SearchScope,
+    SessionHit,
+)
+from . import codec, search
 from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
 
 T = TypeVar("T")
@@ -105,6 +113,7 @@ class SqliteStore:
     async def open(self) -> None:
         with _translated_errors():
             self._writer = await self._connect(read_only=False)
+            await self._writer._execute(search.register_functions, self._writer._conn)
             await self._writer._execute(_migrate, self._writer._conn, _migrations())
             for _ in range(self._reader_count):
                 reader = await self._connect(read_only=True)
@@ -194,6 +203,19 @@ class SqliteStore:
 
     async def add_feedback(self, turn_id: str, feedback: Feedback) -> Turn | None:
         return await self._write(_add_feedback, turn_id, feedback)
+
+    # Search
+
+    async def search(
+        self,
+        query: SearchQuery,
+        scope: SearchScope,
+        search_filter: SearchFilter,
+        order: SearchOrder,
+        after: SearchCursor | None,
+        limit: int,
+    ) -> list[SessionHit]:
+        return await self._read(search.search, query, scope, search_filter, order, after, limit)
 
     # Pins
 
@@ -345,6 +367,7 @@ def _create_session(
         "INSERT INTO session_tags (session_id, tag) VALUES (?, ?)",
         [(session.id, tag) for tag in session.tags],
     )
+    search.index_title(conn, session.id)
     if first_turn is None:
         return session, None
     turn, stored = _append_turn(conn, first_turn, max_turns)
@@ -385,10 +408,12 @@ def _append_turn(conn: sqlite3.Connection, new: NewTurn, max_turns: int) -> tupl
         )
     turn = Turn.numbered(new, seq)
     placeholders = ", ".join("?" * 17)
-    conn.execute(
-        f"INSERT INTO turns ({TURN_COLUMNS}) VALUES ({placeholders})", codec.turn_row(turn)
-    )
-    return turn, _require_session(conn, new.session_id)
+    row = codec.turn_row(turn)
+    inserted = conn.execute(f"INSERT INTO turns ({TURN_COLUMNS}) VALUES ({placeholders})", row)
+    session = _require_session(conn, new.session_id)
+    tools_json = row[7]
+    search.index_turn(conn, inserted.lastrowid, session, turn.role.value, turn.content, tools_json)
+    return turn, session
 
 
 def _rename_session(
@@ -399,6 +424,7 @@ def _rename_session(
         " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')",
         (title, source.value, to_micros(at), session_id, source.value),
     )
+    search.index_title(conn, session_id)
     return _get_session(conn, session_id)
 
 
@@ -413,7 +439,9 @@ def _set_archived(
 
 
 def _delete_session(conn: sqlite3.Connection, session_id: str, audit: AuditEvent) -> bool:
-    # Turns, tags, pins and shares go with the session through ON DELETE CASCADE.
+    # Turns, tags, pins and shares go with the session through ON DELETE CASCADE; the
+    # search index is a virtual table, cleared by hand first.
+    search.unindex_session(conn, session_id)
     deleted = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount
     if deleted:
         _insert_audit(conn, audit)

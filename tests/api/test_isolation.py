@@ -307,6 +307,12 @@ def mutation(variables: str, call: str, selection: str = "") -> str:
     return f"mutation({variables}) {{ {call}{selected} }}"
 
 
+# alice's support session speaks of her router (a test below checks she finds it).
+SEARCH_ROUTER = (
+    'query { searchSessions(query: "router", first: 100) '
+    "{ edges { node { session { id title } turns { snippet } } } } }"
+)
+
 WALK = [
     # Query
     Op("me", "{ me { userId entityId roles } }", lambda s, t, sh: {}, Expect.UNBOUND),
@@ -415,6 +421,12 @@ WALK = [
         # Without the token, guessing is all an intruder can do.
         lambda s, t, sh: {"token": s},
         Expect.DENIED,
+    ),
+    Op(
+        "searchSessions",
+        SEARCH_ROUTER,
+        lambda s, t, sh: {},
+        Expect.EXCLUDES,
     ),
     Op(
         "sharedWithMe",
@@ -557,11 +569,8 @@ def test_an_intruder_walking_every_field_learns_and_changes_nothing(
                 continue
             assert not body.get("errors"), (where, body)
             data = body["data"][op.field]
-            listed = (
-                {n["id"] for n in data}
-                if isinstance(data, list)
-                else {e["node"]["id"] for e in data["edges"]}
-            )
+            nodes = data if isinstance(data, list) else [e["node"] for e in data["edges"]]
+            listed = {n["session"]["id"] if "session" in n else n["id"] for n in nodes}
             assert not listed & alices, f"{where} lists alice's sessions"
             continue
 
@@ -592,6 +601,12 @@ def test_an_intruder_walking_every_field_learns_and_changes_nothing(
         # What the intruder created is the intruder's, not alice's.
         seen = world.alice.ok("query($id: ID!) { session(id: $id) { id } }", {"id": session_id})
         assert seen == {"session": None}, intruder.label
+
+
+def test_the_walks_search_finds_alices_session_for_her(api: Any) -> None:
+    world = build_world(api)
+    found = world.alice.ok(SEARCH_ROUTER)["searchSessions"]["edges"]
+    assert [e["node"]["session"]["id"] for e in found] == [world.support]
 
 
 def test_a_service_of_another_entity_cannot_act_for_alice_of_acme(api: Any) -> None:

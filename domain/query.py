@@ -1,0 +1,134 @@
+"""What a search asks for: the query language people expect, filters, scope and hits.
+
+Query language: words (all must match, stemmed), "exact phrases", prefix*, and -excluded
+words or -"phrases"; accents and case do not matter. Any string gives a query or
+InvalidInput, never anything worse: stray operators are dropped and an unclosed quote
+closes at the end.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .errors import InvalidInput
+from .models import Session, TurnRole
+
+MAX_QUERY_CHARS = 500
+MAX_TERMS = 32
+_WORD = re.compile(r"\w+", re.UNICODE)
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+class TermKind(enum.StrEnum):
+    WORD = "WORD"
+    PREFIX = "PREFIX"
+    PHRASE = "PHRASE"
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    kind: TermKind
+    words: tuple[str, ...]
+    excluded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    terms: tuple[Term, ...]
+
+    @property
+    def included(self) -> tuple[Term, ...]:
+        return tuple(t for t in self.terms if not t.excluded)
+
+    @property
+    def excluded(self) -> tuple[Term, ...]:
+        return tuple(t for t in self.terms if t.excluded)
+
+
+def parse_query(text: str) -> SearchQuery:
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"The search is {len(text)} characters; the limit is {MAX_QUERY_CHARS}.")
+    terms: list[Term] = []
+    for match in _TOKEN.finditer(text):
+        negated_phrase, phrase, bare = match.groups()
+        if bare is None:
+            words = tuple(_WORD.findall(phrase))
+            if words:
+                kind = TermKind.PHRASE if len(words) > 1 else TermKind.WORD
+                terms.append(Term(kind, words, excluded=bool(negated_phrase)))
+            continue
+        excluded = bare.startswith("-") and len(bare) > 1
+        body = bare[1:] if excluded else bare
+        prefix = body.endswith("*")
+        words = tuple(_WORD.findall(body))
+        if not words:
+            continue
+        if len(words) > 1:
+            # "e-mail", "node.js": the parts in order, as a phrase.
+            terms.append(Term(TermKind.PHRASE, words, excluded))
+        elif prefix and len(words[0]) >= 2:
+            terms.append(Term(TermKind.PREFIX, words, excluded))
+        else:
+            terms.append(Term(TermKind.WORD, words, excluded))
+    if not terms:
+        raise InvalidInput("Type at least one word to search for.")
+    if len(terms) > MAX_TERMS:
+        raise InvalidInput(f"A search holds at most {MAX_TERMS} words and phrases.")
+    query = SearchQuery(tuple(terms))
+    if not query.included:
+        raise InvalidInput("Say what to find, not only what to leave out.")
+    return query
+
+
+class SearchOrder(enum.StrEnum):
+    RELEVANCE = "RELEVANCE"
+    NEWEST = "NEWEST"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    chat_app_ids: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    participants: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    include_archived: bool = False
+    roles: tuple[TurnRole, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """What the caller may read, as the index understands it: their own sessions (or the
+    whole entity for those who oversee it) and the sessions shared with them."""
+
+    entity_id: str
+    owner_id: str | None
+    shared_session_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchCursor:
+    """Relevance order: (score, session id); newest order: (score = activity micros, id)."""
+
+    score: float
+    session_id: str
+
+
+@dataclass(slots=True)
+class TurnHit:
+    turn_id: str
+    seq: int
+    role: TurnRole
+    snippet: str
+    score: float
+
+
+@dataclass(slots=True)
+class SessionHit:
+    session: Session
+    score: float
+    title_snippet: str | None
+    turns: list[TurnHit] = field(default_factory=list)

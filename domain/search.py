@@ -1,0 +1,103 @@
+"""Full-text search across sessions, scoped to what the caller may read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..storage.protocol import Store
+from .clock import Clock
+from .errors import InvalidInput
+from .models import GranteeScope, Principal, UserType
+from .pagination import decode_cursor, encode_cursor, page_size
+from .policy import sees_whole_entity
+from .query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchScope,
+    SessionHit,
+    parse_query,
+)
+from .sessions import SessionService, SessionView
+from .timecodec import to_micros
+
+
+@dataclass(slots=True)
+class SearchResult:
+    view: SessionView
+    hit: SessionHit
+    cursor: SearchCursor
+
+
+@dataclass(slots=True)
+class SearchPage:
+    results: list[SearchResult]
+    has_next: bool
+
+
+MAX_SHARED_IN_SCOPE = 1000
+
+
+class SearchService:
+    def __init__(self, store: Store, sessions: SessionService, clock: Clock) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._clock = clock
+
+    async def search(
+        self,
+        principal: Principal,
+        text: str,
+        search_filter: SearchFilter,
+        order: SearchOrder,
+        first: int | None,
+        after: str | None,
+    ) -> SearchPage:
+        query = parse_query(text)
+        limit = page_size(first, 20)
+        cursor = decode_search_cursor(after) if after else None
+        if (
+            search_filter.since is not None
+            and search_filter.until is not None
+            and search_filter.since >= search_filter.until
+        ):
+            raise InvalidInput("'from' must be before 'to'.")
+        shared = await self._store.list_shared_with(
+            GranteeScope(
+                principal.entity_id,
+                principal.user_id,
+                principal.user_type is UserType.INTERNAL,
+            ),
+            self._clock.now(),
+            None,
+            MAX_SHARED_IN_SCOPE,
+        )
+        scope = SearchScope(
+            entity_id=principal.entity_id,
+            owner_id=None if sees_whole_entity(principal) else principal.user_id,
+            shared_session_ids=tuple(s.id for s, _ in shared),
+        )
+        hits = await self._store.search(query, scope, search_filter, order, cursor, limit + 1)
+        results = []
+        for hit in hits[:limit]:
+            # The index found it within scope; the policy has the last word.
+            view = await self._sessions.find_quietly(principal, hit.session)
+            key = (
+                hit.score
+                if order is SearchOrder.RELEVANCE
+                else float(to_micros(hit.session.last_activity_at))
+            )
+            if view is not None:
+                results.append(SearchResult(view, hit, SearchCursor(key, hit.session.id)))
+        return SearchPage(results, len(hits) > limit)
+
+
+def encode_search_cursor(cursor: SearchCursor) -> str:
+    return encode_cursor("q", [cursor.score, cursor.session_id])
+
+
+def decode_search_cursor(text: str) -> SearchCursor:
+    match decode_cursor("q", text):
+        case [int() | float() as score, str(session_id)] if abs(score) < 1e300:
+            return SearchCursor(float(score), session_id)
+    raise InvalidInput(f"The cursor {text!r} is not one this server handed out.")

@@ -1,0 +1,320 @@
+"""Full-text search on FTS5, with the caller's scope inside the index.
+
+Every indexed row carries, beside its text, a `scope` column of tokens naming its
+entity, owner, chat app, session and turn role. A search matches the text AND the scope
+tokens the caller may read, so FTS5 intersects posting lists: the work grows with what
+the caller can see, never with the whole corpus. The tokens are digits derived from a
+hash, so the porter stemmer leaves them alone and no word of a conversation can collide
+with them (the scope column is also queried by name).
+
+Rows: a turn is indexed under its own rowid; a session's title under minus the
+session's rowid. Both are written in the same transaction as the change they mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import sqlite3
+from typing import Any
+
+import orjson
+
+from ...domain.models import Session, TurnRole
+from ...domain.query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchQuery,
+    SearchScope,
+    SessionHit,
+    Term,
+    TermKind,
+    TurnHit,
+)
+from . import codec
+from .codec import SESSION_COLUMNS, to_micros
+
+_MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
+TURNS_PER_HIT = 3
+TITLE_ROLE = "TITLE"
+
+
+def scope_token(kind: str, *parts: str) -> str:
+    digest = hashlib.blake2b("\x1f".join((kind, *parts)).encode(), digest_size=8).digest()
+    return "1" + str(int.from_bytes(digest, "big"))
+
+
+def scope_tokens(
+    entity_id: str, owner_id: str, chat_app_id: str, session_id: str, role: str
+) -> str:
+    return " ".join(
+        (
+            scope_token("e", entity_id),
+            scope_token("o", entity_id, owner_id),
+            scope_token("a", entity_id, chat_app_id),
+            scope_token("s", session_id),
+            scope_token("r", role),
+        )
+    )
+
+
+def _flatten(value: Any, out: list[str]) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _flatten(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _flatten(item, out)
+    else:
+        out.append(str(value))
+
+
+def turn_body(content: str, tool_invocations_json: str | None) -> str:
+    """The searchable text of a turn: what was said, and what its tools were given,
+    returned or failed with."""
+    parts = [content]
+    if tool_invocations_json:
+        for call in orjson.loads(tool_invocations_json):
+            parts.append(call["name"])
+            _flatten(call.get("input"), parts)
+            _flatten(call.get("output"), parts)
+            if call.get("error"):
+                parts.append(call["error"])
+    return "\n".join(p for p in parts if p)
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """SQL access to the same functions, for migrations that backfill the index."""
+    conn.create_function("sh_scope", 5, scope_tokens, deterministic=True)
+    conn.create_function("sh_body", 2, turn_body, deterministic=True)
+
+
+def index_turn(
+    conn: sqlite3.Connection,
+    rowid: int,
+    session: Session,
+    role: str,
+    content: str,
+    tools_json: str | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
+        (
+            rowid,
+            turn_body(content, tools_json),
+            scope_tokens(
+                session.entity_id, session.owner_id, session.chat_app_id, session.id, role
+            ),
+        ),
+    )
+
+
+def index_title(conn: sqlite3.Connection, session_id: str) -> None:
+    """(Re)write the title row of a session from its current title."""
+    row = conn.execute(
+        "SELECT rowid, entity_id, owner_id, chat_app_id, title FROM sessions WHERE id = ?",
+        (session_id,),
+    ).fetchone()
+    if row is None:
+        return
+    rowid, entity_id, owner_id, chat_app_id, title = row
+    conn.execute("DELETE FROM search_index WHERE rowid = ?", (-rowid,))
+    if title:
+        conn.execute(
+            "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
+            (-rowid, title, scope_tokens(entity_id, owner_id, chat_app_id, session_id, TITLE_ROLE)),
+        )
+
+
+def unindex_session(conn: sqlite3.Connection, session_id: str) -> None:
+    conn.execute(
+        "DELETE FROM search_index WHERE rowid IN"
+        " (SELECT rowid FROM turns WHERE session_id = ?"
+        "  UNION ALL SELECT -rowid FROM sessions WHERE id = ?)",
+        (session_id, session_id),
+    )
+
+
+def _quote(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _term(term: Term) -> str:
+    match term.kind:
+        case TermKind.PHRASE:
+            return _quote(" ".join(term.words))
+        case TermKind.PREFIX:
+            return _quote(term.words[0]) + "*"
+        case _:
+            return _quote(term.words[0])
+
+
+def readable_tokens(scope: SearchScope) -> list[str]:
+    own = (
+        scope_token("o", scope.entity_id, scope.owner_id)
+        if scope.owner_id is not None
+        else scope_token("e", scope.entity_id)
+    )
+    return [own, *(scope_token("s", sid) for sid in scope.shared_session_ids)]
+
+
+def match_expression(
+    query: SearchQuery, readable: list[str], search_filter: SearchFilter, entity_id: str
+) -> str:
+    """The FTS5 expression: text terms on `body`, the reader's scope and the in-index
+    filters (chat apps, turn roles) on `scope`. Every term is quoted, so nothing a user
+    types can act as an FTS5 operator."""
+    text = " AND ".join(_term(t) for t in query.included)
+    for term in query.excluded:
+        text = f"({text}) NOT {_term(term)}"
+    parts = [f"body : ({text})", f"scope : ({' OR '.join(readable)})"]
+    if search_filter.chat_app_ids:
+        apps = [scope_token("a", entity_id, a) for a in search_filter.chat_app_ids]
+        # Sessions shared from other entities carry their own entity's app tokens: let
+        # them through here; the session filter on chat_app_id decides.
+        apps += [t for t in readable[1:]]
+        parts.append(f"scope : ({' OR '.join(apps)})")
+    if search_filter.roles:
+        roles = [scope_token("r", r.value) for r in search_filter.roles]
+        parts.append(f"scope : ({' OR '.join(roles)})")
+    return " AND ".join(parts)
+
+
+def _session_filters(search_filter: SearchFilter, params: dict[str, Any]) -> list[str]:
+    clauses = []
+    if not search_filter.include_archived:
+        clauses.append("s.archived = 0")
+    if search_filter.chat_app_ids:
+        names = []
+        for i, app in enumerate(search_filter.chat_app_ids):
+            params[f"app{i}"] = app
+            names.append(f":app{i}")
+        clauses.append(f"s.chat_app_id IN ({', '.join(names)})")
+    if search_filter.tags:
+        names = []
+        for i, tag in enumerate(search_filter.tags):
+            params[f"tag{i}"] = tag
+            names.append(f":tag{i}")
+        clauses.append(
+            "EXISTS (SELECT 1 FROM session_tags st WHERE st.session_id = s.id"
+            f" AND st.tag IN ({', '.join(names)}))"
+        )
+    if search_filter.participants:
+        names = []
+        for i, user in enumerate(search_filter.participants):
+            params[f"who{i}"] = user
+            names.append(f":who{i}")
+        clauses.append(
+            "EXISTS (SELECT 1 FROM json_each(s.participants) p"
+            f" WHERE p.value IN ({', '.join(names)}))"
+        )
+    return clauses
+
+
+def _hits_sql(search_filter: SearchFilter, params: dict[str, Any]) -> str:
+    """Matching rows with their session, score, snippet and turn (NULL for titles),
+    after the turn-time and session filters. Needs :match bound."""
+    turn_time, title_time = [], []
+    if search_filter.since is not None:
+        params["since"] = to_micros(search_filter.since)
+        turn_time.append("t.created_at >= :since")
+        title_time.append("s.last_activity_at >= :since")
+    if search_filter.until is not None:
+        params["until"] = to_micros(search_filter.until)
+        turn_time.append("t.created_at < :until")
+        title_time.append("s.last_activity_at < :until")
+    session_clauses = _session_filters(search_filter, params)
+    turn_where = " AND ".join(["f.rid > 0", *turn_time, *session_clauses])
+    title_where = " AND ".join(["f.rid < 0", *title_time, *session_clauses])
+    titles = (
+        ""
+        if search_filter.roles
+        else " UNION ALL SELECT s.id, f.score, f.snip, NULL, NULL, NULL"
+        f" FROM f JOIN sessions s ON s.rowid = -f.rid WHERE {title_where}"
+    )
+    return (
+        "WITH f AS MATERIALIZED (SELECT rowid AS rid, bm25(search_index, 1.0, 0.0) AS score,"
+        f" snippet(search_index, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16) AS snip"
+        " FROM search_index WHERE search_index MATCH :match)"
+        " SELECT s.id AS session_id, f.score AS score, f.snip AS snip,"
+        " t.id AS turn_id, t.seq AS seq, t.role AS role"
+        " FROM f JOIN turns t ON t.rowid = f.rid JOIN sessions s ON s.id = t.session_id"
+        f" WHERE {turn_where}{titles}"
+    )
+
+
+def search(
+    conn: sqlite3.Connection,
+    query: SearchQuery,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    order: SearchOrder,
+    after: SearchCursor | None,
+    limit: int,
+) -> list[SessionHit]:
+    params: dict[str, Any] = {
+        "match": match_expression(query, readable_tokens(scope), search_filter, scope.entity_id),
+        "limit": limit,
+    }
+    hits = _hits_sql(search_filter, params)
+    columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
+    if order is SearchOrder.RELEVANCE:
+        key = "g.best"
+        order_by = "g.best ASC, s.id ASC"
+        cursor = "(g.best, s.id) > (:after_score, :after_id)"
+    else:
+        key = "s.last_activity_at"
+        order_by = "s.last_activity_at DESC, s.id DESC"
+        cursor = "(s.last_activity_at, s.id) < (:after_score, :after_id)"
+    where = "1"
+    if after is not None:
+        params.update(after_score=after.score, after_id=after.session_id)
+        where = cursor
+    rows = conn.execute(
+        f"SELECT {columns}, {key} FROM"
+        f" (SELECT session_id, min(score) AS best FROM ({hits}) GROUP BY session_id) g"
+        " JOIN sessions s ON s.id = g.session_id"
+        f" WHERE {where} ORDER BY {order_by} LIMIT :limit",
+        params,
+    ).fetchall()
+    if not rows:
+        return []
+    found = {r[0]: SessionHit(codec.session_from_row(r[:-1]), float(r[-1]), None) for r in rows}
+    _attach_best_turns(conn, query, search_filter, found)
+    return list(found.values())
+
+
+def _attach_best_turns(
+    conn: sqlite3.Connection,
+    query: SearchQuery,
+    search_filter: SearchFilter,
+    found: dict[str, SessionHit],
+) -> None:
+    """The best few matching turns of each session on the page, and its title's snippet."""
+    page = [scope_token("s", sid) for sid in found]
+    params: dict[str, Any] = {
+        "match": match_expression(query, page, SearchFilter(roles=search_filter.roles), "")
+    }
+    hits = _hits_sql(search_filter, params)
+    rows = conn.execute(
+        f"SELECT session_id, score, snip, turn_id, seq, role FROM ({hits})"
+        " ORDER BY session_id, score ASC",
+        params,
+    ).fetchall()
+    for session_id, score, snip, turn_id, seq, role in rows:
+        hit = found.get(session_id)
+        if hit is None:
+            continue
+        snippet = marked(snip)
+        if turn_id is None:
+            hit.title_snippet = snippet
+        elif len(hit.turns) < TURNS_PER_HIT:
+            hit.turns.append(TurnHit(turn_id, seq, TurnRole(role), snippet, float(score)))
+
+
+def marked(snippet: str) -> str:
+    """HTML-safe text with the matched words in <mark>."""
+    return html.escape(snippet).replace(_MARK_OPEN, "<mark>").replace(_MARK_CLOSE, "</mark>")
