@@ -130,5 +130,9 @@ class TurnHit:
 class SessionHit:
     session: Session
     score: float
+    """Relevance of the best matching row (BM25-like: lower is better)."""
+    sort_key: float
+    """What the order sorts on: the score, or activity time in microseconds; with the
+    session id, the cursor of this hit."""
     title_snippet: str | None
     turns: list[TurnHit] = field(default_factory=list)

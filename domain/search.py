@@ -19,7 +19,6 @@ from .query import (
     parse_query,
 )
 from .sessions import SessionService, SessionView
-from .timecodec import to_micros
 
 
 @dataclass(slots=True)
@@ -82,13 +81,9 @@ class SearchService:
         for hit in hits[:limit]:
             # The index found it within scope; the policy has the last word.
             view = await self._sessions.find_quietly(principal, hit.session)
-            key = (
-                hit.score
-                if order is SearchOrder.RELEVANCE
-                else float(to_micros(hit.session.last_activity_at))
-            )
             if view is not None:
-                results.append(SearchResult(view, hit, SearchCursor(key, hit.session.id)))
+                cursor = SearchCursor(hit.sort_key, hit.session.id)
+                results.append(SearchResult(view, hit, cursor))
         return SearchPage(results, len(hits) > limit)
 
 

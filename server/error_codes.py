@@ -16,8 +16,6 @@ from strawberry.extensions import SchemaExtension
 
 from ..domain.errors import DomainError
 
-log = structlog.get_logger("sessionhub.errors")
-
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL_SERVER_ERROR"
 
@@ -34,7 +32,9 @@ def coded(error: GraphQLError, request_id: str) -> GraphQLError:
         # No path: the error arose while reading the request (syntax, validation,
         # coercing a variable's value), before any resolver ran.
         return _with(error, error.message, BAD_USER_INPUT)
-    log.error(
+    # Looked up here rather than cached at import, so that reconfiguring logging (and
+    # structlog's capture in tests) always reaches this rare path.
+    structlog.get_logger("sessionhub.errors").error(
         "graphql.unexpected_error",
         request_id=request_id,
         path=error.path,

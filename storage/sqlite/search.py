@@ -274,7 +274,7 @@ def search(
         params.update(after_score=after.score, after_id=after.session_id)
         where = cursor
     rows = conn.execute(
-        f"SELECT {columns}, {key} FROM"
+        f"SELECT {columns}, g.best, {key} FROM"
         f" (SELECT session_id, min(score) AS best FROM ({hits}) GROUP BY session_id) g"
         " JOIN sessions s ON s.id = g.session_id"
         f" WHERE {where} ORDER BY {order_by} LIMIT :limit",
@@ -282,7 +282,10 @@ def search(
     ).fetchall()
     if not rows:
         return []
-    found = {r[0]: SessionHit(codec.session_from_row(r[:-1]), float(r[-1]), None) for r in rows}
+    found = {
+        r[0]: SessionHit(codec.session_from_row(r[:-2]), float(r[-2]), float(r[-1]), None)
+        for r in rows
+    }
     _attach_best_turns(conn, query, search_filter, found)
     return list(found.values())
 

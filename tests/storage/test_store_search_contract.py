@@ -1,0 +1,162 @@
+"""The Store contract for search: what every backend's full-text search must do.
+
+Runs against every backend of tests/storage/conftest.py, like the rest of the contract.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sessionhub.domain.models import Session, TitleSource, TurnRole
+from sessionhub.domain.query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchScope,
+    parse_query,
+)
+from sessionhub.storage.protocol import Store
+
+from .test_store_contract import T0, make_session, make_turn, session_audit
+
+pytestmark = pytest.mark.text_search
+
+ALICE = SearchScope("acme", "alice")
+
+
+async def add(store: Store, session: Session, *texts: str, role: TurnRole = TurnRole.USER) -> None:
+    await store.create_session(session, None, 100)
+    for i, text in enumerate(texts):
+        at = session.created_at + timedelta(minutes=i)
+        await store.append_turn(make_turn(session.id, content=text, role=role, at=at), 100)
+
+
+async def found(
+    store: Store,
+    text: str,
+    scope: SearchScope = ALICE,
+    search_filter: SearchFilter | None = None,
+    order: SearchOrder = SearchOrder.RELEVANCE,
+) -> list[str]:
+    hits = await store.search(
+        parse_query(text), scope, search_filter or SearchFilter(), order, None, 50
+    )
+    return [h.session.id for h in hits]
+
+
+async def test_finds_turn_text_and_titles_with_marked_snippets(store: Store) -> None:
+    routers = make_session(title="Home network")
+    await add(store, routers, "My router drops the line", "Reset the router to factory settings")
+    titled = make_session(title="Router shopping list")
+    await add(store, titled, "Which one is cheapest?")
+    await add(store, make_session(title="Cooking"), "Pasta with tomatoes")
+    hits = await store.search(
+        parse_query("router"), ALICE, SearchFilter(), SearchOrder.RELEVANCE, None, 10
+    )
+    assert {h.session.id for h in hits} == {routers.id, titled.id}
+    by_id = {h.session.id: h for h in hits}
+    assert [t.seq for t in by_id[routers.id].turns] and all(
+        "<mark>router</mark>" in t.snippet.lower() for t in by_id[routers.id].turns
+    )
+    assert by_id[titled.id].title_snippet == "<mark>Router</mark> shopping list"
+    assert by_id[routers.id].title_snippet is None
+
+
+async def test_query_language(store: Store) -> None:
+    s = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, s, "The café serves crème brûlée", "Configuring firewalls for the office")
+    for query in ("CAFE", "creme brulee", "configured firewall", "config*", '"crème brûlée"'):
+        assert await found(store, query) == [s.id], query
+    for query in ('"brulee creme"', "café -firewall -crème", "pizza", "caf"):
+        assert await found(store, query) == [], query
+
+
+async def test_operator_characters_are_only_text(store: Store) -> None:
+    s = make_session()
+    await add(store, s, "use AND and OR carefully: NEAR(x) is not magic")
+    assert await found(store, "NEAR(x)") == [s.id]
+    for query in ("AND OR NOT", '"unclosed phrase', "col:umn", "^start", "a+b"):
+        await found(store, query)
+
+
+async def test_scope_is_the_owner_or_the_entity_plus_shared_sessions(store: Store) -> None:
+    mine = make_session()
+    bobs = make_session(owner="bob")
+    elsewhere = make_session(entity="globex", owner="alice")
+    for s in (mine, bobs, elsewhere):
+        await add(store, s, "quarterly budget review")
+    assert await found(store, "budget") == [mine.id]
+    entity = await found(store, "budget", SearchScope("acme", None))
+    assert set(entity) == {mine.id, bobs.id}
+    shared = await found(store, "budget", SearchScope("acme", "alice", (bobs.id, elsewhere.id)))
+    assert set(shared) == {mine.id, bobs.id, elsewhere.id}
+    assert await found(store, "budget", SearchScope("globex", "bob")) == []
+
+
+async def test_changes_are_searchable_as_soon_as_they_return(store: Store) -> None:
+    s = make_session(title="Old name")
+    await add(store, s, "first words")
+    await store.append_turn(make_turn(s.id, content="zebra crossing"), 100)
+    assert await found(store, "zebra") == [s.id]
+    await store.rename_session(s.id, "Fresh title", TitleSource.MANUAL, T0)
+    assert await found(store, "fresh") == [s.id]
+    assert await found(store, "old") == []
+    await store.delete_session(s.id, session_audit("session.deleted", s.id))
+    assert await found(store, "zebra") == []
+    assert await found(store, "fresh") == []
+
+
+async def test_filters(store: Store) -> None:
+    support = make_session(app="support", tags=["vip"])
+    knowledge = make_session(app="knowledge", at=T0 + timedelta(days=10))
+    archived = make_session(archived_at=T0)
+    await add(store, support, "deploy the service")
+    await add(store, knowledge, "deploy the docs")
+    await store.append_turn(
+        make_turn(
+            knowledge.id,
+            author="carol",
+            content="deploy again",
+            role=TurnRole.ASSISTANT,
+            at=T0 + timedelta(days=10, hours=1),
+        ),
+        100,
+    )
+    await add(store, archived, "deploy the archive")
+
+    async def ids(**kw) -> set[str]:
+        return set(await found(store, "deploy", search_filter=SearchFilter(**kw)))
+
+    assert await ids() == {support.id, knowledge.id}
+    assert await ids(include_archived=True) == {support.id, knowledge.id, archived.id}
+    assert await ids(chat_app_ids=("support",)) == {support.id}
+    assert await ids(chat_app_ids=("support", "knowledge")) == {support.id, knowledge.id}
+    assert await ids(tags=("vip",)) == {support.id}
+    assert await ids(participants=("carol",)) == {knowledge.id}
+    assert await ids(participants=("nobody",)) == set()
+    assert await ids(roles=(TurnRole.ASSISTANT,)) == {knowledge.id}
+    assert await ids(since=T0 + timedelta(days=5)) == {knowledge.id}
+    assert await ids(until=T0 + timedelta(days=5)) == {support.id}
+
+
+async def test_pages_cover_every_session_once_in_both_orders(store: Store) -> None:
+    made = []
+    for i in range(7):
+        s = make_session(at=T0 + timedelta(minutes=i))
+        made.append(s.id)
+        await add(store, s, "alpha " * (i + 1) + "beta")
+    for order in SearchOrder:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await store.search(parse_query("alpha"), ALICE, SearchFilter(), order, cursor, 3)
+            if not page:
+                break
+            seen += [h.session.id for h in page]
+            cursor = SearchCursor(page[-1].sort_key, page[-1].session.id)
+        assert sorted(seen) == sorted(made), order
+        assert len(seen) == len(set(seen)), order
+    newest = await found(store, "alpha", order=SearchOrder.NEWEST)
+    assert newest == made[::-1]
