@@ -59,8 +59,11 @@ def _share_covers(
     chat_app: ChatApp | None,
     opened_links: Collection[str],
 ) -> bool:
+    if chat_app is None or not chat_app.settings.allow_sharing:
+        # Turning sharing off for a chat app ends what was shared in it.
+        return False
     same_entity = principal.entity_id == session.entity_id
-    external_allowed = chat_app is not None and chat_app.settings.allow_external_sharing
+    external_allowed = chat_app.settings.allow_external_sharing
     match share.grantee_kind:
         case GranteeKind.USER:
             return (

@@ -76,15 +76,21 @@ class SearchService:
             owner_id=None if sees_whole_entity(principal) else principal.user_id,
             shared_session_ids=tuple(s.id for s, _ in shared),
         )
-        hits = await self._store.search(query, scope, search_filter, order, cursor, limit + 1)
-        results = []
-        for hit in hits[:limit]:
-            # The index found it within scope; the policy has the last word.
-            view = await self._sessions.find_quietly(principal, hit.session)
-            if view is not None:
+        results: list[SearchResult] = []
+        exhausted = False
+        # The index found hits within scope; the policy has the last word. Hits it drops
+        # must not shorten or end the page, so scan on until the page is full.
+        while len(results) <= limit and not exhausted:
+            hits = await self._store.search(query, scope, search_filter, order, cursor, limit + 1)
+            exhausted = len(hits) <= limit
+            for hit in hits:
                 cursor = SearchCursor(hit.sort_key, hit.session.id)
-                results.append(SearchResult(view, hit, cursor))
-        return SearchPage(results, len(hits) > limit)
+                view = await self._sessions.find_quietly(principal, hit.session)
+                if view is not None:
+                    results.append(SearchResult(view, hit, cursor))
+                    if len(results) > limit:
+                        break
+        return SearchPage(results[:limit], len(results) > limit)
 
 
 def encode_search_cursor(cursor: SearchCursor) -> str:

@@ -55,6 +55,9 @@ class SessionView:
     access: Access
     chat_app: ChatApp | None
     pinned: bool
+    viewer: Principal | None = None
+    """Set when a listing found the session: reading its turns or context through this
+    view is then a read of the session, audited once for anyone but the owner."""
 
 
 @dataclass(slots=True)
@@ -94,14 +97,16 @@ class SessionService:
         return SessionView(session, access, self._chat_apps.get(session.chat_app_id), bool(pinned))
 
     async def find_quietly(self, principal: Principal, session: Session) -> SessionView | None:
-        """The caller's view of a session found by a listing, without auditing a read."""
+        """The caller's view of a session found by a listing; reading its turns or context
+        is audited then, not the listing itself."""
         access = await self._access(principal, session)
         if not can_read(access):
             return None
         pinned = await self._store.pinned_session_ids(
             principal.entity_id, principal.user_id, [session.id]
         )
-        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), bool(pinned))
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        return SessionView(session, access, chat_app, bool(pinned), viewer=principal)
 
     async def find(self, principal: Principal, session_id: str) -> SessionView | None:
         try:
@@ -133,7 +138,13 @@ class SessionService:
         for s in sessions:
             chat_app = self._chat_apps.get(s.chat_app_id)
             views.append(
-                SessionView(s, access_to(principal, s, chat_app, (), now), chat_app, s.id in pinned)
+                SessionView(
+                    s,
+                    access_to(principal, s, chat_app, (), now),
+                    chat_app,
+                    s.id in pinned,
+                    viewer=principal,
+                )
             )
         return SessionPage(views, has_next)
 
@@ -144,9 +155,8 @@ class SessionService:
             access = await self._access(principal, session)
             # A pin outlives the access that allowed it; what is no longer readable is hidden.
             if can_read(access):
-                views.append(
-                    SessionView(session, access, self._chat_apps.get(session.chat_app_id), True)
-                )
+                chat_app = self._chat_apps.get(session.chat_app_id)
+                views.append(SessionView(session, access, chat_app, True, viewer=principal))
         return views
 
     async def turns(
@@ -160,6 +170,7 @@ class SessionService:
     ) -> TurnPage:
         if first is not None and last is not None:
             raise InvalidInput("Ask for either the first or the last turns, not both.")
+        await self._record_listed_read(view)
         session_id = view.session.id
         if first is not None or after_seq is not None:
             limit = page_size(first, 50)
@@ -183,6 +194,7 @@ class SessionService:
         history = view.chat_app.settings.max_session_history if view.chat_app else 500
         if max_turns is not None and max_turns < 1:
             raise InvalidInput("maxTurns must be at least 1.")
+        await self._record_listed_read(view)
         limit = min(max_turns or history, history)
         newest = await self._store.list_turns(view.session.id, limit=limit, newest_first=True)
         return build_context(view.session, list(reversed(newest)))
@@ -373,6 +385,18 @@ class SessionService:
         return self._chat_apps.all()
 
     # Helpers
+
+    async def _record_listed_read(self, view: SessionView) -> None:
+        viewer = view.viewer
+        if viewer is None:
+            return
+        view.viewer = None
+        if not is_owner(viewer, view.session):
+            await self._store.append_audit(
+                audit_event(
+                    viewer, view.session, "session.read", self._clock.now(), access=view.access
+                )
+            )
 
     async def _access(self, principal: Principal, session: Session) -> Access:
         shares = await self._store.list_shares(session.id)

@@ -29,7 +29,6 @@ from .models import (
 from .pagination import decode_keyset_cursor, page_size
 from .policy import (
     can_manage,
-    can_read,
     is_owner,
     may_open_link,
     may_share,
@@ -222,15 +221,22 @@ class SharingService:
         scope = GranteeScope(
             principal.entity_id, principal.user_id, principal.user_type is UserType.INTERNAL
         )
-        rows = await self._store.list_shared_with(scope, self._clock.now(), cursor, limit + 1)
-        items = []
-        for session, shared_at in rows[:limit]:
-            # The store found a live grant; the policy has the last word (a chat app may
-            # have turned external sharing off since).
-            view = await self._sessions.find_quietly(principal, session)
-            if view is not None and can_read(view.access):
-                items.append((view, KeysetCursor(shared_at, session.id)))
-        return SharedPage(items, len(rows) > limit)
+        items: list[tuple[SessionView, KeysetCursor]] = []
+        exhausted = False
+        # The store found live grants; the policy has the last word (a chat app may have
+        # turned sharing off since). Rows it drops must not shorten or end the page, so
+        # scan on from the last row seen until the page is full.
+        while len(items) <= limit and not exhausted:
+            rows = await self._store.list_shared_with(scope, self._clock.now(), cursor, limit + 1)
+            exhausted = len(rows) <= limit
+            for session, shared_at in rows:
+                cursor = KeysetCursor(shared_at, session.id)
+                view = await self._sessions.find_quietly(principal, session)
+                if view is not None:
+                    items.append((view, cursor))
+                    if len(items) > limit:
+                        break
+        return SharedPage(items[:limit], len(items) > limit)
 
     async def expire_due(self, limit: int = 500) -> list[Share]:
         """Record the end of shares whose expiry has passed and tell live followers."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from .directives import Auth
+from .scalars import AWARE_DATETIME
 
 
 def build_schema(
@@ -25,6 +28,7 @@ def build_schema(
         mutation=mutation,
         extensions=list(extensions),
         schema_directives=[Auth],
+        config=StrawberryConfig(scalar_map={datetime: AWARE_DATETIME}),
     )
     _require_auth_everywhere(schema)
     return schema

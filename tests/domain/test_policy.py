@@ -200,3 +200,13 @@ def test_only_owner_admin_or_service_grade_turns() -> None:
     assert can_verify(who("agent", "acme", Role.SERVICE), Access.INTERACT)
     assert not can_verify(who("bob", "acme"), Access.INTERACT)
     assert not can_verify(who("aud", "acme", Role.AUDITOR), Access.READ)
+
+
+def test_turning_sharing_off_ends_every_share() -> None:
+    closed = ChatApp("knowledge", "K", SessionSettings(allow_sharing=False))
+    grants = [
+        share(GranteeKind.USER, "acme/bob", ShareMode.INTERACT),
+        share(GranteeKind.ENTITY, None, id="e"),
+    ]
+    assert access_to(who("bob", "acme"), SESSION, closed, grants, NOW) is Access.NONE
+    assert access_to(who("alice", "acme"), SESSION, closed, grants, NOW) is Access.MANAGE
