@@ -1,4 +1,5 @@
-# A small image that runs sessionhub as a non-root user on the embedded SQLite store.
+# A small image that runs sessionhub as a non-root user: on the embedded SQLite store by
+# default, or on MongoDB when SESSIONHUB_DATABASE_URL is a mongodb:// URL (docker-compose.yml).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md __init__.py ./

@@ -83,3 +83,17 @@ def auth_mutation(
     return strawberry.mutation(
         resolver=resolver, description=description, **_auth_kwargs(requires, user_type)
     )
+
+
+def auth_subscription(
+    resolver: Callable[..., Any],
+    *,
+    requires: list[Role] | None = None,
+    user_type: UserType | None = None,
+    description: str | None = None,
+) -> Any:
+    """A subscription field under @auth. The resolver is a coroutine that checks access and
+    returns the event stream, so that refusals come before the subscription starts."""
+    return strawberry.subscription(
+        resolver=resolver, description=description, **_auth_kwargs(requires, user_type)
+    )

@@ -32,6 +32,15 @@ class SessionDeleted:
     session_id: str
     entity_id: str
     owner_id: str
+    shares: tuple[Share, ...] = ()
+    """The live shares it had, so that the grantees' sidebars hear of it too."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGranted:
+    """A share was made: its grantees may now read the session."""
+
+    share: Share
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,5 +51,11 @@ class AccessRevoked:
 
 
 SessionEvent = (
-    TurnAdded | TurnUpdated | SessionUpdated | SessionCreated | SessionDeleted | AccessRevoked
+    TurnAdded
+    | TurnUpdated
+    | SessionUpdated
+    | SessionCreated
+    | SessionDeleted
+    | ShareGranted
+    | AccessRevoked
 )

@@ -26,6 +26,7 @@ from .models import (
     Session,
     SessionFilter,
     SessionStatus,
+    Share,
     TitleSource,
     ToolInvocation,
     Turn,
@@ -44,7 +45,7 @@ from .policy import (
     is_owner,
     sees_whole_entity,
 )
-from .titles import opening_words
+from .titles import TitleScheduler, opening_words
 
 
 @dataclass(slots=True)
@@ -74,12 +75,15 @@ class SessionService:
         broker: Broker,
         clock: Clock,
         limits: check.Limits | None = None,
+        titles: TitleScheduler | None = None,
     ) -> None:
         self._store = store
         self._chat_apps = chat_apps
         self._broker = broker
         self._clock = clock
         self._limits = limits or check.Limits()
+        # Told of each committed turn; titles are made in the background, never awaited.
+        self._titles = titles
 
     # Reading
 
@@ -255,6 +259,8 @@ class SessionService:
         )
         added, stored = await self._store.append_turn(turn, self._history_limit(session))
         await self._broker.publish(TurnAdded(added))
+        if self._titles is not None:
+            self._titles.notify(stored, added)
         return await self._view_after_write(principal, stored, access), added
 
     async def append_turn(self, principal: Principal, command: AppendTurn) -> Turn:
@@ -283,8 +289,10 @@ class SessionService:
             metadata=check.json_value(command.metadata, self._limits, "metadata"),
             usage=usage,
         )
-        added, _ = await self._store.append_turn(turn, self._history_limit(session))
+        added, stored = await self._store.append_turn(turn, self._history_limit(session))
         await self._broker.publish(TurnAdded(added))
+        if self._titles is not None:
+            self._titles.notify(stored, added)
         return added
 
     async def set_verification(
@@ -377,9 +385,14 @@ class SessionService:
             ownerId=session.owner_id,
             turnCount=session.turn_count,
         )
+        # Read before they go with the session: their grantees' sidebars hear of the deletion.
+        now = self._clock.now()
+        shares = tuple(s for s in await self._store.list_shares(session.id) if s.is_live(now))
         if not await self._store.delete_session(session.id, audit):
             raise session_not_found(session_id)
-        await self._broker.publish(SessionDeleted(session.id, session.entity_id, session.owner_id))
+        await self._broker.publish(
+            SessionDeleted(session.id, session.entity_id, session.owner_id, shares)
+        )
 
     def chat_apps(self) -> list[ChatApp]:
         return self._chat_apps.all()
@@ -398,8 +411,18 @@ class SessionService:
                 )
             )
 
-    async def _access(self, principal: Principal, session: Session) -> Access:
-        shares = await self._store.list_shares(session.id)
+    async def access_of(
+        self, principal: Principal, session: Session, shares: list[Share] | None = None
+    ) -> Access:
+        """What `principal` may do with `session` now; `shares` when the caller already
+        holds the session's shares (live followers re-checked after a revocation)."""
+        return await self._access(principal, session, shares)
+
+    async def _access(
+        self, principal: Principal, session: Session, shares: list[Share] | None = None
+    ) -> Access:
+        if shares is None:
+            shares = await self._store.list_shares(session.id)
         opened: set[str] = set()
         if any(s.grantee_kind is GranteeKind.LINK for s in shares):
             opened = await self._store.opened_link_ids(

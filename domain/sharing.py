@@ -15,7 +15,7 @@ from .audit import audit_event
 from .chat_apps import ChatApps
 from .clock import Clock, new_id
 from .errors import Forbidden, InvalidInput, NotFound, SharingDisabled
-from .events import AccessRevoked
+from .events import AccessRevoked, ShareGranted
 from .models import (
     AuditEvent,
     GranteeKind,
@@ -126,7 +126,9 @@ class SharingService:
             mode=command.mode,
             expiresAt=command.expires_at,
         )
-        return NewShare(await self._store.create_share(share, audit), token)
+        stored = await self._store.create_share(share, audit)
+        await self._broker.publish(ShareGranted(stored))
+        return NewShare(stored, token)
 
     def _grantee(
         self, command: ShareSession, entity_id: str, owner_id: str

@@ -11,6 +11,7 @@ from ..domain.models import Principal
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
+from ..realtime.hub import Hub
 
 
 @dataclass(slots=True)
@@ -23,8 +24,14 @@ class Context:
     search: SearchService
     clock: Clock
     request_id: str
+    realtime: Hub | None = None
 
     def require_principal(self) -> Principal:
         # @auth has already refused anonymous calls; this only narrows the type.
         assert self.principal is not None
         return self.principal
+
+    def live(self) -> Hub:
+        if self.realtime is None:
+            raise RuntimeError("This server was built without live updates.")
+        return self.realtime

@@ -20,12 +20,15 @@ def build_schema(
     queries: Sequence[type],
     mutations: Sequence[type],
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
+    subscriptions: Sequence[type] = (),
 ) -> strawberry.Schema:
     query = merge_types("Query", tuple(queries))
     mutation = merge_types("Mutation", tuple(mutations))
+    subscription = merge_types("Subscription", tuple(subscriptions)) if subscriptions else None
     schema = _Schema(
         query=query,
         mutation=mutation,
+        subscription=subscription,
         extensions=list(extensions),
         schema_directives=[Auth],
         config=StrawberryConfig(scalar_map={datetime: AWARE_DATETIME}),
@@ -41,7 +44,9 @@ class _Schema(strawberry.Schema):
 
 def _require_auth_everywhere(schema: strawberry.Schema) -> None:
     """No root field may be reachable without stating who it is for."""
-    for root in (schema.query, schema.mutation):
+    for root in (schema.query, schema.mutation, schema.subscription):
+        if root is None:
+            continue
         definition = root.__strawberry_definition__
         for field in definition.fields:
             if not any(isinstance(d, Auth) for d in field.directives):

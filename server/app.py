@@ -13,7 +13,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.extensions import (
     MaxAliasesLimiter,
@@ -34,23 +34,32 @@ from ..domain.models import Principal
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
+from ..domain.title_service import TitlePolicy, TitleService
+from ..domain.titles import KeyphraseTitleGenerator, TitleGenerator
 from ..domain.validation import Limits
+from ..realtime.hub import Hub
 from ..realtime.memory import InProcessBroker
+from ..realtime.notifications import Router
+from ..realtime.protocol import ChannelBroker
+from ..realtime.websocket import GraphQLWebSocket
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
 from ..resolvers.export import ExportMutations
 from ..resolvers.search import SearchQueries
 from ..resolvers.sessions import SessionMutations, SessionQueries
 from ..resolvers.sharing import SharingMutations, SharingQueries
+from ..resolvers.subscriptions import SessionSubscriptions
 from ..resolvers.turns import TurnMutations
 from ..schema.build import build_schema
 from ..storage.protocol import Store
 from ..storage.sqlite.store import SqliteStore
 from .chat_apps import load_chat_apps
-from .error_codes import ErrorCodes, RequireOperationName
+from .error_codes import ErrorCodes, RequireOperationName, coded
 from .graphql_http import GraphQLHTTP
 from .logging import configure_logging
+from .metrics import metrics_endpoint
 from .settings import Settings, load_settings, token_config
+from .title_llm import ChatCompletionsTitleGenerator
 
 log = structlog.get_logger("sessionhub.server")
 
@@ -66,13 +75,15 @@ GRAPHIQL_DIR = Path(str(resources.files("sessionhub.server") / "static" / "graph
 class Components:
     settings: Settings
     store: Store
-    broker: InProcessBroker
+    broker: ChannelBroker
     sessions: SessionService
     sharing: SharingService
     audit: AuditService
     exports: ExportService
     search: SearchService
     clock: Clock
+    titles: TitleService | None = None
+    realtime: Hub | None = None
 
     def context(self, principal: Principal | None, request_id: str) -> Context:
         return Context(
@@ -84,6 +95,7 @@ class Components:
             search=self.search,
             clock=self.clock,
             request_id=request_id,
+            realtime=self.realtime,
         )
 
 
@@ -100,10 +112,39 @@ async def _sweep_expired_shares(sharing: SharingService, interval: float) -> Non
 
 
 def build_store(settings: Settings) -> Store:
+    if settings.mongo:
+        from ..storage.mongo import MongoStore
+
+        return MongoStore.from_url(settings.database_url, settings.mongo_database_name)
     return SqliteStore(
         settings.sqlite_path,
         readers=settings.sqlite_readers,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+
+
+def build_broker(settings: Settings, store: Store) -> ChannelBroker:
+    """In process for one instance; Redis pub/sub when several share the store."""
+    router = Router(store)
+    if settings.redis_url:
+        from ..realtime.redis import RedisBroker
+
+        return RedisBroker(settings.redis_url, router)
+    return InProcessBroker(router)
+
+
+def build_title_generator(settings: Settings) -> TitleGenerator:
+    """Offline keyphrase titles; an OpenAI-compatible model first when one is configured."""
+    offline = KeyphraseTitleGenerator()
+    if settings.title_llm_url is None or settings.title_llm_model is None:
+        return offline
+    key = settings.title_llm_api_key
+    return ChatCompletionsTitleGenerator(
+        settings.title_llm_url,
+        settings.title_llm_model,
+        key.get_secret_value() if key is not None else None,
+        settings.title_llm_timeout_seconds,
+        fallback=offline,
     )
 
 
@@ -114,21 +155,38 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     chat_apps = ChatAppRegistry(load_chat_apps(settings.chat_apps_file))
     verifier = TokenVerifier(token_config(settings))
     store = build_store(settings)
-    broker = InProcessBroker()
+    broker = build_broker(settings, store)
     limits = Limits(
         max_content_chars=settings.max_content_chars, max_title_chars=settings.max_title_chars
     )
-    sessions = SessionService(store, chat_apps, broker, clock, limits)
+    titles = TitleService(
+        store,
+        chat_apps,
+        broker,
+        clock,
+        build_title_generator(settings),
+        TitlePolicy(
+            first_turns=settings.title_first_turns,
+            shift_every=settings.title_shift_every_turns,
+            shift_threshold=settings.title_shift_threshold,
+            queue_size=settings.title_queue_size,
+            workers=settings.title_workers,
+        ),
+    )
+    sessions = SessionService(store, chat_apps, broker, clock, limits, titles=titles)
     sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)
     audit = AuditService(store)
     exports = ExportService(store, sessions, clock)
     search = SearchService(store, sessions, clock)
     components = Components(
-        settings, store, broker, sessions, sharing, audit, exports, search, clock
+        settings, store, broker, sessions, sharing, audit, exports, search, clock, titles
     )
+    hub = Hub(store, sessions, broker, clock, queue_limit=settings.subscription_queue_limit)
+    components.realtime = hub
     schema = build_schema(
         queries=[SessionQueries, SearchQueries, SharingQueries, AuditQueries],
         mutations=[SessionMutations, TurnMutations, SharingMutations, ExportMutations],
+        subscriptions=[SessionSubscriptions],
         extensions=[
             ErrorCodes,
             # Factories: a fresh extension per request; the caches live at module level.
@@ -147,26 +205,42 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         else None
     )
     endpoint = GraphQLHTTP(schema, verifier, components.context, graphiql_page)
+    websocket = GraphQLWebSocket(
+        schema,
+        hub,
+        verifier.principal_from_header,
+        components.context,
+        coded,
+        init_timeout=settings.ws_init_timeout_seconds,
+        keepalive=settings.ws_keepalive_seconds,
+        max_depth=MAX_QUERY_DEPTH,
+        max_tokens=MAX_QUERY_TOKENS,
+        max_aliases=MAX_QUERY_ALIASES,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        await broker.start()
         log.info(
             "server.started",
             version=__version__,
-            database=settings.database_url,
+            database=settings.database_url_for_logs,
             chat_apps=[a.id for a in chat_apps.all()],
             graphiql=settings.graphiql,
         )
         sweeper = asyncio.create_task(
             _sweep_expired_shares(sharing, settings.share_expiry_sweep_seconds)
         )
+        titles.start()
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await titles.stop()
+            await hub.close()
             await broker.close()
             await store.close()
 
@@ -175,11 +249,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await store.ping()
         except StoreUnavailable as exc:
             return JSONResponse({"status": "unavailable", "store": exc.message}, status_code=503)
-        return JSONResponse({"status": "ok", "version": __version__, "store": "sqlite"})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": __version__,
+                "store": "mongodb" if settings.mongo else "sqlite",
+            }
+        )
 
     routes = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", websocket.handle),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(hub.stats), methods=["GET"]),
     ]
     if settings.graphiql:
         routes.append(Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR)))

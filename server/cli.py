@@ -42,7 +42,7 @@ def serve(
         raise typer.Exit(2) from exc
     typer.echo(
         f"sessionhub on http://{settings.host}:{settings.port}/graphql "
-        f"(store: {settings.database_url})",
+        f"(store: {settings.database_url_for_logs})",
         err=True,
     )
     uvicorn.run(
@@ -90,6 +90,30 @@ def token(
             time_zone=tz,
         )
     )
+
+
+mongo = typer.Typer(help="MongoDB maintenance.", no_args_is_help=True)
+cli.add_typer(mongo, name="mongo")
+
+
+@mongo.command("apply-search-index")
+def apply_search_index() -> None:
+    """Create or update the Atlas Search index on turns (storage/mongo/atlas_search_index.json)
+    in the database of SESSIONHUB_DATABASE_URL."""
+    import asyncio
+
+    from ..domain.errors import DomainError
+    from ..storage.mongo.atlas import apply_search_index as apply
+
+    settings = _settings_or_exit()
+    if not settings.mongo:
+        typer.echo("SESSIONHUB_DATABASE_URL is not a mongodb:// or mongodb+srv:// URL.", err=True)
+        raise typer.Exit(2)
+    try:
+        typer.echo(asyncio.run(apply(settings.database_url, settings.mongo_database_name)))
+    except DomainError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from exc
 
 
 def main() -> None:

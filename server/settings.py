@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..auth.tokens import HS256, RS256, TokenConfig
@@ -20,6 +21,17 @@ from .errors import SettingsError
 
 ENV_PREFIX = "SESSIONHUB_"
 MIN_SECRET_CHARS = 32
+MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
+
+
+def _mongo_hosts(url: str) -> str:
+    rest = url.split("://", 1)[1]
+    return rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+
+
+def _mongo_path(url: str) -> str:
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    return unquote(rest.split("/", 1)[1]) if "/" in rest else ""
 
 
 def _default_chat_apps_file() -> Path:
@@ -31,7 +43,11 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///./sessionhub.db",
-        description="sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:",
+        description="sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite:///:memory:,"
+        " mongodb://host[:port][,host...]/[database][?options] or mongodb+srv://...",
+    )
+    mongo_database: str = Field(
+        "sessionhub", min_length=1, description="MongoDB database when the URL names none."
     )
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
@@ -54,6 +70,41 @@ class Settings(BaseSettings):
     )
     max_content_chars: int = Field(100_000, ge=1, le=10_000_000)
     max_title_chars: int = Field(200, ge=10, le=10_000)
+    title_first_turns: int = Field(
+        6, ge=2, le=100, description="Opening turns the first automatic title is made from."
+    )
+    title_shift_every_turns: int = Field(
+        6, ge=0, le=10_000, description="Check for a topic shift every N turns (0: never)."
+    )
+    title_shift_threshold: float = Field(
+        0.25, ge=0, le=1, description="Retitle when the recent turns' similarity drops below."
+    )
+    title_queue_size: int = Field(1000, ge=1, le=1_000_000)
+    title_workers: int = Field(2, ge=1, le=64)
+    title_llm_url: str | None = Field(
+        None, description="OpenAI-compatible base URL (…/v1) or …/chat/completions."
+    )
+    title_llm_model: str | None = Field(None, validate_default=True)
+    title_llm_api_key: SecretStr | None = None
+    title_llm_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    redis_url: str | None = Field(
+        None,
+        description="redis://, rediss:// or unix:// URL of the pub/sub broker that joins several "
+        "instances; unset: in-process (one instance).",
+    )
+    ws_init_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="How long a WebSocket may wait before connection_init."
+    )
+    ws_keepalive_seconds: float = Field(
+        15.0, gt=0, le=600, description="Interval of `ka` messages on legacy graphql-ws sockets."
+    )
+    subscription_queue_limit: int = Field(
+        1000,
+        ge=10,
+        le=1_000_000,
+        description="Messages a subscription may have waiting for its socket before it is "
+        "ended as too slow.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -62,11 +113,32 @@ class Settings(BaseSettings):
             if value == "sqlite:///":
                 raise ValueError("the SQLite URL names no file")
             return value
-        if value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError(
-                "the MongoDB backend is not available in this build yet; use sqlite:///"
-            )
-        raise ValueError("must start with sqlite:/// (MongoDB URLs are not supported yet)")
+        if value.startswith(MONGO_SCHEMES):
+            if not _mongo_hosts(value):
+                raise ValueError("the MongoDB URL names no host")
+            return value
+        raise ValueError("must start with sqlite:///, mongodb:// or mongodb+srv://")
+
+    @field_validator("title_llm_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
+
+    @field_validator("title_llm_model")
+    @classmethod
+    def _model_with_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("title_llm_url") and not value:
+            raise ValueError("must be set when SESSIONHUB_TITLE_LLM_URL is")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
 
     @field_validator("jwt_secret")
     @classmethod
@@ -81,6 +153,24 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
         return value
+
+    @property
+    def mongo(self) -> bool:
+        return self.database_url.startswith(MONGO_SCHEMES)
+
+    @property
+    def mongo_database_name(self) -> str:
+        """The database the MongoDB URL names (mongodb://host/NAME?...), else mongo_database."""
+        return _mongo_path(self.database_url) or self.mongo_database
+
+    @property
+    def database_url_for_logs(self) -> str:
+        """The URL without the password a MongoDB URL may carry (user:password@host)."""
+        scheme, sep, rest = self.database_url.partition("://")
+        userinfo, at, hosts = rest.partition("@")
+        if not at or ":" not in userinfo or not self.mongo:
+            return self.database_url
+        return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hosts}"
 
     @property
     def sqlite_path(self) -> str:

@@ -186,6 +186,8 @@ def hub(
         ]["session"]["id"]
         for n in range(TINY_HISTORY - 1):
             h.ok(APPEND, {"input": {"sessionId": h.tiny, "content": f"Answer {n}"}})
+        # Titles are made in the background: let them land before any snapshot.
+        client.portal.call(client.app.state.components.titles.drain)
         yield h
 
 

@@ -84,3 +84,40 @@ def test_bad_chat_apps_files(tmp_path: Path, content: str, problem: str) -> None
     path.write_text(content)
     with pytest.raises(SettingsError, match=problem):
         load_chat_apps(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "database"),
+    [
+        ("mongodb://mongo:27017/chats?replicaSet=rs0", "chats"),
+        ("mongodb://a:1,b:2/?replicaSet=rs0", "sessionhub"),
+        ("mongodb://mongo", "sessionhub"),
+        ("mongodb+srv://user:pw@cluster0.example.net/prod", "prod"),
+    ],
+)
+def test_mongodb_urls_choose_the_mongo_store(
+    monkeypatch: pytest.MonkeyPatch, url: str, database: str
+) -> None:
+    monkeypatch.setenv("SESSIONHUB_DATABASE_URL", url)
+    settings = load_settings()
+    assert settings.mongo and settings.mongo_database_name == database
+    assert "pw" not in settings.database_url_for_logs
+
+
+def test_a_mongodb_url_without_a_host_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONHUB_DATABASE_URL", "mongodb:///db")
+    with pytest.raises(SettingsError, match="SESSIONHUB_DATABASE_URL"):
+        load_settings()
+
+
+async def test_a_mongodb_url_builds_the_mongo_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionhub.server.app import build_store
+    from sessionhub.storage.mongo import MongoStore
+
+    monkeypatch.setenv("SESSIONHUB_DATABASE_URL", "mongodb://127.0.0.1:1/chats")
+    store = build_store(load_settings())
+    try:
+        assert isinstance(store, MongoStore)
+        assert store._db.name == "chats"
+    finally:
+        await store.close()

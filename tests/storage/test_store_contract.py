@@ -79,7 +79,8 @@ async def test_a_session_reads_back_as_written(store: Store) -> None:
         tags=["billing", "urgent"],
         agent_context={"systemPrompt": "Be brief", "variables": {"plan": "pro"}},
         metadata={"source": "web", "nested": [1, 2.5, None, True]},
-        expires_at=T0 + timedelta(days=90),
+        # Far ahead: a backend that enforces expiry itself (a TTL index) must not drop it.
+        expires_at=T0 + timedelta(days=36_500),
         template_id="tpl-1",
         archived_at=T0 + timedelta(hours=1),
         usage=TokenUsage(10, 20, 0.5),

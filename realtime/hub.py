@@ -1,0 +1,770 @@
+"""The instance's fan-out: live followers of sessions and sidebars, grouped so that each
+event is read from the store and rendered once per group, whatever the group's size.
+
+A *group* is every subscriber of one feed (a session, or one user's sidebar) that sent
+the same document, variables and operation name: their payloads are identical, so the
+group renders each event once and hands the same item to every member. The broker tells
+the hub only *that* something changed on a channel; the hub reads what changed from the
+store (turns after the group's cursor, by seq), which makes a missed notification
+harmless: the next one, or the catch-up after a broker outage, reads everything after
+the cursor.
+
+Session feeds: a member joins the live feed first (buffering), then replays the turns
+after its `afterSeq` from the store, then drains the buffer, dropping every turn it has
+already sent. Its turns are therefore gapless and without duplicates.
+
+Each member has a bounded backlog (what its connection has not written yet). A member
+whose backlog is full when a live event comes is ended with a LIMIT_EXCEEDED error that
+says from which seq to resume; it never grows memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import structlog
+
+from ..domain.clock import Clock
+from ..domain.errors import LimitExceeded, NotFound
+from ..domain.events import SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
+from ..domain.models import Principal, Session, Share, Turn, UserType
+from ..domain.policy import can_read
+from ..domain.sessions import SessionService
+from ..storage.protocol import Store
+from .notifications import Kind, Notification, entity_channel, session_channel, user_channel
+from .protocol import ChannelBroker
+
+log = structlog.get_logger("sessionhub.realtime")
+
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+RENDER_CACHE = 256
+"""Rendered TurnAdded payloads kept per group, so that members replaying the same recent
+turns (reconnecting together) share one rendering."""
+SEEN_NOTIFICATIONS = 64
+
+
+# What feeds carry: domain events, and these two of the realtime layer's own.
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEnded:
+    session_id: str
+    reason: str
+
+
+class SidebarKind(enum.StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    SHARED = "SHARED"
+    UNSHARED = "UNSHARED"
+    DELETED = "DELETED"
+    RESYNC = "RESYNC"
+
+
+@dataclass(frozen=True, slots=True)
+class SidebarChange:
+    change: SidebarKind
+    session_id: str | None
+    session: Session | None = None
+
+
+FeedEvent = TurnAdded | TurnUpdated | SessionUpdated | SessionDeleted | AccessEnded | SidebarChange
+Render = Callable[[FeedEvent], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class EndReason:
+    """Why the server ended a subscription (sent to the client as a GraphQL error)."""
+
+    message: str
+    code: str
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """Where a member's items go: a WebSocket operation, or a local queue."""
+
+    def put(self, item: Any) -> None:
+        """Queue one item; never blocks."""
+
+    def backlog(self) -> int:
+        """Items queued and not yet written."""
+
+    async def drained(self, below: int) -> None:
+        """Return once the backlog is under `below` (pacing of replays)."""
+
+    def finish(self, reason: EndReason | None) -> None:
+        """The subscription is over: complete it (None) or fail it with `reason`."""
+
+
+# Feeds: what subscription resolvers return
+
+
+class SessionFeed:
+    """`sessionEvents`: the resolver checked access; iterate it (one subscriber, through
+    schema.subscribe), or let the WebSocket endpoint attach it to a shared group."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        principal: Principal,
+        session_id: str,
+        after_seq: int | None,
+        present: Callable[[FeedEvent], Any],
+    ) -> None:
+        self.hub = hub
+        self.principal = principal
+        self.session_id = session_id
+        self.after_seq = after_seq
+        self.present = present
+
+    @property
+    def topic(self) -> Hashable:
+        return ("session", self.session_id)
+
+    def __aiter__(self) -> Any:
+        return self.hub.stream(self)
+
+
+class SidebarFeed:
+    """`mySessions`: the caller's sessions and those shared with them."""
+
+    def __init__(self, hub: Hub, principal: Principal, present: Callable[[FeedEvent], Any]) -> None:
+        self.hub = hub
+        self.principal = principal
+        self.present = present
+        self.after_seq = None
+
+    @property
+    def topic(self) -> Hashable:
+        # Members of a sidebar group share its access decisions: one principal per group.
+        return ("sidebar", self.principal)
+
+    def __aiter__(self) -> Any:
+        return self.hub.stream(self)
+
+
+Feed = SessionFeed | SidebarFeed
+
+
+class Member:
+    __slots__ = ("buffer", "ended", "group", "last_seq", "principal", "replaying", "sink")
+
+    def __init__(self, group: Group, principal: Principal, sink: Sink) -> None:
+        self.group = group
+        self.principal = principal
+        self.sink = sink
+        self.last_seq = 0
+        self.replaying = False
+        self.buffer: list[tuple[int | None, Any]] = []
+        self.ended = False
+
+
+class Group:
+    def __init__(
+        self, key: Hashable, feed: Feed, channels: tuple[str, ...], render: Render
+    ) -> None:
+        self.key = key
+        self.session_id = feed.session_id if isinstance(feed, SessionFeed) else None
+        self.principal = feed.principal if isinstance(feed, SidebarFeed) else None
+        self.channels = channels
+        self.render = render
+        self.members: set[Member] = set()
+        self.joining = 0
+        self.cursor = 0
+        self.stamp: Any = None
+        self.ready = asyncio.Event()
+        self.failure: BaseException | None = None
+        self.rendered: OrderedDict[int, Any] = OrderedDict()
+        self.seen: deque[str] = deque(maxlen=SEEN_NOTIFICATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class _CatchUp:
+    """A job for a channel's worker: the broker (re)subscribed the channel. Turns committed
+    before that may not have been notified; after an outage (`resumed`) anything may have
+    been missed: deletions, renames, revocations."""
+
+    resumed: bool
+
+
+_FIRST = _CatchUp(False)
+_RESUMED = _CatchUp(True)
+
+
+class _Lookups:
+    """Reads shared by every group of one channel while one notification is handled."""
+
+    def __init__(self, store: Store, note: Notification | None, session_id: str | None) -> None:
+        self._store = store
+        self._session_id = session_id
+        self._note = note
+        self._session: Any = ...
+        self._shares: list[Share] | None = None
+        self._turns: dict[int, list[Turn]] = {}
+
+    async def session(self) -> Session | None:
+        if self._session is ...:
+            self._session = await self._store.get_session(self._session_id or "")
+        return self._session
+
+    async def shares(self) -> list[Share]:
+        if self._shares is None:
+            self._shares = await self._store.list_shares(self._session_id or "")
+        return self._shares
+
+    async def turns_after(self, cursor: int, limit: int) -> list[Turn]:
+        if cursor not in self._turns:
+            self._turns[cursor] = await self._store.list_turns(
+                self._session_id or "", after_seq=cursor, limit=limit
+            )
+        return self._turns[cursor]
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        sessions: SessionService,
+        broker: ChannelBroker,
+        clock: Clock,
+        *,
+        queue_limit: int = 1000,
+        replay_batch: int = 200,
+    ) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._broker = broker
+        self._clock = clock
+        self.queue_limit = queue_limit
+        self._batch = max(1, min(replay_batch, queue_limit // 2))
+        self._groups: dict[Hashable, Group] = {}
+        self._channels: dict[str, set[Group]] = {}
+        self._jobs: dict[str, deque[Notification | _CatchUp]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._members = 0
+        self._overflows = 0
+        self._stats_sources: list[Callable[[], dict[str, int | float]]] = []
+        broker.attach(self)
+
+    # Feeds (for the resolvers)
+
+    def session_feed(
+        self,
+        principal: Principal,
+        session_id: str,
+        after_seq: int | None,
+        present: Callable[[FeedEvent], Any],
+    ) -> SessionFeed:
+        return SessionFeed(self, principal, session_id, after_seq, present)
+
+    def sidebar_feed(
+        self, principal: Principal, present: Callable[[FeedEvent], Any]
+    ) -> SidebarFeed:
+        return SidebarFeed(self, principal, present)
+
+    # Joining and leaving
+
+    async def attach(self, feed: Feed, key: Hashable, render: Render, sink: Sink) -> Member:
+        """Join `feed`'s group `key` (made with `render` if new): replay what the feed asks
+        for, then follow live. Returns once the member is live (or already ended)."""
+        group = await self._group(feed, (feed.topic, key), render)
+        member = Member(group, feed.principal, sink)
+        group.joining -= 1
+        group.members.add(member)
+        self._members += 1
+        if group.session_id is None:
+            return member
+        member.last_seq = group.cursor
+        after = feed.after_seq
+        if after is None or after >= group.cursor:
+            if after is not None:
+                member.last_seq = after
+            return member
+        member.replaying = True
+        member.last_seq = after
+        try:
+            await self._replay(member, after)
+        except BaseException:
+            self.detach(member)
+            raise
+        return member
+
+    def detach(self, member: Member) -> None:
+        """The subscriber went away (complete, disconnect): forget it, silently."""
+        self._forget(member)
+
+    async def stream(self, feed: Feed) -> Any:
+        """One subscriber iterating the feed itself (schema.subscribe): a private group."""
+        sink = QueueSink()
+        member = await self.attach(feed, ("local", id(sink)), _presenter(feed), sink)
+        try:
+            while True:
+                item = await sink.get()
+                if isinstance(item, _End):
+                    if item.reason is not None:
+                        raise _error_of(item.reason)
+                    return
+                yield item
+        finally:
+            self.detach(member)
+
+    async def _group(self, feed: Feed, key: Hashable, render: Render) -> Group:
+        while True:
+            group = self._groups.get(key)
+            if group is None:
+                group = self._open(feed, key, render)
+                group.joining += 1
+                try:
+                    await self._prepare(group)
+                except BaseException as exc:
+                    group.failure = exc
+                    group.ready.set()
+                    group.joining -= 1
+                    self._close(group)
+                    raise
+                group.ready.set()
+                return group
+            group.joining += 1
+            if not group.ready.is_set():
+                try:
+                    await group.ready.wait()
+                except BaseException:
+                    group.joining -= 1
+                    self._maybe_close(group)
+                    raise
+            if group.failure is None:
+                return group
+            group.joining -= 1
+            if not isinstance(group.failure, asyncio.CancelledError):
+                raise group.failure
+            # Whoever was opening it went away: open it again.
+
+    def _open(self, feed: Feed, key: Hashable, render: Render) -> Group:
+        if isinstance(feed, SessionFeed):
+            channels: tuple[str, ...] = (session_channel(feed.session_id),)
+        else:
+            p = feed.principal
+            channels = (user_channel(p.entity_id, p.user_id), entity_channel(p.entity_id))
+        group = Group(key, feed, channels, render)
+        self._groups[key] = group
+        for channel in channels:
+            groups = self._channels.setdefault(channel, set())
+            groups.add(group)
+            if len(groups) == 1:
+                self._broker.subscribe(channel)
+        return group
+
+    async def _prepare(self, group: Group) -> None:
+        if group.session_id is None:
+            return
+        session = await self._store.get_session(group.session_id)
+        if session is None:
+            raise NotFound(f"Session {group.session_id!r} was not found.")
+        newest = await self._store.list_turns(group.session_id, limit=1, newest_first=True)
+        group.cursor = newest[0].seq if newest else 0
+        group.stamp = session.updated_at
+
+    def _maybe_close(self, group: Group) -> None:
+        if not group.members and group.joining == 0:
+            self._close(group)
+
+    def _close(self, group: Group) -> None:
+        if self._groups.get(group.key) is group:
+            del self._groups[group.key]
+        for channel in group.channels:
+            groups = self._channels.get(channel)
+            if groups is None:
+                continue
+            groups.discard(group)
+            if not groups:
+                del self._channels[channel]
+                self._jobs.pop(channel, None)
+                self._broker.unsubscribe(channel)
+
+    def _forget(self, member: Member) -> None:
+        if member.ended:
+            return
+        member.ended = True
+        member.buffer = []
+        group = member.group
+        if member in group.members:
+            group.members.discard(member)
+            self._members -= 1
+        self._maybe_close(group)
+
+    def _end(self, member: Member, reason: EndReason | None = None) -> None:
+        if member.ended:
+            return
+        self._forget(member)
+        member.sink.finish(reason)
+
+    def _last_word(self, member: Member, item: Any) -> None:
+        """Send `item` (past any limit, and before anything buffered by a replay, which is
+        dropped), then complete the subscription."""
+        if member.ended:
+            return
+        member.buffer = []
+        member.replaying = False
+        member.sink.put(item)
+        self._end(member)
+
+    def _too_slow(self, member: Member) -> None:
+        self._overflows += 1
+        resume = member.last_seq
+        self._end(
+            member,
+            EndReason(
+                f"too slow: resume with afterSeq {resume}",
+                LIMIT_EXCEEDED,
+                {"resumeAfterSeq": resume},
+            ),
+        )
+
+    # Replay
+
+    async def _replay(self, member: Member, after: int) -> None:
+        group = member.group
+        assert group.session_id is not None
+        cursor = after
+        while not member.ended:
+            turns = await self._store.list_turns(
+                group.session_id, after_seq=cursor, limit=self._batch
+            )
+            for turn in turns:
+                if member.ended:
+                    return
+                item = await self._render_turn(group, turn)
+                member.sink.put(item)
+                member.last_seq = cursor = turn.seq
+            if len(turns) < self._batch:
+                break
+            await member.sink.drained(self.queue_limit // 2)
+        if member.ended:
+            return
+        buffered, member.buffer = member.buffer, []
+        member.replaying = False
+        for seq, item in buffered:
+            if member.ended:
+                return
+            self._push(member, seq, item)
+
+    async def _render_turn(self, group: Group, turn: Turn) -> Any:
+        item = group.rendered.get(turn.seq)
+        if item is None:
+            item = await group.render(TurnAdded(turn))
+            group.rendered[turn.seq] = item
+            if len(group.rendered) > RENDER_CACHE:
+                group.rendered.popitem(last=False)
+        return item
+
+    # Fan-out
+
+    def _push(self, member: Member, seq: int | None, item: Any) -> None:
+        if member.ended:
+            return
+        if member.replaying:
+            member.buffer.append((seq, item))
+            if len(member.buffer) > self.queue_limit:
+                self._too_slow(member)
+            return
+        if seq is not None and seq <= member.last_seq:
+            return
+        if member.sink.backlog() >= self.queue_limit:
+            self._too_slow(member)
+            return
+        member.sink.put(item)
+        if seq is not None:
+            member.last_seq = seq
+
+    async def _emit(self, group: Group, event: FeedEvent, seq: int | None = None) -> Any:
+        item = await group.render(event)
+        for member in list(group.members):
+            self._push(member, seq, item)
+        return item
+
+    # What the broker calls
+
+    def deliver(self, channel: str, note: Notification) -> None:
+        self._enqueue(channel, note)
+
+    def subscribed(self, channel: str, resumed: bool) -> None:
+        # A group reads its cursor when it opens, possibly before the broker confirms its
+        # channel: catch up on what came in between, and after an outage on everything.
+        self._enqueue(channel, _RESUMED if resumed else _FIRST)
+
+    def _enqueue(self, channel: str, job: Notification | _CatchUp) -> None:
+        if channel not in self._channels:
+            return
+        jobs = self._jobs.setdefault(channel, deque())
+        jobs.append(job)
+        if channel not in self._workers:
+            self._workers[channel] = asyncio.get_running_loop().create_task(
+                self._work(channel), name=f"realtime:{channel}"
+            )
+
+    async def _work(self, channel: str) -> None:
+        """Handles a channel's notifications one at a time, in order; exits when idle."""
+        try:
+            while True:
+                jobs = self._jobs.get(channel)
+                if not jobs:
+                    return
+                job = jobs.popleft()
+                try:
+                    await self._handle(channel, job)
+                except Exception:
+                    log.exception("realtime.notification_failed", channel=channel)
+        finally:
+            self._workers.pop(channel, None)
+            if self._jobs.get(channel):
+                # A job came in while this worker was finishing.
+                self._workers[channel] = asyncio.get_running_loop().create_task(
+                    self._work(channel), name=f"realtime:{channel}"
+                )
+            else:
+                self._jobs.pop(channel, None)
+
+    async def _handle(self, channel: str, job: Notification | _CatchUp) -> None:
+        groups = list(self._channels.get(channel, ()))
+        ready = []
+        for group in groups:
+            if not group.ready.is_set():
+                await group.ready.wait()
+            if group.failure is None:
+                ready.append(group)
+        if not ready:
+            return
+        if channel.startswith("s:"):
+            await self._session_job(channel[2:], ready, job)
+        else:
+            await self._sidebar_job(channel, ready, job)
+
+    # Session feeds
+
+    async def _session_job(
+        self, session_id: str, groups: list[Group], job: Notification | _CatchUp
+    ) -> None:
+        note = job if isinstance(job, Notification) else None
+        lookups = _Lookups(self._store, note, session_id)
+        kind = note.kind if note else None
+        if job is _FIRST:
+            for group in groups:
+                await self._advance(group, lookups)
+            return
+        if kind is Kind.SESSION_DELETED:
+            await self._session_gone(groups, session_id)
+            return
+        if kind in (None, Kind.TURN_ADDED, Kind.TURN_UPDATED):
+            before = {g: g.cursor for g in groups}
+            for group in groups:
+                await self._advance(group, lookups)
+            if kind is Kind.TURN_UPDATED and note is not None and note.turn_id:
+                turn = await self._store.get_turn(note.turn_id)
+                if turn is not None and turn.session_id == session_id:
+                    for group in groups:
+                        group.rendered.pop(turn.seq, None)
+                        # A turn the group has just sent as added already has the update.
+                        if turn.seq <= before[group] and group.members:
+                            await self._emit(group, TurnUpdated(turn))
+        if kind in (None, Kind.SESSION_UPDATED, Kind.ACCESS_REVOKED):
+            session = await lookups.session()
+            if session is None:
+                await self._session_gone(groups, session_id)
+                return
+            if kind is Kind.SESSION_UPDATED or (
+                kind is None and session.updated_at != groups[0].stamp
+            ):
+                for group in groups:
+                    group.stamp = session.updated_at
+                    if group.members:
+                        await self._emit(group, SessionUpdated(session))
+            if kind in (None, Kind.ACCESS_REVOKED):
+                await self._recheck(groups, session, await lookups.shares())
+
+    async def _advance(self, group: Group, lookups: _Lookups) -> None:
+        """Send every turn after the group's cursor, in seq order."""
+        while True:
+            turns = await lookups.turns_after(group.cursor, self._batch)
+            for turn in turns:
+                if turn.seq <= group.cursor:
+                    continue
+                if group.members:
+                    item = await group.render(TurnAdded(turn))
+                    group.rendered[turn.seq] = item
+                    if len(group.rendered) > RENDER_CACHE:
+                        group.rendered.popitem(last=False)
+                    for member in list(group.members):
+                        self._push(member, turn.seq, item)
+                group.cursor = turn.seq
+            if len(turns) < self._batch:
+                return
+
+    async def _session_gone(self, groups: list[Group], session_id: str) -> None:
+        for group in groups:
+            if not group.members:
+                continue
+            item = await group.render(SessionDeleted(session_id, "", ""))
+            for member in list(group.members):
+                self._last_word(member, item)
+
+    async def _recheck(self, groups: list[Group], session: Session, shares: list[Share]) -> None:
+        """Whoever may no longer read the session is told, then let go."""
+        for group in groups:
+            lost = []
+            for member in list(group.members):
+                access = await self._sessions.access_of(member.principal, session, shares)
+                if not can_read(access):
+                    lost.append(member)
+            if not lost:
+                continue
+            item = await group.render(AccessEnded(session.id, "Your access to this session ended."))
+            for member in lost:
+                self._last_word(member, item)
+
+    # Sidebar feeds
+
+    async def _sidebar_job(
+        self, channel: str, groups: list[Group], job: Notification | _CatchUp
+    ) -> None:
+        if isinstance(job, _CatchUp):
+            if job.resumed:
+                for group in groups:
+                    await self._emit(group, SidebarChange(SidebarKind.RESYNC, None))
+            return
+        note = job
+        lookups = _Lookups(self._store, note, note.session_id)
+        entity_wide = channel.startswith("e:")
+        for group in groups:
+            principal = group.principal
+            if principal is None or note.id in group.seen:
+                continue
+            group.seen.append(note.id)
+            if entity_wide and principal.user_type is not UserType.INTERNAL:
+                continue
+            change = await self._sidebar_change(principal, note, lookups)
+            if change is not None:
+                await self._emit(group, change)
+
+    async def _sidebar_change(
+        self, principal: Principal, note: Notification, lookups: _Lookups
+    ) -> SidebarChange | None:
+        sid = note.session_id
+        owner = note.owner_id == principal.user_id and note.entity_id == principal.entity_id
+        match note.kind:
+            case Kind.SESSION_DELETED:
+                return SidebarChange(SidebarKind.DELETED, sid)
+            case Kind.SESSION_CREATED:
+                session = await lookups.session() if owner else None
+                return SidebarChange(SidebarKind.CREATED, sid, session) if session else None
+            case Kind.SESSION_UPDATED | Kind.SHARE_GRANTED:
+                session = await lookups.session()
+                if session is None:
+                    return None
+                if note.kind is Kind.SHARE_GRANTED and session.owner_id == principal.user_id:
+                    return None
+                access = await self._sessions.access_of(principal, session, await lookups.shares())
+                if not can_read(access):
+                    return None
+                kind = (
+                    SidebarKind.UPDATED if note.kind is Kind.SESSION_UPDATED else SidebarKind.SHARED
+                )
+                return SidebarChange(kind, sid, session)
+            case Kind.ACCESS_REVOKED:
+                session = await lookups.session()
+                if session is None or session.owner_id == principal.user_id:
+                    return None
+                shares = await lookups.shares()
+                if can_read(await self._sessions.access_of(principal, session, shares)):
+                    return None
+                revived = [
+                    replace(s, revoked_at=None, expires_at=None) if s.id == note.share_id else s
+                    for s in shares
+                ]
+                had = await self._sessions.access_of(principal, session, revived)
+                return SidebarChange(SidebarKind.UNSHARED, sid) if can_read(had) else None
+        return None
+
+    # Life and numbers
+
+    def add_stats(self, source: Callable[[], dict[str, int | float]]) -> None:
+        self._stats_sources.append(source)
+
+    def stats(self) -> dict[str, int | float]:
+        numbers: dict[str, int | float] = {
+            "groups": len(self._groups),
+            "members": self._members,
+            "channels": len(self._channels),
+            "channel_workers": len(self._workers),
+            "pending_notifications": sum(len(j) for j in self._jobs.values()),
+            "overflows": self._overflows,
+        }
+        numbers.update(self._broker.stats())
+        for source in self._stats_sources:
+            numbers.update(source())
+        return numbers
+
+    async def close(self) -> None:
+        for group in list(self._groups.values()):
+            for member in list(group.members):
+                self._end(member)
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+
+# The local sink (schema.subscribe and tests)
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    reason: EndReason | None
+
+
+class QueueSink:
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._changed = asyncio.Event()
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        self._changed.set()
+
+    def backlog(self) -> int:
+        return len(self._items)
+
+    async def drained(self, below: int) -> None:
+        while len(self._items) >= below:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def finish(self, reason: EndReason | None) -> None:
+        self.put(_End(reason))
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._changed.clear()
+            await self._changed.wait()
+        item = self._items.popleft()
+        self._changed.set()
+        return item
+
+
+def _presenter(feed: Feed) -> Render:
+    async def render(event: FeedEvent) -> Any:
+        return feed.present(event)
+
+    return render
+
+
+def _error_of(reason: EndReason) -> Exception:
+    return LimitExceeded(reason.message)

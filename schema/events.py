@@ -1,0 +1,132 @@
+"""What subscriptions send. Every field here is the same for every reader of the session
+(nothing per caller, such as `Session.pinned`), so that one execution of a subscription's
+selection serves all its subscribers."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from ..domain import models
+from .enums import SessionStatus, TitleSource
+from .types import TokenUsage, Turn
+
+
+@strawberry.type(
+    description="A session as every reader sees it alike: no per-caller fields such as `pinned`."
+)
+class SessionInfo:
+    id: strawberry.ID
+    chat_app_id: strawberry.ID
+    owner_id: strawberry.ID
+    title: str = strawberry.field(description="The title, or 'Untitled' while there is none.")
+    title_source: TitleSource
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+    turn_count: int
+    archived: bool
+    archived_at: datetime | None
+    tags: list[str]
+    participants: list[strawberry.ID]
+    status: SessionStatus
+    template_id: strawberry.ID | None
+    metadata: JSON | None
+    expires_at: datetime | None
+    usage: TokenUsage
+
+    @classmethod
+    def of(cls, s: models.Session) -> SessionInfo:
+        return cls(
+            id=strawberry.ID(s.id),
+            chat_app_id=strawberry.ID(s.chat_app_id),
+            owner_id=strawberry.ID(s.owner_id),
+            title=s.title or "Untitled",
+            title_source=s.title_source,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+            last_activity_at=s.last_activity_at,
+            turn_count=s.turn_count,
+            archived=s.archived_at is not None,
+            archived_at=s.archived_at,
+            tags=list(s.tags),
+            participants=[strawberry.ID(p) for p in s.participants],
+            status=s.status,
+            template_id=strawberry.ID(s.template_id) if s.template_id else None,
+            metadata=s.metadata,
+            expires_at=s.expires_at,
+            usage=TokenUsage.of(s.usage),
+        )
+
+
+@strawberry.type(name="TurnAdded", description="A new turn, replayed from the store or live.")
+class TurnAddedEvent:
+    session_id: strawberry.ID
+    seq: int = strawberry.field(description="The turn's seq: resume with afterSeq set to it.")
+    turn: Turn
+
+
+@strawberry.type(name="TurnUpdated", description="A turn got a verification or feedback.")
+class TurnUpdatedEvent:
+    session_id: strawberry.ID
+    seq: int
+    turn: Turn
+
+
+@strawberry.type(name="SessionUpdated", description="Title, archive state or other shared facts.")
+class SessionUpdatedEvent:
+    session_id: strawberry.ID
+    session: SessionInfo
+
+
+@strawberry.type(
+    name="AccessRevoked",
+    description="The caller may no longer read the session; the subscription ends after it.",
+)
+class AccessRevokedEvent:
+    session_id: strawberry.ID
+    reason: str
+
+
+@strawberry.type(
+    name="SessionDeleted", description="The session is gone; the subscription ends after it."
+)
+class SessionDeletedEvent:
+    session_id: strawberry.ID
+
+
+SessionEvent = Annotated[
+    TurnAddedEvent
+    | TurnUpdatedEvent
+    | SessionUpdatedEvent
+    | AccessRevokedEvent
+    | SessionDeletedEvent,
+    strawberry.union("SessionEvent", description="What `sessionEvents` sends."),
+]
+
+
+@strawberry.enum(description="What happened to a session in the caller's sidebar.")
+class SessionListChange(enum.Enum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    SHARED = "SHARED"
+    UNSHARED = "UNSHARED"
+    DELETED = "DELETED"
+    RESYNC = strawberry.enum_value(
+        "RESYNC",
+        description="Changes may have been missed (the server lost its broker for a while): "
+        "fetch the lists again.",
+    )
+
+
+@strawberry.type(description="One change to the caller's sessions or to those shared with them.")
+class SessionListEvent:
+    change: SessionListChange
+    session_id: strawberry.ID | None = strawberry.field(description="Null only for RESYNC.")
+    session: SessionInfo | None = strawberry.field(
+        description="The session now; null for DELETED, UNSHARED and RESYNC."
+    )

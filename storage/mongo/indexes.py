@@ -1,0 +1,183 @@
+"""Collections and indexes, created at start; creating them again is harmless.
+
+Every listing walks an index that begins with `entity_id` (or, for what was shared with a
+user, with the grantee's entity), in the order the listing returns. Sort keys are the
+exact `*_us` integer microseconds (see codec), then `_id` as the tie-break of keyset
+cursors.
+
+An index is identified by its name: MongoDB answers `IndexOptionsConflict` when a name
+is reused with other keys or options. To change an index, give it a new name here and
+drop the old one by hand (or in a later step of `ensure`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING as ASC
+from pymongo import DESCENDING as DESC
+from pymongo import TEXT
+from pymongo.errors import CollectionInvalid, OperationFailure
+
+SESSIONS = "sessions"
+TURNS = "turns"
+PINS = "pins"
+SHARES = "shares"
+LINK_VISITS = "share_link_visits"
+AUDIT = "audit"
+COLLECTIONS = (SESSIONS, TURNS, PINS, SHARES, LINK_VISITS, AUDIT)
+
+NAMESPACE_EXISTS = 48
+
+# (collection, name, keys, options)
+INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
+    # Sessions: the owner's list (archived or not), the entity-wide list, tags.
+    (
+        SESSIONS,
+        "sessions_by_owner_archived_activity",
+        [
+            ("entity_id", ASC),
+            ("owner_id", ASC),
+            ("archived", ASC),
+            ("last_activity_at_us", DESC),
+            ("_id", DESC),
+        ],
+        {},
+    ),
+    (
+        SESSIONS,
+        "sessions_by_owner_activity",
+        [("entity_id", ASC), ("owner_id", ASC), ("last_activity_at_us", DESC), ("_id", DESC)],
+        {},
+    ),
+    (
+        SESSIONS,
+        "sessions_by_entity_activity",
+        [("entity_id", ASC), ("last_activity_at_us", DESC), ("_id", DESC)],
+        {},
+    ),
+    (
+        SESSIONS,
+        "sessions_by_entity_tag_activity",
+        [("entity_id", ASC), ("tags", ASC), ("last_activity_at_us", DESC), ("_id", DESC)],
+        {},
+    ),
+    # One text index per collection: scoped to the entity (queries must name it).
+    (SESSIONS, "sessions_title_text", [("entity_id", ASC), ("title", TEXT)], {}),
+    # Retention: MongoDB removes a session when its BSON date `expires_at` has passed.
+    (SESSIONS, "sessions_expiry_ttl", [("expires_at", ASC)], {"expireAfterSeconds": 0}),
+    # Sessions in the middle of a non-transactional create or delete (recovery finds them).
+    (
+        SESSIONS,
+        "sessions_in_flight",
+        [("state", ASC), ("created_at_us", ASC)],
+        {"partialFilterExpression": {"state": {"$exists": True}}},
+    ),
+    # Turns: the order within a session (and the arbiter of concurrent appends).
+    (TURNS, "turns_by_session_seq", [("session_id", ASC), ("seq", ASC)], {"unique": True}),
+    (TURNS, "turns_content_text", [("entity_id", ASC), ("content", TEXT)], {}),
+    # Turns carry their session's expiry, so they leave with it.
+    (TURNS, "turns_expiry_ttl", [("expires_at", ASC)], {"expireAfterSeconds": 0}),
+    # Search (see search.py): the stems of each row, behind its scope.
+    (
+        TURNS,
+        "turns_terms_by_owner",
+        [("entity_id", ASC), ("owner_id", ASC), ("terms", ASC)],
+        {},
+    ),
+    (TURNS, "turns_terms_by_entity", [("entity_id", ASC), ("terms", ASC)], {}),
+    (SESSIONS, "sessions_title_terms", [("entity_id", ASC), ("title_terms", ASC)], {}),
+    # Pins, per user.
+    (
+        PINS,
+        "pins_by_user_session",
+        [("entity_id", ASC), ("user_id", ASC), ("session_id", ASC)],
+        {"unique": True},
+    ),
+    (
+        PINS,
+        "pins_by_user_time",
+        [("entity_id", ASC), ("user_id", ASC), ("pinned_at_us", DESC), ("session_id", DESC)],
+        {},
+    ),
+    (PINS, "pins_by_session", [("session_id", ASC)], {}),
+    # Shares.
+    (
+        SHARES,
+        "shares_by_grantee",
+        [
+            ("grantee_entity_id", ASC),
+            ("grantee_kind", ASC),
+            ("grantee_user_id", ASC),
+            ("created_at_us", DESC),
+        ],
+        {},
+    ),
+    (SHARES, "shares_by_session", [("session_id", ASC), ("created_at_us", ASC), ("_id", ASC)], {}),
+    (
+        SHARES,
+        "shares_by_token_hash",
+        [("token_hash", ASC)],
+        {"unique": True, "partialFilterExpression": {"token_hash": {"$exists": True}}},
+    ),
+    (
+        SHARES,
+        "shares_due_to_expire",
+        [("expiry_recorded_at_us", ASC), ("revoked_at_us", ASC), ("expires_at_us", ASC)],
+        {},
+    ),
+    (SHARES, "shares_with_outbox", [("outbox._id", ASC)], {"sparse": True}),
+    # Who opened which LINK share.
+    (
+        LINK_VISITS,
+        "visits_by_user_share",
+        [("entity_id", ASC), ("user_id", ASC), ("share_id", ASC)],
+        {"unique": True},
+    ),
+    (
+        LINK_VISITS,
+        "visits_by_user_session",
+        [("entity_id", ASC), ("user_id", ASC), ("session_id", ASC)],
+        {},
+    ),
+    (LINK_VISITS, "visits_by_session", [("session_id", ASC)], {}),
+    (LINK_VISITS, "visits_with_outbox", [("outbox._id", ASC)], {"sparse": True}),
+    # Audit, newest first per entity, and by each filter.
+    (AUDIT, "audit_by_entity_time", [("entity_id", ASC), ("at_us", DESC), ("_id", DESC)], {}),
+    (
+        AUDIT,
+        "audit_by_entity_target",
+        [("entity_id", ASC), ("target", ASC), ("at_us", DESC), ("_id", DESC)],
+        {},
+    ),
+    (
+        AUDIT,
+        "audit_by_entity_actor",
+        [("entity_id", ASC), ("actor_id", ASC), ("at_us", DESC), ("_id", DESC)],
+        {},
+    ),
+    (
+        AUDIT,
+        "audit_by_entity_action",
+        [("entity_id", ASC), ("action", ASC), ("at_us", DESC), ("_id", DESC)],
+        {},
+    ),
+]
+
+
+async def ensure(db: Any) -> None:
+    """Create the collections and indexes that are missing. Several instances may run this
+    at once: creating what exists is a no-op, and a lost creation race is ignored."""
+    existing = set(await db.list_collection_names())
+    for name in COLLECTIONS:
+        if name in existing:
+            continue
+        try:
+            await db.create_collection(name)
+        except CollectionInvalid:
+            pass  # created by another instance since we listed
+        except OperationFailure as exc:
+            if exc.code != NAMESPACE_EXISTS:
+                raise
+    for collection, name, keys, options in INDEXES:
+        await db[collection].create_index(keys, name=name, **options)

@@ -1,0 +1,370 @@
+"""Full-text search on a term index: the same query language and results as SQLite's FTS5.
+
+Why not `$text`: MongoDB's text search has no prefix queries (`config*`), stems with its
+own Snowball stemmers where SQLite uses Porter, and scores whole documents, so it cannot
+give the results the search contract (tests/storage/test_store_search_contract.py) asks
+of every backend. Instead every turn carries `terms`, the sorted distinct Porter stems of
+its searchable text (content, tool names, inputs, outputs and errors), and every session
+`title_terms`, tokenised as FTS5's `unicode61 remove_diacritics 2` + `porter` does.
+Multikey indexes that begin with the scope (`entity_id`, then `owner_id`) hold them, so
+a search reads only the caller's scope:
+
+- words must all be in one row: `terms: {$all: [...]}`; a prefix is an anchored
+  `$regex` on the same index; excluded words are `$nin`;
+- phrases, excluded phrases and prefixes are checked on the row's tokens in Python,
+  which also marks the snippet and computes a BM25-like score (lower is better, as FTS5);
+- the hits are grouped by session, joined with the session filters, ordered and cut at
+  the keyset cursor like the SQLite query.
+
+Nothing here names Motor: collections are used through the API PyMongo's async client
+shares.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import snowballstemmer
+
+from ...domain.models import Turn, TurnRole
+from ...domain.query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchQuery,
+    SearchScope,
+    SessionHit,
+    TermKind,
+    TurnHit,
+)
+from ...domain.timecodec import to_micros
+from . import codec
+
+TURNS_PER_HIT = 3
+SNIPPET_TOKENS = 16
+ELLIPSIS = "…"
+# BM25 with a fixed average row length: a row's score depends on that row only, so a
+# cursor taken from one page compares exactly with the next page's scores.
+K1, B, AVERAGE_TOKENS = 1.2, 0.75, 64.0
+
+_TOKEN = re.compile(r"[^\W_]+")
+_STEMMER = snowballstemmer.stemmer("porter")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _normal(token: str) -> str:
+    """Case-folded, without diacritics, Porter-stemmed (as FTS5's tokenizer would)."""
+    folded = unicodedata.normalize("NFKD", token.casefold())
+    bare = "".join(c for c in folded if not unicodedata.combining(c))
+    return _STEMMER.stemWord(bare)
+
+
+def _tokens(text: str) -> list[re.Match[str]]:
+    return list(_TOKEN.finditer(text))
+
+
+def stems(text: str) -> list[str]:
+    return [_normal(m.group()) for m in _TOKEN.finditer(text)]
+
+
+def term_set(text: str | None) -> list[str]:
+    return sorted(set(stems(text))) if text else []
+
+
+def _flatten(value: Any, out: list[str]) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _flatten(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _flatten(item, out)
+    else:
+        out.append(str(value))
+
+
+def turn_body(content: str, tool_invocations: Iterable[Any]) -> str:
+    """The searchable text of a turn: what was said, and what its tools were given,
+    returned or failed with (the same text SQLite indexes)."""
+    parts = [content]
+    for call in tool_invocations:
+        parts.append(call.name)
+        _flatten(call.input, parts)
+        _flatten(call.output, parts)
+        if call.error:
+            parts.append(call.error)
+    return "\n".join(p for p in parts if p)
+
+
+def turn_terms(turn: Turn) -> list[str]:
+    return term_set(turn_body(turn.content, turn.tool_invocations))
+
+
+# Queries
+
+
+@dataclass(slots=True)
+class _Compiled:
+    required: list[str] = field(default_factory=list)  # stems every row must hold
+    prefixes: list[str] = field(default_factory=list)
+    phrases: list[list[str]] = field(default_factory=list)
+    excluded_stems: list[str] = field(default_factory=list)
+    excluded_prefixes: list[str] = field(default_factory=list)
+    excluded_phrases: list[list[str]] = field(default_factory=list)
+    impossible: bool = False  # an included term with no searchable characters
+
+    @property
+    def marked(self) -> set[str]:
+        return set(self.required)
+
+
+def _compile(query: SearchQuery) -> _Compiled:
+    c = _Compiled()
+    for term in query.terms:
+        words = [s for w in term.words for s in stems(w)]
+        if not words:
+            c.impossible |= not term.excluded
+            continue
+        prefix = term.kind is TermKind.PREFIX and len(words) == 1
+        if term.excluded:
+            if prefix:
+                c.excluded_prefixes.append(words[0])
+            elif len(words) == 1:
+                c.excluded_stems.append(words[0])
+            else:
+                c.excluded_phrases.append(words)
+        elif prefix:
+            c.prefixes.append(words[0])
+        else:
+            c.required += [w for w in words if w not in c.required]
+            if len(words) > 1:
+                c.phrases.append(words)
+    return c
+
+
+def _term_conditions(c: _Compiled, name: str) -> list[dict[str, Any]]:
+    conditions: list[dict[str, Any]] = []
+    if c.required:
+        conditions.append({name: {"$all": c.required}})
+    for prefix in c.prefixes:
+        conditions.append({name: {"$regex": "^" + re.escape(prefix)}})
+    if c.excluded_stems:
+        conditions.append({name: {"$nin": c.excluded_stems}})
+    return conditions
+
+
+def _has_phrase(row: list[str], phrase: list[str]) -> bool:
+    n = len(phrase)
+    return any(row[i : i + n] == phrase for i in range(len(row) - n + 1))
+
+
+@dataclass(slots=True)
+class _Row:
+    session_id: str
+    score: float
+    snippet: str
+    turn: tuple[str, int, TurnRole] | None  # (id, seq, role); None for a title
+
+
+def _match(c: _Compiled, text: str) -> tuple[float, str] | None:
+    """Score and marked snippet of `text` when it satisfies the query, else None."""
+    matches = _tokens(text)
+    row = [_normal(m.group()) for m in matches]
+    if any(not _has_phrase(row, p) for p in c.phrases):
+        return None
+    if any(_has_phrase(row, p) for p in c.excluded_phrases):
+        return None
+    if any(s.startswith(p) for s in row for p in c.excluded_prefixes):
+        return None
+    if not all(any(s.startswith(p) for s in row) for p in c.prefixes):
+        return None
+    hit = [s in c.marked or any(s.startswith(p) for p in c.prefixes) for s in row]
+    return _score(c, row), _snippet(text, matches, hit)
+
+
+def _score(c: _Compiled, row: list[str]) -> float:
+    norm = K1 * (1 - B + B * len(row) / AVERAGE_TOKENS)
+    score = 0.0
+    for stem in c.required:
+        tf = row.count(stem)
+        score += tf * (K1 + 1) / (tf + norm)
+    for prefix in c.prefixes:
+        tf = sum(1 for s in row if s.startswith(prefix))
+        score += tf * (K1 + 1) / (tf + norm)
+    return -score
+
+
+def _snippet(text: str, matches: list[re.Match[str]], hit: list[bool]) -> str:
+    """Up to SNIPPET_TOKENS tokens around the densest run of matches, the matched words in
+    <mark>, HTML-escaped, with an ellipsis where text was cut."""
+    if not matches:
+        return html.escape(text)
+    positions = [i for i, h in enumerate(hit) if h] or [0]
+    best_start, best_count = 0, -1
+    for p in positions:
+        start = max(0, min(p - 2, len(matches) - SNIPPET_TOKENS))
+        count = sum(1 for q in positions if start <= q < start + SNIPPET_TOKENS)
+        if count > best_count:
+            best_start, best_count = start, count
+    end = min(len(matches), best_start + SNIPPET_TOKENS)
+    out = [ELLIPSIS] if best_start > 0 else []
+    cursor = matches[best_start].start() if best_start > 0 else 0
+    for i in range(best_start, end):
+        m = matches[i]
+        out.append(html.escape(text[cursor : m.start()]))
+        word = html.escape(m.group())
+        out.append(f"<mark>{word}</mark>" if hit[i] else word)
+        cursor = m.end()
+    if end < len(matches):
+        out.append(html.escape(text[cursor : matches[end - 1].end()]) + ELLIPSIS)
+    else:
+        out.append(html.escape(text[cursor:]))
+    return "".join(out)
+
+
+async def search(
+    sessions: Any,
+    turns: Any,
+    visible: dict[str, Any],
+    query: SearchQuery,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    order: SearchOrder,
+    after: SearchCursor | None,
+    limit: int,
+) -> list[SessionHit]:
+    c = _compile(query)
+    if c.impossible or limit <= 0:
+        return []
+    rows = await _turn_rows(turns, c, scope, search_filter)
+    if not search_filter.roles:
+        rows += await _title_rows(sessions, visible, c, scope, search_filter)
+    if not rows:
+        return []
+    found = await _sessions_passing(sessions, visible, {r.session_id for r in rows}, search_filter)
+    by_session: dict[str, list[_Row]] = {}
+    for row in rows:
+        if row.session_id in found:
+            by_session.setdefault(row.session_id, []).append(row)
+    ranked = []
+    for session_id, session_rows in by_session.items():
+        session_rows.sort(key=lambda r: r.score)
+        best = session_rows[0].score
+        if order is SearchOrder.RELEVANCE:
+            key: tuple[float, str] = (best, session_id)
+        else:
+            key = (float(found[session_id]["last_activity_at_us"]), session_id)
+        ranked.append((key, best, session_rows))
+    if order is SearchOrder.RELEVANCE:
+        ranked.sort(key=lambda r: r[0])
+        if after is not None:
+            ranked = [r for r in ranked if r[0] > (after.score, after.session_id)]
+    else:
+        ranked.sort(key=lambda r: r[0], reverse=True)
+        if after is not None:
+            ranked = [r for r in ranked if r[0] < (after.score, after.session_id)]
+    hits = []
+    for (sort_key, session_id), best, session_rows in ranked[:limit]:
+        hit = SessionHit(codec.session_from(found[session_id]), best, sort_key, None)
+        for row in session_rows:
+            if row.turn is None:
+                hit.title_snippet = row.snippet
+            elif len(hit.turns) < TURNS_PER_HIT:
+                turn_id, seq, role = row.turn
+                hit.turns.append(TurnHit(turn_id, seq, role, row.snippet, row.score))
+        hits.append(hit)
+    return hits
+
+
+def _scope(scope: SearchScope, session_key: str) -> dict[str, Any]:
+    own: dict[str, Any] = {"entity_id": scope.entity_id}
+    if scope.owner_id is not None:
+        own["owner_id"] = scope.owner_id
+    if not scope.shared_session_ids:
+        return own
+    return {"$or": [own, {session_key: {"$in": list(scope.shared_session_ids)}}]}
+
+
+def _time_range(name: str, search_filter: SearchFilter) -> dict[str, Any]:
+    bounds: dict[str, Any] = {}
+    if search_filter.since is not None:
+        bounds["$gte"] = to_micros(search_filter.since)
+    if search_filter.until is not None:
+        bounds["$lt"] = to_micros(search_filter.until)
+    return {name: bounds} if bounds else {}
+
+
+async def _turn_rows(
+    turns: Any, c: _Compiled, scope: SearchScope, search_filter: SearchFilter
+) -> list[_Row]:
+    conditions = [_scope(scope, "session_id"), *_term_conditions(c, "terms")]
+    if search_filter.roles:
+        conditions.append({"role": {"$in": [r.value for r in search_filter.roles]}})
+    if search_filter.chat_app_ids:
+        # Shared sessions of other entities pass here; the session filter decides.
+        conditions.append(
+            {
+                "$or": [
+                    {"chat_app_id": {"$in": list(search_filter.chat_app_ids)}},
+                    {"session_id": {"$in": list(scope.shared_session_ids)}},
+                ]
+            }
+        )
+    conditions.append(_time_range("created_at_us", search_filter))
+    cursor = turns.find(
+        {"$and": [cond for cond in conditions if cond]},
+        {"session_id": 1, "seq": 1, "role": 1, "content": 1, "tool_invocations": 1},
+    )
+    rows = []
+    for doc in await cursor.to_list(None):
+        tools = [codec.tool_from(t) for t in doc.get("tool_invocations") or []]
+        matched = _match(c, turn_body(doc["content"], tools))
+        if matched is not None:
+            score, snippet = matched
+            turn = (doc["_id"], doc["seq"], TurnRole(doc["role"]))
+            rows.append(_Row(doc["session_id"], score, snippet, turn))
+    return rows
+
+
+async def _title_rows(
+    sessions: Any,
+    visible: dict[str, Any],
+    c: _Compiled,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+) -> list[_Row]:
+    conditions = [
+        _scope(scope, "_id"),
+        visible,
+        *_term_conditions(c, "title_terms"),
+        _time_range("last_activity_at_us", search_filter),
+    ]
+    cursor = sessions.find({"$and": [cond for cond in conditions if cond]}, {"title": 1})
+    rows = []
+    for doc in await cursor.to_list(None):
+        matched = _match(c, doc.get("title") or "")
+        if matched is not None:
+            rows.append(_Row(doc["_id"], matched[0], matched[1], None))
+    return rows
+
+
+async def _sessions_passing(
+    sessions: Any, visible: dict[str, Any], ids: set[str], search_filter: SearchFilter
+) -> dict[str, dict[str, Any]]:
+    query: dict[str, Any] = {"_id": {"$in": sorted(ids)}, **visible}
+    if not search_filter.include_archived:
+        query["archived"] = False
+    if search_filter.chat_app_ids:
+        query["chat_app_id"] = {"$in": list(search_filter.chat_app_ids)}
+    if search_filter.tags:
+        query["tags"] = {"$in": list(search_filter.tags)}
+    if search_filter.participants:
+        query["participants"] = {"$in": list(search_filter.participants)}
+    return {d["_id"]: d for d in await sessions.find(query).to_list(None)}

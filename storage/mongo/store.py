@@ -1,0 +1,867 @@
+"""The MongoDB store: collections `sessions`, `turns`, `pins`, `shares`,
+`share_link_visits` and `audit` (see indexes.py), reached through the async driver that
+driver.py wraps.
+
+Atomic writes across collections
+--------------------------------
+At `open` the store asks the server `hello`. A replica set member or a mongos supports
+multi-document transactions: then every write that touches several collections (create a
+session with its first turn, append a turn, delete a session with its turns, pins, shares
+and link visits, create or revoke a share with its audit event, record a link visit, the
+expiry sweep) runs in one transaction through `with_transaction`, which retries the whole
+unit on transient errors (write conflicts, elections) and unknown commit results.
+
+A standalone server has no transactions. The same code then runs step by step, ordered so
+that an interruption at any point leaves nothing half-done that a reader can see, and so
+that running it again (a retry, or the recovery sweep) finishes it:
+
+- Audit events travel in an *outbox*: the write that changes a session, share or link
+  visit pushes its event into that document's `outbox` array in the same single-document
+  update, then copies it into `audit` (an upsert keyed by the event's domain id, so a
+  second copy is a no-op) and pulls it from the outbox. A crash in between leaves the
+  event in the outbox, where recovery finds it.
+- Deleting a session first marks it `state: "deleting"` (with its audit event in the
+  outbox). Every read treats a marked session as gone. Then turns, pins, shares and link
+  visits go, the event is copied to `audit`, and the session document goes last. Deleting
+  a marked session again, or recovery, finishes the work.
+- A session created with its first turn is inserted hidden (`state: "creating"`); the
+  same update that counts the turn reveals it. If the turn fails, the hidden session is
+  removed; if the process dies, recovery removes hidden sessions older than an hour.
+- Recovery runs at `open` and before every expiry sweep (`expire_due_shares`, which the
+  server calls every SESSIONHUB_SHARE_EXPIRY_SWEEP_SECONDS).
+
+Turn sequence numbers
+---------------------
+`seq` must count 1, 2, 3 … with no gaps, under concurrent appends from several
+instances. A counter incremented first (`find_one_and_update` with `$inc`) and the turn
+inserted second leaves a gap when the process dies between the two. So the turn goes
+first: the appender reads `turn_count` = n and inserts the turn as `(session_id, n + 1)`;
+the unique index on `(session_id, seq)` lets exactly one concurrent appender have it.
+Then one conditional update, filtered on `turn_count: n`, counts the turn (`$inc`
+turn_count and usage, `$max` last activity, `$addToSet` participants), so it is applied
+once and only once. An appender whose insert hits a taken seq helps the holder: it
+applies that turn's counters with the same conditional update, then reads again and
+tries n + 2. A turn stored by a process that died before counting it is thus counted by
+the next append, never skipped over. In a transaction the same steps simply commit
+together. The unique index is the arbiter either way, never an in-process lock.
+
+What mongomock (the test double) cannot show
+--------------------------------------------
+mongomock has no sessions or transactions and does not answer `hello`, so against it the
+store always takes the step-by-step path; the transactional path runs only against a real
+replica set (the contract suite with MONGODB_URL). mongomock runs each operation to
+completion without yielding, so the contract suite wraps it in a double that yields to
+the event loop before every operation, which interleaves concurrent appends; it cannot
+interleave *inside* an operation as a real server does. It has no `$text`, no `$search`,
+and TTL indexes are recorded but never expire anything. Durability, write concerns,
+elections and network failures are not simulated at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from bson.errors import BSONError
+from pymongo import ReturnDocument
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+
+from ...domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    LimitExceeded,
+    StoreUnavailable,
+    session_not_found,
+)
+from ...domain.models import (
+    AuditEvent,
+    AuditFilter,
+    Feedback,
+    GranteeKind,
+    GranteeScope,
+    KeysetCursor,
+    NewTurn,
+    OwnerScope,
+    Pin,
+    Session,
+    SessionCursor,
+    SessionFilter,
+    Share,
+    TitleSource,
+    Turn,
+    Verification,
+)
+from ...domain.query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchQuery,
+    SearchScope,
+    SessionHit,
+)
+from ...domain.timecodec import from_micros
+from . import codec, driver, indexes, search
+from .codec import OUTBOX, STATE, Doc, time_fields, us
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+AFTER = ReturnDocument.AFTER
+VISIBLE: Doc = {STATE: {"$exists": False}}
+CREATING = "creating"
+DELETING = "deleting"
+# A hidden session whose creation has not finished after this long was abandoned.
+CREATION_GRACE = timedelta(hours=1)
+# Appends that lose the race for a seq retry; this bounds pathological contention.
+MAX_SEQ_ATTEMPTS = 1000
+RECOVERY_BATCH = 100
+# Replica-set members answer `hello` with a setName; mongos with msg "isdbgrid".
+MONGOS = "isdbgrid"
+
+
+class _SeqTaken(Exception):
+    """Another appender already stored the turn with this seq (or the turn id exists)."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
+
+
+def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Driver errors become domain errors here, at the boundary, with the cause chained."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except DomainError:
+            raise
+        except DuplicateKeyError as exc:
+            raise Conflict("The change conflicts with stored data (duplicate key).") from exc
+        except ConnectionFailure as exc:
+            # ServerSelectionTimeoutError, NetworkTimeout and AutoReconnect are kinds of it.
+            raise StoreUnavailable(f"MongoDB could not be reached: {exc}") from exc
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB could not complete the request: {exc}") from exc
+        except (BSONError, OverflowError) as exc:
+            # DocumentTooLarge, NUL in a key, integers past 64 bits.
+            raise InvalidInput(f"The value cannot be stored: {exc}") from exc
+
+    return wrapper
+
+
+def _older_than(field: str, at_us: int, doc_id: str) -> Doc:
+    """Keyset condition: strictly after (at, id) in a newest-first order."""
+    return {"$or": [{field: {"$lt": at_us}}, {field: at_us, "_id": {"$lt": doc_id}}]}
+
+
+def _counters(turn: Turn, *, reveal: bool) -> Doc:
+    """The session update that counts `turn` (applied under a `turn_count: seq - 1` filter)."""
+    update: Doc = {
+        "$inc": {
+            "turn_count": 1,
+            "usage.input_tokens": turn.usage.input_tokens,
+            "usage.output_tokens": turn.usage.output_tokens,
+            "usage.cost": turn.usage.cost,
+        },
+        "$max": {
+            **time_fields("last_activity_at", turn.created_at),
+            **time_fields("updated_at", turn.created_at),
+        },
+        "$addToSet": {"participants": turn.author_id},
+    }
+    if reveal:
+        update["$unset"] = {STATE: ""}
+    return update
+
+
+class MongoStore:
+    """The Store protocol on MongoDB. `client` is a Motor client (or a test double with
+    the same surface); `transactions` None means: ask the server at `open`."""
+
+    def __init__(self, client: Any, database: str, *, transactions: bool | None = None) -> None:
+        self._client = client
+        self._db = client[database]
+        self._sessions = self._db[indexes.SESSIONS]
+        self._turns = self._db[indexes.TURNS]
+        self._pins = self._db[indexes.PINS]
+        self._shares = self._db[indexes.SHARES]
+        self._visits = self._db[indexes.LINK_VISITS]
+        self._audit = self._db[indexes.AUDIT]
+        self._transactions = transactions
+
+    @classmethod
+    def from_url(
+        cls, url: str, database: str, *, server_selection_timeout_ms: int | None = None
+    ) -> MongoStore:
+        client = driver.connect(url, server_selection_timeout_ms=server_selection_timeout_ms)
+        return cls(client, database)
+
+    @property
+    def transactions(self) -> bool:
+        """Whether multi-document writes run in transactions (known after `open`)."""
+        return bool(self._transactions)
+
+    # Lifecycle
+
+    @_translated
+    async def open(self) -> None:
+        if self._transactions is None:
+            self._transactions = await self._server_has_transactions()
+        await indexes.ensure(self._db)
+        await self._recover(datetime.now(UTC))
+
+    async def _server_has_transactions(self) -> bool:
+        try:
+            hello = await self._client.admin.command("hello")
+        except NotImplementedError:
+            # mongomock does not implement `hello`; it is a standalone without transactions.
+            return False
+        return bool(hello.get("setName")) or hello.get("msg") == MONGOS
+
+    async def close(self) -> None:
+        driver.close(self._client)
+
+    @_translated
+    async def ping(self) -> None:
+        await self._db.command("ping")
+
+    async def _atomic(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `work(session)` in a transaction when the server has them, else directly
+        with session None (work is then written to be safe step by step)."""
+        if self._transactions:
+            return await driver.in_transaction(self._client, work)
+        return await work(None)
+
+    # Sessions
+
+    @_translated
+    async def create_session(
+        self, session: Session, first_turn: NewTurn | None, max_turns: int
+    ) -> tuple[Session, Turn | None]:
+        inserted = False
+
+        async def work(s: Any) -> tuple[Session, Turn | None]:
+            nonlocal inserted
+            doc = codec.session_doc(session)
+            doc["title_terms"] = search.term_set(session.title)
+            if first_turn is not None:
+                doc[STATE] = CREATING
+            await self._sessions.insert_one(doc, session=s)
+            inserted = True
+            if first_turn is None:
+                return session, None
+            try:
+                turn, stored = await self._append_once(first_turn, max_turns, s, reveal=True)
+            except _SeqTaken as exc:
+                raise Conflict(f"Turn {first_turn.id!r} already exists.") from exc
+            return stored, turn
+
+        try:
+            return await self._atomic(work)
+        except BaseException:
+            if inserted and first_turn is not None and not self._transactions:
+                await self._discard_hidden(session.id, first_turn.id)
+            raise
+
+    async def _discard_hidden(self, session_id: str, turn_id: str) -> None:
+        """Undo a session created hidden whose first turn failed. Best effort: if this
+        fails as well, recovery removes the hidden session later."""
+        try:
+            await self._turns.delete_one({"_id": turn_id, "session_id": session_id})
+            await self._sessions.delete_one({"_id": session_id, STATE: CREATING})
+        except PyMongoError:
+            pass
+
+    @_translated
+    async def get_session(self, session_id: str) -> Session | None:
+        doc = await self._sessions.find_one({"_id": session_id, **VISIBLE})
+        return None if doc is None else codec.session_from(doc)
+
+    @_translated
+    async def rename_session(
+        self, session_id: str, title: str, source: TitleSource, at: datetime
+    ) -> Session | None:
+        query: Doc = {"_id": session_id, **VISIBLE}
+        if source is not TitleSource.MANUAL:
+            query["title_source"] = {"$ne": TitleSource.MANUAL.value}
+        update = {
+            "$set": {
+                "title": title,
+                "title_source": source.value,
+                "title_terms": search.term_set(title),
+                **time_fields("updated_at", at),
+            }
+        }
+        doc = await self._sessions.find_one_and_update(query, update, return_document=AFTER)
+        if doc is None:
+            return await self.get_session(session_id)
+        return codec.session_from(doc)
+
+    @_translated
+    async def set_archived(
+        self, session_id: str, archived_at: datetime | None, at: datetime
+    ) -> Session | None:
+        update = {
+            "$set": {
+                **time_fields("archived_at", archived_at),
+                "archived": archived_at is not None,
+                **time_fields("updated_at", at),
+            }
+        }
+        doc = await self._sessions.find_one_and_update(
+            {"_id": session_id, **VISIBLE}, update, return_document=AFTER
+        )
+        return None if doc is None else codec.session_from(doc)
+
+    @_translated
+    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
+        async def work(s: Any) -> bool:
+            marked = await self._sessions.find_one_and_update(
+                {"_id": session_id, **VISIBLE},
+                {"$set": {STATE: DELETING}, "$push": {OUTBOX: codec.audit_doc(audit)}},
+                projection={"_id": 1},
+                session=s,
+            )
+            if marked is None:
+                # Nothing visible to delete, unless an earlier attempt was interrupted.
+                pending = await self._sessions.find_one(
+                    {"_id": session_id, STATE: DELETING}, {"_id": 1}, session=s
+                )
+                if pending is None:
+                    return False
+            await self._finish_delete(session_id, s)
+            return True
+
+        return await self._atomic(work)
+
+    async def _finish_delete(self, session_id: str, s: Any) -> None:
+        """The rest of a deletion once the session is marked; safe to run again."""
+        for children in (self._turns, self._pins, self._visits, self._shares):
+            await children.delete_many({"session_id": session_id}, session=s)
+        doc = await self._sessions.find_one(
+            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1}, session=s
+        )
+        if doc is None:
+            return
+        for event in doc.get(OUTBOX) or []:
+            await self._put_audit(event, s)
+        await self._sessions.delete_one({"_id": session_id, STATE: DELETING}, session=s)
+
+    @_translated
+    async def list_sessions(
+        self,
+        scope: OwnerScope,
+        session_filter: SessionFilter,
+        after: SessionCursor | None,
+        limit: int,
+    ) -> list[Session]:
+        if limit <= 0:
+            return []
+        query: Doc = {"entity_id": scope.entity_id, **VISIBLE}
+        if scope.owner_id is not None:
+            query["owner_id"] = scope.owner_id
+        if session_filter.archived is not None:
+            query["archived"] = session_filter.archived
+        if session_filter.chat_app_ids:
+            query["chat_app_id"] = {"$in": list(session_filter.chat_app_ids)}
+        if session_filter.tag is not None:
+            query["tags"] = session_filter.tag
+        if after is not None:
+            query.update(
+                _older_than("last_activity_at_us", us(after.last_activity_at), after.session_id)
+            )
+        cursor = (
+            self._sessions.find(query).sort([("last_activity_at_us", -1), ("_id", -1)]).limit(limit)
+        )
+        return [codec.session_from(d) for d in await cursor.to_list(None)]
+
+    # Turns
+
+    @_translated
+    async def append_turn(self, turn: NewTurn, max_turns: int) -> tuple[Turn, Session]:
+        for _ in range(MAX_SEQ_ATTEMPTS):
+            try:
+                return await self._atomic(
+                    lambda s: self._append_once(turn, max_turns, s, reveal=False)
+                )
+            except _SeqTaken as taken:
+                if await self._turns.find_one({"_id": turn.id}, {"_id": 1}) is not None:
+                    raise Conflict(f"Turn {turn.id!r} already exists.") from None
+                await self._count_stored_turn(turn.session_id, taken.seq)
+        raise StoreUnavailable("Too many concurrent appends to this session; try again.")
+
+    async def _append_once(
+        self, new: NewTurn, max_turns: int, s: Any, *, reveal: bool
+    ) -> tuple[Turn, Session]:
+        """One attempt: read the count, store the turn as the next seq, count it.
+        `reveal` appends the first turn of a session created hidden, and shows it."""
+        state: Doc = {STATE: CREATING} if reveal else VISIBLE
+        session = await self._sessions.find_one({"_id": new.session_id, **state}, session=s)
+        if session is None:
+            raise session_not_found(new.session_id)
+        count = session["turn_count"]
+        if count >= max_turns:
+            raise LimitExceeded(
+                f"The session already holds {max_turns} turns, the most its chat app allows."
+            )
+        turn = Turn.numbered(new, count + 1)
+        try:
+            doc = codec.turn_doc(turn, session)
+            doc["terms"] = search.turn_terms(turn)
+            await self._turns.insert_one(doc, session=s)
+        except DuplicateKeyError as exc:
+            raise _SeqTaken(turn.seq) from exc
+        counted = await self._sessions.find_one_and_update(
+            {"_id": new.session_id, "turn_count": count, STATE: {"$ne": DELETING}},
+            _counters(turn, reveal=reveal),
+            return_document=AFTER,
+            session=s,
+        )
+        if counted is None:
+            # Either another appender counted our turn for us (see _count_stored_turn),
+            # or the session is being deleted: then take the turn back.
+            counted = await self._sessions.find_one({"_id": new.session_id}, session=s)
+            if counted is None or counted.get(STATE) == DELETING:
+                await self._turns.delete_one({"_id": turn.id}, session=s)
+                raise session_not_found(new.session_id)
+        return turn, codec.session_from(counted)
+
+    async def _count_stored_turn(self, session_id: str, seq: int) -> None:
+        """Apply the counters of the stored turn `seq` if nobody has yet (its appender is
+        between its two steps, or died there). Idempotent: filtered on turn_count."""
+        doc = await self._turns.find_one({"session_id": session_id, "seq": seq})
+        if doc is None:
+            return
+        await self._sessions.update_one(
+            {"_id": session_id, "turn_count": seq - 1},
+            _counters(codec.turn_from(doc), reveal=False),
+        )
+
+    @_translated
+    async def get_turn(self, turn_id: str) -> Turn | None:
+        doc = await self._turns.find_one({"_id": turn_id})
+        return None if doc is None else codec.turn_from(doc)
+
+    @_translated
+    async def list_turns(
+        self,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int,
+        newest_first: bool = False,
+    ) -> list[Turn]:
+        if limit <= 0:
+            return []
+        query: Doc = {"session_id": session_id}
+        seq: Doc = {}
+        if after_seq is not None:
+            seq["$gt"] = after_seq
+        if before_seq is not None:
+            seq["$lt"] = before_seq
+        if seq:
+            query["seq"] = seq
+        cursor = self._turns.find(query).sort("seq", -1 if newest_first else 1).limit(limit)
+        return [codec.turn_from(d) for d in await cursor.to_list(None)]
+
+    async def _touch_session(self, session_id: str, at: datetime, s: Any) -> None:
+        await self._sessions.update_one(
+            {"_id": session_id}, {"$max": time_fields("updated_at", at)}, session=s
+        )
+
+    @_translated
+    async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None:
+        async def work(s: Any) -> Turn | None:
+            doc = await self._turns.find_one_and_update(
+                {"_id": turn_id},
+                {"$set": {"verification": codec.verification_doc(verification)}},
+                return_document=AFTER,
+                session=s,
+            )
+            if doc is None:
+                return None
+            await self._touch_session(doc["session_id"], verification.verified_at, s)
+            return codec.turn_from(doc)
+
+        return await self._atomic(work)
+
+    @_translated
+    async def add_feedback(self, turn_id: str, feedback: Feedback) -> Turn | None:
+        # One atomic update: drop this user's earlier feedback of this kind, append the new
+        # one. Values go in as $literal so that text starting with "$" stays text.
+        others = {
+            "$filter": {
+                "input": {"$ifNull": ["$feedback", []]},
+                "as": "f",
+                "cond": {
+                    "$or": [
+                        {"$ne": ["$$f.user_id", {"$literal": feedback.user_id}]},
+                        {"$ne": ["$$f.kind", {"$literal": feedback.kind.value}]},
+                    ]
+                },
+            }
+        }
+        replace = [
+            {
+                "$set": {
+                    "feedback": {
+                        "$concatArrays": [others, {"$literal": [codec.feedback_doc(feedback)]}]
+                    }
+                }
+            }
+        ]
+
+        async def work(s: Any) -> Turn | None:
+            doc = await self._turns.find_one_and_update(
+                {"_id": turn_id}, replace, return_document=AFTER, session=s
+            )
+            if doc is None:
+                return None
+            await self._touch_session(doc["session_id"], feedback.at, s)
+            return codec.turn_from(doc)
+
+        return await self._atomic(work)
+
+    # Search
+
+    @_translated
+    async def search(
+        self,
+        query: SearchQuery,
+        scope: SearchScope,
+        search_filter: SearchFilter,
+        order: SearchOrder,
+        after: SearchCursor | None,
+        limit: int,
+    ) -> list[SessionHit]:
+        return await search.search(
+            self._sessions, self._turns, VISIBLE, query, scope, search_filter, order, after, limit
+        )
+
+    # Pins
+
+    @_translated
+    async def pin(self, entity_id: str, pin: Pin) -> None:
+        key = {"entity_id": entity_id, "user_id": pin.user_id, "session_id": pin.session_id}
+        # A concurrent pin of the same session may win the upsert: its pinned_at stays.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._pins.update_one(
+                key, {"$setOnInsert": time_fields("pinned_at", pin.pinned_at)}, upsert=True
+            )
+
+    @_translated
+    async def unpin(self, entity_id: str, user_id: str, session_id: str) -> None:
+        await self._pins.delete_one(
+            {"entity_id": entity_id, "user_id": user_id, "session_id": session_id}
+        )
+
+    @_translated
+    async def pinned_session_ids(
+        self, entity_id: str, user_id: str, session_ids: list[str]
+    ) -> set[str]:
+        if not session_ids:
+            return set()
+        cursor = self._pins.find(
+            {"entity_id": entity_id, "user_id": user_id, "session_id": {"$in": session_ids}},
+            {"session_id": 1},
+        )
+        return {d["session_id"] for d in await cursor.to_list(None)}
+
+    @_translated
+    async def list_pinned(self, entity_id: str, user_id: str, limit: int) -> list[Session]:
+        found: list[Session] = []
+        batch = max(limit, 20)
+        skip = 0
+        while len(found) < limit:
+            cursor = (
+                self._pins.find({"entity_id": entity_id, "user_id": user_id}, {"session_id": 1})
+                .sort([("pinned_at_us", -1), ("session_id", -1)])
+                .skip(skip)
+                .limit(batch)
+            )
+            ids = [d["session_id"] for d in await cursor.to_list(None)]
+            if not ids:
+                break
+            found += await self._sessions_in_order(ids)
+            if len(ids) < batch:
+                break
+            skip += batch
+        return found[:limit]
+
+    async def _sessions_in_order(self, ids: list[str]) -> list[Session]:
+        """The visible sessions among `ids`, in the order of `ids` (the join)."""
+        cursor = self._sessions.find({"_id": {"$in": ids}, **VISIBLE})
+        docs = {d["_id"]: d for d in await cursor.to_list(None)}
+        return [codec.session_from(docs[i]) for i in ids if i in docs]
+
+    # Audit outbox
+
+    async def _put_audit(self, event: Doc, s: Any) -> None:
+        """Copy an outbox event into `audit`. Keyed by the event id and never overwriting,
+        so copying it twice changes nothing (and no duplicate-key error aborts a
+        transaction)."""
+        fields = {k: v for k, v in event.items() if k != "_id"}
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent copy of the same event
+            await self._audit.update_one(
+                {"_id": event["_id"]}, {"$setOnInsert": fields}, upsert=True, session=s
+            )
+
+    async def _deliver(self, collection: Any, doc_id: Any, events: list[Doc], s: Any) -> None:
+        for event in events:
+            await self._put_audit(event, s)
+        await collection.update_one(
+            {"_id": doc_id},
+            {"$pull": {OUTBOX: {"_id": {"$in": [e["_id"] for e in events]}}}},
+            session=s,
+        )
+
+    async def _recover(self, now: datetime) -> None:
+        """Finish what an interrupted step-by-step write left: deletions, audit events in
+        outboxes, sessions whose creation never finished. Idempotent; a no-op after
+        transactional writes."""
+        cursor = self._sessions.find({STATE: DELETING}, {"_id": 1}).limit(RECOVERY_BATCH)
+        for doc in await cursor.to_list(None):
+            session_id = doc["_id"]
+            await self._atomic(lambda s, sid=session_id: self._finish_delete(sid, s))
+        for collection in (self._shares, self._visits):
+            cursor = collection.find({"outbox._id": {"$exists": True}}, {OUTBOX: 1}).limit(
+                RECOVERY_BATCH
+            )
+            for doc in await cursor.to_list(None):
+                await self._deliver(collection, doc["_id"], doc.get(OUTBOX) or [], None)
+        abandoned = {STATE: CREATING, "created_at_us": {"$lt": us(now - CREATION_GRACE)}}
+        cursor = self._sessions.find(abandoned, {"_id": 1}).limit(RECOVERY_BATCH)
+        for doc in await cursor.to_list(None):
+            await self._turns.delete_many({"session_id": doc["_id"]})
+            await self._sessions.delete_one({"_id": doc["_id"], STATE: CREATING})
+
+    # Shares
+
+    @_translated
+    async def create_share(self, share: Share, audit: AuditEvent) -> Share:
+        async def work(s: Any) -> Share:
+            session = await self._sessions.find_one({"_id": share.session_id, **VISIBLE}, session=s)
+            if session is None:
+                raise session_not_found(share.session_id)
+            doc = codec.share_doc(share, session)
+            doc[OUTBOX] = [codec.audit_doc(audit)]
+            await self._shares.insert_one(doc, session=s)
+            still = await self._sessions.find_one(
+                {"_id": share.session_id, **VISIBLE}, {"_id": 1}, session=s
+            )
+            if still is None:
+                # Deleted meanwhile (step-by-step mode): the share must not outlive it.
+                await self._shares.delete_one({"_id": share.id}, session=s)
+                raise session_not_found(share.session_id)
+            await self._deliver(self._shares, share.id, doc[OUTBOX], s)
+            return share
+
+        return await self._atomic(work)
+
+    @_translated
+    async def get_share(self, share_id: str) -> Share | None:
+        doc = await self._shares.find_one({"_id": share_id})
+        return None if doc is None else codec.share_from(doc)
+
+    @_translated
+    async def share_by_token_hash(self, token_hash: str) -> Share | None:
+        doc = await self._shares.find_one({"token_hash": token_hash})
+        return None if doc is None else codec.share_from(doc)
+
+    @_translated
+    async def list_shares(self, session_id: str) -> list[Share]:
+        cursor = self._shares.find({"session_id": session_id}).sort(
+            [("created_at_us", 1), ("_id", 1)]
+        )
+        return [codec.share_from(d) for d in await cursor.to_list(None)]
+
+    @_translated
+    async def revoke_share(
+        self, share_id: str, at: datetime, by: str, audit: AuditEvent
+    ) -> Share | None:
+        async def work(s: Any) -> Share | None:
+            doc = await self._shares.find_one_and_update(
+                {"_id": share_id, "revoked_at_us": None},
+                {
+                    "$set": {**time_fields("revoked_at", at), "revoked_by": by},
+                    "$push": {OUTBOX: codec.audit_doc(audit)},
+                },
+                return_document=AFTER,
+                session=s,
+            )
+            if doc is None:
+                doc = await self._shares.find_one({"_id": share_id}, session=s)
+                return None if doc is None else codec.share_from(doc)
+            await self._deliver(self._shares, share_id, [codec.audit_doc(audit)], s)
+            return codec.share_from(doc)
+
+        return await self._atomic(work)
+
+    @_translated
+    async def record_link_visit(
+        self, share: Share, entity_id: str, user_id: str, at: datetime, audit: AuditEvent | None
+    ) -> None:
+        key = {"entity_id": entity_id, "user_id": user_id, "share_id": share.id}
+        update: Doc = {"$set": {"session_id": share.session_id, **time_fields("opened_at", at)}}
+        events = [] if audit is None else [codec.audit_doc(audit)]
+        if events:
+            update["$push"] = {OUTBOX: {"$each": events}}
+
+        async def work(s: Any) -> None:
+            try:
+                await self._visits.update_one(key, update, upsert=True, session=s)
+            except DuplicateKeyError:
+                # A concurrent first visit inserted it; now it exists and this updates it.
+                await self._visits.update_one(key, update, session=s)
+            if events:
+                visit = await self._visits.find_one(key, {"_id": 1}, session=s)
+                if visit is not None:
+                    await self._deliver(self._visits, visit["_id"], events, s)
+
+        await self._atomic(work)
+
+    @_translated
+    async def opened_link_ids(self, session_id: str, entity_id: str, user_id: str) -> set[str]:
+        cursor = self._visits.find(
+            {"entity_id": entity_id, "user_id": user_id, "session_id": session_id},
+            {"share_id": 1},
+        )
+        return {d["share_id"] for d in await cursor.to_list(None)}
+
+    @_translated
+    async def list_shared_with(
+        self, scope: GranteeScope, now: datetime, after: KeysetCursor | None, limit: int
+    ) -> list[tuple[Session, datetime]]:
+        """The SQLite query, as a pipeline: the live grants that name the caller (USER and
+        EXTERNAL by entity and user, ENTITY for internal users, LINK once opened), not of
+        the caller's own sessions, grouped by session with the newest grant time, ordered
+        by (that time, session id) descending. Sessions that are gone are skipped and the
+        page is filled from further groups."""
+        if limit <= 0:
+            return []
+        grants: list[Doc] = [
+            {
+                "grantee_kind": {"$in": [GranteeKind.USER.value, GranteeKind.EXTERNAL.value]},
+                "grantee_entity_id": scope.entity_id,
+                "grantee_user_id": scope.user_id,
+            }
+        ]
+        if scope.internal:
+            grants.append(
+                {"grantee_kind": GranteeKind.ENTITY.value, "grantee_entity_id": scope.entity_id}
+            )
+        visits = self._visits.find(
+            {"entity_id": scope.entity_id, "user_id": scope.user_id}, {"share_id": 1}
+        )
+        opened = [d["share_id"] for d in await visits.to_list(None)]
+        if opened:
+            grants.append({"_id": {"$in": opened}, "grantee_kind": GranteeKind.LINK.value})
+        now_us = us(now)
+        match: Doc = {
+            "$or": grants,
+            "revoked_at_us": None,
+            "$and": [{"$or": [{"expires_at_us": None}, {"expires_at_us": {"$gt": now_us}}]}],
+            "$nor": [{"session_entity_id": scope.entity_id, "session_owner_id": scope.user_id}],
+        }
+        found: list[tuple[Session, datetime]] = []
+        position = None if after is None else (us(after.at), after.id)
+        while len(found) < limit:
+            want = limit - len(found)
+            pipeline: list[Doc] = [
+                {"$match": match},
+                {"$group": {"_id": "$session_id", "shared_at": {"$max": "$created_at_us"}}},
+            ]
+            if position is not None:
+                pipeline.append({"$match": _older_than("shared_at", *position)})
+            pipeline += [{"$sort": {"shared_at": -1, "_id": -1}}, {"$limit": want}]
+            groups = await self._shares.aggregate(pipeline).to_list(None)
+            if not groups:
+                break
+            sessions = {s.id: s for s in await self._sessions_in_order([g["_id"] for g in groups])}
+            for group in groups:
+                if group["_id"] in sessions:
+                    found.append((sessions[group["_id"]], from_micros(group["shared_at"])))
+            if len(groups) < want:
+                break
+            position = (groups[-1]["shared_at"], groups[-1]["_id"])
+        return found
+
+    @_translated
+    async def expire_due_shares(
+        self, now: datetime, limit: int, audit_for: Callable[[Share], AuditEvent]
+    ) -> list[Share]:
+        await self._recover(now)
+        if limit <= 0:
+            return []
+        cursor = (
+            self._shares.find(
+                {
+                    "expiry_recorded_at_us": None,
+                    "revoked_at_us": None,
+                    "expires_at_us": {"$lte": us(now)},
+                }
+            )
+            .sort([("expires_at_us", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        expired = []
+        for doc in await cursor.to_list(None):
+            share = codec.share_from(doc)
+            event = codec.audit_doc(audit_for(share))
+
+            async def claim(s: Any, share_id: str = share.id, event: Doc = event) -> bool:
+                claimed = await self._shares.find_one_and_update(
+                    {"_id": share_id, "expiry_recorded_at_us": None, "revoked_at_us": None},
+                    {"$set": time_fields("expiry_recorded_at", now), "$push": {OUTBOX: event}},
+                    projection={"_id": 1},
+                    session=s,
+                )
+                if claimed is None:
+                    return False  # another instance recorded it, or it was revoked
+                await self._deliver(self._shares, share_id, [event], s)
+                return True
+
+            if await self._atomic(claim):
+                expired.append(share)
+        return expired
+
+    # Audit
+
+    @_translated
+    async def append_audit(self, event: AuditEvent) -> None:
+        await self._audit.insert_one(codec.audit_doc(event))
+
+    @_translated
+    async def list_audit(
+        self,
+        entity_id: str,
+        audit_filter: AuditFilter,
+        after: KeysetCursor | None,
+        limit: int,
+    ) -> list[AuditEvent]:
+        if limit <= 0:
+            return []
+        query: Doc = {"entity_id": entity_id}
+        if audit_filter.actor_id is not None:
+            query["actor_id"] = audit_filter.actor_id
+        if audit_filter.action is not None:
+            query["action"] = audit_filter.action
+        if audit_filter.session_id is not None:
+            query["target"] = f"session:{audit_filter.session_id}"
+        at: Doc = {}
+        if audit_filter.since is not None:
+            at["$gte"] = us(audit_filter.since)
+        if audit_filter.until is not None:
+            at["$lt"] = us(audit_filter.until)
+        if at:
+            query["at_us"] = at
+        if after is not None:
+            query.update(_older_than("at_us", us(after.at), after.id))
+        cursor = self._audit.find(query).sort([("at_us", -1), ("_id", -1)]).limit(limit)
+        return [codec.audit_from(d) for d in await cursor.to_list(None)]

@@ -1,0 +1,362 @@
+"""Automatic titles through the session service, on a real SQLite file, with the worker
+running in the background as in the server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sessionhub.domain.chat_apps import ChatAppRegistry
+from sessionhub.domain.commands import AppendTurn, CreateSession, SendMessage
+from sessionhub.domain.events import SessionUpdated
+from sessionhub.domain.models import (
+    ChatApp,
+    Principal,
+    SessionSettings,
+    TitleSource,
+    TurnRole,
+)
+from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
+from sessionhub.domain.sessions import SessionService
+from sessionhub.domain.title_service import TitlePolicy, TitleService
+from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleGenerator, TitleTurn
+from sessionhub.realtime.memory import InProcessBroker
+from sessionhub.storage.sqlite.store import SqliteStore
+
+ALICE = Principal("alice", "acme")
+APPS = ChatAppRegistry(
+    [
+        ChatApp("auto", "Auto titles", SessionSettings(auto_generate_titles=True)),
+        ChatApp("plain", "No auto titles", SessionSettings(auto_generate_titles=False)),
+    ]
+)
+DATA = json.loads((Path(__file__).parent.parent / "data" / "titles.json").read_text())
+
+
+class SteppingClock:
+    def __init__(self) -> None:
+        self.current = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.current += timedelta(seconds=1)
+        return self.current
+
+
+class GatedGenerator:
+    """The offline generator behind a gate the test opens: a generator as slow as the
+    test wants, without sleeping."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.calls = 0
+        self._inner = KeyphraseTitleGenerator()
+
+    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+        self.calls += 1
+        self.entered.set()
+        await self.gate.wait()
+        return await self._inner.generate(turns)
+
+
+class FailingGenerator:
+    def __init__(self, inner: TitleGenerator, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("the generator broke")
+        return await self.inner.generate(turns)
+
+
+@dataclass
+class Env:
+    sessions: SessionService
+    titles: TitleService
+    store: SqliteStore
+    events: list
+
+    def updates(self, session_id: str) -> list[str | None]:
+        return [
+            e.session.title
+            for e in self.events
+            if isinstance(e, SessionUpdated) and e.session.id == session_id
+        ]
+
+    async def say(self, session_id: str | None, text: str, app: str = "auto") -> str:
+        if session_id is None:
+            view, _ = await self.sessions.send_message(ALICE, SendMessage(text, chat_app_id=app))
+            return view.session.id
+        await self.sessions.send_message(ALICE, SendMessage(text, session_id=session_id))
+        return session_id
+
+    async def answer(self, session_id: str, text: str) -> None:
+        await self.sessions.append_turn(
+            ALICE, AppendTurn(session_id, role=TurnRole.ASSISTANT, content=text)
+        )
+
+    async def converse(self, turns: list[dict], app: str = "auto", settle: bool = True) -> str:
+        """Play the turns, letting the worker catch up after each (as time would)."""
+        session_id: str | None = None
+        for turn in turns:
+            if turn["role"] == "user":
+                session_id = await self.say(session_id, turn["content"], app)
+            else:
+                assert session_id is not None
+                await self.answer(session_id, turn["content"])
+            if settle:
+                await self.titles.drain()
+        assert session_id is not None
+        return session_id
+
+    async def converse_more(self, session_id: str, turns: list[dict]) -> None:
+        for turn in turns:
+            if turn["role"] == "user":
+                await self.say(session_id, turn["content"])
+            else:
+                await self.answer(session_id, turn["content"])
+            await self.titles.drain()
+
+    async def title(self, session_id: str) -> tuple[str | None, TitleSource]:
+        session = await self.store.get_session(session_id)
+        assert session is not None
+        return session.title, session.title_source
+
+
+async def make_env(tmp_path: Path, generator: TitleGenerator, **policy: int) -> Env:
+    store = SqliteStore(str(tmp_path / "titles.db"), readers=2)
+    await store.open()
+    broker = InProcessBroker()
+    events: list = []
+    broker.listen(events.append)
+    clock = SteppingClock()
+    titles = TitleService(store, APPS, broker, clock, generator, TitlePolicy(**policy))
+    sessions = SessionService(store, APPS, broker, clock, titles=titles)
+    return Env(sessions, titles, store, events)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    e = await make_env(tmp_path, KeyphraseTitleGenerator())
+    e.titles.start()
+    try:
+        yield e
+    finally:
+        await e.titles.stop()
+        await e.store.close()
+
+
+def conversation(subject: str, group: str = "conversations") -> dict:
+    return next(c for c in DATA[group] if c["subject"].startswith(subject))
+
+
+async def test_the_first_exchange_gets_a_title_in_the_conversations_words(env: Env) -> None:
+    sid = await env.say(
+        None, "My sourdough starter smells like nail polish remover. Did I kill it?"
+    )
+    assert await env.title(sid) == (
+        "My sourdough starter smells like nail polish remover. Did I",
+        TitleSource.PENDING,
+    )
+    await env.titles.drain()
+    # A user message alone is no exchange yet.
+    assert (await env.title(sid))[1] is TitleSource.PENDING
+
+    await env.answer(sid, "No, that acetone smell means the starter is hungry: feed it.")
+    await env.titles.drain()
+    title, source = await env.title(sid)
+    assert source is TitleSource.AUTO
+    assert title == "Sourdough starter smells like nail polish remover"
+    # Live clients hear of it: one SessionUpdated with the new title.
+    assert env.updates(sid) == [title]
+
+
+async def test_send_message_does_not_wait_for_the_title(tmp_path: Path) -> None:
+    generator = GatedGenerator()
+    env = await make_env(tmp_path, generator)
+    env.titles.start()
+    try:
+        sid = await env.say(None, "How do I squash my last three git commits into one?")
+        # The assistant's answer triggers the title; the generator then blocks until the
+        # gate opens. Had appending waited for the title, the generator would be entered
+        # and held while the append is still pending; instead the append is done first.
+        append = asyncio.create_task(env.answer(sid, "Use git rebase -i HEAD~3 and squash."))
+        entered = asyncio.create_task(generator.entered.wait())
+        done, _ = await asyncio.wait({append, entered}, return_when=asyncio.FIRST_COMPLETED)
+        assert append in done and append.exception() is None
+        await entered  # the title is being made now, and held there
+        assert not generator.gate.is_set()
+        # And a further message goes through while the title is still being made.
+        await env.say(sid, "Do I need to force push afterwards?")
+        assert (await env.title(sid))[1] is TitleSource.PENDING
+        assert env.updates(sid) == []
+
+        generator.gate.set()
+        await env.titles.drain()
+        title, source = await env.title(sid)
+        assert source is TitleSource.AUTO and "git commits" in (title or "")
+        assert env.updates(sid) == [title]
+    finally:
+        generator.gate.set()
+        await env.titles.stop()
+        await env.store.close()
+
+
+async def test_a_manual_rename_always_wins(tmp_path: Path) -> None:
+    generator = GatedGenerator()
+    env = await make_env(tmp_path, generator)
+    env.titles.start()
+    try:
+        sid = await env.say(None, "My compost pile smells terrible, like rotten eggs.")
+        await env.answer(sid, "Turn the compost pile and add dry leaves.")
+        await generator.entered.wait()
+        # The user names the session while the automatic title is being made.
+        await env.sessions.rename(ALICE, sid, "Garden notes")
+        generator.gate.set()
+        await env.titles.drain()
+        assert await env.title(sid) == ("Garden notes", TitleSource.MANUAL)
+
+        # Nothing later changes it: not another exchange, not a topic shift check.
+        calls = generator.calls
+        for text in ("What about the smell of my car's brakes?", "Brake pads squeal."):
+            await env.say(sid, text)
+            await env.answer(sid, "New brake pads squeal while they bed in.")
+        await env.titles.drain()
+        assert await env.title(sid) == ("Garden notes", TitleSource.MANUAL)
+        assert generator.calls == calls
+        # Even asked directly, the worker leaves it alone.
+        assert await env.titles.retitle(sid) is None
+        assert env.updates(sid) == ["Garden notes"]
+    finally:
+        generator.gate.set()
+        await env.titles.stop()
+        await env.store.close()
+
+
+async def test_an_auto_title_never_replaces_a_manual_one_in_the_store(env: Env) -> None:
+    sid = await env.say(None, "Why does my Excel VLOOKUP return #N/A?")
+    await env.sessions.rename(ALICE, sid, "Spreadsheet help")
+    renamed = await env.store.rename_session(
+        sid, "Excel VLOOKUP returns N/A", TitleSource.AUTO, datetime.now(UTC)
+    )
+    assert renamed is not None
+    assert (renamed.title, renamed.title_source) == ("Spreadsheet help", TitleSource.MANUAL)
+
+
+async def test_without_automatic_titles_the_opening_words_stay(env: Env) -> None:
+    shifting = conversation("cooking to taxes", "shifts")
+    sid = await env.converse(shifting["turns"], app="plain")
+    assert await env.title(sid) == (
+        "My sourdough starter smells like nail polish remover. Did I",
+        TitleSource.AUTO,
+    )
+    assert env.updates(sid) == []
+
+    # An empty session of such an app stays untitled until someone names it.
+    view = await env.sessions.create(ALICE, CreateSession(chat_app_id="plain"))
+    await env.answer(view.session.id, "Hello, how can I help?")
+    await env.say(view.session.id, "I need a new passport.")
+    await env.titles.drain()
+    assert await env.title(view.session.id) == (None, TitleSource.PENDING)
+
+
+async def test_a_greeting_waits_for_the_exchange_that_says_something(env: Env) -> None:
+    sid = await env.converse(conversation("vague opener")["turns"][:2])
+    title, source = await env.title(sid)
+    assert (title, source) == ("Hi, can you help me with something", TitleSource.PENDING)
+    await env.converse_more(sid, conversation("vague opener")["turns"][2:])
+    title, source = await env.title(sid)
+    assert source is TitleSource.AUTO and "passport" in (title or "").lower()
+
+
+@pytest.mark.parametrize("shifting", DATA["shifts"], ids=lambda c: c["subject"])
+async def test_a_topic_shift_retitles_the_session(env: Env, shifting: dict) -> None:
+    sid = await env.converse(shifting["turns"])
+    titles = env.updates(sid)
+    assert len(titles) == 2, titles
+    title, source = await env.title(sid)
+    assert source is TitleSource.AUTO and title == titles[-1]
+    new_words = [k.lower() for k in shifting["new_keywords"]]
+    assert any(k in title.lower() for k in new_words), title
+    assert not any(k in titles[0].lower() for k in new_words), titles
+
+
+@pytest.mark.parametrize("staying", DATA["stays"], ids=lambda c: c["subject"])
+async def test_a_session_that_stays_on_subject_keeps_its_title(env: Env, staying: dict) -> None:
+    sid = await env.converse(staying["turns"])
+    titles = env.updates(sid)
+    assert len(titles) == 1, titles
+    assert await env.title(sid) == (titles[0], TitleSource.AUTO)
+
+
+async def test_title_changes_reach_search_at_once(env: Env) -> None:
+    sid = await env.say(None, "The lower leaves on my tomato plants turn yellow. Is it blight?")
+    scope = SearchScope("acme", "alice")
+
+    async def title_hit(word: str) -> str | None:
+        hits = await env.store.search(
+            parse_query(word), scope, SearchFilter(), SearchOrder.RELEVANCE, None, 10
+        )
+        return next((h.title_snippet for h in hits if h.session.id == sid), None)
+
+    await env.answer(sid, "Yellow lower leaves with ringed spots are most likely early blight.")
+    await env.titles.drain()
+    title, _ = await env.title(sid)
+    assert title is not None and "tomato" in title.lower()
+    # The moment the title is stored, search matches it in the title, marked.
+    assert "<mark>" in (await title_hit("tomato") or "")
+
+    # A manual rename, then: the old title's words no longer match the title.
+    await env.sessions.rename(ALICE, sid, "Vegetable patch diary")
+    assert "<mark>" in (await title_hit("diary") or "")
+    assert await title_hit("tomato") is None
+
+
+async def test_a_failing_generator_leaves_the_title_and_the_worker_goes_on(
+    tmp_path: Path,
+) -> None:
+    env = await make_env(tmp_path, FailingGenerator(KeyphraseTitleGenerator(), failures=1))
+    env.titles.start()
+    try:
+        first = await env.converse(conversation("pets")["turns"][:2])
+        assert (await env.title(first))[1] is TitleSource.PENDING
+        second = await env.converse(conversation("cars")["turns"][:2])
+        title, source = await env.title(second)
+        assert source is TitleSource.AUTO and "brakes" in (title or "").lower()
+        # The first one gets its title after its next exchange.
+        await env.converse_more(first, conversation("pets")["turns"][2:4])
+        assert (await env.title(first))[1] is TitleSource.AUTO
+    finally:
+        await env.titles.stop()
+        await env.store.close()
+
+
+async def test_the_queue_is_bounded_and_holds_a_session_once(tmp_path: Path) -> None:
+    env = await make_env(tmp_path, KeyphraseTitleGenerator(), queue_size=2)
+    # No worker running: nothing leaves the queue.
+    try:
+        assert env.titles.schedule("a") and env.titles.schedule("a")
+        assert env.titles.schedule("b")
+        assert not env.titles.schedule("c")
+        # A missing session is simply skipped once the worker runs.
+        env.titles.start()
+        await env.titles.drain()
+        assert env.updates("a") == []
+    finally:
+        await env.titles.stop()
+        await env.store.close()
+
+
+async def test_every_dataset_conversation_ends_with_an_auto_title(env: Env) -> None:
+    for c in DATA["conversations"][:10]:
+        sid = await env.converse(c["turns"])
+        title, source = await env.title(sid)
+        assert source is TitleSource.AUTO and title and len(title) <= 60, (c["subject"], title)

@@ -1,0 +1,170 @@
+"""Without transactions (a standalone server, or mongomock), the MongoDB store writes step
+by step. These tests stop a write between two steps, as a crash would, and check that
+readers see nothing half-done and that the next write or the recovery sweep finishes it.
+They reach into the store's collections on purpose: the states they build cannot be
+reached through the protocol."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mongomock_motor import AsyncMongoMockClient
+
+from sessionhub.domain.clock import new_id
+from sessionhub.domain.errors import LimitExceeded
+from sessionhub.domain.models import (
+    AuditEvent,
+    AuditFilter,
+    GranteeKind,
+    NewTurn,
+    OwnerScope,
+    Pin,
+    Session,
+    SessionFilter,
+    Share,
+    ShareMode,
+    TitleSource,
+    TokenUsage,
+    Turn,
+    TurnRole,
+)
+from sessionhub.storage.mongo import MongoStore, codec
+
+T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def make_session(**kw) -> Session:
+    return Session(
+        kw.pop("id", new_id()),
+        "acme",
+        "support",
+        "alice",
+        "t",
+        TitleSource.MANUAL,
+        T0,
+        T0,
+        T0,
+        **kw,
+    )
+
+
+def make_turn(session_id: str, **kw) -> NewTurn:
+    return NewTurn(new_id(), session_id, TurnRole.USER, "alice", kw.pop("content", "hi"), T0, **kw)
+
+
+def event(action: str, session_id: str) -> AuditEvent:
+    return AuditEvent(new_id(), "acme", "alice", action, f"session:{session_id}", T0)
+
+
+@pytest.fixture
+async def store() -> MongoStore:
+    backend = MongoStore(AsyncMongoMockClient(), "recovery")
+    await backend.open()
+    assert not backend.transactions
+    return backend
+
+
+async def actions(store: MongoStore) -> list[str]:
+    return [e.action for e in await store.list_audit("acme", AuditFilter(), None, 100)]
+
+
+async def test_a_turn_stored_but_never_counted_is_counted_by_the_next_append(
+    store: MongoStore,
+) -> None:
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 10)
+    # The appender of seq 2 died after inserting its turn, before counting it.
+    orphan = Turn.numbered(make_turn(session.id, usage=TokenUsage(3, 4, 0.5)), 2)
+    raw = await store._sessions.find_one({"_id": session.id})
+    await store._turns.insert_one(codec.turn_doc(orphan, raw))
+    turn, stored = await store.append_turn(make_turn(session.id, content="next"), 10)
+    assert turn.seq == 3
+    assert stored.turn_count == 3
+    assert stored.usage == TokenUsage(3, 4, 0.5)
+    assert [t.seq for t in await store.list_turns(session.id, limit=10)] == [1, 2, 3]
+
+
+async def test_an_uncounted_turn_still_counts_against_the_limit(store: MongoStore) -> None:
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 2)
+    raw = await store._sessions.find_one({"_id": session.id})
+    await store._turns.insert_one(codec.turn_doc(Turn.numbered(make_turn(session.id), 2), raw))
+    with pytest.raises(LimitExceeded):
+        await store.append_turn(make_turn(session.id), 2)
+    assert (await store.get_session(session.id)).turn_count == 2
+
+
+async def test_an_interrupted_delete_is_invisible_and_finished_by_a_retry(
+    store: MongoStore,
+) -> None:
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 10)
+    await store.pin("acme", Pin("alice", session.id, T0))
+    first = event("session.deleted", session.id)
+    # The delete died right after marking the session.
+    await store._sessions.update_one(
+        {"_id": session.id},
+        {"$set": {"state": "deleting"}, "$push": {"outbox": codec.audit_doc(first)}},
+    )
+    assert await store.get_session(session.id) is None
+    assert await store.list_sessions(OwnerScope("acme", "alice"), SessionFilter(), None, 10) == []
+    assert await store.list_pinned("acme", "alice", 10) == []
+    assert await store.delete_session(session.id, event("session.deleted", session.id)) is True
+    assert await store.list_turns(session.id, limit=10) == []
+    assert await store._sessions.find_one({"_id": session.id}) is None
+    # The event of the first attempt is recorded, once; the retry's is not added.
+    events = await store.list_audit("acme", AuditFilter(), None, 10)
+    assert [e.id for e in events] == [first.id]
+    assert await store.delete_session(session.id, event("session.deleted", session.id)) is False
+
+
+async def test_the_sweep_finishes_deletes_and_delivers_outboxes(store: MongoStore) -> None:
+    doomed, shared = make_session(), make_session()
+    for s in (doomed, shared):
+        await store.create_session(s, make_turn(s.id), 10)
+    await store._sessions.update_one(
+        {"_id": doomed.id},
+        {
+            "$set": {"state": "deleting"},
+            "$push": {"outbox": codec.audit_doc(event("session.deleted", doomed.id))},
+        },
+    )
+    share = Share(
+        new_id(), shared.id, "acme", GranteeKind.USER, "acme", "bob", ShareMode.READ, "alice", T0
+    )
+    await store.create_share(share, event("share.created", shared.id))
+    # A revoke died after revoking, before copying its event to the audit trail.
+    await store._shares.update_one(
+        {"_id": share.id},
+        {
+            "$set": codec.time_fields("revoked_at", T0),
+            "$push": {"outbox": codec.audit_doc(event("share.revoked", shared.id))},
+        },
+    )
+    assert "share.revoked" not in await actions(store)
+    await store.expire_due_shares(T0, 10, lambda s: event("share.expired", s.session_id))
+    assert await store._sessions.find_one({"_id": doomed.id}) is None
+    assert await store.list_turns(doomed.id, limit=10) == []
+    assert sorted(await actions(store)) == ["session.deleted", "share.created", "share.revoked"]
+    assert await store._shares.find_one({"outbox._id": {"$exists": True}}) is None
+
+
+async def test_a_session_whose_first_turn_fails_is_not_left_behind(store: MongoStore) -> None:
+    session = make_session()
+    with pytest.raises(LimitExceeded):
+        await store.create_session(session, make_turn(session.id), 0)
+    assert await store._sessions.find_one({"_id": session.id}) is None
+    assert await store._turns.count_documents({"session_id": session.id}) == 0
+
+
+async def test_a_hidden_session_abandoned_mid_creation_is_removed(store: MongoStore) -> None:
+    session = make_session()
+    doc = codec.session_doc(session)
+    doc["state"] = "creating"
+    await store._sessions.insert_one(doc)
+    assert await store.get_session(session.id) is None
+    await store.expire_due_shares(T0 + timedelta(minutes=5), 10, lambda s: event("x", "y"))
+    assert await store._sessions.find_one({"_id": session.id}) is not None  # maybe in flight
+    await store.expire_due_shares(T0 + timedelta(hours=2), 10, lambda s: event("x", "y"))
+    assert await store._sessions.find_one({"_id": session.id}) is None
