@@ -38,6 +38,7 @@ from .codec import SESSION_COLUMNS, to_micros
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
 TURNS_PER_HIT = 3
 TITLE_ROLE = "TITLE"
+_SNIPPET = f"snippet(search_index, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16)"
 
 
 def scope_token(kind: str, *parts: str) -> str:
@@ -214,9 +215,17 @@ def _session_filters(search_filter: SearchFilter, params: dict[str, Any]) -> lis
     return clauses
 
 
-def _hits_sql(search_filter: SearchFilter, params: dict[str, Any]) -> str:
+def _hits_sql(
+    search_filter: SearchFilter,
+    params: dict[str, Any],
+    *,
+    score: bool = True,
+    snippet: bool = True,
+) -> str:
     """Matching rows with their session, score, snippet and turn (NULL for titles),
-    after the turn-time and session filters. Needs :match bound."""
+    after the turn-time and session filters. Needs :match bound. Without `score` or
+    `snippet` those columns are 0 and NULL: bm25() costs a scan of every phrase's whole
+    doclist (its IDF) and snippet() re-reads and re-tokenizes every matching row."""
     turn_time, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
@@ -236,8 +245,9 @@ def _hits_sql(search_filter: SearchFilter, params: dict[str, Any]) -> str:
         f" FROM f JOIN sessions s ON s.rowid = -f.rid WHERE {title_where}"
     )
     return (
-        "WITH f AS MATERIALIZED (SELECT rowid AS rid, bm25(search_index, 1.0, 0.0) AS score,"
-        f" snippet(search_index, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16) AS snip"
+        "WITH f AS MATERIALIZED (SELECT rowid AS rid,"
+        f" {'bm25(search_index, 1.0, 0.0)' if score else '0.0'} AS score,"
+        f" {_SNIPPET if snippet else 'NULL'} AS snip"
         " FROM search_index WHERE search_index MATCH :match)"
         " SELECT s.id AS session_id, f.score AS score, f.snip AS snip,"
         " t.id AS turn_id, t.seq AS seq, t.role AS role"
@@ -259,7 +269,9 @@ def search(
         "match": match_expression(query, readable_tokens(scope), search_filter, scope.entity_id),
         "limit": limit,
     }
-    hits = _hits_sql(search_filter, params)
+    # Ranking needs no snippet (the page's come from _attach_best_turns), and newest
+    # first needs no score either (the page's come from there too).
+    hits = _hits_sql(search_filter, params, score=order is SearchOrder.RELEVANCE, snippet=False)
     columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
     if order is SearchOrder.RELEVANCE:
         key = "g.best"
@@ -286,7 +298,7 @@ def search(
         r[0]: SessionHit(codec.session_from_row(r[:-2]), float(r[-2]), float(r[-1]), None)
         for r in rows
     }
-    _attach_best_turns(conn, query, search_filter, found)
+    _attach_best_turns(conn, query, search_filter, found, score_hits=order is SearchOrder.NEWEST)
     return list(found.values())
 
 
@@ -295,8 +307,10 @@ def _attach_best_turns(
     query: SearchQuery,
     search_filter: SearchFilter,
     found: dict[str, SessionHit],
+    score_hits: bool = False,
 ) -> None:
-    """The best few matching turns of each session on the page, and its title's snippet."""
+    """The best few matching turns of each session on the page, and its title's snippet;
+    with `score_hits`, each hit's score too (its best row's)."""
     page = [scope_token("s", sid) for sid in found]
     params: dict[str, Any] = {
         "match": match_expression(query, page, SearchFilter(roles=search_filter.roles), "")
@@ -307,10 +321,14 @@ def _attach_best_turns(
         " ORDER BY session_id, score ASC",
         params,
     ).fetchall()
+    scored: set[str] = set()
     for session_id, score, snip, turn_id, seq, role in rows:
         hit = found.get(session_id)
         if hit is None:
             continue
+        if score_hits and session_id not in scored:
+            hit.score = float(score)
+            scored.add(session_id)
         snippet = marked(snip)
         if turn_id is None:
             hit.title_snippet = snippet

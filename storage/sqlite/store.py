@@ -694,12 +694,19 @@ def _list_shared_with(
     """Sessions someone else shared with the caller by a live grant, newest grant first,
     each session once (at the time of its newest grant)."""
     columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
+    live = "sh.revoked_at IS NULL AND (sh.expires_at IS NULL OR sh.expires_at > :now)"
+    # The grants drive the query, each kind through its own index, so the cost follows
+    # what was shared with the caller, never the number of sessions.
     grants = (
-        "(sh.grantee_kind IN ('USER', 'EXTERNAL') AND sh.grantee_entity_id = :entity"
-        " AND sh.grantee_user_id = :user)"
-        " OR (sh.grantee_kind = 'ENTITY' AND sh.grantee_entity_id = :entity AND :internal)"
-        " OR (sh.grantee_kind = 'LINK' AND EXISTS (SELECT 1 FROM share_link_visits v"
-        " WHERE v.share_id = sh.id AND v.entity_id = :entity AND v.user_id = :user))"
+        "SELECT sh.session_id, sh.created_at FROM shares sh"
+        " WHERE sh.grantee_entity_id = :entity AND sh.grantee_kind IN ('USER', 'EXTERNAL')"
+        f" AND sh.grantee_user_id = :user AND {live}"
+        " UNION ALL SELECT sh.session_id, sh.created_at FROM shares sh"
+        f" WHERE sh.grantee_entity_id = :entity AND sh.grantee_kind = 'ENTITY' AND :internal"
+        f" AND {live}"
+        " UNION ALL SELECT sh.session_id, sh.created_at FROM share_link_visits v"
+        " JOIN shares sh ON sh.id = v.share_id"
+        f" WHERE v.entity_id = :entity AND v.user_id = :user AND {live}"
     )
     params: dict[str, Any] = {
         "entity": scope.entity_id,

@@ -329,27 +329,29 @@ def test_date_groups_in_the_callers_time_zone(clocked) -> None:
         "this month": datetime(2026, 11, 3, 8, 0, tzinfo=UTC),
         "long ago": datetime(2025, 1, 1, tzinfo=UTC),
     }
+    named = {}
     for text, moment in moments.items():
         clock.current = moment
-        call(SEND, {"input": {"chatAppId": "support", "content": text}})
+        # knowledge keeps sessions 730 days, so "long ago" has not expired by `now`.
+        sent = call(SEND, {"input": {"chatAppId": "knowledge", "content": text}})
+        # Keyed by id: background titling may rename the sessions meanwhile.
+        named[sent["sendMessage"]["session"]["id"]] = text
+
+    def groups(**kwargs) -> dict[str, str]:
+        edges = call(LIST, **kwargs)["sessions"]["edges"]
+        return {named[e["node"]["id"]]: e["dateGroup"] for e in edges}
+
     clock.current = now
-    utc = {e["node"]["title"]: e["dateGroup"] for e in call(LIST)["sessions"]["edges"]}
-    assert utc == {
+    assert groups() == {
         "late last night UTC": "YESTERDAY",
         "monday": "THIS_WEEK",
         "last week": "LAST_WEEK",
         "this month": "THIS_MONTH",
         "long ago": "OLDER",
     }
-    tokyo = {
-        e["node"]["title"]: e["dateGroup"]
-        for e in call(LIST, {"tz": "Asia/Tokyo"})["sessions"]["edges"]
-    }
+    tokyo = groups(variables={"tz": "Asia/Tokyo"})
     assert tokyo["late last night UTC"] == "TODAY"
-    from_token = {
-        e["node"]["title"]: e["dateGroup"] for e in call(LIST, tz="Asia/Tokyo")["sessions"]["edges"]
-    }
-    assert from_token == tokyo
+    assert groups(tz="Asia/Tokyo") == tokyo
 
 
 def test_most_recent_activity_first(clocked) -> None:
