@@ -15,6 +15,8 @@ class ItemStatus(enum.StrEnum):
     DONE = "DONE"
     NOT_FOUND = "NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"
+    REJECTED = "REJECTED"
+    """Visible and allowed, but the change would break a limit (the message says which)."""
 
 
 @dataclass(frozen=True, slots=True)

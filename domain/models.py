@@ -276,6 +276,8 @@ class SessionFilter:
     archived: bool | None = False
     tag: str | None = None
     all_owners: bool = False
+    live_at: datetime | None = None
+    """When set, only sessions not expired at that time (expires_at absent or later)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,9 @@ def access_to(
     access to another entity's sessions except through a share made to them.
     `opened_links` are the ids of LINK shares this principal has opened with the token.
     """
+    if is_expired(session, now):
+        # Past its retention: gone for everyone, even before the cleanup removes it.
+        return Access.NONE
     same_entity = principal.entity_id == session.entity_id
     granted = Access.NONE
     if same_entity:
@@ -50,6 +53,11 @@ def access_to(
         if share.is_live(now) and _share_covers(share, principal, session, chat_app, opened_links):
             granted = max(granted, _MODE_ACCESS[share.mode])
     return granted
+
+
+def is_expired(session: Session, now: datetime) -> bool:
+    """Past the retention of its chat app (`expires_at`), the session is treated as gone."""
+    return session.expires_at is not None and session.expires_at <= now
 
 
 def _share_covers(
@@ -126,3 +134,11 @@ def can_manage(access: Access) -> bool:
 def can_verify(principal: Principal, access: Access) -> bool:
     """Verification grades come from the owner, an admin or the agent back end."""
     return access >= Access.MANAGE or (access >= Access.INTERACT and principal.has(Role.SERVICE))
+
+
+def can_set_status(principal: Principal, session: Session, access: Access) -> bool:
+    """Marking a session COMPLETED (or ACTIVE again) is for its owner or an admin, and for
+    the agent back end (`service`) of the session's own entity."""
+    if access >= Access.MANAGE:
+        return True
+    return principal.has(Role.SERVICE) and principal.entity_id == session.entity_id

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
 from . import validation as check
 from .audit import audit_event
+from .bulk import ItemResult, ItemStatus, distinct_ids
 from .chat_apps import ChatApps
 from .clock import Clock, new_id
 from .commands import AddFeedback, AppendTurn, CreateSession, SendMessage, SetVerification
 from .context import AgentContext, build_context
-from .errors import Forbidden, InvalidInput, NotFound, session_not_found, turn_not_found
+from .errors import (
+    Forbidden,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    session_not_found,
+    turn_not_found,
+)
 from .events import SessionCreated, SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
 from .models import (
     ChatApp,
@@ -41,6 +51,7 @@ from .policy import (
     can_interact,
     can_manage,
     can_read,
+    can_set_status,
     can_verify,
     is_owner,
     sees_whole_entity,
@@ -59,6 +70,18 @@ class SessionView:
     viewer: Principal | None = None
     """Set when a listing found the session: reading its turns or context through this
     view is then a read of the session, audited once for anyone but the owner."""
+
+
+@dataclass(slots=True)
+class BulkOutcome:
+    """One result per distinct id asked for, in order, and the sessions as they are after
+    the change (only those whose result is DONE and that still exist)."""
+
+    results: list[ItemResult] = field(default_factory=list)
+    sessions: list[SessionView] = field(default_factory=list)
+
+
+MAX_TAG_COUNTS = 1000
 
 
 @dataclass(slots=True)
@@ -131,13 +154,14 @@ class SessionService:
             raise Forbidden("Listing every owner's sessions needs auditor, entity-admin or admin.")
         owner = None if session_filter.all_owners else principal.user_id
         scope = OwnerScope(principal.entity_id, owner)
+        now = self._clock.now()
+        session_filter = replace(session_filter, live_at=now)
         sessions = await self._store.list_sessions(scope, session_filter, cursor, limit + 1)
         has_next = len(sessions) > limit
         sessions = sessions[:limit]
         pinned = await self._store.pinned_session_ids(
             principal.entity_id, principal.user_id, [s.id for s in sessions]
         )
-        now = self._clock.now()
         views = []
         for s in sessions:
             chat_app = self._chat_apps.get(s.chat_app_id)
@@ -257,7 +281,9 @@ class SessionService:
         turn = NewTurn(
             new_id(), session.id, TurnRole.USER, author, text, now, parts, metadata=metadata
         )
-        added, stored = await self._store.append_turn(turn, self._history_limit(session))
+        added, stored = await self._store.append_turn(
+            turn, self._history_limit(session), self._retention_days(session)
+        )
         await self._broker.publish(TurnAdded(added))
         if self._titles is not None:
             self._titles.notify(stored, added)
@@ -289,7 +315,9 @@ class SessionService:
             metadata=check.json_value(command.metadata, self._limits, "metadata"),
             usage=usage,
         )
-        added, stored = await self._store.append_turn(turn, self._history_limit(session))
+        added, stored = await self._store.append_turn(
+            turn, self._history_limit(session), self._retention_days(session)
+        )
         await self._broker.publish(TurnAdded(added))
         if self._titles is not None:
             self._titles.notify(stored, added)
@@ -376,6 +404,9 @@ class SessionService:
 
     async def delete(self, principal: Principal, session_id: str) -> None:
         session, _ = await self.load_managed(principal, session_id)
+        await self._delete_loaded(principal, session)
+
+    async def _delete_loaded(self, principal: Principal, session: Session) -> None:
         audit = audit_event(
             principal,
             session,
@@ -389,10 +420,126 @@ class SessionService:
         now = self._clock.now()
         shares = tuple(s for s in await self._store.list_shares(session.id) if s.is_live(now))
         if not await self._store.delete_session(session.id, audit):
-            raise session_not_found(session_id)
+            raise session_not_found(session.id)
         await self._broker.publish(
             SessionDeleted(session.id, session.entity_id, session.owner_id, shares)
         )
+
+    async def set_status(
+        self, principal: Principal, session_id: str, status: SessionStatus
+    ) -> SessionView:
+        """COMPLETED or ACTIVE again: by the owner, an admin or the entity's service."""
+        session, access = await self._load(principal, session_id)
+        if not can_set_status(principal, session, access):
+            raise Forbidden("Only the session's owner, an admin or the agent service may do that.")
+        if session.status is status:
+            return await self._view_after_write(principal, session, access)
+        now = self._clock.now()
+        updated = await self._store.set_status(session.id, status, now)
+        if updated is None:
+            raise session_not_found(session_id)
+        action = "session.completed" if status is SessionStatus.COMPLETED else "session.reopened"
+        await self._store.append_audit(audit_event(principal, updated, action, now))
+        await self._broker.publish(SessionUpdated(updated))
+        return await self._view_after_write(principal, updated, access)
+
+    # Many sessions at once: each id its own result, one bad id never stops the others.
+
+    async def tag(
+        self,
+        principal: Principal,
+        ids: list[str],
+        add: list[str] | None,
+        remove: list[str] | None,
+    ) -> BulkOutcome:
+        to_add = check.distinct_tags(add or [], self._limits)
+        to_remove = check.distinct_tags(remove or [], self._limits)
+        if not to_add and not to_remove:
+            raise InvalidInput("Give tags to add or to remove.")
+        both = sorted(set(to_add) & set(to_remove))
+        if both:
+            raise InvalidInput(f"Tags both added and removed: {', '.join(both)}.")
+        dropped = set(to_remove)
+
+        async def retag(session: Session, access: Access) -> Session:
+            kept = [t for t in session.tags if t not in dropped]
+            tags = kept + [t for t in to_add if t not in kept]
+            if tags == session.tags:
+                return session
+            if len(tags) > self._limits.max_tags:
+                raise LimitExceeded(f"A session holds at most {self._limits.max_tags} tags.")
+            now = self._clock.now()
+            updated = await self._store.set_tags(session.id, tags, now)
+            if updated is None:
+                raise session_not_found(session.id)
+            added = [t for t in tags if t not in session.tags]
+            removed = [t for t in session.tags if t not in tags]
+            await self._store.append_audit(
+                audit_event(principal, updated, "session.tagged", now, added=added, removed=removed)
+            )
+            await self._broker.publish(SessionUpdated(updated))
+            return updated
+
+        return await self._each_managed(principal, ids, retag)
+
+    async def bulk_archive(self, principal: Principal, ids: list[str]) -> BulkOutcome:
+        async def archive(session: Session, access: Access) -> Session:
+            if session.archived_at is not None:
+                return session
+            now = self._clock.now()
+            updated = await self._store.set_archived(session.id, now, now)
+            if updated is None:
+                raise session_not_found(session.id)
+            await self._store.append_audit(audit_event(principal, updated, "session.archived", now))
+            await self._broker.publish(SessionUpdated(updated))
+            return updated
+
+        return await self._each_managed(principal, ids, archive)
+
+    async def bulk_delete(self, principal: Principal, ids: list[str]) -> BulkOutcome:
+        """Each deletion as deleteSession does it: search rows, turns, pins and shares go
+        with the session, and a `session.deleted` audit event stays."""
+
+        async def delete(session: Session, access: Access) -> None:
+            await self._delete_loaded(principal, session)
+
+        return await self._each_managed(principal, ids, delete)
+
+    async def tag_counts(self, principal: Principal, first: int | None) -> list[tuple[str, int]]:
+        """The caller's own tag names, most used first, with how many sessions carry each."""
+        limit = 100 if first is None else first
+        if not 1 <= limit <= MAX_TAG_COUNTS:
+            raise InvalidInput(f"first must be between 1 and {MAX_TAG_COUNTS}, got {limit}.")
+        return await self._store.tag_counts(
+            OwnerScope(principal.entity_id, principal.user_id), self._clock.now(), limit
+        )
+
+    async def _each_managed(
+        self,
+        principal: Principal,
+        ids: list[str],
+        change: Callable[[Session, Access], Awaitable[Session | None]],
+    ) -> BulkOutcome:
+        outcome = BulkOutcome()
+        for session_id in distinct_ids(ids):
+            try:
+                if not session_id.strip() or len(session_id) > self._limits.max_id_chars:
+                    raise session_not_found(session_id)
+                session, access = await self.load_managed(principal, session_id)
+                changed = await change(session, access)
+            except NotFound as exc:
+                outcome.results.append(ItemResult(session_id, ItemStatus.NOT_FOUND, exc.message))
+            except Forbidden as exc:
+                outcome.results.append(ItemResult(session_id, ItemStatus.FORBIDDEN, exc.message))
+            except (InvalidInput, LimitExceeded) as exc:
+                outcome.results.append(ItemResult(session_id, ItemStatus.REJECTED, exc.message))
+            else:
+                outcome.results.append(ItemResult(session_id, ItemStatus.DONE))
+                if changed is not None:
+                    outcome.sessions.append(
+                        await self._view_after_write(principal, changed, access)
+                    )
+        return outcome
 
     def chat_apps(self) -> list[ChatApp]:
         return self._chat_apps.all()
@@ -485,6 +632,18 @@ class SessionService:
         chat_app = self._chat_apps.get(session.chat_app_id)
         return chat_app.settings.max_session_history if chat_app else 500
 
+    def _retention_days(self, session: Session) -> int | None:
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        return chat_app.settings.retention_days if chat_app else None
+
+    async def apply_retention(self) -> dict[str, int]:
+        """Re-apply every chat app's retentionDays to its sessions (run at start, so that
+        a changed setting reaches sessions written before it). Sessions per chat app."""
+        return {
+            app.id: await self._store.apply_retention(app.id, app.settings.retention_days)
+            for app in self._chat_apps.all()
+        }
+
     def _acting_user(self, principal: Principal, on_behalf_of: str | None) -> str:
         if on_behalf_of is None or on_behalf_of == principal.user_id:
             return principal.user_id
@@ -508,6 +667,7 @@ class SessionService:
             last_activity_at=now,
             participants=[owner],
             status=SessionStatus.ACTIVE,
+            expires_at=now + timedelta(days=chat_app.settings.retention_days),
         )
 
     def _tool_invocations(self, command: AppendTurn) -> list[ToolInvocation]:

@@ -60,19 +60,26 @@ def json_value(value: Any, limits: Limits, what: str) -> Any:
     return value
 
 
+def tag(value: str, limits: Limits) -> str:
+    """One tag as stored: trimmed, lower case, not empty, not too long."""
+    cleaned = value.strip().lower()
+    if not cleaned:
+        raise InvalidInput("A tag is empty.")
+    if len(cleaned) > limits.max_tag_chars:
+        raise InvalidInput(f"The tag {cleaned[:20]!r}… is longer than {limits.max_tag_chars}.")
+    return cleaned
+
+
 def tags(values: list[str], limits: Limits) -> list[str]:
-    cleaned: list[str] = []
-    for value in values:
-        tag = value.strip().lower()
-        if not tag:
-            raise InvalidInput("A tag is empty.")
-        if len(tag) > limits.max_tag_chars:
-            raise InvalidInput(f"The tag {tag[:20]!r}… is longer than {limits.max_tag_chars}.")
-        if tag not in cleaned:
-            cleaned.append(tag)
+    cleaned = distinct_tags(values, limits)
     if len(cleaned) > limits.max_tags:
         raise InvalidInput(f"A session holds at most {limits.max_tags} tags.")
     return cleaned
+
+
+def distinct_tags(values: list[str], limits: Limits) -> list[str]:
+    """The tags normalised, each once, in order; no limit on how many."""
+    return list(dict.fromkeys(tag(value, limits) for value in values))
 
 
 def identifier(value: str, limits: Limits, what: str) -> str:

@@ -34,7 +34,7 @@ from ..domain.clock import Clock
 from ..domain.errors import LimitExceeded, NotFound
 from ..domain.events import SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
 from ..domain.models import Principal, Session, Share, Turn, UserType
-from ..domain.policy import can_read
+from ..domain.policy import can_read, is_owner
 from ..domain.sessions import SessionService
 from ..storage.protocol import Store
 from .notifications import Kind, Notification, entity_channel, session_channel, user_channel
@@ -43,9 +43,10 @@ from .protocol import ChannelBroker
 log = structlog.get_logger("sessionhub.realtime")
 
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
-RENDER_CACHE = 256
-"""Rendered TurnAdded payloads kept per group, so that members replaying the same recent
-turns (reconnecting together) share one rendering."""
+RENDER_CACHE = 64
+RENDER_CACHE_ITEM = 64 * 1024
+"""The newest TurnAdded payloads a group rendered live (each up to this size) are kept, so
+that members reconnecting together after a blip replay them without rendering again."""
 SEEN_NOTIFICATIONS = 64
 
 
@@ -220,6 +221,16 @@ class _Lookups:
         return self._shares
 
     async def turns_after(self, cursor: int, limit: int) -> list[Turn]:
+        note = self._note
+        if (
+            note is not None
+            and note.kind is Kind.TURN_ADDED
+            and note.turn is not None
+            and note.turn.seq == cursor + 1
+        ):
+            # The publisher's own followers: the turn came with the notification. Any
+            # turn after it has a notification of its own.
+            return [note.turn]
         if cursor not in self._turns:
             self._turns[cursor] = await self._store.list_turns(
                 self._session_id or "", after_seq=cursor, limit=limit
@@ -251,6 +262,7 @@ class Hub:
         self._members = 0
         self._overflows = 0
         self._stats_sources: list[Callable[[], dict[str, int | float]]] = []
+        self._closing = False
         broker.attach(self)
 
     # Feeds (for the resolvers)
@@ -459,10 +471,15 @@ class Hub:
         item = group.rendered.get(turn.seq)
         if item is None:
             item = await group.render(TurnAdded(turn))
-            group.rendered[turn.seq] = item
-            if len(group.rendered) > RENDER_CACHE:
-                group.rendered.popitem(last=False)
         return item
+
+    @staticmethod
+    def _remember(group: Group, seq: int, item: Any) -> None:
+        if isinstance(item, str) and len(item) > RENDER_CACHE_ITEM:
+            return
+        group.rendered[seq] = item
+        if len(group.rendered) > RENDER_CACHE:
+            group.rendered.popitem(last=False)
 
     # Fan-out
 
@@ -500,7 +517,7 @@ class Hub:
         self._enqueue(channel, _RESUMED if resumed else _FIRST)
 
     def _enqueue(self, channel: str, job: Notification | _CatchUp) -> None:
-        if channel not in self._channels:
+        if channel not in self._channels or self._closing:
             return
         jobs = self._jobs.setdefault(channel, deque())
         jobs.append(job)
@@ -523,7 +540,7 @@ class Hub:
                     log.exception("realtime.notification_failed", channel=channel)
         finally:
             self._workers.pop(channel, None)
-            if self._jobs.get(channel):
+            if self._jobs.get(channel) and not self._closing:
                 # A job came in while this worker was finishing.
                 self._workers[channel] = asyncio.get_running_loop().create_task(
                     self._work(channel), name=f"realtime:{channel}"
@@ -566,7 +583,7 @@ class Hub:
             for group in groups:
                 await self._advance(group, lookups)
             if kind is Kind.TURN_UPDATED and note is not None and note.turn_id:
-                turn = await self._store.get_turn(note.turn_id)
+                turn = note.turn or await self._store.get_turn(note.turn_id)
                 if turn is not None and turn.session_id == session_id:
                     for group in groups:
                         group.rendered.pop(turn.seq, None)
@@ -578,10 +595,10 @@ class Hub:
             if session is None:
                 await self._session_gone(groups, session_id)
                 return
-            if kind is Kind.SESSION_UPDATED or (
-                kind is None and session.updated_at != groups[0].stamp
-            ):
-                for group in groups:
+            for group in groups:
+                # After an outage, only if it changed meanwhile.
+                changed = kind is None and session.updated_at != group.stamp
+                if kind is Kind.SESSION_UPDATED or changed:
                     group.stamp = session.updated_at
                     if group.members:
                         await self._emit(group, SessionUpdated(session))
@@ -597,9 +614,7 @@ class Hub:
                     continue
                 if group.members:
                     item = await group.render(TurnAdded(turn))
-                    group.rendered[turn.seq] = item
-                    if len(group.rendered) > RENDER_CACHE:
-                        group.rendered.popitem(last=False)
+                    self._remember(group, turn.seq, item)
                     for member in list(group.members):
                         self._push(member, turn.seq, item)
                 group.cursor = turn.seq
@@ -616,11 +631,15 @@ class Hub:
 
     async def _recheck(self, groups: list[Group], session: Session, shares: list[Share]) -> None:
         """Whoever may no longer read the session is told, then let go."""
+        readable: dict[Principal, bool] = {}
         for group in groups:
             lost = []
             for member in list(group.members):
-                access = await self._sessions.access_of(member.principal, session, shares)
-                if not can_read(access):
+                principal = member.principal
+                if principal not in readable:
+                    access = await self._sessions.access_of(principal, session, shares)
+                    readable[principal] = can_read(access)
+                if not readable[principal]:
                     lost.append(member)
             if not lost:
                 continue
@@ -667,7 +686,7 @@ class Hub:
                 session = await lookups.session()
                 if session is None:
                     return None
-                if note.kind is Kind.SHARE_GRANTED and session.owner_id == principal.user_id:
+                if note.kind is Kind.SHARE_GRANTED and is_owner(principal, session):
                     return None
                 access = await self._sessions.access_of(principal, session, await lookups.shares())
                 if not can_read(access):
@@ -678,7 +697,7 @@ class Hub:
                 return SidebarChange(kind, sid, session)
             case Kind.ACCESS_REVOKED:
                 session = await lookups.session()
-                if session is None or session.owner_id == principal.user_id:
+                if session is None or is_owner(principal, session):
                     return None
                 shares = await lookups.shares()
                 if can_read(await self._sessions.access_of(principal, session, shares)):
@@ -711,6 +730,7 @@ class Hub:
         return numbers
 
     async def close(self) -> None:
+        self._closing = True
         for group in list(self._groups.values()):
             for member in list(group.members):
                 self._end(member)

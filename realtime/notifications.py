@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import structlog
@@ -28,7 +28,7 @@ from ..domain.events import (
     TurnAdded,
     TurnUpdated,
 )
-from ..domain.models import GranteeKind, Share
+from ..domain.models import GranteeKind, Share, Turn
 from ..storage.protocol import Store
 
 log = structlog.get_logger("sessionhub.realtime")
@@ -57,6 +57,9 @@ class Notification:
     seq: int | None = None
     turn_id: str | None = None
     share_id: str | None = None
+    turn: Turn | None = field(default=None, compare=False, repr=False)
+    """The committed turn itself, on the publishing instance only (never serialised):
+    its own followers need not read it back from the store."""
 
     def to_json(self) -> bytes:
         fields = {
@@ -124,7 +127,9 @@ class Router:
         match event:
             case TurnAdded(turn=turn) | TurnUpdated(turn=turn):
                 kind = Kind.TURN_ADDED if isinstance(event, TurnAdded) else Kind.TURN_UPDATED
-                note = Notification(new_id(), kind, turn.session_id, seq=turn.seq, turn_id=turn.id)
+                note = Notification(
+                    new_id(), kind, turn.session_id, seq=turn.seq, turn_id=turn.id, turn=turn
+                )
                 return [(session_channel(turn.session_id), note)]
             case SessionCreated(session=s):
                 note = Notification(new_id(), Kind.SESSION_CREATED, s.id, s.entity_id, s.owner_id)

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from ..auth.permissions import auth_field, auth_mutation
 from ..domain.commands import CreateSession
 from ..domain.dates import date_group, time_zone
-from ..domain.models import SessionCursor
+from ..domain.models import SessionCursor, SessionStatus
 from ..domain.models import SessionFilter as DomainSessionFilter
 from ..domain.pagination import encode_session_cursor
 from ..domain.sessions import SessionView
@@ -20,6 +20,9 @@ from ..schema.inputs import CreateSessionInput, SessionFilter
 from ..schema.types import ChatApp, PageInfo, Principal, Session, SessionConnection, SessionEdge
 from .context import Context
 from .roles import OWNERS, PEOPLE, WRITERS
+
+# The agent back end marks sessions completed too.
+STATUS_SETTERS = WRITERS
 
 
 def _me(info: Info[Context, None]) -> Principal:
@@ -175,6 +178,20 @@ async def _delete_session(info: Info[Context, None], id: strawberry.ID) -> bool:
     return True
 
 
+async def _complete_session(info: Info[Context, None], id: strawberry.ID) -> Session:
+    view = await info.context.sessions.set_status(
+        info.context.require_principal(), id, SessionStatus.COMPLETED
+    )
+    return Session.of(view)
+
+
+async def _reopen_session(info: Info[Context, None], id: strawberry.ID) -> Session:
+    view = await info.context.sessions.set_status(
+        info.context.require_principal(), id, SessionStatus.ACTIVE
+    )
+    return Session.of(view)
+
+
 @strawberry.type
 class SessionMutations:
     create_session: Session = auth_mutation(
@@ -189,6 +206,16 @@ class SessionMutations:
     unpin_session: Session = auth_mutation(_unpin_session, requires=PEOPLE)
     archive_session: Session = auth_mutation(_archive_session, requires=OWNERS)
     unarchive_session: Session = auth_mutation(_unarchive_session, requires=OWNERS)
+    complete_session: Session = auth_mutation(
+        _complete_session,
+        requires=STATUS_SETTERS,
+        description="Mark the session COMPLETED (its owner, an admin or the agent service).",
+    )
+    reopen_session: Session = auth_mutation(
+        _reopen_session,
+        requires=STATUS_SETTERS,
+        description="Mark a COMPLETED session ACTIVE again.",
+    )
     delete_session: bool = auth_mutation(
         _delete_session,
         requires=OWNERS,

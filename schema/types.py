@@ -471,6 +471,22 @@ class ItemResult:
     message: str | None
 
 
+@strawberry.type(description="What an operation on many sessions did, id by id.")
+class BulkResult:
+    results: list[ItemResult] = strawberry.field(
+        description="One outcome per distinct id asked for, in the order given."
+    )
+    sessions: list[Session] = strawberry.field(
+        description="The sessions as they are after the change (DONE ids; none for deletes)."
+    )
+
+
+@strawberry.type(description="One of the caller's tags and how many of their sessions carry it.")
+class TagCount:
+    tag: str
+    count: int
+
+
 @strawberry.type(description="A document of the exported sessions.")
 class Export:
     format: ExportFormat

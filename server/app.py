@@ -45,6 +45,7 @@ from ..realtime.websocket import GraphQLWebSocket
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
 from ..resolvers.export import ExportMutations
+from ..resolvers.organise import OrganiseMutations, OrganiseQueries
 from ..resolvers.search import SearchQueries
 from ..resolvers.sessions import SessionMutations, SessionQueries
 from ..resolvers.sharing import SharingMutations, SharingQueries
@@ -111,11 +112,26 @@ async def _sweep_expired_shares(sharing: SharingService, interval: float) -> Non
         await asyncio.sleep(interval)
 
 
+async def _apply_retention(sessions: SessionService) -> None:
+    """Each chat app's retentionDays onto its sessions, once at start (in the background:
+    batches let requests through meanwhile). Expiry itself is checked on every request."""
+    try:
+        applied = await sessions.apply_retention()
+    except DomainError:
+        log.exception("retention.apply_failed")
+        return
+    log.info("retention.applied", sessions=applied)
+
+
 def build_store(settings: Settings) -> Store:
     if settings.mongo:
         from ..storage.mongo import MongoStore
 
-        return MongoStore.from_url(settings.database_url, settings.mongo_database_name)
+        return MongoStore.from_url(
+            settings.database_url,
+            settings.mongo_database_name,
+            search_mode=settings.mongo_search,
+        )
     return SqliteStore(
         settings.sqlite_path,
         readers=settings.sqlite_readers,
@@ -184,8 +200,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     hub = Hub(store, sessions, broker, clock, queue_limit=settings.subscription_queue_limit)
     components.realtime = hub
     schema = build_schema(
-        queries=[SessionQueries, SearchQueries, SharingQueries, AuditQueries],
-        mutations=[SessionMutations, TurnMutations, SharingMutations, ExportMutations],
+        queries=[SessionQueries, SearchQueries, SharingQueries, AuditQueries, OrganiseQueries],
+        mutations=[
+            SessionMutations,
+            TurnMutations,
+            SharingMutations,
+            ExportMutations,
+            OrganiseMutations,
+        ],
         subscriptions=[SessionSubscriptions],
         extensions=[
             ErrorCodes,
@@ -232,13 +254,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sweeper = asyncio.create_task(
             _sweep_expired_shares(sharing, settings.share_expiry_sweep_seconds)
         )
+        retention = asyncio.create_task(_apply_retention(sessions))
         titles.start()
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, retention):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await titles.stop()
             await hub.close()
             await broker.close()

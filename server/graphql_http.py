@@ -101,6 +101,15 @@ class GraphQLHTTP:
             )
             return _error_response(400, message, BAD_USER_INPUT, media_type, request_id)
         except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                return _error_response(
+                    400,
+                    "Subscriptions run over the WebSocket at /graphql "
+                    "(graphql-transport-ws or graphql-ws).",
+                    BAD_USER_INPUT,
+                    media_type,
+                    request_id,
+                )
             return _error_response(
                 405,
                 f"A {exc.operation_type.value} cannot be sent with GET; use POST.",

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     mongo_database: str = Field(
         "sessionhub", min_length=1, description="MongoDB database when the URL names none."
     )
+    mongo_search: Literal["stems", "atlas"] = Field(
+        "stems",
+        description="How MongoDB answers searches: stems (stored Porter stems, any MongoDB) or "
+        "atlas (Atlas Search $search; apply its indexes with `sessionhub mongo "
+        "apply-search-index`).",
+    )
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -66,7 +72,11 @@ class Settings(BaseSettings):
     sqlite_readers: int = Field(4, ge=1, le=64)
     sqlite_busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
     share_expiry_sweep_seconds: float = Field(
-        15.0, gt=0, le=3600, description="How often ended shares are recorded and enforced."
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often expired shares are recorded and their live subscriptions ended "
+        "(access itself is checked on every request).",
     )
     max_content_chars: int = Field(100_000, ge=1, le=10_000_000)
     max_title_chars: int = Field(200, ge=10, le=10_000)

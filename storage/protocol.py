@@ -23,6 +23,7 @@ from ..domain.models import (
     Session,
     SessionCursor,
     SessionFilter,
+    SessionStatus,
     Share,
     TitleSource,
     Turn,
@@ -66,6 +67,27 @@ class Store(Protocol):
         self, session_id: str, archived_at: datetime | None, at: datetime
     ) -> Session | None: ...
 
+    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
+        """Replace the session's tags (already normalised, in order) and set updated_at; the
+        listing's and search's tag filters see them once this returns. None when the
+        session does not exist."""
+
+    async def set_status(
+        self, session_id: str, status: SessionStatus, at: datetime
+    ) -> Session | None:
+        """Set the status and updated_at. None when the session does not exist."""
+
+    async def apply_retention(self, chat_app_id: str, days: int) -> int:
+        """Set every session of the chat app to expire `days` after its last activity (a
+        changed retention setting reaches sessions written before it), in batches that
+        let other writes through. Returns how many sessions it looked at."""
+
+    async def tag_counts(
+        self, scope: OwnerScope, now: datetime, limit: int
+    ) -> list[tuple[str, int]]:
+        """The tags on the scope's sessions not expired at `now`, with how many sessions
+        carry each, most used first (ties by name), at most `limit` of them."""
+
     async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
         """Remove the session with its turns, pins and shares, and record `audit`,
         atomically. False when there was nothing to delete."""
@@ -78,14 +100,18 @@ class Store(Protocol):
         limit: int,
     ) -> list[Session]:
         """The scope's sessions (one owner's, or the whole entity's), most recent activity
-        first (ties by id)."""
+        first (ties by id); with `session_filter.live_at`, only those not expired then."""
 
     # Turns
 
-    async def append_turn(self, turn: NewTurn, max_turns: int) -> tuple[Turn, Session]:
+    async def append_turn(
+        self, turn: NewTurn, max_turns: int, retention_days: int | None = None
+    ) -> tuple[Turn, Session]:
         """Give the turn the next seq of its session and store it with the session's
         counters, atomically. LimitExceeded when the session already holds
-        `max_turns`; NotFound when the session is gone."""
+        `max_turns`; NotFound when the session is gone. With `retention_days`, the
+        session's expires_at becomes its (new) last activity plus that many days, in the
+        same write."""
 
     async def get_turn(self, turn_id: str) -> Turn | None: ...
 

@@ -4,7 +4,8 @@ Times. A BSON date holds milliseconds, and the domain keeps microseconds (a turn
 must equal the turn written). Every time is therefore stored twice, side by side:
 
     created_at     BSON date (UTC, truncated to the millisecond): for people reading the
-                   data, for the TTL index on `expires_at` and for Atlas Search date ranges
+                   data and for Atlas Search date ranges (no TTL index: expiry is removed
+                   by the audited retention cleanup, see indexes.py)
     created_at_us  int64 microseconds since the epoch: the exact value; what is read
                    back, sorted on, compared and used in keyset cursors
 
@@ -242,7 +243,6 @@ def turn_doc(t: Turn, session: Doc) -> Doc:
         "usage": usage_doc(t.usage),
     }
     put_time(doc, "created_at", t.created_at)
-    doc["expires_at"] = session.get("expires_at")
     return doc
 
 

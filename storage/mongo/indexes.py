@@ -7,7 +7,7 @@ cursors.
 
 An index is identified by its name: MongoDB answers `IndexOptionsConflict` when a name
 is reused with other keys or options. To change an index, give it a new name here and
-drop the old one by hand (or in a later step of `ensure`).
+list the old name in RETIRED_INDEXES, which `ensure` drops.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 from pymongo import ASCENDING as ASC
 from pymongo import DESCENDING as DESC
-from pymongo import TEXT
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 SESSIONS = "sessions"
@@ -28,6 +27,7 @@ AUDIT = "audit"
 COLLECTIONS = (SESSIONS, TURNS, PINS, SHARES, LINK_VISITS, AUDIT)
 
 NAMESPACE_EXISTS = 48
+INDEX_NOT_FOUND = 27
 
 # (collection, name, keys, options)
 INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
@@ -62,10 +62,10 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
         [("entity_id", ASC), ("tags", ASC), ("last_activity_at_us", DESC), ("_id", DESC)],
         {},
     ),
-    # One text index per collection: scoped to the entity (queries must name it).
-    (SESSIONS, "sessions_title_text", [("entity_id", ASC), ("title", TEXT)], {}),
-    # Retention: MongoDB removes a session when its BSON date `expires_at` has passed.
-    (SESSIONS, "sessions_expiry_ttl", [("expires_at", ASC)], {"expireAfterSeconds": 0}),
+    # Retention: what has expired, oldest expiry first (the cleanup walks it in batches).
+    # Not a TTL index: MongoDB's TTL monitor deletes without an audit event and leaves the
+    # session's turns, pins and shares behind, so expiry is the cleanup's job (retention).
+    (SESSIONS, "sessions_by_expiry", [("expires_at_us", ASC)], {}),
     # Sessions in the middle of a non-transactional create or delete (recovery finds them).
     (
         SESSIONS,
@@ -75,9 +75,6 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
     ),
     # Turns: the order within a session (and the arbiter of concurrent appends).
     (TURNS, "turns_by_session_seq", [("session_id", ASC), ("seq", ASC)], {"unique": True}),
-    (TURNS, "turns_content_text", [("entity_id", ASC), ("content", TEXT)], {}),
-    # Turns carry their session's expiry, so they leave with it.
-    (TURNS, "turns_expiry_ttl", [("expires_at", ASC)], {"expireAfterSeconds": 0}),
     # Search (see search.py): the stems of each row, behind its scope.
     (
         TURNS,
@@ -165,9 +162,26 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
 ]
 
 
+# Indexes earlier versions created and nothing reads any more: `ensure` drops them.
+# The `$text` indexes {entity_id: 1, content: "text"} and {entity_id: 1, title: "text"}:
+# search reads the stems indexes above (search.py) or Atlas Search (atlas.py), never
+# `$text`, and a text index adds one key per distinct word of every turn to the hottest
+# write path (appending a turn), beside the two stems indexes that already hold them.
+# The TTL indexes on `expires_at` (sessions and turns): they removed expired data without
+# an audit event, and turns and sessions apart; expiry now hides a session at once (the
+# policy) and the retention cleanup removes it with its turns, pins and shares, audited.
+RETIRED_INDEXES: list[tuple[str, str]] = [
+    (SESSIONS, "sessions_title_text"),
+    (TURNS, "turns_content_text"),
+    (SESSIONS, "sessions_expiry_ttl"),
+    (TURNS, "turns_expiry_ttl"),
+]
+
+
 async def ensure(db: Any) -> None:
-    """Create the collections and indexes that are missing. Several instances may run this
-    at once: creating what exists is a no-op, and a lost creation race is ignored."""
+    """Create the collections and indexes that are missing, drop the retired ones. Several
+    instances may run this at once: creating what exists or dropping what is gone is a
+    no-op, and a lost race is ignored."""
     existing = set(await db.list_collection_names())
     for name in COLLECTIONS:
         if name in existing:
@@ -181,3 +195,11 @@ async def ensure(db: Any) -> None:
                 raise
     for collection, name, keys, options in INDEXES:
         await db[collection].create_index(keys, name=name, **options)
+    for collection, name in RETIRED_INDEXES:
+        if name not in await db[collection].index_information():
+            continue
+        try:
+            await db[collection].drop_index(name)
+        except OperationFailure as exc:
+            if exc.code != INDEX_NOT_FOUND:  # else another instance dropped it meanwhile
+                raise

@@ -16,6 +16,9 @@ a search reads only the caller's scope:
 - the hits are grouped by session, joined with the session filters, ordered and cut at
   the keyset cursor like the SQLite query.
 
+With SESSIONHUB_MONGO_SEARCH=atlas, atlas.py answers instead (Atlas Search `$search`); the
+stems are still written then, so switching back needs no backfill.
+
 Nothing here names Motor: collections are used through the API PyMongo's async client
 shares.
 """
@@ -53,12 +56,12 @@ ELLIPSIS = "…"
 # cursor taken from one page compares exactly with the next page's scores.
 K1, B, AVERAGE_TOKENS = 1.2, 0.75, 64.0
 
-_TOKEN = re.compile(r"[^\W_]+")
+TOKEN = re.compile(r"[^\W_]+")
 _STEMMER = snowballstemmer.stemmer("porter")
 
 
 @functools.lru_cache(maxsize=200_000)
-def _normal(token: str) -> str:
+def normal_form(token: str) -> str:
     """Case-folded, without diacritics, Porter-stemmed (as FTS5's tokenizer would)."""
     folded = unicodedata.normalize("NFKD", token.casefold())
     bare = "".join(c for c in folded if not unicodedata.combining(c))
@@ -66,11 +69,11 @@ def _normal(token: str) -> str:
 
 
 def _tokens(text: str) -> list[re.Match[str]]:
-    return list(_TOKEN.finditer(text))
+    return list(TOKEN.finditer(text))
 
 
 def stems(text: str) -> list[str]:
-    return [_normal(m.group()) for m in _TOKEN.finditer(text)]
+    return [normal_form(m.group()) for m in TOKEN.finditer(text)]
 
 
 def term_set(text: str | None) -> list[str]:
@@ -176,7 +179,7 @@ class _Row:
 def _match(c: _Compiled, text: str) -> tuple[float, str] | None:
     """Score and marked snippet of `text` when it satisfies the query, else None."""
     matches = _tokens(text)
-    row = [_normal(m.group()) for m in matches]
+    row = [normal_form(m.group()) for m in matches]
     if any(not _has_phrase(row, p) for p in c.phrases):
         return None
     if any(_has_phrase(row, p) for p in c.excluded_phrases):
@@ -186,7 +189,7 @@ def _match(c: _Compiled, text: str) -> tuple[float, str] | None:
     if not all(any(s.startswith(p) for s in row) for p in c.prefixes):
         return None
     hit = [s in c.marked or any(s.startswith(p) for p in c.prefixes) for s in row]
-    return _score(c, row), _snippet(text, matches, hit)
+    return _score(c, row), marked_snippet(text, matches, hit)
 
 
 def _score(c: _Compiled, row: list[str]) -> float:
@@ -201,7 +204,7 @@ def _score(c: _Compiled, row: list[str]) -> float:
     return -score
 
 
-def _snippet(text: str, matches: list[re.Match[str]], hit: list[bool]) -> str:
+def marked_snippet(text: str, matches: list[re.Match[str]], hit: list[bool]) -> str:
     """Up to SNIPPET_TOKENS tokens around the densest run of matches, the matched words in
     <mark>, HTML-escaped, with an ellipsis where text was cut."""
     if not matches:

@@ -52,9 +52,10 @@ store always takes the step-by-step path; the transactional path runs only again
 replica set (the contract suite with MONGODB_URL). mongomock runs each operation to
 completion without yielding, so the contract suite wraps it in a double that yields to
 the event loop before every operation, which interleaves concurrent appends; it cannot
-interleave *inside* an operation as a real server does. It has no `$text`, no `$search`,
-and TTL indexes are recorded but never expire anything. Durability, write concerns,
-elections and network failures are not simulated at all.
+interleave *inside* an operation as a real server does. It has no `$search` (the Atlas
+path, atlas.py, is unit-tested as a pipeline and runs only where MONGODB_ATLAS_SEARCH says
+a server has it), and TTL indexes are recorded but never expire anything. Durability,
+write concerns, elections and network failures are not simulated at all.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from bson.errors import BSONError
 from pymongo import ReturnDocument
@@ -90,6 +91,7 @@ from ...domain.models import (
     Session,
     SessionCursor,
     SessionFilter,
+    SessionStatus,
     Share,
     TitleSource,
     Turn,
@@ -104,7 +106,7 @@ from ...domain.query import (
     SessionHit,
 )
 from ...domain.timecodec import from_micros
-from . import codec, driver, indexes, search
+from . import atlas, codec, driver, indexes, search
 from .codec import OUTBOX, STATE, Doc, time_fields, us
 
 T = TypeVar("T")
@@ -116,6 +118,7 @@ CREATING = "creating"
 DELETING = "deleting"
 # A hidden session whose creation has not finished after this long was abandoned.
 CREATION_GRACE = timedelta(hours=1)
+DAY_US = 86_400_000_000
 # Appends that lose the race for a seq retry; this bounds pathological contention.
 MAX_SEQ_ATTEMPTS = 1000
 RECOVERY_BATCH = 100
@@ -154,13 +157,21 @@ def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
+def _live_at(now_us: int) -> Doc:
+    """Not expired at `now_us`: no expiry (null or absent), or a later one."""
+    return {"$or": [{"expires_at_us": None}, {"expires_at_us": {"$gt": now_us}}]}
+
+
 def _older_than(field: str, at_us: int, doc_id: str) -> Doc:
     """Keyset condition: strictly after (at, id) in a newest-first order."""
     return {"$or": [{field: {"$lt": at_us}}, {field: at_us, "_id": {"$lt": doc_id}}]}
 
 
-def _counters(turn: Turn, *, reveal: bool) -> Doc:
-    """The session update that counts `turn` (applied under a `turn_count: seq - 1` filter)."""
+def _counters(turn: Turn, *, reveal: bool, retention_days: int | None = None) -> Doc:
+    """The session update that counts `turn` (applied under a `turn_count: seq - 1` filter).
+    With `retention_days`, the expiry moves to the new last activity plus those days (as a
+    `$max`: the last activity only grows, and apply_retention rewrites it when the days
+    change)."""
     update: Doc = {
         "$inc": {
             "turn_count": 1,
@@ -174,16 +185,35 @@ def _counters(turn: Turn, *, reveal: bool) -> Doc:
         },
         "$addToSet": {"participants": turn.author_id},
     }
+    if retention_days is not None:
+        expires = turn.created_at + timedelta(days=retention_days)
+        update["$max"].update(time_fields("expires_at", expires))
     if reveal:
         update["$unset"] = {STATE: ""}
     return update
 
 
+SearchMode = Literal["stems", "atlas"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("stems", "atlas")
+
+
 class MongoStore:
     """The Store protocol on MongoDB. `client` is a Motor client (or a test double with
-    the same surface); `transactions` None means: ask the server at `open`."""
+    the same surface); `transactions` None means: ask the server at `open`. `search_mode`
+    chooses how `search` runs: "stems" on the stored stems (search.py, any MongoDB), or
+    "atlas" through Atlas Search `$search` (atlas.py; needs the indexes of
+    atlas_search_index.json, applied with `sessionhub mongo apply-search-index`)."""
 
-    def __init__(self, client: Any, database: str, *, transactions: bool | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        *,
+        transactions: bool | None = None,
+        search_mode: SearchMode = "stems",
+    ) -> None:
+        if search_mode not in SEARCH_MODES:
+            raise ValueError(f"search_mode must be one of {SEARCH_MODES}, not {search_mode!r}")
         self._client = client
         self._db = client[database]
         self._sessions = self._db[indexes.SESSIONS]
@@ -193,13 +223,23 @@ class MongoStore:
         self._visits = self._db[indexes.LINK_VISITS]
         self._audit = self._db[indexes.AUDIT]
         self._transactions = transactions
+        self._search_mode: SearchMode = search_mode
 
     @classmethod
     def from_url(
-        cls, url: str, database: str, *, server_selection_timeout_ms: int | None = None
+        cls,
+        url: str,
+        database: str,
+        *,
+        server_selection_timeout_ms: int | None = None,
+        search_mode: SearchMode = "stems",
     ) -> MongoStore:
         client = driver.connect(url, server_selection_timeout_ms=server_selection_timeout_ms)
-        return cls(client, database)
+        return cls(client, database, search_mode=search_mode)
+
+    @property
+    def search_mode(self) -> SearchMode:
+        return self._search_mode
 
     @property
     def transactions(self) -> bool:
@@ -319,6 +359,70 @@ class MongoStore:
         return None if doc is None else codec.session_from(doc)
 
     @_translated
+    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
+        # Tags live on the session document only: the listing, $text and Atlas Search paths
+        # all filter on sessions.tags, so nothing else needs rewriting.
+        update = {"$set": {"tags": list(dict.fromkeys(tags)), **time_fields("updated_at", at)}}
+        doc = await self._sessions.find_one_and_update(
+            {"_id": session_id, **VISIBLE}, update, return_document=AFTER
+        )
+        return None if doc is None else codec.session_from(doc)
+
+    @_translated
+    async def set_status(
+        self, session_id: str, status: SessionStatus, at: datetime
+    ) -> Session | None:
+        update = {"$set": {"status": status.value, **time_fields("updated_at", at)}}
+        doc = await self._sessions.find_one_and_update(
+            {"_id": session_id, **VISIBLE}, update, return_document=AFTER
+        )
+        return None if doc is None else codec.session_from(doc)
+
+    @_translated
+    async def apply_retention(self, chat_app_id: str, days: int) -> int:
+        # One server-side update (each document is updated atomically on its own, and
+        # nothing is held across documents). `expires_at_us` is what is read back and
+        # compared; its BSON-date twin is informational (no TTL index reads it any more,
+        # see indexes.py) and is cleared here rather than left stale.
+        result = await self._sessions.update_many(
+            {"chat_app_id": chat_app_id},
+            [
+                {
+                    "$set": {
+                        "expires_at_us": {"$add": ["$last_activity_at_us", days * DAY_US]},
+                        "expires_at": {"$literal": None},
+                    }
+                }
+            ],
+        )
+        return result.matched_count
+
+    @_translated
+    async def tag_counts(
+        self, scope: OwnerScope, now: datetime, limit: int
+    ) -> list[tuple[str, int]]:
+        if limit <= 0:
+            return []
+        match: Doc = {
+            "entity_id": scope.entity_id,
+            **VISIBLE,
+            "tags.0": {"$exists": True},
+            **_live_at(us(now)),
+        }
+        if scope.owner_id is not None:
+            match["owner_id"] = scope.owner_id
+        pipeline: list[Doc] = [
+            {"$match": match},
+            {"$project": {"tags": 1}},
+            {"$unwind": "$tags"},
+            {"$group": {"_id": "$tags", "n": {"$sum": 1}}},
+            {"$sort": {"n": -1, "_id": 1}},
+            {"$limit": limit},
+        ]
+        groups = await self._sessions.aggregate(pipeline).to_list(None)
+        return [(g["_id"], g["n"]) for g in groups]
+
+    @_translated
     async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
         async def work(s: Any) -> bool:
             marked = await self._sessions.find_one_and_update(
@@ -371,10 +475,15 @@ class MongoStore:
             query["chat_app_id"] = {"$in": list(session_filter.chat_app_ids)}
         if session_filter.tag is not None:
             query["tags"] = session_filter.tag
+        conditions: list[Doc] = []
+        if session_filter.live_at is not None:
+            conditions.append(_live_at(us(session_filter.live_at)))
         if after is not None:
-            query.update(
+            conditions.append(
                 _older_than("last_activity_at_us", us(after.last_activity_at), after.session_id)
             )
+        if conditions:
+            query["$and"] = conditions
         cursor = (
             self._sessions.find(query).sort([("last_activity_at_us", -1), ("_id", -1)]).limit(limit)
         )
@@ -383,11 +492,15 @@ class MongoStore:
     # Turns
 
     @_translated
-    async def append_turn(self, turn: NewTurn, max_turns: int) -> tuple[Turn, Session]:
+    async def append_turn(
+        self, turn: NewTurn, max_turns: int, retention_days: int | None = None
+    ) -> tuple[Turn, Session]:
         for _ in range(MAX_SEQ_ATTEMPTS):
             try:
                 return await self._atomic(
-                    lambda s: self._append_once(turn, max_turns, s, reveal=False)
+                    lambda s: self._append_once(
+                        turn, max_turns, s, reveal=False, retention_days=retention_days
+                    )
                 )
             except _SeqTaken as taken:
                 if await self._turns.find_one({"_id": turn.id}, {"_id": 1}) is not None:
@@ -396,7 +509,13 @@ class MongoStore:
         raise StoreUnavailable("Too many concurrent appends to this session; try again.")
 
     async def _append_once(
-        self, new: NewTurn, max_turns: int, s: Any, *, reveal: bool
+        self,
+        new: NewTurn,
+        max_turns: int,
+        s: Any,
+        *,
+        reveal: bool,
+        retention_days: int | None = None,
     ) -> tuple[Turn, Session]:
         """One attempt: read the count, store the turn as the next seq, count it.
         `reveal` appends the first turn of a session created hidden, and shows it."""
@@ -418,7 +537,7 @@ class MongoStore:
             raise _SeqTaken(turn.seq) from exc
         counted = await self._sessions.find_one_and_update(
             {"_id": new.session_id, "turn_count": count, STATE: {"$ne": DELETING}},
-            _counters(turn, reveal=reveal),
+            _counters(turn, reveal=reveal, retention_days=retention_days),
             return_document=AFTER,
             session=s,
         )
@@ -540,6 +659,10 @@ class MongoStore:
         after: SearchCursor | None,
         limit: int,
     ) -> list[SessionHit]:
+        if self._search_mode == "atlas":
+            return await atlas.search_sessions(
+                self._turns, query, scope, search_filter, order, after, limit
+            )
         return await search.search(
             self._sessions, self._turns, VISIBLE, query, scope, search_filter, order, after, limit
         )

@@ -33,6 +33,7 @@ from ...domain.models import (
     Session,
     SessionCursor,
     SessionFilter,
+    SessionStatus,
     Share,
     ShareMode,
     TitleSource,
@@ -170,6 +171,31 @@ class SqliteStore:
     async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
         return await self._write(_delete_session, session_id, audit)
 
+    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
+        return await self._write(_set_tags, session_id, tags, at)
+
+    async def set_status(
+        self, session_id: str, status: SessionStatus, at: datetime
+    ) -> Session | None:
+        return await self._write(_set_status, session_id, status, at)
+
+    async def apply_retention(self, chat_app_id: str, days: int, batch: int = 2000) -> int:
+        # One batch per write transaction: the writer lock is released between batches.
+        after, total = 0, 0
+        while True:
+            last, count = await self._write(
+                _apply_retention_batch, chat_app_id, days * _DAY_US, after, batch
+            )
+            total += count
+            if count < batch:
+                return total
+            after = last
+
+    async def tag_counts(
+        self, scope: OwnerScope, now: datetime, limit: int
+    ) -> list[tuple[str, int]]:
+        return await self._read(_tag_counts, scope, now, limit)
+
     async def list_sessions(
         self,
         scope: OwnerScope,
@@ -181,8 +207,10 @@ class SqliteStore:
 
     # Turns
 
-    async def append_turn(self, turn: NewTurn, max_turns: int) -> tuple[Turn, Session]:
-        return await self._write(_append_turn, turn, max_turns)
+    async def append_turn(
+        self, turn: NewTurn, max_turns: int, retention_days: int | None = None
+    ) -> tuple[Turn, Session]:
+        return await self._write(_append_turn, turn, max_turns, retention_days)
 
     async def get_turn(self, turn_id: str) -> Turn | None:
         return await self._read(_get_turn, turn_id)
@@ -339,6 +367,9 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple)
     return result
 
 
+_DAY_US = 86_400_000_000
+
+
 def _ping(conn: sqlite3.Connection) -> None:
     conn.execute("SELECT 1").fetchone()
 
@@ -374,16 +405,25 @@ def _create_session(
     return stored, turn
 
 
-def _append_turn(conn: sqlite3.Connection, new: NewTurn, max_turns: int) -> tuple[Turn, Session]:
+def _append_turn(
+    conn: sqlite3.Connection, new: NewTurn, max_turns: int, retention_days: int | None = None
+) -> tuple[Turn, Session]:
     at = to_micros(new.created_at)
+    # With retention, the expiry follows the new last activity (SET reads the old values).
+    retention_us = None if retention_days is None else retention_days * _DAY_US
     row = conn.execute(
         "UPDATE sessions SET turn_count = turn_count + 1,"
         " last_activity_at = max(last_activity_at, ?), updated_at = max(updated_at, ?),"
+        " expires_at = CASE WHEN ? IS NULL THEN expires_at"
+        "  ELSE max(last_activity_at, ?) + ? END,"
         " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cost = cost + ?"
         " WHERE id = ? AND turn_count < ? RETURNING turn_count, participants",
         (
             at,
             at,
+            retention_us,
+            at,
+            retention_us,
             new.usage.input_tokens,
             new.usage.output_tokens,
             new.usage.cost,
@@ -438,6 +478,71 @@ def _set_archived(
     return _get_session(conn, session_id)
 
 
+def _set_tags(
+    conn: sqlite3.Connection, session_id: str, tags: list[str], at: datetime
+) -> Session | None:
+    # The tags column is what a session reads back; session_tags is what the listing's and
+    # search's tag filters join, so both change in this one transaction.
+    changed = conn.execute(
+        "UPDATE sessions SET tags = ?, updated_at = ? WHERE id = ?",
+        (orjson.dumps(list(tags)).decode(), to_micros(at), session_id),
+    ).rowcount
+    if not changed:
+        return None
+    conn.execute("DELETE FROM session_tags WHERE session_id = ?", (session_id,))
+    conn.executemany(
+        "INSERT INTO session_tags (session_id, tag) VALUES (?, ?)",
+        [(session_id, tag) for tag in dict.fromkeys(tags)],
+    )
+    return _get_session(conn, session_id)
+
+
+def _apply_retention_batch(
+    conn: sqlite3.Connection, chat_app_id: str, retention_us: int, after_rowid: int, batch: int
+) -> tuple[int, int]:
+    rows = conn.execute(
+        "SELECT rowid FROM sessions WHERE chat_app_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+        (chat_app_id, after_rowid, batch),
+    ).fetchall()
+    if not rows:
+        return after_rowid, 0
+    first, last = rows[0][0], rows[-1][0]
+    conn.execute(
+        "UPDATE sessions SET expires_at = last_activity_at + ?"
+        " WHERE chat_app_id = ? AND rowid BETWEEN ? AND ?"
+        " AND expires_at IS NOT last_activity_at + ?",
+        (retention_us, chat_app_id, first, last, retention_us),
+    )
+    return last, len(rows)
+
+
+def _set_status(
+    conn: sqlite3.Connection, session_id: str, status: SessionStatus, at: datetime
+) -> Session | None:
+    conn.execute(
+        "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
+        (status.value, to_micros(at), session_id),
+    )
+    return _get_session(conn, session_id)
+
+
+def _tag_counts(
+    conn: sqlite3.Connection, scope: OwnerScope, now: datetime, limit: int
+) -> list[tuple[str, int]]:
+    clauses = ["s.entity_id = ?", "(s.expires_at IS NULL OR s.expires_at > ?)"]
+    params: list[Any] = [scope.entity_id, to_micros(now)]
+    if scope.owner_id is not None:
+        clauses.append("s.owner_id = ?")
+        params.append(scope.owner_id)
+    params.append(limit)
+    rows = conn.execute(
+        "SELECT t.tag, count(*) AS n FROM session_tags t JOIN sessions s ON s.id = t.session_id"
+        f" WHERE {' AND '.join(clauses)} GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT ?",
+        params,
+    ).fetchall()
+    return [(tag, n) for tag, n in rows]
+
+
 def _delete_session(conn: sqlite3.Connection, session_id: str, audit: AuditEvent) -> bool:
     # Turns, tags, pins and shares go with the session through ON DELETE CASCADE; the
     # search index is a virtual table, cleared by hand first.
@@ -471,6 +576,9 @@ def _list_sessions(
             "EXISTS (SELECT 1 FROM session_tags t WHERE t.session_id = sessions.id AND t.tag = ?)"
         )
         params.append(session_filter.tag)
+    if session_filter.live_at is not None:
+        clauses.append("(expires_at IS NULL OR expires_at > ?)")
+        params.append(to_micros(session_filter.live_at))
     if after is not None:
         clauses.append("(last_activity_at, id) < (?, ?)")
         params.extend([to_micros(after.last_activity_at), after.session_id])
@@ -715,17 +823,16 @@ def _list_shared_with(
         "now": to_micros(now),
         "limit": limit,
     }
-    having = ""
+    after_clause = ""
     if after is not None:
-        having = "HAVING (shared_at, s.id) < (:after_at, :after_id)"
+        after_clause = "AND (g.shared_at, s.id) < (:after_at, :after_id)"
         params.update(after_at=to_micros(after.at), after_id=after.id)
     rows = conn.execute(
-        f"SELECT {columns}, max(sh.created_at) AS shared_at"
-        " FROM shares sh JOIN sessions s ON s.id = sh.session_id"
-        f" WHERE ({grants})"
-        " AND sh.revoked_at IS NULL AND (sh.expires_at IS NULL OR sh.expires_at > :now)"
-        " AND NOT (s.entity_id = :entity AND s.owner_id = :user)"
-        f" GROUP BY s.id {having} ORDER BY shared_at DESC, s.id DESC LIMIT :limit",
+        f"SELECT {columns}, g.shared_at FROM"
+        f" (SELECT session_id, max(created_at) AS shared_at FROM ({grants}) GROUP BY session_id) g"
+        " JOIN sessions s ON s.id = g.session_id"
+        f" WHERE NOT (s.entity_id = :entity AND s.owner_id = :user) {after_clause}"
+        " ORDER BY g.shared_at DESC, s.id DESC LIMIT :limit",
         params,
     ).fetchall()
     return [(codec.session_from_row(r[:-1]), codec.from_micros(r[-1])) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,14 @@ from sessionhub.domain.models import (
     TitleSource,
     UserType,
 )
-from sessionhub.domain.policy import Access, access_to, can_verify, may_open_link, may_share
+from sessionhub.domain.policy import (
+    Access,
+    access_to,
+    can_verify,
+    is_expired,
+    may_open_link,
+    may_share,
+)
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 SESSION = Session(
@@ -210,3 +218,18 @@ def test_turning_sharing_off_ends_every_share() -> None:
     ]
     assert access_to(who("bob", "acme"), SESSION, closed, grants, NOW) is Access.NONE
     assert access_to(who("alice", "acme"), SESSION, closed, grants, NOW) is Access.MANAGE
+
+
+def test_an_expired_session_is_gone_for_everyone() -> None:
+    expiring = replace(SESSION, expires_at=NOW)
+    later = replace(SESSION, expires_at=NOW + timedelta(microseconds=1))
+    assert is_expired(expiring, NOW) and not is_expired(later, NOW)
+    for principal in (
+        who("alice", "acme"),
+        who("root", "acme", Role.ADMIN),
+        who("aud", "acme", Role.AUDITOR),
+        who("svc", "acme", Role.SERVICE),
+    ):
+        assert access_to(principal, expiring, EXTERNAL_ON, [], NOW) is Access.NONE
+    owner_access = access_to(who(SESSION.owner_id, SESSION.entity_id), later, EXTERNAL_ON, [], NOW)
+    assert owner_access is Access.MANAGE

@@ -302,6 +302,139 @@ async def test_archive_and_unarchive(store: Store) -> None:
     assert restored.archived_at is None
 
 
+async def test_set_tags_replaces_them_for_reads_and_the_tag_filter(store: Store) -> None:
+    session = make_session(tags=["old", "keep"])
+    other = make_session(tags=["old"])
+    for s in (session, other):
+        await store.create_session(s, None, 10)
+    later = T0 + timedelta(minutes=5)
+    tagged = await store.set_tags(session.id, ["keep", "new"], later)
+    assert tagged is not None and tagged.tags == ["keep", "new"]
+    assert tagged.updated_at == later
+    assert (await store.get_session(session.id)).tags == ["keep", "new"]
+    scope = OwnerScope("acme", "alice")
+
+    async def ids(tag: str) -> set[str]:
+        return {s.id for s in await store.list_sessions(scope, SessionFilter(tag=tag), None, 50)}
+
+    assert await ids("new") == {session.id}
+    assert await ids("old") == {other.id}
+    cleared = await store.set_tags(session.id, [], later)
+    assert cleared.tags == [] and await ids("keep") == set()
+    assert await store.set_tags("missing", ["x"], later) is None
+
+
+async def test_tag_counts_are_per_scope_most_used_first(store: Store) -> None:
+    sessions = [
+        make_session(tags=["billing", "vip"]),
+        make_session(tags=["billing"]),
+        make_session(tags=["alpha"]),
+        make_session(),
+        make_session(owner="bob", tags=["billing", "bobs"]),
+        make_session(entity="globex", tags=["billing", "theirs"]),
+        make_session(tags=["billing", "expired"], expires_at=T0),
+    ]
+    for s in sessions:
+        await store.create_session(s, None, 10)
+    assert await store.tag_counts(OwnerScope("acme", "alice"), T0, 10) == [
+        ("billing", 2),
+        ("alpha", 1),
+        ("vip", 1),
+    ]
+    assert await store.tag_counts(OwnerScope("acme", "alice"), T0, 1) == [("billing", 2)]
+    assert await store.tag_counts(OwnerScope("acme", None), T0, 10) == [
+        ("billing", 3),
+        ("alpha", 1),
+        ("bobs", 1),
+        ("vip", 1),
+    ]
+    await store.set_tags(sessions[0].id, ["vip"], T0)
+    assert await store.tag_counts(OwnerScope("acme", "alice"), T0, 10) == [
+        ("alpha", 1),
+        ("billing", 1),
+        ("vip", 1),
+    ]
+    assert await store.tag_counts(OwnerScope("nobody", None), T0, 10) == []
+
+
+async def test_listing_at_a_time_leaves_out_expired_sessions(store: Store) -> None:
+    later = T0 + timedelta(days=1)
+    forever = make_session()
+    live = make_session(expires_at=later + timedelta(microseconds=1))
+    due = make_session(expires_at=later)
+    gone = make_session(expires_at=T0)
+    for s in (forever, live, due, gone):
+        await store.create_session(s, None, 10)
+    scope = OwnerScope("acme", "alice")
+
+    async def ids(f: SessionFilter) -> set[str]:
+        return {s.id for s in await store.list_sessions(scope, f, None, 50)}
+
+    assert await ids(SessionFilter()) == {forever.id, live.id, due.id, gone.id}
+    assert await ids(SessionFilter(live_at=later)) == {forever.id, live.id}
+    assert await ids(SessionFilter(live_at=T0 - timedelta(days=1))) == {
+        forever.id,
+        live.id,
+        due.id,
+        gone.id,
+    }
+    # With a keyset cursor as well.
+    first = await store.list_sessions(scope, SessionFilter(live_at=later), None, 1)
+    cursor = SessionCursor(first[0].last_activity_at, first[0].id)
+    rest = await store.list_sessions(scope, SessionFilter(live_at=later), cursor, 10)
+    assert {s.id for s in first + rest} == {forever.id, live.id}
+
+
+async def test_appending_with_retention_moves_the_expiry(store: Store) -> None:
+    session = make_session(expires_at=T0 + timedelta(days=30))
+    await store.create_session(session, None, 10)
+    later = T0 + timedelta(hours=5)
+    _, stored = await store.append_turn(make_turn(session.id, at=later), 10, 30)
+    assert stored.expires_at == later + timedelta(days=30)
+    assert (await store.get_session(session.id)).expires_at == later + timedelta(days=30)
+    # A turn stamped earlier than the last activity never pulls the expiry back.
+    _, stored = await store.append_turn(make_turn(session.id, at=T0), 10, 30)
+    assert stored.expires_at == later + timedelta(days=30)
+    # Without retention the expiry stays as it is.
+    _, stored = await store.append_turn(make_turn(session.id, at=later + timedelta(days=1)), 10)
+    assert stored.expires_at == later + timedelta(days=30)
+
+
+async def test_apply_retention_rewrites_one_chat_apps_expiries(store: Store) -> None:
+    support = [make_session(at=T0 + timedelta(minutes=i)) for i in range(5)]
+    never = make_session()
+    other = make_session(app="knowledge", expires_at=T0 + timedelta(days=700))
+    for s in (*support, never, other):
+        await store.create_session(s, None, 10)
+    await store.append_turn(make_turn(support[0].id, at=T0 + timedelta(days=2)), 10)
+    assert await store.apply_retention("support", 7) == 6
+    for s in (*support[1:], never):
+        stored = await store.get_session(s.id)
+        assert stored.expires_at == stored.last_activity_at + timedelta(days=7), s.id
+    assert (await store.get_session(support[0].id)).expires_at == T0 + timedelta(days=9)
+    assert (await store.get_session(other.id)).expires_at == T0 + timedelta(days=700)
+    # Shortened: what is now past its expiry leaves the listing at once.
+    await store.apply_retention("support", 1)
+    scope = OwnerScope("acme", "alice")
+    live = await store.list_sessions(
+        scope, SessionFilter(live_at=T0 + timedelta(days=1, hours=12)), None, 50
+    )
+    assert {s.id for s in live} == {support[0].id, other.id}
+    assert await store.apply_retention("nothing-here", 7) == 0
+
+
+async def test_set_status(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, None, 10)
+    later = T0 + timedelta(hours=1)
+    done = await store.set_status(session.id, SessionStatus.COMPLETED, later)
+    assert done.status is SessionStatus.COMPLETED and done.updated_at == later
+    assert (await store.get_session(session.id)).status is SessionStatus.COMPLETED
+    reopened = await store.set_status(session.id, SessionStatus.ACTIVE, later)
+    assert reopened.status is SessionStatus.ACTIVE
+    assert await store.set_status("missing", SessionStatus.COMPLETED, later) is None
+
+
 async def test_pins_are_per_user_and_idempotent(store: Store) -> None:
     a, b = make_session(), make_session()
     for s in (a, b):

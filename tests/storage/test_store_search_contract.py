@@ -95,6 +95,7 @@ async def test_scope_is_the_owner_or_the_entity_plus_shared_sessions(store: Stor
     assert await found(store, "budget", SearchScope("globex", "bob")) == []
 
 
+@pytest.mark.fresh_search
 async def test_changes_are_searchable_as_soon_as_they_return(store: Store) -> None:
     s = make_session(title="Old name")
     await add(store, s, "first words")
@@ -160,3 +161,13 @@ async def test_pages_cover_every_session_once_in_both_orders(store: Store) -> No
         assert len(seen) == len(set(seen)), order
     newest = await found(store, "alpha", order=SearchOrder.NEWEST)
     assert newest == made[::-1]
+
+
+async def test_the_tag_filter_follows_retagging(store: Store) -> None:
+    session = make_session(tags=["draft"])
+    await add(store, session, "Quarterly figures for the board")
+    tagged = SearchFilter(tags=("final",))
+    assert await found(store, "quarterly", search_filter=tagged) == []
+    await store.set_tags(session.id, ["final"], T0 + timedelta(minutes=1))
+    assert await found(store, "quarterly", search_filter=tagged) == [session.id]
+    assert await found(store, "quarterly", search_filter=SearchFilter(tags=("draft",))) == []
