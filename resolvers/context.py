@@ -8,6 +8,7 @@ from ..domain.audit import AuditService
 from ..domain.clock import Clock
 from ..domain.export import ExportService
 from ..domain.models import Principal
+from ..domain.retention import RetentionService
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
@@ -25,6 +26,7 @@ class Context:
     clock: Clock
     request_id: str
     realtime: Hub | None = None
+    retention: RetentionService | None = None
 
     def require_principal(self) -> Principal:
         # @auth has already refused anonymous calls; this only narrows the type.

@@ -527,3 +527,20 @@ class SearchEdge:
 class SearchConnection:
     edges: list[SearchEdge]
     page_info: PageInfo
+
+
+@strawberry.type(
+    description="What retention removed (or, in a dry run, would remove) of one chat app."
+)
+class ChatAppRetention:
+    chat_app_id: strawberry.ID
+    removed: int
+    turns: int
+
+
+@strawberry.type(description="Sessions past their retention, removed for good with their turns.")
+class RetentionReport:
+    dry_run: bool
+    removed: int
+    turns: int
+    chat_apps: list[ChatAppRetention]

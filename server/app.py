@@ -31,6 +31,7 @@ from ..domain.clock import Clock, SystemClock
 from ..domain.errors import DomainError, StoreUnavailable
 from ..domain.export import ExportService
 from ..domain.models import Principal
+from ..domain.retention import RetentionService
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
@@ -46,6 +47,7 @@ from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
 from ..resolvers.export import ExportMutations
 from ..resolvers.organise import OrganiseMutations, OrganiseQueries
+from ..resolvers.retention import RetentionMutations
 from ..resolvers.search import SearchQueries
 from ..resolvers.sessions import SessionMutations, SessionQueries
 from ..resolvers.sharing import SharingMutations, SharingQueries
@@ -85,6 +87,7 @@ class Components:
     clock: Clock
     titles: TitleService | None = None
     realtime: Hub | None = None
+    retention: RetentionService | None = None
 
     def context(self, principal: Principal | None, request_id: str) -> Context:
         return Context(
@@ -97,6 +100,7 @@ class Components:
             clock=self.clock,
             request_id=request_id,
             realtime=self.realtime,
+            retention=self.retention,
         )
 
 
@@ -121,6 +125,26 @@ async def _apply_retention(sessions: SessionService) -> None:
         log.exception("retention.apply_failed")
         return
     log.info("retention.applied", sessions=applied)
+
+
+async def _remove_expired_sessions(retention: RetentionService, interval: float) -> None:
+    """Sessions past their retention, removed for good every `interval` seconds (they are
+    invisible from the moment they expire; this reclaims the storage). Failures are logged
+    and the next round tries again."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await retention.run()
+        except DomainError:
+            log.exception("retention.run_failed")
+            continue
+        if report.removed:
+            log.info(
+                "retention.removed",
+                sessions=report.removed,
+                turns=report.turns,
+                chat_apps={a.chat_app_id: a.removed for a in report.chat_apps},
+            )
 
 
 def build_store(settings: Settings) -> Store:
@@ -197,6 +221,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     components = Components(
         settings, store, broker, sessions, sharing, audit, exports, search, clock, titles
     )
+    retention_service = RetentionService(store, clock)
+    components.retention = retention_service
     hub = Hub(store, sessions, broker, clock, queue_limit=settings.subscription_queue_limit)
     components.realtime = hub
     schema = build_schema(
@@ -207,6 +233,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             SharingMutations,
             ExportMutations,
             OrganiseMutations,
+            RetentionMutations,
         ],
         subscriptions=[SessionSubscriptions],
         extensions=[
@@ -255,11 +282,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             _sweep_expired_shares(sharing, settings.share_expiry_sweep_seconds)
         )
         retention = asyncio.create_task(_apply_retention(sessions))
+        background = [sweeper, retention]
+        if settings.retention_interval_seconds > 0:
+            background.append(
+                asyncio.create_task(
+                    _remove_expired_sessions(retention_service, settings.retention_interval_seconds)
+                )
+            )
         titles.start()
         try:
             yield
         finally:
-            for task in (sweeper, retention):
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

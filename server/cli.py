@@ -1,4 +1,4 @@
-"""`sessionhub serve` and `sessionhub token`."""
+"""`sessionhub serve`, `token`, `mongo ...` and `retention run`."""
 
 from __future__ import annotations
 
@@ -114,6 +114,60 @@ def apply_search_index() -> None:
     except DomainError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(1) from exc
+
+
+retention = typer.Typer(help="Removing sessions past their retention.", no_args_is_help=True)
+cli.add_typer(retention, name="retention")
+
+
+@retention.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
+    ] = False,
+    chat_app: Annotated[
+        str | None, typer.Option("--chat-app", help="Only this chat app's sessions.")
+    ] = None,
+    batch: Annotated[
+        int, typer.Option(help="Sessions per batch (one transaction each).", min=1, max=10_000)
+    ] = 500,
+) -> None:
+    """Remove every session past its expires_at (with its turns, pins, shares and search
+    entries, each audited as session.expired), in batches, on the store of
+    SESSIONHUB_DATABASE_URL; then print what was removed per chat app."""
+    import asyncio
+
+    from ..domain.clock import SystemClock
+    from ..domain.errors import DomainError
+    from ..domain.retention import BatchProgress, RetentionReport, RetentionService
+    from .app import build_store
+
+    settings = _settings_or_exit()
+    verb = "would remove" if dry_run else "removed"
+
+    def progress(p: BatchProgress) -> None:
+        typer.echo(f"batch {p.batch}: {verb} {p.sessions} sessions ({p.total} so far)", err=True)
+
+    async def run() -> RetentionReport:
+        store = build_store(settings)
+        await store.open()
+        try:
+            service = RetentionService(store, SystemClock())
+            return await service.run(chat_app, dry_run=dry_run, batch=batch, progress=progress)
+        finally:
+            await store.close()
+
+    try:
+        report = asyncio.run(run())
+    except DomainError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from exc
+    rows = [(a.chat_app_id, str(a.removed), str(a.turns)) for a in report.chat_apps]
+    rows.append(("total", str(report.removed), str(report.turns)))
+    header = ("chat app", "would remove" if dry_run else "removed", "turns")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 def main() -> None:

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         description="How often expired shares are recorded and their live subscriptions ended "
         "(access itself is checked on every request).",
     )
+    retention_interval_seconds: float = Field(
+        3600.0,
+        ge=0,
+        le=7 * 86_400,
+        description="How often the server removes sessions past their retention (0: never; "
+        "`sessionhub retention run` does it on demand). Expired sessions are invisible anyway.",
+    )
     max_content_chars: int = Field(100_000, ge=1, le=10_000_000)
     max_title_chars: int = Field(200, ge=10, le=10_000)
     title_first_turns: int = Field(

@@ -82,6 +82,22 @@ class Store(Protocol):
         changed retention setting reaches sessions written before it), in batches that
         let other writes through. Returns how many sessions it looked at."""
 
+    async def remove_expired(
+        self,
+        now: datetime,
+        chat_app_id: str | None,
+        batch: int,
+        dry_run: bool,
+        audit_for: Callable[[Session], AuditEvent],
+        entity_id: str | None = None,
+        after_id: str | None = None,
+    ) -> list[Session]:
+        """Delete up to `batch` sessions expired at `now` (expires_at <= now), of one chat
+        app and one entity when given, in id order after `after_id`, each exactly as
+        `delete_session` does (turns, tags, pins, shares, link visits, search entries) with
+        `audit_for(session)` recorded alongside. Returns the sessions removed. With
+        `dry_run` nothing changes and the sessions that would be removed are returned."""
+
     async def tag_counts(
         self, scope: OwnerScope, now: datetime, limit: int
     ) -> list[tuple[str, int]]:

@@ -424,14 +424,48 @@ class MongoStore:
 
     @_translated
     async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
+        return await self._delete(session_id, audit, {})
+
+    @_translated
+    async def remove_expired(
+        self,
+        now: datetime,
+        chat_app_id: str | None,
+        batch: int,
+        dry_run: bool,
+        audit_for: Callable[[Session], AuditEvent],
+        entity_id: str | None = None,
+        after_id: str | None = None,
+    ) -> list[Session]:
+        if batch <= 0:
+            return []
+        expired: Doc = {"expires_at_us": {"$ne": None, "$lte": us(now)}}
+        query: Doc = {**VISIBLE, **expired}
+        if chat_app_id is not None:
+            query["chat_app_id"] = chat_app_id
+        if entity_id is not None:
+            query["entity_id"] = entity_id
+        if after_id is not None:
+            query["_id"] = {"$gt": after_id}
+        docs = await self._sessions.find(query).sort([("_id", 1)]).limit(batch).to_list(None)
+        sessions = [codec.session_from(d) for d in docs]
+        if dry_run:
+            return sessions
+        # Each session is deleted on its own, as deleteSession does, and only if it is
+        # still expired (an append in between moves the expiry and keeps it).
+        return [s for s in sessions if await self._delete(s.id, audit_for(s), expired)]
+
+    async def _delete(self, session_id: str, audit: AuditEvent, condition: Doc) -> bool:
         async def work(s: Any) -> bool:
             marked = await self._sessions.find_one_and_update(
-                {"_id": session_id, **VISIBLE},
+                {"_id": session_id, **VISIBLE, **condition},
                 {"$set": {STATE: DELETING}, "$push": {OUTBOX: codec.audit_doc(audit)}},
                 projection={"_id": 1},
                 session=s,
             )
             if marked is None:
+                if condition:
+                    return False  # no longer expired, or someone else's deletion
                 # Nothing visible to delete, unless an earlier attempt was interrupted.
                 pending = await self._sessions.find_one(
                     {"_id": session_id, STATE: DELETING}, {"_id": 1}, session=s

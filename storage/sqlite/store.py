@@ -191,6 +191,25 @@ class SqliteStore:
                 return total
             after = last
 
+    async def remove_expired(
+        self,
+        now: datetime,
+        chat_app_id: str | None,
+        batch: int,
+        dry_run: bool,
+        audit_for: Callable[[Session], AuditEvent],
+        entity_id: str | None = None,
+        after_id: str | None = None,
+    ) -> list[Session]:
+        # One batch is one write transaction; the caller loops, releasing the writer.
+        if batch <= 0:
+            return []
+        if dry_run:
+            return await self._read(_expired_sessions, now, chat_app_id, entity_id, after_id, batch)
+        return await self._write(
+            _remove_expired, now, chat_app_id, entity_id, after_id, batch, audit_for
+        )
+
     async def tag_counts(
         self, scope: OwnerScope, now: datetime, limit: int
     ) -> list[tuple[str, int]]:
@@ -551,6 +570,43 @@ def _delete_session(conn: sqlite3.Connection, session_id: str, audit: AuditEvent
     if deleted:
         _insert_audit(conn, audit)
     return bool(deleted)
+
+
+def _expired_sessions(
+    conn: sqlite3.Connection,
+    now: datetime,
+    chat_app_id: str | None,
+    entity_id: str | None,
+    after_id: str | None,
+    batch: int,
+) -> list[Session]:
+    clauses = ["expires_at IS NOT NULL", "expires_at <= ?"]
+    params: list[Any] = [to_micros(now)]
+    for column, value in (("chat_app_id", chat_app_id), ("entity_id", entity_id)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if after_id is not None:
+        clauses.append("id > ?")
+        params.append(after_id)
+    params.append(batch)
+    rows = conn.execute(
+        f"{_SESSION_SELECT} WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", params
+    ).fetchall()
+    return [codec.session_from_row(r) for r in rows]
+
+
+def _remove_expired(
+    conn: sqlite3.Connection,
+    now: datetime,
+    chat_app_id: str | None,
+    entity_id: str | None,
+    after_id: str | None,
+    batch: int,
+    audit_for: Callable[[Session], AuditEvent],
+) -> list[Session]:
+    expired = _expired_sessions(conn, now, chat_app_id, entity_id, after_id, batch)
+    return [s for s in expired if _delete_session(conn, s.id, audit_for(s))]
 
 
 def _list_sessions(

@@ -481,6 +481,13 @@ WALK = [
     ],
     Op("myTags", "{ myTags(first: 1000) { tag count } }", lambda s, t, sh: {}, Expect.NO_TRACE),
     Op(
+        "runRetention",
+        "mutation { runRetention(dryRun: false) "
+        "{ dryRun removed turns chatApps { chatAppId removed turns } } }",
+        lambda s, t, sh: {},
+        Expect.NO_TRACE,
+    ),
+    Op(
         "auditLog",
         "{ auditLog(first: 100) { edges { node { id actorId action target details } } } }",
         lambda s, t, sh: {},

@@ -4,9 +4,13 @@ removes it."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from starlette.testclient import TestClient
+
+from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.models import (
     NewTurn,
@@ -16,6 +20,9 @@ from sessionhub.domain.models import (
     TitleSource,
     TurnRole,
 )
+from sessionhub.server.app import create_app
+from sessionhub.server.settings import token_config
+from tests.conftest import Api
 
 SESSION = "query($id: ID!) { session(id: $id) { id } }"
 LIST = "{ sessions(filter: {archived: null}, first: 100) { edges { node { id } } } }"
@@ -30,14 +37,14 @@ TAG = 'mutation($s: ID!) { tagSessions(ids: [$s], add: ["x"]) { results { status
 KNOWLEDGE_RETENTION = timedelta(days=730)  # tests/data chat apps: knowledge keeps 730 days
 
 
-def stored_session(api: Any, owner: str, idle: timedelta, text: str) -> str:
+def stored_session(api: Any, owner: str, idle: timedelta, text: str, entity: str = "acme") -> str:
     """A session written straight to the store, last active `idle` ago, expiring as the
     knowledge app's retention says (so that re-applying retention keeps it as written)."""
     components = api.client.app.state.components
     now = components.clock.now() - idle
     session = Session(
         id=new_id(),
-        entity_id="acme",
+        entity_id=entity,
         chat_app_id="knowledge",
         owner_id=owner,
         title=text,
@@ -121,3 +128,65 @@ def test_re_applying_retention_reports_each_chat_app(api) -> None:
     applied = api.client.portal.call(sessions.apply_retention)
     assert set(applied) == {"support", "knowledge"} and applied["knowledge"] >= 1
     assert alice.ok(LIST)["sessions"]["edges"]
+
+
+RUN = """mutation($app: ID, $dry: Boolean!) {
+  runRetention(chatAppId: $app, dryRun: $dry) { dryRun removed turns chatApps { chatAppId removed turns } }
+}"""
+AUDIT = '{ auditLog(filter: {action: "session.expired"}) { edges { node { actorId target details } } } }'
+
+
+def test_run_retention_removes_the_admins_entitys_expired_sessions(api) -> None:
+    idle = KNOWLEDGE_RETENTION + timedelta(seconds=1)
+    expired = [stored_session(api, "alice", idle, f"expired {i}") for i in range(2)]
+    live = stored_session(api, "alice", timedelta(0), "live")
+    elsewhere = stored_session(api, "gina", idle, "globex expired", entity="globex")
+    store = api.client.app.state.components.store
+    admin = api.as_("root", "acme", Role.ADMIN)
+
+    report = {"dryRun": True, "removed": 2, "turns": 2}
+    report["chatApps"] = [{"chatAppId": "knowledge", "removed": 2, "turns": 2}]
+    assert admin.ok(RUN, {"dry": True})["runRetention"] == report
+    assert all(api.client.portal.call(store.get_session, i) for i in expired)
+    assert admin.ok(RUN, {"app": "support", "dry": False})["runRetention"]["removed"] == 0
+
+    assert admin.ok(RUN, {"app": "knowledge", "dry": False})["runRetention"] == {
+        **report,
+        "dryRun": False,
+    }
+    for session_id in expired:
+        assert api.client.portal.call(store.get_session, session_id) is None
+    assert api.client.portal.call(store.get_session, live) is not None
+    # Another entity's sessions are not this admin's to remove.
+    assert api.client.portal.call(store.get_session, elsewhere) is not None
+    events = [e["node"] for e in admin.ok(AUDIT)["auditLog"]["edges"]]
+    assert sorted(e["target"] for e in events) == sorted(f"session:{i}" for i in expired)
+    assert {e["actorId"] for e in events} == {"system"}
+    assert events[0]["details"] == {"chatAppId": "knowledge", "turnCount": 1}
+    assert admin.ok(RUN, {"dry": False})["runRetention"]["removed"] == 0
+
+
+def test_run_retention_is_for_admins_only(api) -> None:
+    for roles in ([], [Role.ENTITY_ADMIN], [Role.AUDITOR], [Role.SERVICE]):
+        caller = api.as_("someone", "acme", *roles)
+        assert caller.error_code(RUN, {"dry": True}) == "FORBIDDEN", roles
+
+
+def test_the_server_removes_expired_sessions_on_its_interval(settings_factory) -> None:
+    settings = settings_factory(retention_interval_seconds=0.05)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, TokenIssuer(token_config(settings)))
+        idle = KNOWLEDGE_RETENTION + timedelta(seconds=1)
+        expired = stored_session(api, "alice", idle, "expired")
+        live = stored_session(api, "alice", timedelta(0), "live")
+        store = client.app.state.components.store
+        deadline = time.monotonic() + 10
+        while client.portal.call(store.get_session, expired) is not None:
+            assert time.monotonic() < deadline, "the retention job did not run"
+            time.sleep(0.02)
+        assert client.portal.call(store.get_session, live) is not None
+
+
+def test_retention_interval_defaults_to_an_hour_and_zero_disables(settings_factory) -> None:
+    assert settings_factory().retention_interval_seconds == 3600
+    assert settings_factory(retention_interval_seconds=0).retention_interval_seconds == 0

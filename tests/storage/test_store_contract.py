@@ -665,3 +665,84 @@ async def test_entity_wide_listing(store: Store) -> None:
 
 async def test_ping_answers(store: Store) -> None:
     await store.ping()
+
+
+def expiry_audit(session: Session) -> AuditEvent:
+    return AuditEvent(
+        new_id(),
+        session.entity_id,
+        "system",
+        "session.expired",
+        f"session:{session.id}",
+        T0,
+        {"chatAppId": session.chat_app_id, "turnCount": session.turn_count},
+    )
+
+
+async def test_remove_expired_deletes_with_children_and_audits(store: Store) -> None:
+    now = T0 + timedelta(days=10)
+    gone = make_session(expires_at=now)
+    live = make_session(expires_at=now + timedelta(microseconds=1))
+    forever = make_session()
+    for s in (gone, live, forever):
+        await store.create_session(s, make_turn(s.id, content="expiring words"), 10)
+    await store.pin("acme", Pin("alice", gone.id, T0))
+    link = make_share(gone.id, GranteeKind.LINK, None, None, token_hash="rx")
+    await store.create_share(make_share(gone.id), session_audit("share.created", gone.id))
+    await store.create_share(link, session_audit("share.created", gone.id))
+    await store.record_link_visit(link, "acme", "carol", T0, None)
+    await store.set_tags(gone.id, ["billing"], T0)
+
+    removed = await store.remove_expired(now, None, 100, False, expiry_audit)
+    assert [(s.id, s.chat_app_id, s.turn_count) for s in removed] == [(gone.id, "support", 1)]
+    assert await store.get_session(gone.id) is None
+    assert await store.list_turns(gone.id, limit=10) == []
+    assert await store.list_pinned("acme", "alice", 10) == []
+    assert await store.list_shares(gone.id) == []
+    assert await store.share_by_token_hash("rx") is None
+    assert await store.opened_link_ids(gone.id, "acme", "carol") == set()
+    assert ("billing", 1) not in await store.tag_counts(OwnerScope("acme", "alice"), T0, 10)
+    assert await audit_actions(store, session_id=gone.id) == [
+        "session.expired",
+        "share.created",
+        "share.created",
+    ]
+    event = (await store.list_audit("acme", AuditFilter(action="session.expired"), None, 10))[0]
+    assert event.actor_id == "system"
+    assert event.details == {"chatAppId": "support", "turnCount": 1}
+    for kept in (live, forever):
+        assert await store.get_session(kept.id) is not None
+        assert len(await store.list_turns(kept.id, limit=10)) == 1
+    assert await store.remove_expired(now, None, 100, False, expiry_audit) == []
+
+
+async def test_remove_expired_respects_batch_chat_app_and_entity(store: Store) -> None:
+    now = T0 + timedelta(days=10)
+    support = [make_session(expires_at=T0) for _ in range(5)]
+    other_app = make_session(app="knowledge", expires_at=T0)
+    other_entity = make_session(entity="globex", expires_at=T0)
+    for s in (*support, other_app, other_entity):
+        await store.create_session(s, None, 10)
+    first = await store.remove_expired(now, "support", 2, False, expiry_audit, entity_id="acme")
+    assert len(first) == 2
+    rest = await store.remove_expired(now, "support", 10, False, expiry_audit, entity_id="acme")
+    assert sorted(s.id for s in first + rest) == sorted(s.id for s in support)
+    assert await store.get_session(other_app.id) is not None
+    assert await store.get_session(other_entity.id) is not None
+    everything = await store.remove_expired(now, None, 10, False, expiry_audit)
+    assert {s.id for s in everything} == {other_app.id, other_entity.id}
+
+
+async def test_remove_expired_dry_run_changes_nothing(store: Store) -> None:
+    now = T0 + timedelta(days=10)
+    expired = sorted((make_session(expires_at=T0) for _ in range(3)), key=lambda s: s.id)
+    for s in expired:
+        await store.create_session(s, make_turn(s.id), 10)
+    page = await store.remove_expired(now, None, 2, True, expiry_audit)
+    assert [s.id for s in page] == [s.id for s in expired[:2]]
+    after = await store.remove_expired(now, None, 2, True, expiry_audit, after_id=page[-1].id)
+    assert [s.id for s in after] == [expired[2].id]
+    for s in expired:
+        assert await store.get_session(s.id) is not None
+        assert len(await store.list_turns(s.id, limit=10)) == 1
+    assert await audit_actions(store, action="session.expired") == []
