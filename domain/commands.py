@@ -16,6 +16,7 @@ class CreateSession:
     metadata: JSON = None
     agent_context: JSON = None
     on_behalf_of: str | None = None
+    template_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -100,11 +100,33 @@ class SessionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StarterTurn:
+    role: TurnRole
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTemplate:
+    """A ready-made start for a session of one chat app, defined in the config file."""
+
+    id: str
+    name: str
+    description: str = ""
+    system_prompt: str | None = None
+    variables: JSON = None
+    starter_turns: tuple[StarterTurn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ChatApp:
     id: str
     name: str
     settings: SessionSettings
     description: str = ""
+    templates: tuple[SessionTemplate, ...] = ()
+
+    def template(self, template_id: str) -> SessionTemplate | None:
+        return next((t for t in self.templates if t.id == template_id), None)
 
 
 @dataclass(slots=True)

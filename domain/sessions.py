@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
@@ -25,6 +26,7 @@ from .errors import (
 )
 from .events import SessionCreated, SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
 from .models import (
+    JSON,
     ChatApp,
     Feedback,
     GranteeKind,
@@ -36,6 +38,7 @@ from .models import (
     Session,
     SessionFilter,
     SessionStatus,
+    SessionTemplate,
     Share,
     TitleSource,
     ToolInvocation,
@@ -236,13 +239,42 @@ class SessionService:
         session = self._new_session(principal, owner, chat_app, title)
         session.tags = check.tags(command.tags, self._limits)
         session.metadata = check.json_value(command.metadata, self._limits, "metadata")
-        session.agent_context = check.json_value(
-            command.agent_context, self._limits, "agent context"
-        )
-        stored, _ = await self._store.create_session(
-            session, None, chat_app.settings.max_session_history
+        agent_context = check.json_value(command.agent_context, self._limits, "agent context")
+        template = None
+        if command.template_id is not None:
+            template = chat_app.template(command.template_id)
+            if template is None:
+                raise NotFound(
+                    f"Template {command.template_id!r} does not exist in chat app {chat_app.id!r}."
+                )
+            session.template_id = template.id
+            agent_context = _template_context(template, agent_context)
+        session.agent_context = agent_context
+        # The first starter turn is stored in the session's own transaction; the rest are
+        # appended right after it, in order (the store takes one first turn).
+        starters = [
+            NewTurn(
+                new_id(),
+                session.id,
+                starter.role,
+                TEMPLATE_AUTHOR if starter.role is TurnRole.ASSISTANT else owner,
+                starter.content,
+                self._clock.now(),
+            )
+            for starter in (template.starter_turns if template else ())
+        ]
+        limit = chat_app.settings.max_session_history
+        stored, first = await self._store.create_session(
+            session, starters[0] if starters else None, limit
         )
         await self._broker.publish(SessionCreated(stored))
+        if first is not None:
+            await self._broker.publish(TurnAdded(first))
+        for turn in starters[1:]:
+            added, stored = await self._store.append_turn(
+                turn, limit, chat_app.settings.retention_days
+            )
+            await self._broker.publish(TurnAdded(added))
         return SessionView(stored, Access.MANAGE, chat_app, False)
 
     async def send_message(
@@ -544,6 +576,10 @@ class SessionService:
     def chat_apps(self) -> list[ChatApp]:
         return self._chat_apps.all()
 
+    def templates(self, chat_app_id: str) -> list[SessionTemplate]:
+        """The templates of a chat app; every chat app is open to any authenticated caller."""
+        return list(self._chat_app(chat_app_id).templates)
+
     # Helpers
 
     async def _record_listed_read(self, view: SessionView) -> None:
@@ -696,3 +732,27 @@ class SessionService:
                 )
             )
         return tools
+
+
+TEMPLATE_AUTHOR = "template"
+"""The author of a template's ASSISTANT starter turns; USER and SYSTEM ones are the owner's."""
+
+
+def _template_context(template: SessionTemplate, given: JSON) -> JSON:
+    """The template's system prompt and variables, with the caller's agent context on top:
+    top-level keys given win, and given variables are merged over the template's."""
+    merged: dict[str, Any] = {}
+    if template.system_prompt is not None:
+        merged["systemPrompt"] = template.system_prompt
+    if template.variables is not None:
+        merged["variables"] = template.variables
+    if given is None:
+        return merged or None
+    if not isinstance(given, dict):
+        raise InvalidInput("With a template, agentContext must be an object.")
+    if "system_prompt" in given:  # the snake_case spelling the context also reads
+        merged.pop("systemPrompt", None)
+    variables = given.get("variables")
+    if isinstance(variables, dict) and isinstance(merged.get("variables"), dict):
+        given = {**given, "variables": {**merged["variables"], **variables}}
+    return {**merged, **given}

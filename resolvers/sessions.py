@@ -17,7 +17,15 @@ from ..domain.models import SessionFilter as DomainSessionFilter
 from ..domain.pagination import encode_session_cursor
 from ..domain.sessions import SessionView
 from ..schema.inputs import CreateSessionInput, SessionFilter
-from ..schema.types import ChatApp, PageInfo, Principal, Session, SessionConnection, SessionEdge
+from ..schema.types import (
+    ChatApp,
+    PageInfo,
+    Principal,
+    Session,
+    SessionConnection,
+    SessionEdge,
+    SessionTemplate,
+)
 from .context import Context
 from .roles import OWNERS, PEOPLE, WRITERS
 
@@ -119,6 +127,12 @@ def _chat_apps(info: Info[Context, None]) -> list[ChatApp]:
     return [ChatApp.of(app) for app in info.context.sessions.chat_apps()]
 
 
+def _templates(info: Info[Context, None], chat_app_id: strawberry.ID) -> list[SessionTemplate]:
+    info.context.require_principal()
+    templates = info.context.sessions.templates(chat_app_id)
+    return [SessionTemplate.of(chat_app_id, t) for t in templates]
+
+
 @strawberry.type
 class SessionQueries:
     me: Principal = auth_field(_me)
@@ -130,6 +144,9 @@ class SessionQueries:
     )
     pinned_sessions: list[Session] = auth_field(_pinned_sessions, requires=PEOPLE)
     chat_apps: list[ChatApp] = auth_field(_chat_apps)
+    templates: list[SessionTemplate] = auth_field(
+        _templates, description="The session templates of a chat app, for createSession."
+    )
 
 
 async def _create_session(info: Info[Context, None], input: CreateSessionInput) -> Session:
@@ -142,6 +159,7 @@ async def _create_session(info: Info[Context, None], input: CreateSessionInput) 
             metadata=input.metadata,
             agent_context=input.agent_context,
             on_behalf_of=input.on_behalf_of,
+            template_id=input.template_id,
         ),
     )
     return Session.of(view)

@@ -22,6 +22,13 @@ class CreateSessionInput:
     on_behalf_of: strawberry.ID | None = strawberry.field(
         default=None, description="For a service: the user of its entity who owns the session."
     )
+    template_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=(
+            "Start from this template of the chat app: its system prompt and variables "
+            "(agentContext given here wins) and its starter turns."
+        ),
+    )
 
 
 @strawberry.input

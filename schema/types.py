@@ -85,6 +85,37 @@ class ChatApp:
         )
 
 
+@strawberry.type(description="A turn a template puts at the start of a new session.")
+class StarterTurn:
+    role: TurnRole
+    content: str
+
+
+@strawberry.type(description="A ready-made start for a session of one chat app.")
+class SessionTemplate:
+    id: strawberry.ID
+    chat_app_id: strawberry.ID
+    name: str
+    description: str
+    system_prompt: str | None
+    variables: JSON | None
+    starter_turns: list[StarterTurn]
+
+    @classmethod
+    def of(cls, chat_app_id: str, template: models.SessionTemplate) -> SessionTemplate:
+        return cls(
+            id=strawberry.ID(template.id),
+            chat_app_id=strawberry.ID(chat_app_id),
+            name=template.name,
+            description=template.description,
+            system_prompt=template.system_prompt,
+            variables=template.variables,
+            starter_turns=[
+                StarterTurn(role=t.role, content=t.content) for t in template.starter_turns
+            ],
+        )
+
+
 @strawberry.type
 class TokenUsage:
     input_tokens: int

@@ -321,6 +321,12 @@ WALK = [
     Op("me", "{ me { userId entityId roles } }", lambda s, t, sh: {}, Expect.UNBOUND),
     Op("chatApps", "{ chatApps { id name } }", lambda s, t, sh: {}, Expect.UNBOUND),
     Op(
+        "templates",
+        '{ templates(chatAppId: "knowledge") { id name } }',
+        lambda s, t, sh: {},
+        Expect.UNBOUND,
+    ),
+    Op(
         "session",
         "query($id: ID!) { session(id: $id) { %SESSION% } }",
         lambda s, t, sh: {"id": s},

@@ -369,3 +369,77 @@ def test_most_recent_activity_first(clocked) -> None:
     call(SEND, {"input": {"sessionId": ids[0], "content": "back to the first"}})
     order = [e["node"]["id"] for e in call(LIST)["sessions"]["edges"]]
     assert order == [ids[0], ids[2], ids[1]]
+
+
+TEMPLATES = """query($app: ID!) { templates(chatAppId: $app) {
+  id chatAppId name description systemPrompt variables starterTurns { role content } } }"""
+
+
+def test_templates_are_listed_per_chat_app(api) -> None:
+    agent = api.as_("agent", "acme", Role.SERVICE)
+    (brief,) = agent.ok(TEMPLATES, {"app": "knowledge"})["templates"]
+    assert brief["id"] == "research-brief" and brief["chatAppId"] == "knowledge"
+    assert brief["systemPrompt"].startswith("You are a careful research assistant")
+    assert brief["variables"] == {"output_format": "brief", "max_sources": 5}
+    assert [t["role"] for t in brief["starterTurns"]] == ["SYSTEM", "ASSISTANT"]
+    support = api.as_("bob", "globex").ok(TEMPLATES, {"app": "support"})["templates"]
+    assert [t["id"] for t in support] == ["order-issue"]
+    assert agent.error_code(TEMPLATES, {"app": "kiosk"}) == "NOT_FOUND"
+
+
+def test_create_session_from_a_template(api) -> None:
+    alice = api.as_("alice", "acme")
+    created = alice.ok(
+        """mutation { createSession(input: {chatAppId: "knowledge", templateId: "research-brief",
+             agentContext: {variables: {max_sources: 9}, memory: ["x"]}}) {
+           id templateId turnCount agentContext
+           turns { nodes { seq role authorId content } } } }"""
+    )["createSession"]
+    assert created["templateId"] == "research-brief" and created["turnCount"] == 2
+    context = created["agentContext"]
+    assert context["systemPrompt"].startswith("You are a careful research assistant")
+    assert context["variables"] == {"output_format": "brief", "max_sources": 9}
+    assert context["memory"] == ["x"]
+    assert [(t["seq"], t["role"], t["authorId"]) for t in created["turns"]["nodes"]] == [
+        (1, "SYSTEM", "alice"),
+        (2, "ASSISTANT", "template"),
+    ]
+    assert created["turns"]["nodes"][1]["content"].startswith("Which topic")
+    ctx = alice.ok(
+        "query($id: ID!) { session(id: $id) { context { systemPrompt messages { role } } } }",
+        {"id": created["id"]},
+    )["session"]["context"]
+    assert ctx["systemPrompt"].startswith("You are a careful research assistant")
+    assert [m["role"] for m in ctx["messages"]] == ["system", "system", "assistant"]
+    alice.ok(SEND, {"input": {"sessionId": created["id"], "content": "Solar panels"}})
+    turn = alice.ok("query($id: ID!) { session(id: $id) { turnCount } }", {"id": created["id"]})[
+        "session"
+    ]
+    assert turn["turnCount"] == 3
+
+
+def test_an_input_system_prompt_wins_over_the_template(api) -> None:
+    alice = api.as_("alice", "acme")
+    created = alice.ok(
+        """mutation { createSession(input: {chatAppId: "support", templateId: "order-issue",
+             agentContext: {systemPrompt: "Mine."}}) { agentContext turnCount } }"""
+    )["createSession"]
+    assert created["agentContext"]["systemPrompt"] == "Mine."
+    assert created["agentContext"]["variables"]["escalation_queue"] == "orders"
+    assert created["turnCount"] == 1
+
+
+def test_unknown_template_or_chat_app_is_not_found(api) -> None:
+    alice = api.as_("alice", "acme")
+    body = alice.post(
+        'mutation { createSession(input: {chatAppId: "support", templateId: "research-brief"}) { id } }'
+    )
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert "research-brief" in body["errors"][0]["message"]
+    assert (
+        alice.error_code(
+            'mutation { createSession(input: {chatAppId: "kiosk", templateId: "x"}) { id } }'
+        )
+        == "NOT_FOUND"
+    )
+    assert alice.ok(LIST)["sessions"]["edges"] == []

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from sessionhub.domain.models import TurnRole
 from sessionhub.server.chat_apps import load_chat_apps
 from sessionhub.server.errors import SettingsError
 from sessionhub.server.settings import load_settings, token_config
@@ -62,6 +63,54 @@ def test_development_secret_is_generated_once_and_private(
     assert secret_file.stat().st_mode & 0o077 == 0
 
 
+_APP = '[[chat_apps]]\nid = "a"\nname = "x"\n'
+
+
+def test_templates_are_read_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "apps.toml"
+    path.write_text(
+        _APP
+        + """
+[[chat_apps.templates]]
+id = "triage"
+name = "Triage"
+description = "Sort a ticket."
+
+[chat_apps.templates.agent_context]
+system_prompt = "Be brief."
+variables = { team = "ops", depth = 2 }
+
+[[chat_apps.templates.starter_turns]]
+role = "SYSTEM"
+content = "First."
+
+[[chat_apps.templates.starter_turns]]
+role = "ASSISTANT"
+content = "Second."
+
+[[chat_apps.templates]]
+id = "bare"
+name = "Bare"
+"""
+    )
+    (app,) = load_chat_apps(path)
+    triage, bare = app.templates
+    assert (triage.id, triage.name, triage.description) == ("triage", "Triage", "Sort a ticket.")
+    assert triage.system_prompt == "Be brief."
+    assert triage.variables == {"team": "ops", "depth": 2}
+    assert [(t.role, t.content) for t in triage.starter_turns] == [
+        (TurnRole.SYSTEM, "First."),
+        (TurnRole.ASSISTANT, "Second."),
+    ]
+    assert app.template("bare") == bare and app.template("nope") is None
+    assert bare.system_prompt is None and bare.variables is None and bare.starter_turns == ()
+
+
+def test_shipped_chat_apps_have_a_template_each() -> None:
+    for app in load_chat_apps(load_settings().chat_apps_file):
+        assert app.templates, app.id
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -77,6 +126,23 @@ def test_development_secret_is_generated_once_and_private(
         ),
         ('[[chat_apps]]\nid = "a"\nname = "x"\n[[chat_apps]]\nid = "a"\nname = "y"', "repeats"),
         ("not = [toml", "cannot read"),
+        (f'{_APP}[[chat_apps.templates]]\nid = "Bad Id"\nname = "t"', "templates.0.id"),
+        (f'{_APP}[[chat_apps.templates]]\nid = "t"\nname = ""', "templates.0.name"),
+        (
+            f'{_APP}[[chat_apps.templates]]\nid = "t"\nname = "t"\n'
+            '[[chat_apps.templates.starter_turns]]\nrole = "TOOL"\ncontent = "x"',
+            "starter_turns.0.role",
+        ),
+        (
+            f'{_APP}[[chat_apps.templates]]\nid = "t"\nname = "t"\n'
+            "[chat_apps.templates.agent_context]\nprompt = 'x'",
+            "agent_context.prompt",
+        ),
+        (
+            f'{_APP}[[chat_apps.templates]]\nid = "t"\nname = "t"\n'
+            f'[[chat_apps.templates]]\nid = "t"\nname = "u"',
+            "distinct",
+        ),
     ],
 )
 def test_bad_chat_apps_files(tmp_path: Path, content: str, problem: str) -> None:
