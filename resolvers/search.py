@@ -59,11 +59,8 @@ async def _search_sessions(
     ]
     return SearchConnection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=after is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+        page_info=PageInfo.of(
+            [e.cursor for e in edges], has_next=page.has_next, has_previous=after is not None
         ),
     )
 

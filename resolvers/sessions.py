@@ -109,11 +109,8 @@ def session_connection(
     ]
     return SessionConnection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_next,
-            has_previous_page=has_previous,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+        page_info=PageInfo.of(
+            [e.cursor for e in edges], has_next=has_next, has_previous=has_previous
         ),
     )
 

@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 
 from ..domain import models
 from .enums import SessionStatus, TitleSource
-from .types import TokenUsage, Turn
+from .types import TokenUsage, Turn, shared_session_fields
 
 
 @strawberry.type(
@@ -41,26 +41,7 @@ class SessionInfo:
 
     @classmethod
     def of(cls, s: models.Session) -> SessionInfo:
-        return cls(
-            id=strawberry.ID(s.id),
-            chat_app_id=strawberry.ID(s.chat_app_id),
-            owner_id=strawberry.ID(s.owner_id),
-            title=s.title or "Untitled",
-            title_source=s.title_source,
-            created_at=s.created_at,
-            updated_at=s.updated_at,
-            last_activity_at=s.last_activity_at,
-            turn_count=s.turn_count,
-            archived=s.archived_at is not None,
-            archived_at=s.archived_at,
-            tags=list(s.tags),
-            participants=[strawberry.ID(p) for p in s.participants],
-            status=s.status,
-            template_id=strawberry.ID(s.template_id) if s.template_id else None,
-            metadata=s.metadata,
-            expires_at=s.expires_at,
-            usage=TokenUsage.of(s.usage),
-        )
+        return cls(**shared_session_fields(s))
 
 
 @strawberry.type(name="TurnAdded", description="A new turn, replayed from the store or live.")

@@ -5,6 +5,7 @@ request context."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -226,6 +227,16 @@ class PageInfo:
     start_cursor: str | None
     end_cursor: str | None
 
+    @classmethod
+    def of(cls, cursors: list[str], *, has_next: bool, has_previous: bool) -> PageInfo:
+        """The page's info from the cursors of its edges, in order."""
+        return cls(
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
 
 @strawberry.type
 class TurnEdge:
@@ -370,6 +381,31 @@ class AuditConnection:
     page_info: PageInfo
 
 
+def shared_session_fields(s: models.Session) -> dict[str, Any]:
+    """The fields every reader of a session sees alike: the Session type's and, in live
+    events, SessionInfo's."""
+    return {
+        "id": strawberry.ID(s.id),
+        "chat_app_id": strawberry.ID(s.chat_app_id),
+        "owner_id": strawberry.ID(s.owner_id),
+        "title": s.title or "Untitled",
+        "title_source": s.title_source,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "last_activity_at": s.last_activity_at,
+        "turn_count": s.turn_count,
+        "archived": s.archived_at is not None,
+        "archived_at": s.archived_at,
+        "tags": list(s.tags),
+        "participants": [strawberry.ID(p) for p in s.participants],
+        "status": s.status,
+        "template_id": strawberry.ID(s.template_id) if s.template_id else None,
+        "metadata": s.metadata,
+        "expires_at": s.expires_at,
+        "usage": TokenUsage.of(s.usage),
+    }
+
+
 @strawberry.type
 class Session:
     view: strawberry.Private[SessionView]
@@ -399,26 +435,9 @@ class Session:
         s = view.session
         return cls(
             view=view,
-            id=strawberry.ID(s.id),
-            chat_app_id=strawberry.ID(s.chat_app_id),
-            owner_id=strawberry.ID(s.owner_id),
-            title=s.title or "Untitled",
-            title_source=s.title_source,
-            created_at=s.created_at,
-            updated_at=s.updated_at,
-            last_activity_at=s.last_activity_at,
-            turn_count=s.turn_count,
-            archived=s.archived_at is not None,
-            archived_at=s.archived_at,
             pinned=view.pinned,
-            tags=list(s.tags),
-            participants=[strawberry.ID(p) for p in s.participants],
-            status=s.status,
-            template_id=strawberry.ID(s.template_id) if s.template_id else None,
             agent_context=s.agent_context,
-            metadata=s.metadata,
-            expires_at=s.expires_at,
-            usage=TokenUsage.of(s.usage),
+            **shared_session_fields(s),
         )
 
     @strawberry.field
@@ -449,11 +468,10 @@ class Session:
         edges = [TurnEdge(cursor=encode_turn_cursor(t.seq), node=Turn.of(t)) for t in page.turns]
         return TurnConnection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_more_after,
-                has_previous_page=page.has_more_before,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+            page_info=PageInfo.of(
+                [e.cursor for e in edges],
+                has_next=page.has_more_after,
+                has_previous=page.has_more_before,
             ),
             total_count=self.view.session.turn_count,
         )
