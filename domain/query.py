@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .errors import InvalidInput
 from .models import Session, TurnRole
@@ -81,6 +83,33 @@ def parse_query(text: str) -> SearchQuery:
     if not query.included:
         raise InvalidInput("Say what to find, not only what to leave out.")
     return query
+
+
+def searchable_text(content: str, tools: Iterable[tuple[str, Any, Any, str | None]]) -> str:
+    """What search finds in a turn, whatever the backend: what was said, and each tool's
+    name, the scalar values it was given and returned, and its error.
+    `tools` are (name, input, output, error) of the turn's tool invocations."""
+    parts = [content]
+    for name, given, returned, error in tools:
+        parts.append(name)
+        _scalars(given, parts)
+        _scalars(returned, parts)
+        if error:
+            parts.append(error)
+    return "\n".join(p for p in parts if p)
+
+
+def _scalars(value: Any, out: list[str]) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _scalars(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _scalars(item, out)
+    else:
+        out.append(str(value))
 
 
 class SearchOrder(enum.StrEnum):

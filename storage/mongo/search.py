@@ -45,6 +45,7 @@ from ...domain.query import (
     SessionHit,
     TermKind,
     TurnHit,
+    searchable_text,
 )
 from ...domain.timecodec import to_micros
 from . import codec
@@ -80,30 +81,11 @@ def term_set(text: str | None) -> list[str]:
     return sorted(set(stems(text))) if text else []
 
 
-def _flatten(value: Any, out: list[str]) -> None:
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, dict):
-        for item in value.values():
-            _flatten(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _flatten(item, out)
-    else:
-        out.append(str(value))
-
-
 def turn_body(content: str, tool_invocations: Iterable[Any]) -> str:
-    """The searchable text of a turn: what was said, and what its tools were given,
-    returned or failed with (the same text SQLite indexes)."""
-    parts = [content]
-    for call in tool_invocations:
-        parts.append(call.name)
-        _flatten(call.input, parts)
-        _flatten(call.output, parts)
-        if call.error:
-            parts.append(call.error)
-    return "\n".join(p for p in parts if p)
+    """The searchable text of a turn (the same text SQLite indexes)."""
+    return searchable_text(
+        content, ((c.name, c.input, c.output, c.error) for c in tool_invocations)
+    )
 
 
 def turn_terms(turn: Turn) -> list[str]:

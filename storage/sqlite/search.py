@@ -31,6 +31,7 @@ from ...domain.query import (
     Term,
     TermKind,
     TurnHit,
+    searchable_text,
 )
 from . import codec
 from .codec import SESSION_COLUMNS, to_micros
@@ -60,31 +61,12 @@ def scope_tokens(
     )
 
 
-def _flatten(value: Any, out: list[str]) -> None:
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, dict):
-        for item in value.values():
-            _flatten(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _flatten(item, out)
-    else:
-        out.append(str(value))
-
-
 def turn_body(content: str, tool_invocations_json: str | None) -> str:
-    """The searchable text of a turn: what was said, and what its tools were given,
-    returned or failed with."""
-    parts = [content]
-    if tool_invocations_json:
-        for call in orjson.loads(tool_invocations_json):
-            parts.append(call["name"])
-            _flatten(call.get("input"), parts)
-            _flatten(call.get("output"), parts)
-            if call.get("error"):
-                parts.append(call["error"])
-    return "\n".join(p for p in parts if p)
+    """The searchable text of a stored turn (its tool invocations as stored JSON)."""
+    calls = orjson.loads(tool_invocations_json) if tool_invocations_json else ()
+    return searchable_text(
+        content, ((c["name"], c.get("input"), c.get("output"), c.get("error")) for c in calls)
+    )
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
