@@ -26,7 +26,6 @@ import platform
 import random
 import secrets
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+
+from sessionhub.storage.sqlite.driver import sqlite as sqlite3
 
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results" / "lifecycle.json"

@@ -38,7 +38,6 @@ import random
 import re
 import secrets
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -84,6 +83,7 @@ from sessionhub.domain.search import MAX_SHARED_IN_SCOPE
 from sessionhub.domain.titles import opening_words
 from sessionhub.storage.sqlite import codec, search
 from sessionhub.storage.sqlite.codec import SESSION_COLUMNS, TURN_COLUMNS
+from sessionhub.storage.sqlite.driver import sqlite as sqlite3
 from sessionhub.storage.sqlite.store import _SHARE_COLUMNS, SqliteStore
 
 HERE = Path(__file__).resolve().parent

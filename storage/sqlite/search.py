@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import sqlite3
 from typing import Any
 
 import orjson
@@ -33,7 +32,7 @@ from ...domain.query import (
     TurnHit,
     searchable_text,
 )
-from . import codec
+from . import codec, driver
 from .codec import SESSION_COLUMNS, to_micros
 
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
@@ -69,14 +68,14 @@ def turn_body(content: str, tool_invocations_json: str | None) -> str:
     )
 
 
-def register_functions(conn: sqlite3.Connection) -> None:
+def register_functions(conn: driver.Connection) -> None:
     """SQL access to the same functions, for migrations that backfill the index."""
     conn.create_function("sh_scope", 5, scope_tokens, deterministic=True)
     conn.create_function("sh_body", 2, turn_body, deterministic=True)
 
 
 def index_turn(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     rowid: int,
     session: Session,
     role: str,
@@ -95,7 +94,7 @@ def index_turn(
     )
 
 
-def index_title(conn: sqlite3.Connection, session_id: str) -> None:
+def index_title(conn: driver.Connection, session_id: str) -> None:
     """(Re)write the title row of a session from its current title."""
     row = conn.execute(
         "SELECT rowid, entity_id, owner_id, chat_app_id, title FROM sessions WHERE id = ?",
@@ -112,7 +111,7 @@ def index_title(conn: sqlite3.Connection, session_id: str) -> None:
         )
 
 
-def unindex_session(conn: sqlite3.Connection, session_id: str) -> None:
+def unindex_session(conn: driver.Connection, session_id: str) -> None:
     conn.execute(
         "DELETE FROM search_index WHERE rowid IN"
         " (SELECT rowid FROM turns WHERE session_id = ?"
@@ -239,7 +238,7 @@ def _hits_sql(
 
 
 def search(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     query: SearchQuery,
     scope: SearchScope,
     search_filter: SearchFilter,
@@ -285,7 +284,7 @@ def search(
 
 
 def _attach_best_turns(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     query: SearchQuery,
     search_filter: SearchFilter,
     found: dict[str, SessionHit],

@@ -9,7 +9,6 @@ slip into the middle of it.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -48,7 +47,7 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
-from . import codec, search
+from . import codec, driver, search
 from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
 
 T = TypeVar("T")
@@ -76,11 +75,11 @@ def _migrations() -> list[tuple[int, str]]:
 def _translated_errors() -> Iterator[None]:
     try:
         yield
-    except sqlite3.IntegrityError as exc:
+    except driver.IntegrityError as exc:
         raise Conflict(f"The change conflicts with stored data: {exc}") from exc
-    except sqlite3.OperationalError as exc:
+    except driver.OperationalError as exc:
         raise StoreUnavailable(f"The database could not complete the request: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
+    except driver.DatabaseError as exc:
         raise StoreUnavailable(f"The database failed: {exc}") from exc
 
 
@@ -97,7 +96,7 @@ class SqliteStore:
     # Connections
 
     async def _connect(self, *, read_only: bool) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn = await driver.connect(self._path)
         pragmas = [
             f"PRAGMA busy_timeout = {self._busy_timeout_ms}",
             "PRAGMA foreign_keys = ON",
@@ -334,15 +333,15 @@ class SqliteStore:
         return await self._read(_list_audit, entity_id, audit_filter, after, limit)
 
 
-# Everything below runs inside a connection's thread, on the plain sqlite3 connection.
+# Everything below runs inside a connection's thread, on the plain SQLite connection.
 
 
-def _apply_pragmas(conn: sqlite3.Connection, pragmas: list[str]) -> None:
+def _apply_pragmas(conn: driver.Connection, pragmas: list[str]) -> None:
     for pragma in pragmas:
         conn.execute(pragma)
 
 
-def _migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str]]) -> None:
+def _migrate(conn: driver.Connection, migrations: list[tuple[int, str]]) -> None:
     # WAL must be switched on outside a transaction; it is a property of the file.
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
@@ -367,7 +366,7 @@ def _split_sql(script: str) -> list[str]:
         if line.lstrip().startswith("--"):
             continue
         buffer += line
-        if sqlite3.complete_statement(buffer):
+        if driver.complete_statement(buffer):
             statements.append(buffer.strip())
             buffer = ""
     if buffer.strip():
@@ -375,7 +374,7 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
-def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:
+def _in_transaction(conn: driver.Connection, fn: Callable[..., T], args: tuple) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn, *args)
@@ -389,16 +388,16 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple)
 _DAY_US = 86_400_000_000
 
 
-def _ping(conn: sqlite3.Connection) -> None:
+def _ping(conn: driver.Connection) -> None:
     conn.execute("SELECT 1").fetchone()
 
 
-def _get_session(conn: sqlite3.Connection, session_id: str) -> Session | None:
+def _get_session(conn: driver.Connection, session_id: str) -> Session | None:
     row = conn.execute(f"{_SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
     return None if row is None else codec.session_from_row(row)
 
 
-def _require_session(conn: sqlite3.Connection, session_id: str) -> Session:
+def _require_session(conn: driver.Connection, session_id: str) -> Session:
     session = _get_session(conn, session_id)
     if session is None:
         raise session_not_found(session_id)
@@ -406,7 +405,7 @@ def _require_session(conn: sqlite3.Connection, session_id: str) -> Session:
 
 
 def _create_session(
-    conn: sqlite3.Connection, session: Session, first_turn: NewTurn | None, max_turns: int
+    conn: driver.Connection, session: Session, first_turn: NewTurn | None, max_turns: int
 ) -> tuple[Session, Turn | None]:
     placeholders = ", ".join("?" * 21)
     conn.execute(
@@ -425,7 +424,7 @@ def _create_session(
 
 
 def _append_turn(
-    conn: sqlite3.Connection, new: NewTurn, max_turns: int, retention_days: int | None = None
+    conn: driver.Connection, new: NewTurn, max_turns: int, retention_days: int | None = None
 ) -> tuple[Turn, Session]:
     at = to_micros(new.created_at)
     # With retention, the expiry follows the new last activity (SET reads the old values).
@@ -476,7 +475,7 @@ def _append_turn(
 
 
 def _rename_session(
-    conn: sqlite3.Connection, session_id: str, title: str, source: TitleSource, at: datetime
+    conn: driver.Connection, session_id: str, title: str, source: TitleSource, at: datetime
 ) -> Session | None:
     conn.execute(
         "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?"
@@ -488,7 +487,7 @@ def _rename_session(
 
 
 def _set_archived(
-    conn: sqlite3.Connection, session_id: str, archived_at: datetime | None, at: datetime
+    conn: driver.Connection, session_id: str, archived_at: datetime | None, at: datetime
 ) -> Session | None:
     conn.execute(
         "UPDATE sessions SET archived_at = ?, updated_at = ? WHERE id = ?",
@@ -498,7 +497,7 @@ def _set_archived(
 
 
 def _set_tags(
-    conn: sqlite3.Connection, session_id: str, tags: list[str], at: datetime
+    conn: driver.Connection, session_id: str, tags: list[str], at: datetime
 ) -> Session | None:
     # The tags column is what a session reads back; session_tags is what the listing's and
     # search's tag filters join, so both change in this one transaction.
@@ -517,7 +516,7 @@ def _set_tags(
 
 
 def _apply_retention_batch(
-    conn: sqlite3.Connection, chat_app_id: str, retention_us: int, after_rowid: int, batch: int
+    conn: driver.Connection, chat_app_id: str, retention_us: int, after_rowid: int, batch: int
 ) -> tuple[int, int]:
     rows = conn.execute(
         "SELECT rowid FROM sessions WHERE chat_app_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
@@ -536,7 +535,7 @@ def _apply_retention_batch(
 
 
 def _set_status(
-    conn: sqlite3.Connection, session_id: str, status: SessionStatus, at: datetime
+    conn: driver.Connection, session_id: str, status: SessionStatus, at: datetime
 ) -> Session | None:
     conn.execute(
         "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
@@ -546,7 +545,7 @@ def _set_status(
 
 
 def _tag_counts(
-    conn: sqlite3.Connection, scope: OwnerScope, now: datetime, limit: int
+    conn: driver.Connection, scope: OwnerScope, now: datetime, limit: int
 ) -> list[tuple[str, int]]:
     clauses = ["s.entity_id = ?", "(s.expires_at IS NULL OR s.expires_at > ?)"]
     params: list[Any] = [scope.entity_id, to_micros(now)]
@@ -562,7 +561,7 @@ def _tag_counts(
     return [(tag, n) for tag, n in rows]
 
 
-def _delete_session(conn: sqlite3.Connection, session_id: str, audit: AuditEvent) -> bool:
+def _delete_session(conn: driver.Connection, session_id: str, audit: AuditEvent) -> bool:
     # Turns, tags, pins and shares go with the session through ON DELETE CASCADE; the
     # search index is a virtual table, cleared by hand first.
     search.unindex_session(conn, session_id)
@@ -573,7 +572,7 @@ def _delete_session(conn: sqlite3.Connection, session_id: str, audit: AuditEvent
 
 
 def _expired_sessions(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     now: datetime,
     chat_app_id: str | None,
     entity_id: str | None,
@@ -597,7 +596,7 @@ def _expired_sessions(
 
 
 def _remove_expired(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     now: datetime,
     chat_app_id: str | None,
     entity_id: str | None,
@@ -610,7 +609,7 @@ def _remove_expired(
 
 
 def _list_sessions(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     scope: OwnerScope,
     session_filter: SessionFilter,
     after: SessionCursor | None,
@@ -647,13 +646,13 @@ def _list_sessions(
     return [codec.session_from_row(r) for r in rows]
 
 
-def _get_turn(conn: sqlite3.Connection, turn_id: str) -> Turn | None:
+def _get_turn(conn: driver.Connection, turn_id: str) -> Turn | None:
     row = conn.execute(f"{_TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
     return None if row is None else codec.turn_from_row(row)
 
 
 def _list_turns(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     session_id: str,
     after_seq: int | None,
     before_seq: int | None,
@@ -675,7 +674,7 @@ def _list_turns(
     return [codec.turn_from_row(r) for r in rows]
 
 
-def _touch_session_of_turn(conn: sqlite3.Connection, turn_id: str, at: datetime) -> None:
+def _touch_session_of_turn(conn: driver.Connection, turn_id: str, at: datetime) -> None:
     conn.execute(
         "UPDATE sessions SET updated_at = max(updated_at, ?)"
         " WHERE id = (SELECT session_id FROM turns WHERE id = ?)",
@@ -684,7 +683,7 @@ def _touch_session_of_turn(conn: sqlite3.Connection, turn_id: str, at: datetime)
 
 
 def _set_verification(
-    conn: sqlite3.Connection, turn_id: str, verification: Verification
+    conn: driver.Connection, turn_id: str, verification: Verification
 ) -> Turn | None:
     updated = conn.execute(
         "UPDATE turns SET verification = ? WHERE id = ?",
@@ -696,7 +695,7 @@ def _set_verification(
     return _get_turn(conn, turn_id)
 
 
-def _add_feedback(conn: sqlite3.Connection, turn_id: str, feedback: Feedback) -> Turn | None:
+def _add_feedback(conn: driver.Connection, turn_id: str, feedback: Feedback) -> Turn | None:
     row = conn.execute("SELECT feedback FROM turns WHERE id = ?", (turn_id,)).fetchone()
     if row is None:
         return None
@@ -713,7 +712,7 @@ def _add_feedback(conn: sqlite3.Connection, turn_id: str, feedback: Feedback) ->
     return _get_turn(conn, turn_id)
 
 
-def _pin(conn: sqlite3.Connection, entity_id: str, pin: Pin) -> None:
+def _pin(conn: driver.Connection, entity_id: str, pin: Pin) -> None:
     conn.execute(
         "INSERT INTO pins (entity_id, user_id, session_id, pinned_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING",
@@ -721,7 +720,7 @@ def _pin(conn: sqlite3.Connection, entity_id: str, pin: Pin) -> None:
     )
 
 
-def _unpin(conn: sqlite3.Connection, entity_id: str, user_id: str, session_id: str) -> None:
+def _unpin(conn: driver.Connection, entity_id: str, user_id: str, session_id: str) -> None:
     conn.execute(
         "DELETE FROM pins WHERE entity_id = ? AND user_id = ? AND session_id = ?",
         (entity_id, user_id, session_id),
@@ -729,7 +728,7 @@ def _unpin(conn: sqlite3.Connection, entity_id: str, user_id: str, session_id: s
 
 
 def _pinned_session_ids(
-    conn: sqlite3.Connection, entity_id: str, user_id: str, session_ids: list[str]
+    conn: driver.Connection, entity_id: str, user_id: str, session_ids: list[str]
 ) -> set[str]:
     rows = conn.execute(
         "SELECT session_id FROM pins WHERE entity_id = ? AND user_id = ?"
@@ -740,7 +739,7 @@ def _pinned_session_ids(
 
 
 def _list_pinned(
-    conn: sqlite3.Connection, entity_id: str, user_id: str, limit: int
+    conn: driver.Connection, entity_id: str, user_id: str, limit: int
 ) -> list[Session]:
     columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
     rows = conn.execute(
@@ -769,7 +768,7 @@ def _share_from_row(r: tuple) -> Share:
     )
 
 
-def _create_share(conn: sqlite3.Connection, share: Share, audit: AuditEvent) -> Share:
+def _create_share(conn: driver.Connection, share: Share, audit: AuditEvent) -> Share:
     _require_session(conn, share.session_id)
     conn.execute(
         f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
@@ -793,14 +792,14 @@ def _create_share(conn: sqlite3.Connection, share: Share, audit: AuditEvent) -> 
     return share
 
 
-def _get_share(conn: sqlite3.Connection, column: str, value: str) -> Share | None:
+def _get_share(conn: driver.Connection, column: str, value: str) -> Share | None:
     row = conn.execute(
         f"SELECT {_SHARE_COLUMNS} FROM shares WHERE {column} = ?", (value,)
     ).fetchone()
     return None if row is None else _share_from_row(row)
 
 
-def _list_shares(conn: sqlite3.Connection, session_id: str) -> list[Share]:
+def _list_shares(conn: driver.Connection, session_id: str) -> list[Share]:
     rows = conn.execute(
         f"SELECT {_SHARE_COLUMNS} FROM shares WHERE session_id = ? ORDER BY created_at, id",
         (session_id,),
@@ -809,7 +808,7 @@ def _list_shares(conn: sqlite3.Connection, session_id: str) -> list[Share]:
 
 
 def _revoke_share(
-    conn: sqlite3.Connection, share_id: str, at: datetime, by: str, audit: AuditEvent
+    conn: driver.Connection, share_id: str, at: datetime, by: str, audit: AuditEvent
 ) -> Share | None:
     revoked = conn.execute(
         "UPDATE shares SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
@@ -821,7 +820,7 @@ def _revoke_share(
 
 
 def _record_link_visit(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     share: Share,
     entity_id: str,
     user_id: str,
@@ -838,7 +837,7 @@ def _record_link_visit(
 
 
 def _opened_link_ids(
-    conn: sqlite3.Connection, session_id: str, entity_id: str, user_id: str
+    conn: driver.Connection, session_id: str, entity_id: str, user_id: str
 ) -> set[str]:
     rows = conn.execute(
         "SELECT share_id FROM share_link_visits"
@@ -849,7 +848,7 @@ def _opened_link_ids(
 
 
 def _list_shared_with(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     scope: GranteeScope,
     now: datetime,
     after: KeysetCursor | None,
@@ -895,7 +894,7 @@ def _list_shared_with(
 
 
 def _expire_due_shares(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     now: datetime,
     limit: int,
     audit_for: Callable[[Share], AuditEvent],
@@ -915,7 +914,7 @@ def _expire_due_shares(
     return expired
 
 
-def _insert_audit(conn: sqlite3.Connection, event: AuditEvent) -> None:
+def _insert_audit(conn: driver.Connection, event: AuditEvent) -> None:
     conn.execute(
         f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -931,7 +930,7 @@ def _insert_audit(conn: sqlite3.Connection, event: AuditEvent) -> None:
 
 
 def _list_audit(
-    conn: sqlite3.Connection,
+    conn: driver.Connection,
     entity_id: str,
     audit_filter: AuditFilter,
     after: KeysetCursor | None,

@@ -1,0 +1,31 @@
+"""Everything that names the SQLite library lives in this module.
+
+The store runs on `sqlean.py`, a build of the standard `sqlite3` module against a recent
+SQLite (3.50) rather than whatever the operating system ships (3.40 on Debian 12). The
+store needs two things older SQLite lacks: FTS5's `secure-delete` option, so that a deleted
+or erased turn leaves no token behind in the full-text index, and the FTS5 speed-ups of
+3.44 onwards. The module has the standard library's API, so the rest of storage/sqlite
+uses it as `sqlite`.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+import sqlean as sqlite
+
+Connection = sqlite.Connection
+DatabaseError = sqlite.DatabaseError
+IntegrityError = sqlite.IntegrityError
+OperationalError = sqlite.OperationalError
+complete_statement = sqlite.complete_statement
+sqlite_version = sqlite.sqlite_version
+
+
+def connect(path: str) -> aiosqlite.Connection:
+    """An aiosqlite connection (a thread owning one SQLite connection) in autocommit mode:
+    the store opens its own transactions."""
+
+    def connector() -> Connection:
+        return sqlite.connect(path, isolation_level=None, check_same_thread=False)
+
+    return aiosqlite.Connection(connector, iter_chunk_size=64)
