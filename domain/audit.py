@@ -1,4 +1,5 @@
-"""The audit trail: what gets recorded about a session, and who may read the record."""
+"""The audit trail: what gets recorded about a session or a session template, and who may
+read the record."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from ..storage.protocol import Store
 from .clock import new_id
 from .errors import Forbidden, InvalidInput
-from .models import AuditEvent, AuditFilter, KeysetCursor, Principal, Session
+from .models import AuditEvent, AuditFilter, EntityTemplate, KeysetCursor, Principal, Session
 from .pagination import decode_keyset_cursor, page_size
 from .policy import sees_whole_entity
 
@@ -29,6 +30,22 @@ def audit_event(
         actor_id=principal.user_id,
         action=action,
         target=f"session:{session.id}",
+        at=at,
+        details={k: _plain(v) for k, v in details.items()},
+    )
+
+
+def template_audit_event(
+    principal: Principal, template: EntityTemplate, action: str, at: datetime, **details: Any
+) -> AuditEvent:
+    """An event about a template an admin defined, filed under the template's entity with
+    the target `template:<id>` (session events have `session:<id>`)."""
+    return AuditEvent(
+        id=new_id(),
+        entity_id=template.entity_id,
+        actor_id=principal.user_id,
+        action=action,
+        target=f"template:{template.id}",
         at=at,
         details={k: _plain(v) for k, v in details.items()},
     )

@@ -66,3 +66,14 @@ class SetVerification:
 class AddFeedback:
     kind: FeedbackKind
     comment: str | None = None
+
+
+@dataclass(slots=True)
+class DefineTemplate:
+    """A whole session template as an admin gives it, for creating or replacing one."""
+
+    name: str
+    description: str = ""
+    system_prompt: str | None = None
+    variables: JSON = None
+    starter_turns: list[tuple[TurnRole, str]] = field(default_factory=list)

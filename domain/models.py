@@ -107,7 +107,8 @@ class StarterTurn:
 
 @dataclass(frozen=True, slots=True)
 class SessionTemplate:
-    """A ready-made start for a session of one chat app, defined in the config file."""
+    """A ready-made start for a session of one chat app: defined in the chat apps file, or
+    by an admin over the API (then held by an `EntityTemplate`)."""
 
     id: str
     name: str
@@ -115,6 +116,32 @@ class SessionTemplate:
     system_prompt: str | None = None
     variables: JSON = None
     starter_turns: tuple[StarterTurn, ...] = ()
+
+
+def template_name_key(name: str) -> str:
+    """What makes two template names the same name: case and spacing do not count."""
+    return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class EntityTemplate:
+    """A session template an admin defined over the API for one chat app. Only the admin's
+    entity sees or uses it; the chat apps file's templates are every entity's."""
+
+    entity_id: str
+    chat_app_id: str
+    template: SessionTemplate
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def id(self) -> str:
+        return self.template.id
+
+    @property
+    def name_key(self) -> str:
+        return template_name_key(self.template.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,3 +377,33 @@ class TurnPage:
     turns: list[Turn]
     has_more_before: bool
     has_more_after: bool
+
+
+# The author of a turn whose author's data was erased: the turn keeps its place in the
+# session (seq numbers stay gapless for the other participants) but nothing of its author.
+ERASED_AUTHOR = "erased"
+
+
+@dataclass(slots=True)
+class ErasureCounts:
+    """What one erasure (or one batch of it) removed of a user's data."""
+
+    sessions: int = 0  # sessions they owned, deleted with everything in them
+    session_turns: int = 0  # the turns those sessions held
+    authored_turns: int = 0  # their turns in other people's sessions, emptied
+    feedback: int = 0  # their feedback on other people's turns
+    pins: int = 0
+    shares: int = 0  # shares granted to them
+    link_visits: int = 0  # links they opened
+    participations: int = 0  # other sessions that listed them as a participant
+    audit_events: int = 0  # events whose details lost their personal content
+
+    def add(self, other: ErasureCounts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, name) for name in self.__slots__)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}

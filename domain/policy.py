@@ -111,6 +111,13 @@ def may_share(principal: Principal, kind: GranteeKind) -> bool:
     return True
 
 
+def can_define_templates(principal: Principal) -> bool:
+    """Session templates of the entity (what every new session of it may start from: its
+    system prompt, variables and opening turns) are set by its admins. Entity admins and
+    auditors watch over the entity's sessions but change nothing in it."""
+    return principal.has(Role.ADMIN)
+
+
 def is_owner(principal: Principal, session: Session) -> bool:
     return principal.entity_id == session.entity_id and principal.user_id == session.owner_id
 

@@ -59,6 +59,7 @@ from .policy import (
     is_owner,
     sees_whole_entity,
 )
+from .templates import find_template
 from .titles import TitleScheduler, opening_words
 
 
@@ -242,7 +243,8 @@ class SessionService:
         agent_context = check.json_value(command.agent_context, self._limits, "agent context")
         template = None
         if command.template_id is not None:
-            template = chat_app.template(command.template_id)
+            check.identifier(command.template_id, self._limits, "template id")
+            template = await find_template(self._store, principal, chat_app, command.template_id)
             if template is None:
                 raise NotFound(
                     f"Template {command.template_id!r} does not exist in chat app {chat_app.id!r}."
@@ -575,10 +577,6 @@ class SessionService:
 
     def chat_apps(self) -> list[ChatApp]:
         return self._chat_apps.all()
-
-    def templates(self, chat_app_id: str) -> list[SessionTemplate]:
-        """The templates of a chat app; every chat app is open to any authenticated caller."""
-        return list(self._chat_app(chat_app_id).templates)
 
     # Helpers
 

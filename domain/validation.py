@@ -21,6 +21,9 @@ class Limits:
     max_tool_invocations: int = 100
     max_comment_chars: int = 4_000
     max_id_chars: int = 200
+    max_description_chars: int = 4_000
+    max_starter_turns: int = 100
+    max_templates_per_chat_app: int = 200
 
 
 def content(text: str, limits: Limits, *, required: bool, what: str = "content") -> str:
@@ -42,6 +45,20 @@ def title(text: str, limits: Limits) -> str:
     if len(cleaned) > limits.max_title_chars:
         raise InvalidInput(
             f"The title has {len(cleaned):,} characters; the limit is {limits.max_title_chars}."
+        )
+    return cleaned
+
+
+def name(text: str, limits: Limits, what: str) -> str:
+    """A name people pick from a list: spacing collapsed, not empty, as long as a title."""
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise InvalidInput(f"The {what} is empty.")
+    if "\x00" in cleaned:
+        raise InvalidInput(f"The {what} contains a NUL character.")
+    if len(cleaned) > limits.max_title_chars:
+        raise InvalidInput(
+            f"The {what} has {len(cleaned):,} characters; the limit is {limits.max_title_chars}."
         )
     return cleaned
 

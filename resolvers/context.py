@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from ..domain.audit import AuditService
 from ..domain.clock import Clock
+from ..domain.erasure import ErasureService
 from ..domain.export import ExportService
 from ..domain.models import Principal
 from ..domain.retention import RetentionService
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
+from ..domain.templates import TemplateService
 from ..realtime.hub import Hub
 
 
@@ -23,10 +25,12 @@ class Context:
     audit: AuditService
     exports: ExportService
     search: SearchService
+    templates: TemplateService
     clock: Clock
     request_id: str
     realtime: Hub | None = None
     retention: RetentionService | None = None
+    erasure: ErasureService | None = None
 
     def require_principal(self) -> Principal:
         # @auth has already refused anonymous calls; this only narrows the type.

@@ -24,7 +24,6 @@ from ..schema.types import (
     Session,
     SessionConnection,
     SessionEdge,
-    SessionTemplate,
 )
 from .context import Context
 from .roles import OWNERS, PEOPLE, WRITERS
@@ -124,12 +123,6 @@ def _chat_apps(info: Info[Context, None]) -> list[ChatApp]:
     return [ChatApp.of(app) for app in info.context.sessions.chat_apps()]
 
 
-def _templates(info: Info[Context, None], chat_app_id: strawberry.ID) -> list[SessionTemplate]:
-    info.context.require_principal()
-    templates = info.context.sessions.templates(chat_app_id)
-    return [SessionTemplate.of(chat_app_id, t) for t in templates]
-
-
 @strawberry.type
 class SessionQueries:
     me: Principal = auth_field(_me)
@@ -141,9 +134,6 @@ class SessionQueries:
     )
     pinned_sessions: list[Session] = auth_field(_pinned_sessions, requires=PEOPLE)
     chat_apps: list[ChatApp] = auth_field(_chat_apps)
-    templates: list[SessionTemplate] = auth_field(
-        _templates, description="The session templates of a chat app, for createSession."
-    )
 
 
 async def _create_session(info: Info[Context, None], input: CreateSessionInput) -> Session:

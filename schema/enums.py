@@ -9,6 +9,7 @@ from ..domain.bulk import ItemStatus as _ItemStatus
 from ..domain.dates import DateGroup as _DateGroup
 from ..domain.documents import ExportFormat as _ExportFormat
 from ..domain.query import SearchOrder as _SearchOrder
+from ..domain.templates import TemplateSource as _TemplateSource
 
 Role = strawberry.enum(models.Role, description="What a principal may do beyond its own sessions.")
 UserType = strawberry.enum(models.UserType)
@@ -36,3 +37,8 @@ ItemStatus = strawberry.enum(
     _ItemStatus, description="The outcome for one id of an operation on many sessions."
 )
 SearchOrder = strawberry.enum(_SearchOrder)
+TemplateSource = strawberry.enum(
+    _TemplateSource,
+    description="CHAT_APPS_FILE: from the chat apps file, every entity's, read-only over the "
+    "API. ENTITY: defined by an admin of the caller's entity, which alone sees it.",
+)

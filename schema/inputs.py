@@ -144,3 +144,30 @@ class SearchFilter:
     roles: list[TurnRole] | None = strawberry.field(
         default=None, description="Only turns of these roles match (titles then do not)."
     )
+
+
+@strawberry.input(description="A turn a template puts at the start of a new session.")
+class StarterTurnInput:
+    role: TurnRole = strawberry.field(description="USER, ASSISTANT or SYSTEM.")
+    content: str
+
+
+@strawberry.input(description="A new session template of the caller's entity.")
+class CreateTemplateInput:
+    chat_app_id: strawberry.ID
+    name: str = strawberry.field(description="Unique in the chat app for the entity.")
+    description: str = ""
+    system_prompt: str | None = None
+    variables: JSON | None = strawberry.field(default=None, description="A JSON object.")
+    starter_turns: list[StarterTurnInput] | None = None
+
+
+@strawberry.input(
+    description="A whole session template: updateTemplate replaces every field with these."
+)
+class TemplateInput:
+    name: str
+    description: str = ""
+    system_prompt: str | None = None
+    variables: JSON | None = strawberry.field(default=None, description="A JSON object.")
+    starter_turns: list[StarterTurnInput] | None = None

@@ -25,6 +25,7 @@ from .enums import (
     Role,
     SessionStatus,
     ShareMode,
+    TemplateSource,
     TitleSource,
     ToolStatus,
     TurnRole,
@@ -101,9 +102,19 @@ class SessionTemplate:
     system_prompt: str | None
     variables: JSON | None
     starter_turns: list[StarterTurn]
+    source: TemplateSource
+    updated_at: datetime | None = strawberry.field(
+        description="When an admin last changed it; null for the chat apps file's."
+    )
 
     @classmethod
-    def of(cls, chat_app_id: str, template: models.SessionTemplate) -> SessionTemplate:
+    def of(
+        cls,
+        chat_app_id: str,
+        template: models.SessionTemplate,
+        source: TemplateSource = TemplateSource.CHAT_APPS_FILE,
+        updated_at: datetime | None = None,
+    ) -> SessionTemplate:
         return cls(
             id=strawberry.ID(template.id),
             chat_app_id=strawberry.ID(chat_app_id),
@@ -114,7 +125,13 @@ class SessionTemplate:
             starter_turns=[
                 StarterTurn(role=t.role, content=t.content) for t in template.starter_turns
             ],
+            source=source,
+            updated_at=updated_at,
         )
+
+    @classmethod
+    def of_entity(cls, stored: models.EntityTemplate) -> SessionTemplate:
+        return cls.of(stored.chat_app_id, stored.template, TemplateSource.ENTITY, stored.updated_at)
 
 
 @strawberry.type
@@ -593,3 +610,29 @@ class RetentionReport:
     removed: int
     turns: int
     chat_apps: list[ChatAppRetention]
+
+
+@strawberry.type(
+    description="What eraseUserData removed of one user's data in the caller's entity. "
+    "Audit events stay, with their personal content removed; `auditEventId` is the "
+    "user.erased event that records this erasure."
+)
+class ErasureReport:
+    user_id: strawberry.ID
+    erased_at: datetime
+    audit_event_id: strawberry.ID
+    sessions: int = strawberry.field(description="Sessions they owned, deleted.")
+    session_turns: int = strawberry.field(description="Turns those sessions held.")
+    authored_turns: int = strawberry.field(
+        description="Their turns in other people's sessions, emptied in place."
+    )
+    feedback: int = strawberry.field(description="Turns that lost their feedback.")
+    pins: int
+    shares: int = strawberry.field(description="Shares granted to them, removed.")
+    link_visits: int = strawberry.field(description="Share links they had opened.")
+    participations: int = strawberry.field(
+        description="Other sessions that no longer list them as a participant."
+    )
+    audit_events: int = strawberry.field(
+        description="Audit events whose details lost their personal content."
+    )

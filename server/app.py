@@ -16,6 +16,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -28,6 +29,7 @@ from ..auth.tokens import TokenVerifier
 from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
 from ..domain.clock import Clock, SystemClock
+from ..domain.erasure import ErasureService
 from ..domain.errors import DomainError, StoreUnavailable
 from ..domain.export import ExportService
 from ..domain.models import Principal
@@ -35,6 +37,7 @@ from ..domain.retention import RetentionService
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
+from ..domain.templates import TemplateService
 from ..domain.title_service import TitlePolicy, TitleService
 from ..domain.titles import KeyphraseTitleGenerator, TitleGenerator
 from ..domain.validation import Limits
@@ -45,6 +48,7 @@ from ..realtime.protocol import ChannelBroker
 from ..realtime.websocket import GraphQLWebSocket
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
+from ..resolvers.erasure import ErasureMutations
 from ..resolvers.export import ExportMutations
 from ..resolvers.organise import OrganiseMutations, OrganiseQueries
 from ..resolvers.retention import RetentionMutations
@@ -52,6 +56,7 @@ from ..resolvers.search import SearchQueries
 from ..resolvers.sessions import SessionMutations, SessionQueries
 from ..resolvers.sharing import SharingMutations, SharingQueries
 from ..resolvers.subscriptions import SessionSubscriptions
+from ..resolvers.templates import TemplateMutations, TemplateQueries
 from ..resolvers.turns import TurnMutations
 from ..schema.build import build_schema
 from ..storage.protocol import Store
@@ -71,6 +76,10 @@ log = structlog.get_logger("sessionhub.server")
 MAX_QUERY_DEPTH = 15
 MAX_QUERY_TOKENS = 10_000
 MAX_QUERY_ALIASES = 50
+LIMIT_RULES = [
+    *MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES).validation_rules,
+    *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
+]
 GRAPHIQL_DIR = Path(str(resources.files("sessionhub.server") / "static" / "graphiql"))
 
 
@@ -84,10 +93,12 @@ class Components:
     audit: AuditService
     exports: ExportService
     search: SearchService
+    templates: TemplateService
     clock: Clock
     titles: TitleService | None = None
     realtime: Hub | None = None
     retention: RetentionService | None = None
+    erasure: ErasureService | None = None
 
     def context(self, principal: Principal | None, request_id: str) -> Context:
         return Context(
@@ -97,10 +108,12 @@ class Components:
             audit=self.audit,
             exports=self.exports,
             search=self.search,
+            templates=self.templates,
             clock=self.clock,
             request_id=request_id,
             realtime=self.realtime,
             retention=self.retention,
+            erasure=self.erasure,
         )
 
 
@@ -218,15 +231,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     audit = AuditService(store)
     exports = ExportService(store, sessions, clock)
     search = SearchService(store, sessions, clock)
+    templates = TemplateService(store, chat_apps, clock, limits)
     components = Components(
-        settings, store, broker, sessions, sharing, audit, exports, search, clock, titles
+        settings, store, broker, sessions, sharing, audit, exports, search, templates, clock, titles
     )
     retention_service = RetentionService(store, clock)
     components.retention = retention_service
+    components.erasure = ErasureService(store, broker, clock, limits)
     hub = Hub(store, sessions, broker, clock, queue_limit=settings.subscription_queue_limit)
     components.realtime = hub
     schema = build_schema(
-        queries=[SessionQueries, SearchQueries, SharingQueries, AuditQueries, OrganiseQueries],
+        queries=[
+            SessionQueries,
+            TemplateQueries,
+            SearchQueries,
+            SharingQueries,
+            AuditQueries,
+            OrganiseQueries,
+        ],
         mutations=[
             SessionMutations,
             TurnMutations,
@@ -234,6 +256,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             ExportMutations,
             OrganiseMutations,
             RetentionMutations,
+            ErasureMutations,
+            TemplateMutations,
         ],
         subscriptions=[SessionSubscriptions],
         extensions=[
@@ -242,8 +266,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
             lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES),
-            lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+            # The limiters' rules are made once (LIMIT_RULES): a rule class made per request
+            # would give every request a new validation cache key, and the cache no hit.
+            lambda: AddValidationRules(LIMIT_RULES),
             # After ValidationCache, whose hook sets the validation errors it would replace.
             RequireOperationName,
         ],

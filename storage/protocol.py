@@ -12,8 +12,11 @@ from datetime import datetime
 from typing import Protocol
 
 from ..domain.models import (
+    JSON,
     AuditEvent,
     AuditFilter,
+    EntityTemplate,
+    ErasureCounts,
     Feedback,
     GranteeScope,
     KeysetCursor,
@@ -97,6 +100,34 @@ class Store(Protocol):
         `delete_session` does (turns, tags, pins, shares, link visits, search entries) with
         `audit_for(session)` recorded alongside. Returns the sessions removed. With
         `dry_run` nothing changes and the sessions that would be removed are returned."""
+
+    async def erase_sessions(
+        self,
+        session_ids: list[str],
+        audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
+    ) -> tuple[list[Session], int]:
+        """Right to erasure, the sessions a user owns: delete each as `delete_session`
+        does, with `audit_for(session)` recorded, and replace the details of every earlier
+        audit event about them with `redact(details)`, in one transaction. Returns the
+        sessions deleted (those already gone are skipped) and how many events it redacted."""
+
+    async def erase_contributions(
+        self,
+        entity_id: str,
+        user_id: str,
+        at: datetime,
+        batch: int,
+        redact: Callable[[JSON], JSON],
+    ) -> ErasureCounts:
+        """Right to erasure, what a user left elsewhere in their entity, one batch of at
+        most `batch` of each kind: their turns in other sessions emptied (content and
+        payloads gone, author `ERASED_AUTHOR`, out of the search index, `metadata`
+        {"erasedAt": at}), their feedback, pins, the shares granted to them, the links they
+        opened, their place among participants, their name on the shares and templates
+        they created (`ERASED_AUTHOR`), and `redact` over the details of the audit events
+        they are the actor of. Counts what this batch changed; all zero when
+        nothing is left, so calling it until then finishes an interrupted erasure."""
 
     async def tag_counts(
         self, scope: OwnerScope, now: datetime, limit: int
@@ -227,3 +258,25 @@ class Store(Protocol):
         limit: int,
     ) -> list[AuditEvent]:
         """The entity's events, newest first, keyed on (at, id)."""
+
+    # Session templates defined by admins, each of one entity and one chat app
+
+    async def create_template(self, template: EntityTemplate, audit: AuditEvent) -> None:
+        """Store the template and record `audit`, atomically. Conflict when the entity
+        already has a template of the same `name_key` in that chat app."""
+
+    async def get_template(self, entity_id: str, template_id: str) -> EntityTemplate | None:
+        """The template when it exists and belongs to `entity_id`; None otherwise."""
+
+    async def list_templates(self, entity_id: str, chat_app_id: str) -> list[EntityTemplate]:
+        """The entity's templates of the chat app, by `name_key`, then id."""
+
+    async def update_template(self, template: EntityTemplate, audit: AuditEvent) -> bool:
+        """Replace the name, description, system prompt, variables, starter turns and
+        updated_at of the entity's template with the same id (entity, chat app and creation
+        stay), and record `audit`, atomically. False when the entity has no such template;
+        Conflict when the new name's key is taken in the chat app."""
+
+    async def delete_template(self, entity_id: str, template_id: str, audit: AuditEvent) -> bool:
+        """Remove the entity's template and record `audit`, atomically. False when the
+        entity has no such template."""

@@ -83,6 +83,14 @@ class Caller:
         return body["errors"][0]["extensions"]["code"]
 
 
+def database_bytes(settings: Settings) -> bytes:
+    """The SQLite file and its WAL (and shared-memory index), as they are on disk."""
+    db = Path(settings.sqlite_path)
+    files = [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
+    assert db in files
+    return b"".join(p.read_bytes() for p in files)
+
+
 @pytest.fixture
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(create_app(settings)) as client:

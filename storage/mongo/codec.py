@@ -25,14 +25,17 @@ from typing import Any
 
 from ...domain.models import (
     AuditEvent,
+    EntityTemplate,
     Feedback,
     FeedbackKind,
     Grade,
     GranteeKind,
     Session,
     SessionStatus,
+    SessionTemplate,
     Share,
     ShareMode,
+    StarterTurn,
     TitleSource,
     TokenUsage,
     ToolInvocation,
@@ -341,4 +344,52 @@ def audit_from(doc: Doc) -> AuditEvent:
         target=doc["target"],
         at=must_time(doc, "at"),
         details=doc.get("details"),
+    )
+
+
+# Session templates defined by admins
+
+
+def template_doc(t: EntityTemplate) -> Doc:
+    doc: Doc = {"_id": t.id, "entity_id": t.entity_id, "chat_app_id": t.chat_app_id}
+    doc.update(template_fields(t))
+    doc["created_by"] = t.created_by
+    put_time(doc, "created_at", t.created_at)
+    return doc
+
+
+def template_fields(t: EntityTemplate) -> Doc:
+    """What updating a template replaces: everything but its ids, entity, chat app and
+    creation."""
+    doc: Doc = {
+        "name": t.template.name,
+        "name_key": t.name_key,
+        "description": t.template.description,
+        "system_prompt": t.template.system_prompt,
+        "variables": t.template.variables,
+        "starter_turns": [
+            {"role": s.role.value, "content": s.content} for s in t.template.starter_turns
+        ],
+    }
+    put_time(doc, "updated_at", t.updated_at)
+    return doc
+
+
+def template_from(doc: Doc) -> EntityTemplate:
+    return EntityTemplate(
+        entity_id=doc["entity_id"],
+        chat_app_id=doc["chat_app_id"],
+        template=SessionTemplate(
+            id=doc["_id"],
+            name=doc["name"],
+            description=doc["description"],
+            system_prompt=doc.get("system_prompt"),
+            variables=doc.get("variables"),
+            starter_turns=tuple(
+                StarterTurn(TurnRole(s["role"]), s["content"]) for s in doc["starter_turns"]
+            ),
+        ),
+        created_by=doc["created_by"],
+        created_at=must_time(doc, "created_at"),
+        updated_at=must_time(doc, "updated_at"),
     )

@@ -24,7 +24,8 @@ PINS = "pins"
 SHARES = "shares"
 LINK_VISITS = "share_link_visits"
 AUDIT = "audit"
-COLLECTIONS = (SESSIONS, TURNS, PINS, SHARES, LINK_VISITS, AUDIT)
+TEMPLATES = "templates"
+COLLECTIONS = (SESSIONS, TURNS, PINS, SHARES, LINK_VISITS, AUDIT, TEMPLATES)
 
 NAMESPACE_EXISTS = 48
 INDEX_NOT_FOUND = 27
@@ -84,6 +85,14 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
     ),
     (TURNS, "turns_terms_by_entity", [("entity_id", ASC), ("terms", ASC)], {}),
     (SESSIONS, "sessions_title_terms", [("entity_id", ASC), ("title_terms", ASC)], {}),
+    # Right to erasure: the sessions a user took part in, the turns they gave feedback on.
+    (SESSIONS, "sessions_by_participant", [("entity_id", ASC), ("participants", ASC)], {}),
+    (
+        TURNS,
+        "turns_by_feedback_user",
+        [("entity_id", ASC), ("feedback.user_id", ASC)],
+        {"partialFilterExpression": {"feedback.user_id": {"$exists": True}}},
+    ),
     # Pins, per user.
     (
         PINS,
@@ -159,6 +168,15 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
         [("entity_id", ASC), ("action", ASC), ("at_us", DESC), ("_id", DESC)],
         {},
     ),
+    # Templates admins defined: a name once per entity and chat app (by its key), which is
+    # also the listing's order.
+    (
+        TEMPLATES,
+        "templates_by_entity_app_name",
+        [("entity_id", ASC), ("chat_app_id", ASC), ("name_key", ASC)],
+        {"unique": True},
+    ),
+    (TEMPLATES, "templates_with_outbox", [("outbox._id", ASC)], {"sparse": True}),
 ]
 
 

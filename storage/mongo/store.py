@@ -1,6 +1,6 @@
 """The MongoDB store: collections `sessions`, `turns`, `pins`, `shares`,
-`share_link_visits` and `audit` (see indexes.py), reached through the async driver that
-driver.py wraps.
+`share_link_visits`, `audit` and `templates` (see indexes.py), reached through the async
+driver that driver.py wraps.
 
 Atomic writes across collections
 --------------------------------
@@ -79,8 +79,12 @@ from ...domain.errors import (
     session_not_found,
 )
 from ...domain.models import (
+    ERASED_AUTHOR,
+    JSON,
     AuditEvent,
     AuditFilter,
+    EntityTemplate,
+    ErasureCounts,
     Feedback,
     GranteeKind,
     GranteeScope,
@@ -222,6 +226,7 @@ class MongoStore:
         self._shares = self._db[indexes.SHARES]
         self._visits = self._db[indexes.LINK_VISITS]
         self._audit = self._db[indexes.AUDIT]
+        self._templates = self._db[indexes.TEMPLATES]
         self._transactions = transactions
         self._search_mode: SearchMode = search_mode
 
@@ -454,6 +459,113 @@ class MongoStore:
         # Each session is deleted on its own, as deleteSession does, and only if it is
         # still expired (an append in between moves the expiry and keeps it).
         return [s for s in sessions if await self._delete(s.id, audit_for(s), expired)]
+
+    @_translated
+    async def erase_sessions(
+        self,
+        session_ids: list[str],
+        audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
+    ) -> tuple[list[Session], int]:
+        # Each session is deleted as deleteSession deletes it (atomic, or resumable without
+        # transactions); redacting first means a rerun after a crash redacts what is left.
+        erased, redacted = [], 0
+        for session_id in session_ids:
+            doc = await self._sessions.find_one({"_id": session_id, **VISIBLE})
+            if doc is None:
+                continue
+            session = codec.session_from(doc)
+            redacted += await self._redact_audit(
+                {"entity_id": session.entity_id, "target": f"session:{session.id}"}, redact, 0
+            )
+            if await self._delete(session.id, audit_for(session), {}):
+                erased.append(session)
+        return erased, redacted
+
+    @_translated
+    async def erase_contributions(
+        self,
+        entity_id: str,
+        user_id: str,
+        at: datetime,
+        batch: int,
+        redact: Callable[[JSON], JSON],
+    ) -> ErasureCounts:
+        counts = ErasureCounts()
+        joined = await (
+            self._sessions.find(
+                {"entity_id": entity_id, "participants": user_id, "owner_id": {"$ne": user_id}},
+                {"_id": 1},
+            )
+            .limit(batch)
+            .to_list(None)
+        )
+        emptied = {
+            "content": "",
+            "author_id": ERASED_AUTHOR,
+            "parts": None,
+            "tool_invocations": [],
+            "trace": None,
+            "verification": None,
+            "feedback": [],
+            "insights": None,
+            "metadata": {"erasedAt": at.isoformat()},
+            "terms": [],
+        }
+        for doc in joined:
+            result = await self._turns.update_many(
+                {"session_id": doc["_id"], "author_id": user_id}, {"$set": emptied}
+            )
+            await self._sessions.update_one(
+                {"_id": doc["_id"]}, {"$pull": {"participants": user_id}}
+            )
+            counts.authored_turns += result.modified_count
+            counts.participations += 1
+        rated = await (
+            self._turns.find({"entity_id": entity_id, "feedback.user_id": user_id}, {"_id": 1})
+            .limit(batch)
+            .to_list(None)
+        )
+        if rated:
+            result = await self._turns.update_many(
+                {"_id": {"$in": [d["_id"] for d in rated]}},
+                {"$pull": {"feedback": {"user_id": user_id}}},
+            )
+            counts.feedback = result.modified_count
+        mine = {"entity_id": entity_id, "user_id": user_id}
+        counts.pins = (await self._pins.delete_many(mine)).deleted_count
+        granted = {"grantee_entity_id": entity_id, "grantee_user_id": user_id}
+        share_ids = [d["_id"] for d in await self._shares.find(granted, {"_id": 1}).to_list(None)]
+        if share_ids:
+            await self._visits.delete_many({"share_id": {"$in": share_ids}})
+            counts.shares = (
+                await self._shares.delete_many({"_id": {"$in": share_ids}})
+            ).deleted_count
+        counts.link_visits = (await self._visits.delete_many(mine)).deleted_count
+        for collection, field in (
+            (self._shares, "created_by"),
+            (self._shares, "revoked_by"),
+            (self._templates, "created_by"),
+        ):
+            await collection.update_many(
+                {"entity_id": entity_id, field: user_id}, {"$set": {field: ERASED_AUTHOR}}
+            )
+        counts.audit_events = await self._redact_audit(
+            {"entity_id": entity_id, "actor_id": user_id}, redact, batch
+        )
+        return counts
+
+    async def _redact_audit(self, query: Doc, redact: Callable[[JSON], JSON], limit: int) -> int:
+        docs = await (
+            self._audit.find({**query, "details.redacted": {"$ne": True}}, {"details": 1})
+            .limit(limit)
+            .to_list(None)
+        )
+        for doc in docs:
+            await self._audit.update_one(
+                {"_id": doc["_id"]}, {"$set": {"details": redact(doc.get("details"))}}
+            )
+        return len(docs)
 
     async def _delete(self, session_id: str, audit: AuditEvent, condition: Doc) -> bool:
         async def work(s: Any) -> bool:
@@ -786,12 +898,14 @@ class MongoStore:
         for doc in await cursor.to_list(None):
             session_id = doc["_id"]
             await self._atomic(lambda s, sid=session_id: self._finish_delete(sid, s))
-        for collection in (self._shares, self._visits):
+        for collection in (self._shares, self._visits, self._templates):
             cursor = collection.find({"outbox._id": {"$exists": True}}, {OUTBOX: 1}).limit(
                 RECOVERY_BATCH
             )
             for doc in await cursor.to_list(None):
                 await self._deliver(collection, doc["_id"], doc.get(OUTBOX) or [], None)
+        # A template deletion interrupted after its event reached `audit`.
+        await self._templates.delete_many({STATE: DELETING, OUTBOX: {"$size": 0}})
         abandoned = {STATE: CREATING, "created_at_us": {"$lt": us(now - CREATION_GRACE)}}
         cursor = self._sessions.find(abandoned, {"_id": 1}).limit(RECOVERY_BATCH)
         for doc in await cursor.to_list(None):
@@ -1022,3 +1136,68 @@ class MongoStore:
             query.update(_older_than("at_us", us(after.at), after.id))
         cursor = self._audit.find(query).sort([("at_us", -1), ("_id", -1)]).limit(limit)
         return [codec.audit_from(d) for d in await cursor.to_list(None)]
+
+    # Session templates defined by admins. Step by step, their audit events travel in the
+    # template document's outbox, as a share's do; a deletion first marks the template
+    # `state: "deleting"` (gone for every read), then delivers the event, then removes it.
+
+    @_translated
+    async def create_template(self, template: EntityTemplate, audit: AuditEvent) -> None:
+        async def work(s: Any) -> None:
+            doc = codec.template_doc(template)
+            doc[OUTBOX] = [codec.audit_doc(audit)]
+            await self._templates.insert_one(doc, session=s)
+            await self._deliver(self._templates, template.id, doc[OUTBOX], s)
+
+        await self._atomic(work)
+
+    @_translated
+    async def get_template(self, entity_id: str, template_id: str) -> EntityTemplate | None:
+        doc = await self._templates.find_one(
+            {"_id": template_id, "entity_id": entity_id, **VISIBLE}
+        )
+        return None if doc is None else codec.template_from(doc)
+
+    @_translated
+    async def list_templates(self, entity_id: str, chat_app_id: str) -> list[EntityTemplate]:
+        cursor = self._templates.find(
+            {"entity_id": entity_id, "chat_app_id": chat_app_id, **VISIBLE}
+        ).sort([("name_key", 1), ("_id", 1)])
+        return [codec.template_from(d) for d in await cursor.to_list(None)]
+
+    @_translated
+    async def update_template(self, template: EntityTemplate, audit: AuditEvent) -> bool:
+        event = codec.audit_doc(audit)
+
+        async def work(s: Any) -> bool:
+            updated = await self._templates.find_one_and_update(
+                {"_id": template.id, "entity_id": template.entity_id, **VISIBLE},
+                {"$set": codec.template_fields(template), "$push": {OUTBOX: event}},
+                projection={"_id": 1},
+                session=s,
+            )
+            if updated is None:
+                return False
+            await self._deliver(self._templates, template.id, [event], s)
+            return True
+
+        return await self._atomic(work)
+
+    @_translated
+    async def delete_template(self, entity_id: str, template_id: str, audit: AuditEvent) -> bool:
+        event = codec.audit_doc(audit)
+
+        async def work(s: Any) -> bool:
+            marked = await self._templates.find_one_and_update(
+                {"_id": template_id, "entity_id": entity_id, **VISIBLE},
+                {"$set": {STATE: DELETING}, "$push": {OUTBOX: event}},
+                projection={"_id": 1},
+                session=s,
+            )
+            if marked is None:
+                return False
+            await self._deliver(self._templates, template_id, [event], s)
+            await self._templates.delete_one({"_id": template_id, STATE: DELETING}, session=s)
+            return True
+
+        return await self._atomic(work)

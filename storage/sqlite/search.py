@@ -35,6 +35,8 @@ from ...domain.query import (
 from . import codec, driver
 from .codec import SESSION_COLUMNS, to_micros
 
+_SESSION_COLUMNS_OF_S = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
+
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
 TURNS_PER_HIT = 3
 TITLE_ROLE = "TITLE"
@@ -202,11 +204,14 @@ def _hits_sql(
     *,
     score: bool = True,
     snippet: bool = True,
+    newest_rows: int | None = None,
 ) -> str:
     """Matching rows with their session, score, snippet and turn (NULL for titles),
     after the turn-time and session filters. Needs :match bound. Without `score` or
     `snippet` those columns are 0 and NULL: bm25() costs a scan of every phrase's whole
-    doclist (its IDF) and snippet() re-reads and re-tokenizes every matching row."""
+    doclist (its IDF) and snippet() re-reads and re-tokenizes every matching row. With
+    `newest_rows`, only the newest that many matching turns and titles: FTS5 reads its
+    doclists backwards from the newest rowid and stops there."""
     turn_time, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
@@ -225,16 +230,35 @@ def _hits_sql(
         else " UNION ALL SELECT s.id, f.score, f.snip, NULL, NULL, NULL"
         f" FROM f JOIN sessions s ON s.rowid = -f.rid WHERE {title_where}"
     )
-    return (
-        "WITH f AS MATERIALIZED (SELECT rowid AS rid,"
+    columns = (
+        "rowid AS rid,"
         f" {'bm25(search_index, 1.0, 0.0)' if score else '0.0'} AS score,"
         f" {_SNIPPET if snippet else 'NULL'} AS snip"
-        " FROM search_index WHERE search_index MATCH :match)"
+    )
+    if newest_rows is None:
+        rows = f"SELECT {columns} FROM search_index WHERE search_index MATCH :match"
+    else:
+        params["newest_rows"] = newest_rows
+        # Turns under their own (growing) rowids, titles under minus their session's.
+        rows = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT {columns} FROM search_index WHERE search_index MATCH"
+            f" :match AND rowid {sign} 0 ORDER BY rowid {order} LIMIT :newest_rows)"
+            for sign, order in ((">", "DESC"), ("<", "ASC"))
+        )
+    return (
+        f"WITH f AS MATERIALIZED ({rows})"
         " SELECT s.id AS session_id, f.score AS score, f.snip AS snip,"
         " t.id AS turn_id, t.seq AS seq, t.role AS role"
         " FROM f JOIN turns t ON t.rowid = f.rid JOIN sessions s ON s.id = t.session_id"
         f" WHERE {turn_where}{titles}"
     )
+
+
+# A query matching more rows than this is broad: it is answered without visiting all of
+# its matches (see `search`).
+BROAD_MATCHES = 5_000
+# Sessions checked per step when walking the newest sessions for a broad query.
+_WALK_STEPS = (64, 256, 1024)
 
 
 def search(
@@ -246,14 +270,56 @@ def search(
     after: SearchCursor | None,
     limit: int,
 ) -> list[SessionHit]:
+    """A narrow query (at most BROAD_MATCHES matching rows in scope) is answered exactly
+    from all its matches. A broad one, typically a very common word over a whole entity,
+    would cost a pass over millions of rows, so: newest first walks the readable sessions
+    from the most recent and keeps those that match, until the page is full (exact, and
+    quick precisely because so much matches); by relevance ranks the newest BROAD_MATCHES
+    matching turns and titles (the best matches among recent conversations)."""
     params: dict[str, Any] = {
         "match": match_expression(query, readable_tokens(scope), search_filter, scope.entity_id),
         "limit": limit,
     }
+    broad = _matches_more_than(conn, params["match"], BROAD_MATCHES)
+    if broad and order is SearchOrder.NEWEST:
+        found = _newest_by_walking(conn, query, scope, search_filter, after, limit)
+    else:
+        found = _ranked_page(
+            conn, params, search_filter, order, after, BROAD_MATCHES if broad else None
+        )
+    if found:
+        _attach_best_turns(
+            conn, query, search_filter, found, score_hits=order is SearchOrder.NEWEST
+        )
+    return list(found.values())
+
+
+def _matches_more_than(conn: driver.Connection, match: str, n: int) -> bool:
+    (count,) = conn.execute(
+        "SELECT count(*) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ?"
+        " ORDER BY rowid DESC LIMIT ?)",
+        (match, n + 1),
+    ).fetchone()
+    return count > n
+
+
+def _ranked_page(
+    conn: driver.Connection,
+    params: dict[str, Any],
+    search_filter: SearchFilter,
+    order: SearchOrder,
+    after: SearchCursor | None,
+    newest_rows: int | None,
+) -> dict[str, SessionHit]:
     # Ranking needs no snippet (the page's come from _attach_best_turns), and newest
     # first needs no score either (the page's come from there too).
-    hits = _hits_sql(search_filter, params, score=order is SearchOrder.RELEVANCE, snippet=False)
-    columns = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
+    hits = _hits_sql(
+        search_filter,
+        params,
+        score=order is SearchOrder.RELEVANCE,
+        snippet=False,
+        newest_rows=newest_rows,
+    )
     if order is SearchOrder.RELEVANCE:
         key = "g.best"
         order_by = "g.best ASC, s.id ASC"
@@ -267,20 +333,103 @@ def search(
         params.update(after_score=after.score, after_id=after.session_id)
         where = cursor
     rows = conn.execute(
-        f"SELECT {columns}, g.best, {key} FROM"
+        f"SELECT {_SESSION_COLUMNS_OF_S}, g.best, {key} FROM"
         f" (SELECT session_id, min(score) AS best FROM ({hits}) GROUP BY session_id) g"
         " JOIN sessions s ON s.id = g.session_id"
         f" WHERE {where} ORDER BY {order_by} LIMIT :limit",
         params,
     ).fetchall()
-    if not rows:
-        return []
-    found = {
+    return {
         r[0]: SessionHit(codec.session_from_row(r[:-2]), float(r[-2]), float(r[-1]), None)
         for r in rows
     }
-    _attach_best_turns(conn, query, search_filter, found, score_hits=order is SearchOrder.NEWEST)
-    return list(found.values())
+
+
+def _newest_by_walking(
+    conn: driver.Connection,
+    query: SearchQuery,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    after: SearchCursor | None,
+    limit: int,
+) -> dict[str, SessionHit]:
+    found: dict[str, SessionHit] = {}
+    position = None if after is None else (int(after.score), after.session_id)
+    step = 0
+    while len(found) < limit:
+        size = _WALK_STEPS[min(step, len(_WALK_STEPS) - 1)]
+        step += 1
+        sessions = _readable_sessions(conn, scope, search_filter, position, size)
+        if not sessions:
+            break
+        matching = _sessions_matching(conn, query, search_filter, [s.id for s in sessions])
+        for session in sessions:
+            if session.id in matching:
+                activity = to_micros(session.last_activity_at)
+                found[session.id] = SessionHit(session, 0.0, float(activity), None)
+                if len(found) == limit:
+                    break
+        last = sessions[-1]
+        position = (to_micros(last.last_activity_at), last.id)
+        if len(sessions) < size:
+            break
+    return found
+
+
+def _readable_sessions(
+    conn: driver.Connection,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    position: tuple[int, str] | None,
+    limit: int,
+) -> list[Session]:
+    """The next `limit` sessions in scope, most recent activity first, after `position`,
+    through the sessions' own activity indexes (the owner's or the entity's), and the
+    shared ones beside them."""
+    params: dict[str, Any] = {"limit": limit, "entity": scope.entity_id}
+    clauses = _session_filters(search_filter, params)
+    if search_filter.since is not None:
+        # A session whose last activity is before the window has no turn inside it.
+        params["since"] = to_micros(search_filter.since)
+        clauses.append("s.last_activity_at >= :since")
+    if position is not None:
+        params.update(at=position[0], after_id=position[1])
+        clauses.append("(s.last_activity_at, s.id) < (:at, :after_id)")
+    sources = ["s.entity_id = :entity"]
+    if scope.owner_id is not None:
+        params["owner"] = scope.owner_id
+        sources[0] += " AND s.owner_id = :owner"
+    if scope.shared_session_ids:
+        names = []
+        for i, session_id in enumerate(scope.shared_session_ids):
+            params[f"shared{i}"] = session_id
+            names.append(f":shared{i}")
+        sources.append(f"s.id IN ({', '.join(names)})")
+    sessions: dict[str, Session] = {}
+    for source in sources:
+        rows = conn.execute(
+            f"SELECT {_SESSION_COLUMNS_OF_S} FROM sessions s"
+            f" WHERE {' AND '.join([source, *clauses])}"
+            " ORDER BY s.last_activity_at DESC, s.id DESC LIMIT :limit",
+            params,
+        ).fetchall()
+        for row in rows:
+            session = codec.session_from_row(row)
+            sessions[session.id] = session
+    merged = sorted(sessions.values(), key=lambda x: (x.last_activity_at, x.id), reverse=True)
+    return merged[:limit]
+
+
+def _sessions_matching(
+    conn: driver.Connection, query: SearchQuery, search_filter: SearchFilter, ids: list[str]
+) -> set[str]:
+    params: dict[str, Any] = {
+        "match": match_expression(
+            query, [scope_token("s", i) for i in ids], SearchFilter(roles=search_filter.roles), ""
+        )
+    }
+    hits = _hits_sql(search_filter, params, score=False, snippet=False)
+    return {r[0] for r in conn.execute(f"SELECT DISTINCT session_id FROM ({hits})", params)}
 
 
 def _attach_best_turns(

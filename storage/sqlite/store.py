@@ -20,8 +20,12 @@ import orjson
 
 from ...domain.errors import Conflict, LimitExceeded, StoreUnavailable, session_not_found
 from ...domain.models import (
+    ERASED_AUTHOR,
+    JSON,
     AuditEvent,
     AuditFilter,
+    EntityTemplate,
+    ErasureCounts,
     Feedback,
     GranteeKind,
     GranteeScope,
@@ -33,10 +37,13 @@ from ...domain.models import (
     SessionCursor,
     SessionFilter,
     SessionStatus,
+    SessionTemplate,
     Share,
     ShareMode,
+    StarterTurn,
     TitleSource,
     Turn,
+    TurnRole,
     Verification,
 )
 from ...domain.query import (
@@ -104,6 +111,8 @@ class SqliteStore:
             "PRAGMA temp_store = MEMORY",
             "PRAGMA cache_size = -65536",
             "PRAGMA mmap_size = 268435456",
+            # Freed space is overwritten with zeros: deleted text does not linger in pages.
+            "PRAGMA secure_delete = ON",
         ]
         if read_only:
             pragmas.append("PRAGMA query_only = ON")
@@ -133,6 +142,17 @@ class SqliteStore:
         async with self._write_lock:
             with _translated_errors():
                 return await self._writer._execute(_in_transaction, self._writer._conn, fn, args)
+
+    async def _delete(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write that deletes someone's data. Afterwards the WAL is checkpointed into the
+        database file (whose freed space secure_delete zeroed) and truncated, so that the
+        deleted text is in neither file once this returns."""
+        assert self._writer is not None, "store is not open"
+        async with self._write_lock:
+            with _translated_errors():
+                result = await self._writer._execute(_in_transaction, self._writer._conn, fn, args)
+                await self._writer._execute(_truncate_wal, self._writer._conn)
+        return result
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         if not self._reader_count:
@@ -168,7 +188,7 @@ class SqliteStore:
         return await self._write(_set_archived, session_id, archived_at, at)
 
     async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        return await self._write(_delete_session, session_id, audit)
+        return await self._delete(_delete_session, session_id, audit)
 
     async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
         return await self._write(_set_tags, session_id, tags, at)
@@ -205,9 +225,27 @@ class SqliteStore:
             return []
         if dry_run:
             return await self._read(_expired_sessions, now, chat_app_id, entity_id, after_id, batch)
-        return await self._write(
+        return await self._delete(
             _remove_expired, now, chat_app_id, entity_id, after_id, batch, audit_for
         )
+
+    async def erase_sessions(
+        self,
+        session_ids: list[str],
+        audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
+    ) -> tuple[list[Session], int]:
+        return await self._delete(_erase_sessions, session_ids, audit_for, redact)
+
+    async def erase_contributions(
+        self,
+        entity_id: str,
+        user_id: str,
+        at: datetime,
+        batch: int,
+        redact: Callable[[JSON], JSON],
+    ) -> ErasureCounts:
+        return await self._delete(_erase_contributions, entity_id, user_id, at, batch, redact)
 
     async def tag_counts(
         self, scope: OwnerScope, now: datetime, limit: int
@@ -332,6 +370,23 @@ class SqliteStore:
     ) -> list[AuditEvent]:
         return await self._read(_list_audit, entity_id, audit_filter, after, limit)
 
+    # Session templates defined by admins
+
+    async def create_template(self, template: EntityTemplate, audit: AuditEvent) -> None:
+        await self._write(_create_template, template, audit)
+
+    async def get_template(self, entity_id: str, template_id: str) -> EntityTemplate | None:
+        return await self._read(_get_template, entity_id, template_id)
+
+    async def list_templates(self, entity_id: str, chat_app_id: str) -> list[EntityTemplate]:
+        return await self._read(_list_templates, entity_id, chat_app_id)
+
+    async def update_template(self, template: EntityTemplate, audit: AuditEvent) -> bool:
+        return await self._write(_update_template, template, audit)
+
+    async def delete_template(self, entity_id: str, template_id: str, audit: AuditEvent) -> bool:
+        return await self._write(_delete_template, entity_id, template_id, audit)
+
 
 # Everything below runs inside a connection's thread, on the plain SQLite connection.
 
@@ -386,6 +441,12 @@ def _in_transaction(conn: driver.Connection, fn: Callable[..., T], args: tuple) 
 
 
 _DAY_US = 86_400_000_000
+
+
+def _truncate_wal(conn: driver.Connection) -> None:
+    # Waits (busy_timeout) for readers still on older snapshots; should one outlast it,
+    # the next deletion's checkpoint finishes the job.
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
 
 def _ping(conn: driver.Connection) -> None:
@@ -569,6 +630,123 @@ def _delete_session(conn: driver.Connection, session_id: str, audit: AuditEvent)
     if deleted:
         _insert_audit(conn, audit)
     return bool(deleted)
+
+
+def _redact_audit(
+    conn: driver.Connection,
+    where: str,
+    params: tuple,
+    redact: Callable[[JSON], JSON],
+    limit: int = -1,
+) -> int:
+    rows = conn.execute(
+        f"SELECT rowid, details FROM audit WHERE {where}"
+        " AND (details IS NULL OR json_extract(details, '$.redacted') IS NOT 1) LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE audit SET details = ? WHERE rowid = ?",
+        [(codec.dump_json(redact(codec.load_json(details))), rowid) for rowid, details in rows],
+    )
+    return len(rows)
+
+
+def _erase_sessions(
+    conn: driver.Connection,
+    session_ids: list[str],
+    audit_for: Callable[[Session], AuditEvent],
+    redact: Callable[[JSON], JSON],
+) -> tuple[list[Session], int]:
+    erased, redacted = [], 0
+    for session_id in session_ids:
+        session = _get_session(conn, session_id)
+        if session is None:
+            continue
+        redacted += _redact_audit(
+            conn,
+            "entity_id = ? AND target = ?",
+            (session.entity_id, f"session:{session.id}"),
+            redact,
+        )
+        _delete_session(conn, session.id, audit_for(session))
+        erased.append(session)
+    return erased, redacted
+
+
+def _erase_contributions(
+    conn: driver.Connection,
+    entity_id: str,
+    user_id: str,
+    at: datetime,
+    batch: int,
+    redact: Callable[[JSON], JSON],
+) -> ErasureCounts:
+    counts = ErasureCounts()
+    erased_metadata = codec.dump_json({"erasedAt": at.isoformat()})
+    # Sessions they took part in (their own are gone by now): empty their turns there.
+    joined = conn.execute(
+        "SELECT id, participants FROM sessions WHERE entity_id = ? AND owner_id != ?"
+        " AND EXISTS (SELECT 1 FROM json_each(participants) WHERE value = ?) LIMIT ?",
+        (entity_id, user_id, user_id, batch),
+    ).fetchall()
+    for session_id, participants in joined:
+        rowids = [
+            rowid
+            for (rowid,) in conn.execute(
+                "SELECT rowid FROM turns WHERE session_id = ? AND author_id = ?",
+                (session_id, user_id),
+            )
+        ]
+        conn.executemany("DELETE FROM search_index WHERE rowid = ?", [(r,) for r in rowids])
+        conn.executemany(
+            "UPDATE turns SET content = '', author_id = ?, parts = NULL, tool_invocations = NULL,"
+            " trace = NULL, verification = NULL, feedback = NULL, insights = NULL, metadata = ?"
+            " WHERE rowid = ?",
+            [(ERASED_AUTHOR, erased_metadata, r) for r in rowids],
+        )
+        remaining = [p for p in codec.load_json(participants) if p != user_id]
+        conn.execute(
+            "UPDATE sessions SET participants = ? WHERE id = ?",
+            (codec.dump_json(remaining), session_id),
+        )
+        counts.authored_turns += len(rowids)
+        counts.participations += 1
+    rated = conn.execute(
+        "SELECT t.rowid, t.feedback FROM turns t JOIN sessions s ON s.id = t.session_id"
+        " WHERE t.feedback IS NOT NULL AND s.entity_id = ?"
+        " AND EXISTS (SELECT 1 FROM json_each(t.feedback) WHERE value ->> 'user_id' = ?)"
+        " LIMIT ?",
+        (entity_id, user_id, batch),
+    ).fetchall()
+    for rowid, feedback in rated:
+        kept = [f for f in codec.feedback_from_json(feedback) if f.user_id != user_id]
+        conn.execute(
+            "UPDATE turns SET feedback = ? WHERE rowid = ?", (codec.feedback_to_json(kept), rowid)
+        )
+        counts.feedback += 1
+    counts.pins = conn.execute(
+        "DELETE FROM pins WHERE entity_id = ? AND user_id = ?", (entity_id, user_id)
+    ).rowcount
+    counts.shares = conn.execute(
+        "DELETE FROM shares WHERE grantee_entity_id = ? AND grantee_user_id = ?",
+        (entity_id, user_id),
+    ).rowcount
+    counts.link_visits = conn.execute(
+        "DELETE FROM share_link_visits WHERE entity_id = ? AND user_id = ?", (entity_id, user_id)
+    ).rowcount
+    for table, column in (
+        ("shares", "created_by"),
+        ("shares", "revoked_by"),
+        ("templates", "created_by"),
+    ):
+        conn.execute(
+            f"UPDATE {table} SET {column} = ? WHERE entity_id = ? AND {column} = ?",
+            (ERASED_AUTHOR, entity_id, user_id),
+        )
+    counts.audit_events = _redact_audit(
+        conn, "entity_id = ? AND actor_id = ?", (entity_id, user_id), redact, batch
+    )
+    return counts
 
 
 def _expired_sessions(
@@ -972,3 +1150,100 @@ def _list_audit(
         )
         for r in rows
     ]
+
+
+_TEMPLATE_COLUMNS = (
+    "id, entity_id, chat_app_id, name, name_key, description, system_prompt, variables, "
+    "starter_turns, created_by, created_at, updated_at"
+)
+
+
+def _template_row(t: EntityTemplate) -> tuple:
+    return (
+        t.id,
+        t.entity_id,
+        t.chat_app_id,
+        t.template.name,
+        t.name_key,
+        t.template.description,
+        t.template.system_prompt,
+        codec.dump_json(t.template.variables),
+        orjson.dumps(
+            [{"role": s.role.value, "content": s.content} for s in t.template.starter_turns]
+        ).decode(),
+        t.created_by,
+        to_micros(t.created_at),
+        to_micros(t.updated_at),
+    )
+
+
+def _template_from_row(r: tuple) -> EntityTemplate:
+    return EntityTemplate(
+        entity_id=r[1],
+        chat_app_id=r[2],
+        template=SessionTemplate(
+            id=r[0],
+            name=r[3],
+            description=r[5],
+            system_prompt=r[6],
+            variables=codec.load_json(r[7]),
+            starter_turns=tuple(
+                StarterTurn(TurnRole(s["role"]), s["content"]) for s in orjson.loads(r[8])
+            ),
+        ),
+        created_by=r[9],
+        created_at=codec.from_micros(r[10]),
+        updated_at=codec.from_micros(r[11]),
+    )
+
+
+def _create_template(conn: driver.Connection, template: EntityTemplate, audit: AuditEvent) -> None:
+    conn.execute(
+        f"INSERT INTO templates ({_TEMPLATE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+        _template_row(template),
+    )
+    _insert_audit(conn, audit)
+
+
+def _get_template(
+    conn: driver.Connection, entity_id: str, template_id: str
+) -> EntityTemplate | None:
+    row = conn.execute(
+        f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE id = ? AND entity_id = ?",
+        (template_id, entity_id),
+    ).fetchone()
+    return None if row is None else _template_from_row(row)
+
+
+def _list_templates(
+    conn: driver.Connection, entity_id: str, chat_app_id: str
+) -> list[EntityTemplate]:
+    rows = conn.execute(
+        f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE entity_id = ? AND chat_app_id = ?"
+        " ORDER BY name_key, id",
+        (entity_id, chat_app_id),
+    ).fetchall()
+    return [_template_from_row(r) for r in rows]
+
+
+def _update_template(conn: driver.Connection, template: EntityTemplate, audit: AuditEvent) -> bool:
+    row = _template_row(template)
+    updated = conn.execute(
+        "UPDATE templates SET name = ?, name_key = ?, description = ?, system_prompt = ?,"
+        " variables = ?, starter_turns = ?, updated_at = ? WHERE id = ? AND entity_id = ?",
+        (*row[3:9], row[11], template.id, template.entity_id),
+    ).rowcount
+    if updated:
+        _insert_audit(conn, audit)
+    return bool(updated)
+
+
+def _delete_template(
+    conn: driver.Connection, entity_id: str, template_id: str, audit: AuditEvent
+) -> bool:
+    deleted = conn.execute(
+        "DELETE FROM templates WHERE id = ? AND entity_id = ?", (template_id, entity_id)
+    ).rowcount
+    if deleted:
+        _insert_audit(conn, audit)
+    return bool(deleted)

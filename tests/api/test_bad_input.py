@@ -375,6 +375,18 @@ CASES = [
         code="NOT_FOUND",
     ),
     gql(
+        "unknown template id (createSession)",
+        'mutation { createSession(input: {chatAppId: "support", templateId: "nope"}) { id } }',
+        says=r"Template 'nope' does not exist in chat app 'support'",
+        code="NOT_FOUND",
+    ),
+    gql(
+        "a template id that cannot be one (createSession)",
+        'mutation($t: ID!) { createSession(input: {chatAppId: "support", templateId: $t}) { id } }',
+        lambda h: {"t": "t" * 500},
+        says=r"template id 't+' is not a valid id",
+    ),
+    gql(
         "an id that cannot be one",
         "mutation($id: ID!) { archiveSession(id: $id) { id } }",
         lambda h: {"id": "i" * 500},

@@ -493,6 +493,36 @@ WALK = [
         lambda s, t, sh: {},
         Expect.NO_TRACE,
     ),
+    # An admin of another entity erasing "alice" erases their own entity's alice: acme's
+    # alice keeps every byte (the walk compares her view afterwards).
+    Op(
+        "eraseUserData",
+        'mutation { eraseUserData(userId: "alice") { userId sessions sessionTurns '
+        "authoredTurns feedback pins shares linkVisits participations auditEvents } }",
+        lambda s, t, sh: {},
+        Expect.NO_TRACE,
+    ),
+    # Templates are the caller's entity's: creating one touches nothing of alice's, and no
+    # id of hers names a template anyone may change (NOT_FOUND, or the admins' role gate).
+    Op(
+        "createTemplate",
+        'mutation { createTemplate(input: {chatAppId: "support", name: "Mine", '
+        'starterTurns: [{role: ASSISTANT, content: "Hello"}]}) { id chatAppId source } }',
+        lambda s, t, sh: {},
+        Expect.UNBOUND,
+    ),
+    *[
+        Op(field, document, lambda s, t, sh: {"id": s}, Expect.DENIED)
+        for field, document in (
+            (
+                "updateTemplate",
+                mutation(
+                    "$id: ID!", 'updateTemplate(id: $id, input: {name: "Taken over"})', "id name"
+                ),
+            ),
+            ("deleteTemplate", mutation("$id: ID!", "deleteTemplate(id: $id)")),
+        )
+    ],
     Op(
         "auditLog",
         "{ auditLog(first: 100) { edges { node { id actorId action target details } } } }",

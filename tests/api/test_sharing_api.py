@@ -29,6 +29,7 @@ from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import Role, UserType
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
+from tests.conftest import database_bytes
 
 # ---------------------------------------------------------------------------------------
 # Documents
@@ -124,14 +125,6 @@ def audit_events(auditor, page_size: int = 3, **audit_filter: Any) -> list[dict]
 
 def actions(events: list[dict]) -> list[tuple[str, str]]:
     return [(e["actorId"], e["action"]) for e in events]
-
-
-def database_bytes(settings: Settings) -> bytes:
-    """The SQLite file and its WAL (and shared-memory index), as they are on disk."""
-    db = Path(settings.sqlite_path)
-    files = [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
-    assert db in files
-    return b"".join(p.read_bytes() for p in files)
 
 
 def chat_apps_file(tmp_path: Path, name: str, *, external: bool) -> Path:

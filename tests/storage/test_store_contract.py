@@ -12,6 +12,7 @@ from sessionhub.domain.errors import Conflict, LimitExceeded, NotFound
 from sessionhub.domain.models import (
     AuditEvent,
     AuditFilter,
+    EntityTemplate,
     Feedback,
     FeedbackKind,
     Grade,
@@ -25,8 +26,10 @@ from sessionhub.domain.models import (
     SessionCursor,
     SessionFilter,
     SessionStatus,
+    SessionTemplate,
     Share,
     ShareMode,
+    StarterTurn,
     TitleSource,
     TokenUsage,
     ToolInvocation,
@@ -746,3 +749,149 @@ async def test_remove_expired_dry_run_changes_nothing(store: Store) -> None:
         assert await store.get_session(s.id) is not None
         assert len(await store.list_turns(s.id, limit=10)) == 1
     assert await audit_actions(store, action="session.expired") == []
+
+
+# Session templates defined by admins
+
+
+def make_template(
+    name: str = "Refund request", *, entity: str = "acme", app: str = "support", **kw
+) -> EntityTemplate:
+    return EntityTemplate(
+        entity_id=entity,
+        chat_app_id=app,
+        template=SessionTemplate(
+            id=kw.pop("id", new_id()),
+            name=name,
+            description=kw.pop("description", "A customer wants money back."),
+            system_prompt=kw.pop("system_prompt", "Be kind; ask for the order number."),
+            variables=kw.pop("variables", {"tone": "warm", "limits": {"refund": 100}}),
+            starter_turns=kw.pop(
+                "starter_turns",
+                (
+                    StarterTurn(TurnRole.SYSTEM, "Refunds above 100 need approval."),
+                    StarterTurn(TurnRole.ASSISTANT, "Which order is it about?"),
+                ),
+            ),
+        ),
+        created_by="ada",
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def template_audit(action: str, template: EntityTemplate) -> AuditEvent:
+    return AuditEvent(
+        new_id(), template.entity_id, "ada", action, f"template:{template.id}", T0, {"n": 1}
+    )
+
+
+async def test_templates_read_back_within_their_entity_only(store: Store) -> None:
+    refund = make_template("Refund request")
+    bare = make_template(
+        "Ärger mit der Lieferung", system_prompt=None, variables=None, starter_turns=()
+    )
+    other_app = make_template("Refund request", app="knowledge")
+    other_entity = make_template("Refund request", entity="globex")
+    for t in (refund, bare, other_app, other_entity):
+        await store.create_template(t, template_audit("template.created", t))
+
+    assert await store.get_template("acme", refund.id) == refund
+    assert await store.get_template("acme", bare.id) == bare
+    assert await store.get_template("globex", refund.id) is None
+    assert await store.get_template("acme", other_entity.id) is None
+    assert await store.get_template("acme", "missing") is None
+    assert await store.list_templates("acme", "support") == [refund, bare]  # by name key
+    assert await store.list_templates("acme", "knowledge") == [other_app]
+    assert await store.list_templates("globex", "support") == [other_entity]
+    assert await store.list_templates("initech", "support") == []
+    events = await store.list_audit("acme", AuditFilter(action="template.created"), None, 10)
+    assert sorted(e.target for e in events) == sorted(
+        f"template:{t.id}" for t in (refund, bare, other_app)
+    )
+
+
+async def test_template_names_are_unique_per_entity_and_chat_app(store: Store) -> None:
+    first = make_template("Refund request")
+    await store.create_template(first, template_audit("template.created", first))
+    same = make_template("  REFUND   request ")
+    with pytest.raises(Conflict):
+        await store.create_template(same, template_audit("template.created", same))
+    assert await store.list_templates("acme", "support") == [first]
+    assert await store.get_template("acme", same.id) is None
+    assert await audit_actions(store) == ["template.created"]
+
+
+async def test_updating_a_template_replaces_its_content_and_keeps_its_owner(
+    store: Store,
+) -> None:
+    original = make_template("Refund request")
+    taken = make_template("Exchange")
+    for t in (original, taken):
+        await store.create_template(t, template_audit("template.created", t))
+    later = T0 + timedelta(hours=2)
+    changed = EntityTemplate(
+        entity_id="acme",
+        chat_app_id="support",
+        template=SessionTemplate(
+            id=original.id,
+            name="Refund (over 100)",
+            description="",
+            system_prompt=None,
+            variables={"tone": "formal"},
+            starter_turns=(StarterTurn(TurnRole.USER, "I want a refund."),),
+        ),
+        created_by="ada",
+        created_at=T0,
+        updated_at=later,
+    )
+    assert await store.update_template(changed, template_audit("template.updated", changed))
+    assert await store.get_template("acme", original.id) == changed
+    assert [t.id for t in await store.list_templates("acme", "support")] == [taken.id, original.id]
+
+    # Another entity's update, a missing id and a taken name change nothing.
+    foreign = EntityTemplate(
+        "globex", "support", changed.template, "mallory", T0, later + timedelta(hours=1)
+    )
+    assert not await store.update_template(foreign, template_audit("template.updated", foreign))
+    missing = make_template("Ghost")
+    assert not await store.update_template(missing, template_audit("template.updated", missing))
+    clash = EntityTemplate(
+        "acme",
+        "support",
+        SessionTemplate(id=original.id, name="exchange"),
+        "ada",
+        T0,
+        later + timedelta(hours=1),
+    )
+    with pytest.raises(Conflict):
+        await store.update_template(clash, template_audit("template.updated", clash))
+    assert await store.get_template("acme", original.id) == changed
+    assert await audit_actions(store) == [
+        "template.updated",
+        "template.created",
+        "template.created",
+    ]
+    assert await audit_actions(store, entity="globex") == []
+
+
+async def test_deleting_a_template_keeps_its_audit_event_and_frees_its_name(store: Store) -> None:
+    template = make_template("Refund request")
+    await store.create_template(template, template_audit("template.created", template))
+    assert not await store.delete_template(
+        "globex", template.id, template_audit("template.deleted", template)
+    )
+    assert await store.get_template("acme", template.id) == template
+
+    assert await store.delete_template(
+        "acme", template.id, template_audit("template.deleted", template)
+    )
+    assert await store.get_template("acme", template.id) is None
+    assert await store.list_templates("acme", "support") == []
+    assert not await store.delete_template(
+        "acme", template.id, template_audit("template.deleted", template)
+    )
+    assert await audit_actions(store) == ["template.deleted", "template.created"]
+    again = make_template("Refund request")
+    await store.create_template(again, template_audit("template.created", again))
+    assert await store.list_templates("acme", "support") == [again]

@@ -1,0 +1,164 @@
+"""Right to erasure: an admin removes everything personal of one user of their entity.
+
+What goes: the sessions the user owns with all their turns (each deletion audited), and
+what they left in other people's sessions of the entity (their turns emptied in place so
+that the others' conversations keep their numbering, their feedback, pins, the shares
+granted to them, the links they opened, their place among participants). Audit events
+stay, their details cut down to ids, kinds and counts. A `user.erased` event records who
+asked and what was removed.
+
+Work proceeds in batches, each its own transaction, and every step only looks for what is
+still there: an erasure that stopped half way is finished by running it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..realtime.protocol import Broker
+from ..storage.protocol import Store
+from .audit import audit_event
+from .clock import Clock, new_id
+from .errors import Forbidden
+from .events import SessionDeleted
+from .models import (
+    JSON,
+    AuditEvent,
+    ErasureCounts,
+    OwnerScope,
+    Principal,
+    Role,
+    Session,
+    SessionFilter,
+)
+from .validation import Limits, identifier
+
+ERASURE_BATCH = 200
+
+# Audit details that are ids, kinds, counts or times; anything else (tag names, free
+# text a person wrote) is personal content and does not survive erasure.
+_NON_PERSONAL_DETAILS = frozenset(
+    {
+        "access",
+        "actorEntityId",
+        "chatAppId",
+        "expiresAt",
+        "format",
+        "granteeEntityId",
+        "granteeKind",
+        "granteeUserId",
+        "mode",
+        "ownerId",
+        "reason",
+        "shareId",
+        "templateId",
+        "turnCount",
+    }
+)
+
+
+def redact_details(details: JSON) -> JSON:
+    kept = (
+        {k: v for k, v in details.items() if k in _NON_PERSONAL_DETAILS}
+        if isinstance(details, dict)
+        else {}
+    )
+    kept["redacted"] = True
+    return kept
+
+
+@dataclass(slots=True, frozen=True)
+class ErasureReport:
+    user_id: str
+    entity_id: str
+    counts: ErasureCounts
+    erased_at: datetime
+    audit_event_id: str
+
+
+class ErasureService:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        clock: Clock,
+        limits: Limits,
+        batch: int = ERASURE_BATCH,
+    ) -> None:
+        self._store = store
+        self._broker = broker
+        self._clock = clock
+        self._limits = limits
+        self._batch = batch
+
+    async def erase(self, principal: Principal, user_id: str) -> ErasureReport:
+        """`eraseUserData`: an admin erases a user of their own entity (roles never reach
+        across entities, so neither does erasure)."""
+        if not principal.has(Role.ADMIN):
+            raise Forbidden("Only an admin may erase a user's data.")
+        user_id = identifier(user_id, self._limits, "user id")
+        entity_id = principal.entity_id
+        counts = ErasureCounts()
+        await self._erase_owned_sessions(principal, entity_id, user_id, counts)
+        at = self._clock.now()
+        while True:
+            batch = await self._store.erase_contributions(
+                entity_id, user_id, at, self._batch, redact_details
+            )
+            if batch.is_empty():
+                break
+            counts.add(batch)
+        event = AuditEvent(
+            id=new_id(),
+            entity_id=entity_id,
+            actor_id=principal.user_id,
+            action="user.erased",
+            target=f"user:{user_id}",
+            at=self._clock.now(),
+            details=counts.as_dict(),
+        )
+        await self._store.append_audit(event)
+        return ErasureReport(user_id, entity_id, counts, event.at, event.id)
+
+    async def _erase_owned_sessions(
+        self, principal: Principal, entity_id: str, user_id: str, counts: ErasureCounts
+    ) -> None:
+        every_session = SessionFilter(archived=None)
+        while True:
+            owned = await self._store.list_sessions(
+                OwnerScope(entity_id, user_id), every_session, None, self._batch
+            )
+            if not owned:
+                return
+            now = self._clock.now()
+            live_shares = {
+                s.id: tuple(x for x in await self._store.list_shares(s.id) if x.is_live(now))
+                for s in owned
+            }
+            erased, redacted = await self._store.erase_sessions(
+                [s.id for s in owned],
+                lambda s: self._deletion_audit(principal, s),
+                redact_details,
+            )
+            counts.audit_events += redacted
+            for session in erased:
+                counts.sessions += 1
+                counts.session_turns += session.turn_count
+                await self._broker.publish(
+                    SessionDeleted(
+                        session.id, session.entity_id, session.owner_id, live_shares[session.id]
+                    )
+                )
+
+    def _deletion_audit(self, principal: Principal, session: Session) -> AuditEvent:
+        return audit_event(
+            principal,
+            session,
+            "session.deleted",
+            self._clock.now(),
+            reason="erasure",
+            chatAppId=session.chat_app_id,
+            ownerId=session.owner_id,
+            turnCount=session.turn_count,
+        )

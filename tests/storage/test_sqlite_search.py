@@ -1,0 +1,167 @@
+"""SQLite's two ways of answering a search: exactly from every match (a narrow query) and,
+for a broad query, by walking the newest sessions (newest first) or ranking only the newest
+matches (relevance). Newest first must give the same pages either way, for every scope and
+filter; relevance on a broad query ranks the recent matches."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from sessionhub.domain.clock import new_id
+from sessionhub.domain.models import (
+    GranteeKind,
+    Session,
+    Share,
+    ShareMode,
+    TurnRole,
+)
+from sessionhub.domain.query import (
+    SearchCursor,
+    SearchFilter,
+    SearchOrder,
+    SearchScope,
+    parse_query,
+)
+from sessionhub.storage.sqlite import search as sqlite_search
+from sessionhub.storage.sqlite.store import SqliteStore
+
+from .test_store_contract import T0, make_session, make_turn, session_audit
+
+WORDS = ["kettle", "teapot", "saucer", "biscuit", "lemon"]
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(":memory:")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def corpus(store: SqliteStore) -> list[Session]:
+    """60 sessions of alice's, bob's and carol's over two chat apps, some archived, tagged
+    or shared with alice; every turn says "tea", and some more words in a fixed rhythm."""
+    sessions = []
+    owners = itertools.cycle(["alice", "alice", "bob", "carol"])
+    for i in range(60):
+        at = T0 + timedelta(hours=i)
+        session = make_session(
+            owner=next(owners),
+            app="knowledge" if i % 3 else "support",
+            at=at,
+            title=f"Session {i} about {WORDS[i % 5]}",
+            tags=["brew"] if i % 4 == 0 else [],
+        )
+        await store.create_session(session, None, 100)
+        for j in range(3):
+            role = TurnRole.USER if j % 2 == 0 else TurnRole.ASSISTANT
+            words = f"tea {WORDS[(i + j) % 5]} {'milk' if (i * j) % 7 == 1 else ''}"
+            await store.append_turn(
+                make_turn(
+                    session.id,
+                    author="dave" if j == 2 and i % 5 == 0 else session.owner_id,
+                    role=role,
+                    content=words,
+                    at=at + timedelta(minutes=j),
+                ),
+                100,
+            )
+        if i % 6 == 0:
+            await store.set_archived(session.id, at, at)
+        if session.owner_id == "bob" and i % 8 == 2:
+            share = Share(
+                new_id(),
+                session.id,
+                "acme",
+                GranteeKind.USER,
+                "acme",
+                "alice",
+                ShareMode.READ,
+                "bob",
+                at,
+            )
+            await store.create_share(share, session_audit("share.created", session.id))
+        sessions.append(session)
+    return sessions
+
+
+async def pages(
+    store: SqliteStore,
+    text: str,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    order: SearchOrder,
+    page: int = 7,
+) -> list[list[str]]:
+    result: list[list[str]] = []
+    cursor: SearchCursor | None = None
+    while True:
+        hits = await store.search(parse_query(text), scope, search_filter, order, cursor, page)
+        if not hits:
+            return result
+        result.append([h.session.id for h in hits])
+        cursor = SearchCursor(hits[-1].sort_key, hits[-1].session.id)
+
+
+def shared_with_alice(sessions: list[Session]) -> tuple[str, ...]:
+    return tuple(s.id for i, s in enumerate(sessions) if s.owner_id == "bob" and i % 8 == 2)
+
+
+async def test_newest_first_walk_gives_the_exact_pages(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = await corpus(store)
+    scopes = [
+        SearchScope("acme", "alice", shared_with_alice(sessions)),
+        SearchScope("acme", None),
+        SearchScope("acme", "carol"),
+    ]
+    filters = [
+        SearchFilter(),
+        SearchFilter(include_archived=True),
+        SearchFilter(chat_app_ids=("support",)),
+        SearchFilter(tags=("brew",), include_archived=True),
+        SearchFilter(participants=("dave",)),
+        SearchFilter(roles=(TurnRole.ASSISTANT,)),
+        SearchFilter(since=T0 + timedelta(hours=20), until=T0 + timedelta(hours=41)),
+    ]
+    queries = ["tea", "teapot", "tea -milk", "kettle OR", "session"]
+    checked = 0
+    for text, scope, search_filter in itertools.product(queries, scopes, filters):
+        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1_000_000)
+        exact = await pages(store, text, scope, search_filter, SearchOrder.NEWEST)
+        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1)
+        monkeypatch.setattr(sqlite_search, "_WALK_STEPS", (2, 3, 5))
+        walked = await pages(store, text, scope, search_filter, SearchOrder.NEWEST)
+        assert walked == exact, (text, scope, search_filter)
+        checked += bool(exact)
+    assert checked > 60  # most combinations find something
+
+
+async def test_broad_relevance_ranks_the_newest_matches(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = await corpus(store)
+    everyone = SearchScope("acme", None)
+    every = SearchFilter(include_archived=True)
+    monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1_000_000)
+    ranked_all = await pages(store, "tea", everyone, every, SearchOrder.RELEVANCE, page=100)
+    assert sorted(ranked_all[0]) == sorted(s.id for s in sessions)
+
+    # 30 rows: the newest ten sessions' three turns each.
+    monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 30)
+    ranked_recent = await pages(store, "tea", everyone, every, SearchOrder.RELEVANCE, page=4)
+    flat = [sid for page in ranked_recent for sid in page]
+    assert sorted(flat) == sorted(s.id for s in sessions[-10:])
+    hits = await store.search(parse_query("tea"), everyone, every, SearchOrder.RELEVANCE, None, 10)
+    assert [h.score for h in hits] == sorted(h.score for h in hits)
+    assert all(h.turns for h in hits)
+    # Titles are ranked with turns, from their own newest rows.
+    titled = await pages(store, "session", everyone, every, SearchOrder.RELEVANCE, page=50)
+    assert sorted(titled[0]) == sorted(s.id for s in sessions[-30:])
