@@ -576,7 +576,9 @@ class TurnMatch:
 @strawberry.type
 class SearchHit:
     session: Session
-    score: float = strawberry.field(description="Relevance (BM25): lower is better.")
+    score: float = strawberry.field(
+        description="Relevance (BM25-like, of the best matching row): lower is better."
+    )
     title_snippet: str | None = strawberry.field(
         description="The title with matched words in <mark>, when the title matched."
     )

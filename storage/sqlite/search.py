@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,7 +42,13 @@ _SESSION_COLUMNS_OF_S = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.spli
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
 TURNS_PER_HIT = 3
 TITLE_ROLE = "TITLE"
-_SNIPPET = f"snippet(search_index, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16)"
+_HIGHLIGHT = f"highlight(search_index, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}')"
+SNIPPET_WORDS = 16
+ELLIPSIS = "…"
+# BM25's constants. There is no IDF: FTS5's bm25() gets it by reading every matching row of
+# each term in the whole index, which for a common word at millions of rows costs more than
+# the rest of the search (and the MongoDB backend scores the same way).
+K1, B = 1.2, 0.75
 
 
 def scope_token(kind: str, *parts: str) -> str:
@@ -202,16 +210,14 @@ def _hits_sql(
     search_filter: SearchFilter,
     params: dict[str, Any],
     *,
-    score: bool = True,
-    snippet: bool = True,
+    marks: bool = False,
     newest_rows: int | None = None,
 ) -> str:
-    """Matching rows with their session, score, snippet and turn (NULL for titles),
-    after the turn-time and session filters. Needs :match bound. Without `score` or
-    `snippet` those columns are 0 and NULL: bm25() costs a scan of every phrase's whole
-    doclist (its IDF) and snippet() re-reads and re-tokenizes every matching row. With
-    `newest_rows`, only the newest that many matching turns and titles: FTS5 reads its
-    doclists backwards from the newest rowid and stops there."""
+    """Matching rows (session, highlighted text or NULL, turn id, seq and role, NULL for
+    titles) after the turn-time and session filters. Needs :match bound. `marks` adds the
+    row's text with the matched words marked (highlight() re-tokenizes the row, so only
+    for rows that will be scored). With `newest_rows`, only the newest that many matching
+    turns and titles: FTS5 reads its doclists backwards from the newest rowid and stops."""
     turn_time, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
@@ -227,14 +233,10 @@ def _hits_sql(
     titles = (
         ""
         if search_filter.roles
-        else " UNION ALL SELECT s.id, f.score, f.snip, NULL, NULL, NULL"
+        else " UNION ALL SELECT s.id, f.marked, NULL, NULL, NULL"
         f" FROM f JOIN sessions s ON s.rowid = -f.rid WHERE {title_where}"
     )
-    columns = (
-        "rowid AS rid,"
-        f" {'bm25(search_index, 1.0, 0.0)' if score else '0.0'} AS score,"
-        f" {_SNIPPET if snippet else 'NULL'} AS snip"
-    )
+    columns = f"rowid AS rid, {_HIGHLIGHT if marks else 'NULL'} AS marked"
     if newest_rows is None:
         rows = f"SELECT {columns} FROM search_index WHERE search_index MATCH :match"
     else:
@@ -247,16 +249,18 @@ def _hits_sql(
         )
     return (
         f"WITH f AS MATERIALIZED ({rows})"
-        " SELECT s.id AS session_id, f.score AS score, f.snip AS snip,"
+        " SELECT s.id AS session_id, f.marked AS marked,"
         " t.id AS turn_id, t.seq AS seq, t.role AS role"
         " FROM f JOIN turns t ON t.rowid = f.rid JOIN sessions s ON s.id = t.session_id"
         f" WHERE {turn_where}{titles}"
     )
 
 
-# A query matching more rows than this is broad: it is answered without visiting all of
-# its matches (see `search`).
+# Newest first: up to this many matching rows in scope, the page comes from all of them;
+# beyond, from walking the newest readable sessions (see `search`).
 BROAD_MATCHES = 5_000
+# By relevance: up to this many matching rows are all scored; beyond, the newest this many.
+RANKED_ROWS = 500
 # Sessions checked per step when walking the newest sessions for a broad query.
 _WALK_STEPS = (64, 256, 1024)
 
@@ -270,27 +274,25 @@ def search(
     after: SearchCursor | None,
     limit: int,
 ) -> list[SessionHit]:
-    """A narrow query (at most BROAD_MATCHES matching rows in scope) is answered exactly
-    from all its matches. A broad one, typically a very common word over a whole entity,
-    would cost a pass over millions of rows, so: newest first walks the readable sessions
-    from the most recent and keeps those that match, until the page is full (exact, and
-    quick precisely because so much matches); by relevance ranks the newest BROAD_MATCHES
-    matching turns and titles (the best matches among recent conversations)."""
+    """Newest first: when at most BROAD_MATCHES rows match in scope, the sessions of all
+    of them, ordered; when more (a very common word over a whole entity), the readable
+    sessions walked from the most recent, keeping those that match, until the page is full
+    (exact either way, and the walk is quick precisely because so much matches).
+    By relevance: every matching row scored when at most RANKED_ROWS match, else the newest
+    RANKED_ROWS (the best matches among the recent ones); a session ranks by its best row.
+    Rows are scored like BM25 without IDF, from the row's marked text."""
     params: dict[str, Any] = {
-        "match": match_expression(query, readable_tokens(scope), search_filter, scope.entity_id),
-        "limit": limit,
+        "match": match_expression(query, readable_tokens(scope), search_filter, scope.entity_id)
     }
-    broad = _matches_more_than(conn, params["match"], BROAD_MATCHES)
-    if broad and order is SearchOrder.NEWEST:
+    if order is SearchOrder.RELEVANCE:
+        broad = _matches_more_than(conn, params["match"], RANKED_ROWS)
+        return _by_relevance(conn, params, search_filter, after, limit, broad)
+    if _matches_more_than(conn, params["match"], BROAD_MATCHES):
         found = _newest_by_walking(conn, query, scope, search_filter, after, limit)
     else:
-        found = _ranked_page(
-            conn, params, search_filter, order, after, BROAD_MATCHES if broad else None
-        )
+        found = _newest_of_all(conn, params, search_filter, after, limit)
     if found:
-        _attach_best_turns(
-            conn, query, search_filter, found, score_hits=order is SearchOrder.NEWEST
-        )
+        _attach_best_turns(conn, query, search_filter, found)
     return list(found.values())
 
 
@@ -303,46 +305,71 @@ def _matches_more_than(conn: driver.Connection, match: str, n: int) -> bool:
     return count > n
 
 
-def _ranked_page(
+def _by_relevance(
     conn: driver.Connection,
     params: dict[str, Any],
     search_filter: SearchFilter,
-    order: SearchOrder,
     after: SearchCursor | None,
-    newest_rows: int | None,
-) -> dict[str, SessionHit]:
-    # Ranking needs no snippet (the page's come from _attach_best_turns), and newest
-    # first needs no score either (the page's come from there too).
-    hits = _hits_sql(
-        search_filter,
-        params,
-        score=order is SearchOrder.RELEVANCE,
-        snippet=False,
-        newest_rows=newest_rows,
+    limit: int,
+    broad: bool,
+) -> list[SessionHit]:
+    hits = _hits_sql(search_filter, params, marks=True, newest_rows=RANKED_ROWS if broad else None)
+    rows = _scored(
+        conn.execute(f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params)
     )
-    if order is SearchOrder.RELEVANCE:
-        key = "g.best"
-        order_by = "g.best ASC, s.id ASC"
-        cursor = "(g.best, s.id) > (:after_score, :after_id)"
-    else:
-        key = "s.last_activity_at"
-        order_by = "s.last_activity_at DESC, s.id DESC"
-        cursor = "(s.last_activity_at, s.id) < (:after_score, :after_id)"
+    best: dict[str, float] = {}
+    for row in rows:
+        best[row.session_id] = min(row.score, best.get(row.session_id, 0.0))
+    ranked = sorted((score, session_id) for session_id, score in best.items())
+    if after is not None:
+        ranked = [r for r in ranked if r > (after.score, after.session_id)]
+    page = dict((session_id, score) for score, session_id in ranked[:limit])
+    sessions = _sessions_by_id(conn, list(page))
+    found = {
+        sid: SessionHit(sessions[sid], score, score, None)
+        for sid, score in page.items()
+        if sid in sessions
+    }
+    _attach_rows(found, rows)
+    return list(found.values())
+
+
+def _newest_of_all(
+    conn: driver.Connection,
+    params: dict[str, Any],
+    search_filter: SearchFilter,
+    after: SearchCursor | None,
+    limit: int,
+) -> dict[str, SessionHit]:
+    hits = _hits_sql(search_filter, params)
     where = "1"
     if after is not None:
         params.update(after_score=after.score, after_id=after.session_id)
-        where = cursor
+        where = "(s.last_activity_at, s.id) < (:after_score, :after_id)"
+    params["limit"] = limit
     rows = conn.execute(
-        f"SELECT {_SESSION_COLUMNS_OF_S}, g.best, {key} FROM"
-        f" (SELECT session_id, min(score) AS best FROM ({hits}) GROUP BY session_id) g"
-        " JOIN sessions s ON s.id = g.session_id"
-        f" WHERE {where} ORDER BY {order_by} LIMIT :limit",
+        f"SELECT {_SESSION_COLUMNS_OF_S} FROM sessions s"
+        f" WHERE s.id IN (SELECT session_id FROM ({hits})) AND {where}"
+        " ORDER BY s.last_activity_at DESC, s.id DESC LIMIT :limit",
         params,
     ).fetchall()
-    return {
-        r[0]: SessionHit(codec.session_from_row(r[:-2]), float(r[-2]), float(r[-1]), None)
-        for r in rows
-    }
+    found = {}
+    for row in rows:
+        session = codec.session_from_row(row)
+        activity = float(to_micros(session.last_activity_at))
+        found[session.id] = SessionHit(session, 0.0, activity, None)
+    return found
+
+
+def _sessions_by_id(conn: driver.Connection, ids: list[str]) -> dict[str, Session]:
+    if not ids:
+        return {}
+    rows = conn.execute(
+        f"SELECT {_SESSION_COLUMNS_OF_S} FROM sessions s"
+        f" WHERE s.id IN ({', '.join('?' * len(ids))})",
+        ids,
+    ).fetchall()
+    return {r[0]: codec.session_from_row(r) for r in rows}
 
 
 def _newest_by_walking(
@@ -428,7 +455,7 @@ def _sessions_matching(
             query, [scope_token("s", i) for i in ids], SearchFilter(roles=search_filter.roles), ""
         )
     }
-    hits = _hits_sql(search_filter, params, score=False, snippet=False)
+    hits = _hits_sql(search_filter, params)
     return {r[0] for r in conn.execute(f"SELECT DISTINCT session_id FROM ({hits})", params)}
 
 
@@ -437,33 +464,71 @@ def _attach_best_turns(
     query: SearchQuery,
     search_filter: SearchFilter,
     found: dict[str, SessionHit],
-    score_hits: bool = False,
 ) -> None:
-    """The best few matching turns of each session on the page, and its title's snippet;
-    with `score_hits`, each hit's score too (its best row's)."""
+    """The best few matching turns of each session on the page, its title's snippet and
+    its score (its best row's)."""
     page = [scope_token("s", sid) for sid in found]
     params: dict[str, Any] = {
         "match": match_expression(query, page, SearchFilter(roles=search_filter.roles), "")
     }
-    hits = _hits_sql(search_filter, params)
-    rows = conn.execute(
-        f"SELECT session_id, score, snip, turn_id, seq, role FROM ({hits})"
-        " ORDER BY session_id, score ASC",
-        params,
-    ).fetchall()
-    scored: set[str] = set()
-    for session_id, score, snip, turn_id, seq, role in rows:
-        hit = found.get(session_id)
+    hits = _hits_sql(search_filter, params, marks=True)
+    rows = _scored(
+        conn.execute(f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params)
+    )
+    for hit in found.values():
+        hit.score = min((r.score for r in rows if r.session_id == hit.session.id), default=0.0)
+    _attach_rows(found, rows)
+
+
+@dataclass(slots=True)
+class _Row:
+    session_id: str
+    score: float
+    text: str  # with the matched words marked
+    turn: tuple[str, int, TurnRole] | None  # (id, seq, role); None for a title
+
+    def snippet(self) -> str:
+        return marked(_around_first_mark(self.text))
+
+
+def _scored(rows: Iterable[tuple[str, str, str | None, int | None, str | None]]) -> list[_Row]:
+    """Each matching row with its score, best first: BM25 without IDF (the row's marked
+    words against its length relative to the average of the rows scored together)."""
+    fetched = list(rows)
+    if not fetched:
+        return []
+    average = sum(len(r[1]) for r in fetched) / len(fetched) or 1.0
+    scored = []
+    for session_id, text, turn_id, seq, role in fetched:
+        tf = text.count(_MARK_OPEN)
+        norm = K1 * (1 - B + B * len(text) / average)
+        score = -tf * (K1 + 1) / (tf + norm)
+        turn = None if turn_id is None else (turn_id, int(seq or 0), TurnRole(role))
+        scored.append(_Row(session_id, score, text, turn))
+    scored.sort(key=lambda r: r.score)
+    return scored
+
+
+def _attach_rows(found: dict[str, SessionHit], rows: list[_Row]) -> None:
+    for row in rows:
+        hit = found.get(row.session_id)
         if hit is None:
             continue
-        if score_hits and session_id not in scored:
-            hit.score = float(score)
-            scored.add(session_id)
-        snippet = marked(snip)
-        if turn_id is None:
-            hit.title_snippet = snippet
+        if row.turn is None:
+            hit.title_snippet = row.snippet()
         elif len(hit.turns) < TURNS_PER_HIT:
-            hit.turns.append(TurnHit(turn_id, seq, TurnRole(role), snippet, float(score)))
+            turn_id, seq, role = row.turn
+            hit.turns.append(TurnHit(turn_id, seq, role, row.snippet(), row.score))
+
+
+def _around_first_mark(text: str) -> str:
+    """About SNIPPET_WORDS words of `text` from just before its first marked word."""
+    words = text.split(" ")
+    first = next((i for i, w in enumerate(words) if _MARK_OPEN in w), 0)
+    start = max(0, first - 2)
+    end = min(len(words), start + SNIPPET_WORDS)
+    cut = " ".join(words[start:end])
+    return (ELLIPSIS if start else "") + cut + (ELLIPSIS if end < len(words) else "")
 
 
 def marked(snippet: str) -> str:

@@ -150,12 +150,12 @@ async def test_broad_relevance_ranks_the_newest_matches(
     sessions = await corpus(store)
     everyone = SearchScope("acme", None)
     every = SearchFilter(include_archived=True)
-    monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1_000_000)
+    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 1_000_000)
     ranked_all = await pages(store, "tea", everyone, every, SearchOrder.RELEVANCE, page=100)
     assert sorted(ranked_all[0]) == sorted(s.id for s in sessions)
 
     # 30 rows: the newest ten sessions' three turns each.
-    monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 30)
+    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 30)
     ranked_recent = await pages(store, "tea", everyone, every, SearchOrder.RELEVANCE, page=4)
     flat = [sid for page in ranked_recent for sid in page]
     assert sorted(flat) == sorted(s.id for s in sessions[-10:])
