@@ -154,13 +154,27 @@ def readable_tokens(scope: SearchScope) -> list[str]:
 
 
 def match_expression(
-    query: SearchQuery, readable: list[str], search_filter: SearchFilter, entity_id: str
+    query: SearchQuery,
+    readable: list[str],
+    search_filter: SearchFilter,
+    entity_id: str,
+    *,
+    relaxed: bool = False,
 ) -> str:
     """The FTS5 expression: text terms on `body`, the reader's scope and the in-index
     filters (chat apps, turn roles) on `scope`. Every term is quoted, so nothing a user
-    types can act as an FTS5 operator."""
-    text = " AND ".join(_term(t) for t in query.included)
-    for term in query.excluded:
+    types can act as an FTS5 operator. `relaxed` asks for a superset that FTS5 finds
+    without reading positions: a phrase's words anywhere in the row, no excluded phrases."""
+    if relaxed:
+        text = " AND ".join(
+            " AND ".join(_quote(w) for w in t.words) if t.kind is TermKind.PHRASE else _term(t)
+            for t in query.included
+        )
+        excluded = [t for t in query.excluded if t.kind is not TermKind.PHRASE]
+    else:
+        text = " AND ".join(_term(t) for t in query.included)
+        excluded = list(query.excluded)
+    for term in excluded:
         text = f"({text}) NOT {_term(term)}"
     parts = [f"body : ({text})", f"scope : ({' OR '.join(readable)})"]
     if search_filter.chat_app_ids:
@@ -211,13 +225,14 @@ def _hits_sql(
     params: dict[str, Any],
     *,
     marks: bool = False,
-    newest_rows: int | None = None,
+    windowed: bool = False,
 ) -> str:
     """Matching rows (session, highlighted text or NULL, turn id, seq and role, NULL for
     titles) after the turn-time and session filters. Needs :match bound. `marks` adds the
     row's text with the matched words marked (highlight() re-tokenizes the row, so only
-    for rows that will be scored). With `newest_rows`, only the newest that many matching
-    turns and titles: FTS5 reads its doclists backwards from the newest rowid and stops."""
+    for rows that will be scored). `windowed` keeps only turns from rowid :turn_floor up
+    and titles (minus their session's rowid) up to :title_ceiling: FTS5 reads just that
+    stretch of its doclists (see `_window`)."""
     turn_time, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
@@ -237,15 +252,11 @@ def _hits_sql(
         f" FROM f JOIN sessions s ON s.rowid = -f.rid WHERE {title_where}"
     )
     columns = f"rowid AS rid, {_HIGHLIGHT if marks else 'NULL'} AS marked"
-    if newest_rows is None:
-        rows = f"SELECT {columns} FROM search_index WHERE search_index MATCH :match"
-    else:
-        params["newest_rows"] = newest_rows
-        # Turns under their own (growing) rowids, titles under minus their session's.
-        rows = " UNION ALL ".join(
-            f"SELECT * FROM (SELECT {columns} FROM search_index WHERE search_index MATCH"
-            f" :match AND rowid {sign} 0 ORDER BY rowid {order} LIMIT :newest_rows)"
-            for sign, order in ((">", "DESC"), ("<", "ASC"))
+    rows = f"SELECT {columns} FROM search_index WHERE search_index MATCH :match"
+    if windowed:
+        rows = (
+            f"{rows} AND rowid >= :turn_floor"
+            f" UNION ALL {rows} AND rowid < 0 AND rowid <= :title_ceiling"
         )
     return (
         f"WITH f AS MATERIALIZED ({rows})"
@@ -278,16 +289,24 @@ def search(
     of them, ordered; when more (a very common word over a whole entity), the readable
     sessions walked from the most recent, keeping those that match, until the page is full
     (exact either way, and the walk is quick precisely because so much matches).
-    By relevance: every matching row scored when at most RANKED_ROWS match, else the newest
-    RANKED_ROWS (the best matches among the recent ones); a session ranks by its best row.
+    By relevance: every matching row scored when at most RANKED_ROWS rows hold all the words,
+    else the matches among the newest RANKED_ROWS turns and RANKED_ROWS titles that do (the
+    best matches among recent conversations); a session ranks by its best row.
     Rows are scored like BM25 without IDF, from the row's marked text."""
     params: dict[str, Any] = {
         "match": match_expression(query, readable_tokens(scope), search_filter, scope.entity_id)
     }
+    # Whether a query is broad is decided on its relaxed form, which FTS5 counts without
+    # reading positions: a rare phrase of common words must not cost a pass over them.
+    relaxed = match_expression(
+        query, readable_tokens(scope), search_filter, scope.entity_id, relaxed=True
+    )
     if order is SearchOrder.RELEVANCE:
-        broad = _matches_more_than(conn, params["match"], RANKED_ROWS)
-        return _by_relevance(conn, params, search_filter, after, limit, broad)
-    if _matches_more_than(conn, params["match"], BROAD_MATCHES):
+        windowed = _matches_more_than(conn, relaxed, RANKED_ROWS)
+        if windowed:
+            params.update(_window(conn, relaxed, RANKED_ROWS))
+        return _by_relevance(conn, params, search_filter, after, limit, windowed)
+    if _matches_more_than(conn, relaxed, BROAD_MATCHES):
         found = _newest_by_walking(conn, query, scope, search_filter, after, limit)
     else:
         found = _newest_of_all(conn, params, search_filter, after, limit)
@@ -305,15 +324,34 @@ def _matches_more_than(conn: driver.Connection, match: str, n: int) -> bool:
     return count > n
 
 
+def _window(conn: driver.Connection, relaxed: str, n: int) -> dict[str, int]:
+    """The rowid bounds of the newest `n` turns and `n` titles that hold all the words
+    (the relaxed query), for a broad query's ranking."""
+    (turn_floor,) = conn.execute(
+        "SELECT min(rowid) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ?"
+        " AND rowid > 0 ORDER BY rowid DESC LIMIT ?)",
+        (relaxed, n),
+    ).fetchone()
+    (title_ceiling,) = conn.execute(
+        "SELECT max(rowid) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ?"
+        " AND rowid < 0 ORDER BY rowid ASC LIMIT ?)",
+        (relaxed, n),
+    ).fetchone()
+    return {
+        "turn_floor": 1 if turn_floor is None else turn_floor,
+        "title_ceiling": -1 if title_ceiling is None else title_ceiling,
+    }
+
+
 def _by_relevance(
     conn: driver.Connection,
     params: dict[str, Any],
     search_filter: SearchFilter,
     after: SearchCursor | None,
     limit: int,
-    broad: bool,
+    windowed: bool,
 ) -> list[SessionHit]:
-    hits = _hits_sql(search_filter, params, marks=True, newest_rows=RANKED_ROWS if broad else None)
+    hits = _hits_sql(search_filter, params, marks=True, windowed=windowed)
     rows = _scored(
         conn.execute(f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params)
     )

@@ -131,7 +131,7 @@ async def test_newest_first_walk_gives_the_exact_pages(
         SearchFilter(roles=(TurnRole.ASSISTANT,)),
         SearchFilter(since=T0 + timedelta(hours=20), until=T0 + timedelta(hours=41)),
     ]
-    queries = ["tea", "teapot", "tea -milk", "kettle OR", "session"]
+    queries = ["tea", "teapot", "tea -milk", "kettle OR", "session", '"tea kettle"']
     checked = 0
     for text, scope, search_filter in itertools.product(queries, scopes, filters):
         monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1_000_000)
@@ -165,3 +165,21 @@ async def test_broad_relevance_ranks_the_newest_matches(
     # Titles are ranked with turns, from their own newest rows.
     titled = await pages(store, "session", everyone, every, SearchOrder.RELEVANCE, page=50)
     assert sorted(titled[0]) == sorted(s.id for s in sessions[-30:])
+
+
+async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_words(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = await corpus(store)
+    everyone = SearchScope("acme", None)
+    every = SearchFilter(include_archived=True)
+    phrase = '"tea kettle"'
+    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 1_000_000)
+    (exact,) = await pages(store, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
+    # Every turn holds "tea" and every fifth "kettle": 30 rows with both words span the
+    # newest 50 sessions, of which the phrase matches in some.
+    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 30)
+    (windowed,) = await pages(store, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
+    newest = {s.id for s in sessions[-50:]}
+    assert windowed and set(windowed) <= set(exact) & newest
+    assert set(exact) - set(windowed) and not (set(exact) & newest) - set(windowed)
