@@ -26,6 +26,7 @@ from ..domain.errors import Unauthenticated
 from ..domain.models import Principal
 from ..resolvers.context import Context
 from .error_codes import BAD_USER_INPUT, coded
+from .execution import LeanPipeline
 
 log = structlog.get_logger("sessionhub.http")
 
@@ -52,6 +53,9 @@ class GraphQLHTTP:
         self._verifier = verifier
         self._make_context = make_context
         self._graphiql_page = graphiql_page
+        # The same steps as Schema.execute with this schema's extensions, without their
+        # per-request machinery; None (Schema.execute) when the schema has others.
+        self._pipeline = LeanPipeline.for_schema(schema)
 
     async def handle(self, request: Request) -> Response:
         request_id = request.headers.get("x-request-id") or new_id()
@@ -82,13 +86,18 @@ class GraphQLHTTP:
             else {OperationType.QUERY, OperationType.MUTATION}
         )
         try:
-            result = await self._schema.execute(
-                query,
-                variable_values=variables,
-                context_value=context,
-                operation_name=operation_name,
-                allowed_operation_types=allowed,
-            )
+            if self._pipeline is not None:
+                result = await self._pipeline.execute(
+                    query, variables, context, operation_name, allowed
+                )
+            else:
+                result = await self._schema.execute(
+                    query,
+                    variable_values=variables,
+                    context_value=context,
+                    operation_name=operation_name,
+                    allowed_operation_types=allowed,
+                )
         except MissingQueryError:
             return _error_response(
                 400, "The request has no query.", BAD_USER_INPUT, media_type, request_id
