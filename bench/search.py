@@ -65,8 +65,9 @@ from lifecycle import (
 from sessionhub.domain.models import (
     AuditEvent,
     GranteeKind,
-    GranteeScope,
     NewTurn,
+    Principal,
+    Role,
     Session,
     SessionStatus,
     Share,
@@ -77,9 +78,10 @@ from sessionhub.domain.models import (
     ToolStatus,
     Turn,
     TurnRole,
+    UserType,
 )
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
-from sessionhub.domain.search import MAX_SHARED_IN_SCOPE
+from sessionhub.domain.search import search_scope
 from sessionhub.domain.titles import opening_words
 from sessionhub.storage.sqlite import codec, search
 from sessionhub.storage.sqlite.codec import SESSION_COLUMNS, TURN_COLUMNS
@@ -307,11 +309,11 @@ class Plan:
         return len(self.n_turns)
 
     @staticmethod
-    def make(turns: int, seed: int) -> Plan:
+    def make(turns: int, seed: int, mean_extra: float = MEAN_EXTRA_TURNS) -> Plan:
         rng = random.Random(seed * 7919 + 1)
         n_turns, first, total = array("H"), array("q"), 0
         while total < turns:
-            n = min(MAX_TURNS_PER_SESSION, 2 + int(rng.expovariate(1.0 / MEAN_EXTRA_TURNS)))
+            n = min(MAX_TURNS_PER_SESSION, 2 + int(rng.expovariate(1.0 / mean_extra)))
             n = min(n, turns - total)
             first.append(total + 1)
             n_turns.append(n)
@@ -657,12 +659,28 @@ def create_schema(path: Path) -> None:
     asyncio.run(run())
 
 
-def generate_corpus(path: Path, turns: int, seed: int, workers: int) -> dict[str, Any]:
+def mean_extra_turns(turns: int, sessions: int | None) -> float:
+    """The mean of the exponential part of a session's length that gives about `sessions`
+    sessions for `turns` turns (2 + int(Exp(m)) has the mean 2 + 1/(e^(1/m) - 1));
+    MEAN_EXTRA_TURNS when no session count is asked for."""
+    if sessions is None:
+        return MEAN_EXTRA_TURNS
+    ratio = turns / sessions
+    if ratio <= 2.05:
+        raise SystemExit(
+            f"{turns:,} turns for {sessions:,} sessions: give more than 2 turns a session"
+        )
+    return 1.0 / math.log(1.0 + 1.0 / (ratio - 2.0))
+
+
+def generate_corpus(
+    path: Path, turns: int, seed: int, workers: int, mean_extra: float = MEAN_EXTRA_TURNS
+) -> dict[str, Any]:
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     create_schema(path)
-    plan = Plan.make(turns, seed)
+    plan = Plan.make(turns, seed, mean_extra)
     print(
         f"  plan: {plan.sessions:,} sessions, {sum(plan.users_per_entity):,} users in {len(ENTITIES)} entities "
         f"({time.perf_counter() - started:.1f} s)",
@@ -875,8 +893,11 @@ def self_check(seed: int, plain: int = 40, special: int = 20) -> None:
 # The corpus on disk, reused when asked
 
 
-def corpus_paths(data_dir: Path, turns: int, seed: int) -> tuple[Path, Path]:
-    stem = f"search-{size_label(turns)}-seed{seed}-v{GENERATOR_VERSION}"
+def corpus_paths(
+    data_dir: Path, turns: int, seed: int, sessions: int | None = None
+) -> tuple[Path, Path]:
+    shape = "" if sessions is None else f"-{size_label(sessions)}s"
+    stem = f"search-{size_label(turns)}{shape}-seed{seed}-v{GENERATOR_VERSION}"
     return data_dir / f"{stem}.db", data_dir / f"{stem}.json"
 
 
@@ -893,7 +914,8 @@ def projected_bytes(data_dir: Path, turns: int) -> float:
 
 def ensure_corpus(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    db, meta_file = corpus_paths(args.data_dir, args.turns, args.seed)
+    sessions = getattr(args, "sessions", None)  # None: the default shape (bench/scale.py sets it)
+    db, meta_file = corpus_paths(args.data_dir, args.turns, args.seed, sessions)
     if args.reuse and db.exists() and meta_file.exists():
         meta = json.loads(meta_file.read_text())
         if meta.get("generator") == GENERATOR_VERSION and meta.get("complete"):
@@ -914,7 +936,10 @@ def ensure_corpus(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         f"Generating {args.turns:,} turns into {db} (about {human_bytes(needed)}) ...", flush=True
     )
     self_check(args.seed)
-    meta = generate_corpus(db, args.turns, args.seed, args.workers)
+    meta = generate_corpus(
+        db, args.turns, args.seed, args.workers, mean_extra_turns(args.turns, sessions)
+    )
+    meta["sessions_requested"] = sessions
     meta["complete"] = True
     meta_file.write_text(json.dumps(meta, indent=2) + "\n")
     print(
@@ -1000,12 +1025,11 @@ def readers_for(db: Path, kind: str, rng: random.Random) -> list[Reader]:
         conn.close()
 
 
-async def shared_with(store: SqliteStore, entity: str, user: str) -> tuple[str, ...]:
-    """The shared part of the scope, exactly as SearchService asks for it."""
-    shared = await store.list_shared_with(
-        GranteeScope(entity, user, True), datetime.now(UTC), None, MAX_SHARED_IN_SCOPE
-    )
-    return tuple(s.id for s, _ in shared)
+async def scope_of(store: SqliteStore, reader: Reader) -> SearchScope:
+    """The reader's scope, built by the function SearchService builds it with."""
+    roles = frozenset({Role.ADMIN}) if reader.kind == "admin" else frozenset({Role.USER})
+    principal = Principal(reader.user_id, reader.entity_id, UserType.INTERNAL, roles)
+    return await search_scope(store, principal, datetime.now(UTC))
 
 
 class QueryMaker:
@@ -1270,7 +1294,7 @@ def print_explain(report: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def server_on(db: Path) -> Iterator[Server]:
+def server_on(db: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     folder = Path(tempfile.mkdtemp(prefix="sessionhub-bench-search-server-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
     env.update(
@@ -1279,6 +1303,7 @@ def server_on(db: Path) -> Iterator[Server]:
         SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-jwt-secret"),
         SESSIONHUB_LOG_LEVEL="warning",
     )
+    env.update(extra_env or {})
     log_path = folder / "server.log"
     port = free_port()
     with log_path.open("wb") as log:
@@ -1532,8 +1557,7 @@ async def measure(
         for kind in args.scopes:
             readers[kind] = readers_for(db, kind, rng)
             for reader in readers[kind]:
-                shared = await shared_with(store, reader.entity_id, reader.user_id)
-                reader.scope = replace(reader.scope, shared_session_ids=shared)
+                reader.scope = await scope_of(store, reader)
         readers_info = {
             kind: {
                 "readers": len(group),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..storage.protocol import Store
 from .clock import Clock
@@ -37,6 +38,29 @@ class SearchPage:
 MAX_SHARED_IN_SCOPE = 1000
 
 
+async def search_scope(store: Store, principal: Principal, now: datetime) -> SearchScope:
+    """What `principal` may search: their own sessions, or the whole entity for those who
+    oversee it, and (up to MAX_SHARED_IN_SCOPE) the sessions others shared with them."""
+    shared = await store.list_shared_with(
+        GranteeScope(
+            principal.entity_id, principal.user_id, principal.user_type is UserType.INTERNAL
+        ),
+        now,
+        None,
+        MAX_SHARED_IN_SCOPE,
+    )
+    whole_entity = sees_whole_entity(principal)
+    return SearchScope(
+        entity_id=principal.entity_id,
+        owner_id=None if whole_entity else principal.user_id,
+        # The entity's own sessions are in an entity-wide scope already; naming them again
+        # would only lengthen the index query.
+        shared_session_ids=tuple(
+            s.id for s, _ in shared if not (whole_entity and s.entity_id == principal.entity_id)
+        ),
+    )
+
+
 class SearchService:
     def __init__(self, store: Store, sessions: SessionService, clock: Clock) -> None:
         self._store = store
@@ -61,21 +85,7 @@ class SearchService:
             and search_filter.since >= search_filter.until
         ):
             raise InvalidInput("'from' must be before 'to'.")
-        shared = await self._store.list_shared_with(
-            GranteeScope(
-                principal.entity_id,
-                principal.user_id,
-                principal.user_type is UserType.INTERNAL,
-            ),
-            self._clock.now(),
-            None,
-            MAX_SHARED_IN_SCOPE,
-        )
-        scope = SearchScope(
-            entity_id=principal.entity_id,
-            owner_id=None if sees_whole_entity(principal) else principal.user_id,
-            shared_session_ids=tuple(s.id for s, _ in shared),
-        )
+        scope = await search_scope(self._store, principal, self._clock.now())
         results: list[SearchResult] = []
         exhausted = False
         # The index found hits within scope; the policy has the last word. Hits it drops

@@ -255,8 +255,9 @@ def _hits_sql(
     rows = f"SELECT {columns} FROM search_index WHERE search_index MATCH :match"
     if windowed:
         rows = (
-            f"{rows} AND rowid >= :turn_floor"
-            f" UNION ALL {rows} AND rowid < 0 AND rowid <= :title_ceiling"
+            # One bound each: with two, FTS5 honours one and scans the rest. Titles'
+            # rowids are negative, so the ceiling alone keeps turns out.
+            f"{rows} AND rowid >= :turn_floor UNION ALL {rows} AND rowid <= :title_ceiling"
         )
     return (
         f"WITH f AS MATERIALIZED ({rows})"
@@ -271,7 +272,9 @@ def _hits_sql(
 # beyond, from walking the newest readable sessions (see `search`).
 BROAD_MATCHES = 5_000
 # By relevance: up to this many matching rows are all scored; beyond, the newest this many.
-RANKED_ROWS = 500
+RANKED_ROWS = 200
+# At most this many counts to place the window of a broad query's ranking.
+_WINDOW_PROBES = 12
 # Sessions checked per step when walking the newest sessions for a broad query.
 _WALK_STEPS = (64, 256, 1024)
 
@@ -333,18 +336,29 @@ def _count_from(conn: driver.Connection, match: str, floor: int | None, cap: int
 
 
 def _window(conn: driver.Connection, relaxed: str, n: int) -> dict[str, int]:
-    """Rowid bounds holding the newest `n` to `2n` turns and the newest `n` titles that
-    hold all the words (the relaxed query), for a broad query's ranking. The turns' floor
-    is found by probing down from the newest turn, then halving the gap."""
+    """Rowid bounds holding about the newest `n` to `2n` turns and the newest `n` titles
+    that hold all the words (the relaxed query), for a broad query's ranking."""
     (newest,) = conn.execute("SELECT max(rowid) FROM turns").fetchone()
     newest = newest or 1
-    too_high, floor, span = newest + 1, newest, n
-    while floor > 1 and _count_from(conn, relaxed, floor, n) < n:
-        too_high, floor, span = floor, max(1, newest - span), span * 4
-    while too_high - floor > 1 and _count_from(conn, relaxed, floor, 2 * n + 1) > 2 * n:
+    # Find a floor with at least n matches above it (moving down by the density seen so
+    # far), then halve the gap to the last floor with fewer until at most 2n are above.
+    too_high, floor, found = newest + 1, max(1, newest - n), 0
+    for _ in range(_WINDOW_PROBES):
+        found = _count_from(conn, relaxed, floor, 2 * n + 1)
+        if found >= n or floor == 1:
+            break
+        span = newest - floor + 1
+        too_high, floor = (
+            floor,
+            max(1, newest - (span * 4 if found == 0 else span * 2 * n // found)),
+        )
+    for _ in range(_WINDOW_PROBES):
+        if found <= 2 * n or too_high - floor <= 1:
+            break
         middle = (floor + too_high) // 2
-        if _count_from(conn, relaxed, middle, n) >= n:
-            floor = middle
+        above = _count_from(conn, relaxed, middle, 2 * n + 1)
+        if above >= n:
+            floor, found = middle, above
         else:
             too_high = middle
     # Titles sit under minus their session's rowid: ascending order is newest first.
