@@ -97,3 +97,32 @@ def test_issuer_and_audience_are_checked_when_configured() -> None:
     other = TokenIssuer(HS).issue("alice", "acme")
     with pytest.raises(InvalidToken):
         TokenVerifier(strict).principal_from_token(other)
+
+
+def test_a_remembered_token_is_checked_again_once_its_time_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessionhub.auth import tokens
+
+    verifier = TokenVerifier(HS)
+    token = TokenIssuer(HS).issue("alice", "acme", (Role.USER,), ttl_seconds=60)
+    first = verifier.principal_from_token(token)
+    assert verifier.principal_from_token(token) is first  # remembered, not decoded again
+    later = time.time() + 60 + HS.leeway_seconds + 1
+    monkeypatch.setattr(tokens, "now", lambda: later)
+    again = verifier.principal_from_token(token)  # past `exp`: verified by PyJWT again
+    assert again == first and again is not first
+    expired = TokenIssuer(HS).issue("alice", "acme", (Role.USER,), ttl_seconds=-60)
+    with pytest.raises(ExpiredToken):
+        verifier.principal_from_token(expired)
+
+
+def test_tokens_are_remembered_only_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionhub.auth import tokens
+
+    monkeypatch.setattr(tokens, "VERIFIED_TOKENS_KEPT", 3)
+    verifier = TokenVerifier(HS)
+    issuer = TokenIssuer(HS)
+    for user in ("a", "b", "c", "d", "e"):
+        verifier.principal_from_token(issuer.issue(user, "acme", (Role.USER,)))
+    assert len(verifier._verified) == 3
