@@ -535,7 +535,11 @@ class Rows:
         s = g.final
         self.sessions.append((session_rowid, *codec.session_row(s)))
         self.tags.extend((s.id, tag) for tag in s.tags)
-        scopes: dict[str, str] = {}  # per role: the five hashes once per session, not per turn
+        # As the store decides it: an ENTITY share neither revoked nor recorded as expired.
+        entity_shared = any(
+            sh.grantee_kind is GranteeKind.ENTITY and sh.revoked_at is None for sh in g.shares
+        )
+        scopes: dict[str, str] = {}  # per role: the hashes once per session, not per turn
         for seq, new in enumerate(g.turns, 1):
             rowid = first_turn_rowid + seq - 1
             row = codec.turn_row(Turn.numbered(new, seq))
@@ -544,7 +548,7 @@ class Rows:
             scope = scopes.get(role)
             if scope is None:
                 scope = scopes[role] = search.scope_tokens(
-                    s.entity_id, s.owner_id, s.chat_app_id, s.id, role
+                    s.entity_id, s.owner_id, s.chat_app_id, s.id, role, entity_shared
                 )
             self.index.append((rowid, search.turn_body(new.content, row[7]), scope))
         if s.title:
@@ -553,7 +557,12 @@ class Rows:
                     -session_rowid,
                     s.title,
                     search.scope_tokens(
-                        s.entity_id, s.owner_id, s.chat_app_id, s.id, search.TITLE_ROLE
+                        s.entity_id,
+                        s.owner_id,
+                        s.chat_app_id,
+                        s.id,
+                        search.TITLE_ROLE,
+                        entity_shared,
                     ),
                 )
             )
@@ -1224,7 +1233,7 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
     search.search(conn, query, q.reader.scope, q.search_filter, order, None, PAGE + 1)
     conn.set_trace_callback(None)
     match = search.match_expression(
-        query, search.readable_tokens(q.reader.scope), q.search_filter, q.reader.entity_id
+        query, search.readable_tokens(conn, q.reader.scope), q.search_filter, q.reader.entity_id
     )
     text_only = search.match_expression(query, [], SearchFilter(), "").split(" AND scope")[0]
     report: dict[str, Any] = {

@@ -57,16 +57,61 @@ def scope_token(kind: str, *parts: str) -> str:
 
 
 def scope_tokens(
-    entity_id: str, owner_id: str, chat_app_id: str, session_id: str, role: str
+    entity_id: str,
+    owner_id: str,
+    chat_app_id: str,
+    session_id: str,
+    role: str,
+    entity_shared: bool | int = False,
 ) -> str:
-    return " ".join(
-        (
-            scope_token("e", entity_id),
-            scope_token("o", entity_id, owner_id),
-            scope_token("a", entity_id, chat_app_id),
-            scope_token("s", session_id),
-            scope_token("r", role),
-        )
+    """The scope column of a row. `entity_shared`: the session has an ENTITY share that
+    has not ended (not revoked, expiry not yet recorded), so its rows also carry the
+    entity's shared token, which every internal colleague's search includes, instead of
+    each colleague's query naming every such session."""
+    tokens = [
+        scope_token("e", entity_id),
+        scope_token("o", entity_id, owner_id),
+        scope_token("a", entity_id, chat_app_id),
+        scope_token("s", session_id),
+        scope_token("r", role),
+    ]
+    if entity_shared:
+        tokens.append(scope_token("x", entity_id))
+    return " ".join(tokens)
+
+
+def shared_with_entity(conn: driver.Connection, session_id: str) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM shares WHERE session_id = ? AND grantee_kind = 'ENTITY'"
+            " AND revoked_at IS NULL AND expiry_recorded_at IS NULL LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        is not None
+    )
+
+
+def rescope_session(conn: driver.Connection, session_id: str) -> None:
+    """Rewrite the scope of the session's rows after an ENTITY share began or ended."""
+    row = conn.execute(
+        "SELECT rowid, entity_id, owner_id, chat_app_id, title FROM sessions WHERE id = ?",
+        (session_id,),
+    ).fetchone()
+    if row is None:
+        return
+    session_rowid, entity_id, owner_id, chat_app_id, title = row
+    shared = shared_with_entity(conn, session_id)
+    rows = conn.execute(
+        "SELECT rowid, role FROM turns WHERE session_id = ?", (session_id,)
+    ).fetchall()
+    if title:
+        rows.append((-session_rowid, TITLE_ROLE))
+    conn.executemany(
+        "UPDATE search_index SET scope = ? WHERE rowid = ?",
+        [
+            (scope_tokens(entity_id, owner_id, chat_app_id, session_id, role, shared), rowid)
+            for rowid, role in rows
+        ],
     )
 
 
@@ -81,6 +126,7 @@ def turn_body(content: str, tool_invocations_json: str | None) -> str:
 def register_functions(conn: driver.Connection) -> None:
     """SQL access to the same functions, for migrations that backfill the index."""
     conn.create_function("sh_scope", 5, scope_tokens, deterministic=True)
+    conn.create_function("sh_scope", 6, scope_tokens, deterministic=True)
     conn.create_function("sh_body", 2, turn_body, deterministic=True)
 
 
@@ -98,7 +144,12 @@ def index_turn(
             rowid,
             turn_body(content, tools_json),
             scope_tokens(
-                session.entity_id, session.owner_id, session.chat_app_id, session.id, role
+                session.entity_id,
+                session.owner_id,
+                session.chat_app_id,
+                session.id,
+                role,
+                shared_with_entity(conn, session.id),
             ),
         ),
     )
@@ -117,7 +168,18 @@ def index_title(conn: driver.Connection, session_id: str) -> None:
     if title:
         conn.execute(
             "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
-            (-rowid, title, scope_tokens(entity_id, owner_id, chat_app_id, session_id, TITLE_ROLE)),
+            (
+                -rowid,
+                title,
+                scope_tokens(
+                    entity_id,
+                    owner_id,
+                    chat_app_id,
+                    session_id,
+                    TITLE_ROLE,
+                    shared_with_entity(conn, session_id),
+                ),
+            ),
         )
 
 
@@ -144,13 +206,35 @@ def _term(term: Term) -> str:
             return _quote(term.words[0])
 
 
-def readable_tokens(scope: SearchScope) -> list[str]:
-    own = (
-        scope_token("o", scope.entity_id, scope.owner_id)
-        if scope.owner_id is not None
-        else scope_token("e", scope.entity_id)
-    )
-    return [own, *(scope_token("s", sid) for sid in scope.shared_session_ids)]
+def readable_tokens(conn: driver.Connection, scope: SearchScope) -> list[str]:
+    """The scope tokens of what the caller may read: their own (or the entity's) and the
+    sessions shared with them, where the entity's shared token stands for every session
+    shared with the whole entity (only internal colleagues are given those)."""
+    if scope.owner_id is None:
+        own = [scope_token("e", scope.entity_id)]
+        named = list(scope.shared_session_ids)
+    else:
+        own = [scope_token("o", scope.entity_id, scope.owner_id)]
+        with_entity = _shared_with_entity_of(conn, scope.entity_id, scope.shared_session_ids)
+        if with_entity:
+            own.append(scope_token("x", scope.entity_id))
+        named = [sid for sid in scope.shared_session_ids if sid not in with_entity]
+    return [*own, *(scope_token("s", sid) for sid in named)]
+
+
+def _shared_with_entity_of(
+    conn: driver.Connection, entity_id: str, session_ids: tuple[str, ...]
+) -> set[str]:
+    if not session_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT session_id FROM shares"
+        f" WHERE session_id IN ({', '.join('?' * len(session_ids))})"
+        " AND grantee_kind = 'ENTITY' AND grantee_entity_id = ?"
+        " AND revoked_at IS NULL AND expiry_recorded_at IS NULL",
+        (*session_ids, entity_id),
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def match_expression(
@@ -296,14 +380,13 @@ def search(
     else the matches among the newest RANKED_ROWS turns and RANKED_ROWS titles that do (the
     best matches among recent conversations); a session ranks by its best row.
     Rows are scored like BM25 without IDF, from the row's marked text."""
+    readable = readable_tokens(conn, scope)
     params: dict[str, Any] = {
-        "match": match_expression(query, readable_tokens(scope), search_filter, scope.entity_id)
+        "match": match_expression(query, readable, search_filter, scope.entity_id)
     }
     # Whether a query is broad is decided on its relaxed form, which FTS5 counts without
     # reading positions: a rare phrase of common words must not cost a pass over them.
-    relaxed = match_expression(
-        query, readable_tokens(scope), search_filter, scope.entity_id, relaxed=True
-    )
+    relaxed = match_expression(query, readable, search_filter, scope.entity_id, relaxed=True)
     if order is SearchOrder.RELEVANCE:
         windowed = _matches_more_than(conn, relaxed, RANKED_ROWS)
         if windowed:

@@ -105,6 +105,7 @@ class SqliteStore:
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._checkpoints: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     # Connections
 
@@ -145,12 +146,17 @@ class SqliteStore:
                     ["PRAGMA wal_autocheckpoint = 0", f"PRAGMA journal_size_limit = {_WAL_KEPT}"],
                 )
                 checkpointer = await self._connect(read_only=False)
+                self._closing = asyncio.Event()
                 self._checkpoints = asyncio.create_task(self._checkpoint_forever(checkpointer))
 
     async def _checkpoint_forever(self, conn: aiosqlite.Connection) -> None:
+        # Stopped by an event rather than cancelled, so that no checkpoint is cut off
+        # inside the connection's thread.
         try:
-            while True:
-                await asyncio.sleep(CHECKPOINT_SECONDS)
+            while not self._closing.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), CHECKPOINT_SECONDS)
+                    break
                 with contextlib.suppress(driver.DatabaseError):
                     await conn._execute(_checkpoint_passive, conn._conn)
         finally:
@@ -158,9 +164,8 @@ class SqliteStore:
 
     async def close(self) -> None:
         if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoints
+            self._closing.set()
+            await self._checkpoints
             self._checkpoints = None
         for reader in self._all_readers:
             await reader.close()
@@ -1002,6 +1007,8 @@ def _create_share(conn: driver.Connection, share: Share, audit: AuditEvent) -> S
             share.token_hash,
         ),
     )
+    if share.grantee_kind is GranteeKind.ENTITY:
+        search.rescope_session(conn, share.session_id)
     _insert_audit(conn, audit)
     return share
 
@@ -1028,9 +1035,12 @@ def _revoke_share(
         "UPDATE shares SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
         (to_micros(at), by, share_id),
     ).rowcount
+    share = _get_share(conn, "id", share_id)
     if revoked:
         _insert_audit(conn, audit)
-    return _get_share(conn, "id", share_id)
+        if share is not None and share.grantee_kind is GranteeKind.ENTITY:
+            search.rescope_session(conn, share.session_id)
+    return share
 
 
 def _record_link_visit(
@@ -1124,6 +1134,8 @@ def _expire_due_shares(
         conn.execute(
             "UPDATE shares SET expiry_recorded_at = ? WHERE id = ?", (to_micros(now), share.id)
         )
+        if share.grantee_kind is GranteeKind.ENTITY:
+            search.rescope_session(conn, share.session_id)
         _insert_audit(conn, audit_for(share))
     return expired
 
