@@ -361,6 +361,8 @@ RANKED_ROWS = 200
 _WINDOW_PROBES = 12
 # Sessions checked per step when walking the newest sessions for a broad query.
 _WALK_STEPS = (64, 256, 1024)
+# After this many steps (about 4,400 sessions) the walk hands over to the exact path.
+_WALK_MAX_STEPS = 6
 
 
 def search(
@@ -393,7 +395,11 @@ def search(
             params.update(_window(conn, relaxed, RANKED_ROWS))
         return _by_relevance(conn, params, search_filter, after, limit, windowed)
     if _matches_more_than(conn, relaxed, BROAD_MATCHES):
-        found = _newest_by_walking(conn, query, scope, search_filter, after, limit)
+        found, resume = _newest_by_walking(conn, query, scope, search_filter, after, limit)
+        if resume is not None:
+            # The walk met too few matches to fill the page (a rare phrase of common
+            # words): the rest of it from all the matches, past where the walk stopped.
+            found |= _newest_of_all(conn, params, search_filter, resume, limit - len(found))
     else:
         found = _newest_of_all(conn, params, search_filter, after, limit)
     if found:
@@ -530,16 +536,18 @@ def _newest_by_walking(
     search_filter: SearchFilter,
     after: SearchCursor | None,
     limit: int,
-) -> dict[str, SessionHit]:
+) -> tuple[dict[str, SessionHit], SearchCursor | None]:
+    """Sessions that match, newest first, from the walk; and where the walk stopped when it
+    gave up before the page was full (None when it is full or the scope exhausted)."""
     found: dict[str, SessionHit] = {}
     position = None if after is None else (int(after.score), after.session_id)
-    step = 0
-    while len(found) < limit:
+    for step in range(_WALK_MAX_STEPS):
+        if len(found) >= limit:
+            return found, None
         size = _WALK_STEPS[min(step, len(_WALK_STEPS) - 1)]
-        step += 1
         sessions = _readable_sessions(conn, scope, search_filter, position, size)
         if not sessions:
-            break
+            return found, None
         matching = _sessions_matching(conn, query, search_filter, [s.id for s in sessions])
         for session in sessions:
             if session.id in matching:
@@ -550,8 +558,10 @@ def _newest_by_walking(
         last = sessions[-1]
         position = (to_micros(last.last_activity_at), last.id)
         if len(sessions) < size:
-            break
-    return found
+            return found, None
+    if len(found) >= limit or position is None:
+        return found, None
+    return found, SearchCursor(float(position[0]), position[1])
 
 
 def _readable_sessions(
