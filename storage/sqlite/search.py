@@ -576,10 +576,13 @@ def _readable_sessions(
     shared ones beside them."""
     params: dict[str, Any] = {"limit": limit, "entity": scope.entity_id}
     clauses = _session_filters(search_filter, params)
+    # A session active last before the window, or begun after it, has no turn inside it.
     if search_filter.since is not None:
-        # A session whose last activity is before the window has no turn inside it.
         params["since"] = to_micros(search_filter.since)
         clauses.append("s.last_activity_at >= :since")
+    if search_filter.until is not None:
+        params["until"] = to_micros(search_filter.until)
+        clauses.append("s.created_at < :until")
     if position is not None:
         params.update(at=position[0], after_id=position[1])
         clauses.append("(s.last_activity_at, s.id) < (:at, :after_id)")
