@@ -188,3 +188,69 @@ async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_wor
     left_out = set(exact) - set(windowed)
     assert windowed and set(windowed) <= set(exact) and left_out
     assert min(age[sid] for sid in windowed) > max(age[sid] for sid in left_out)
+
+
+async def test_upgrading_backfills_the_entity_shared_token(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written before migration 0006 has sessions shared with the entity whose rows
+    lack the entity's shared token; after the upgrade a colleague finds them through it
+    (their scope need not name each such session), and a revoked share takes it away."""
+    from sessionhub.storage.sqlite import store as sqlite_store
+
+    path = str(tmp_path / "old.db")
+    every_migration = sqlite_store._migrations()
+    monkeypatch.setattr(sqlite_store, "_migrations", lambda: every_migration[:5])
+    old = SqliteStore(path)
+    await old.open()
+    shares = []
+    for title in ("Team okapi notes", "Okapi budget"):
+        session = make_session(owner="alice", app="knowledge", title=title)
+        await old.create_session(session, make_turn(session.id, content="okapi plan"), 100)
+        share = Share(
+            new_id(),
+            session.id,
+            "acme",
+            GranteeKind.ENTITY,
+            "acme",
+            None,
+            ShareMode.READ,
+            "alice",
+            T0,
+        )
+        await old.create_share(share, session_audit("share.created", session.id))
+        shares.append(share)
+
+    def as_before_0006(conn) -> None:  # the rows as the old code wrote them: five tokens
+        conn.execute(
+            "UPDATE search_index SET scope = (SELECT sh_scope(s.entity_id, s.owner_id,"
+            " s.chat_app_id, s.id, coalesce(t.role, 'TITLE')) FROM sessions s"
+            " LEFT JOIN turns t ON t.rowid = search_index.rowid"
+            " WHERE s.id = coalesce(t.session_id, (SELECT id FROM sessions"
+            "  WHERE -rowid = search_index.rowid)))"
+        )
+
+    await old._write(as_before_0006)
+    await old.close()
+
+    monkeypatch.setattr(sqlite_store, "_migrations", lambda: every_migration)
+    upgraded = SqliteStore(path)
+    await upgraded.open()
+    first, second = (share.session_id for share in shares)
+    naming_the_second = SearchScope("acme", "bob", (second,))
+    try:
+
+        async def found(scope: SearchScope) -> set[str]:
+            hits = await upgraded.search(
+                parse_query("okapi"), scope, SearchFilter(), SearchOrder.RELEVANCE, None, 10
+            )
+            return {h.session.id for h in hits}
+
+        assert await found(naming_the_second) == {first, second}
+        assert await found(SearchScope("acme", "carol", ())) == set()
+        await upgraded.revoke_share(
+            shares[0].id, T0, "alice", session_audit("share.revoked", first)
+        )
+        assert await found(naming_the_second) == {second}
+    finally:
+        await upgraded.close()
