@@ -23,6 +23,13 @@ class Access(enum.IntEnum):
 _MODE_ACCESS = {ShareMode.READ: Access.READ, ShareMode.INTERACT: Access.INTERACT}
 
 
+def manages_by_role(principal: Principal, session: Session) -> bool:
+    """The owner, or an admin of the session's entity: no share can grant more."""
+    return principal.entity_id == session.entity_id and (
+        session.owner_id == principal.user_id or principal.has(Role.ADMIN)
+    )
+
+
 def access_to(
     principal: Principal,
     session: Session,
@@ -40,11 +47,10 @@ def access_to(
     if is_expired(session, now):
         # Past its retention: gone for everyone, even before the cleanup removes it.
         return Access.NONE
-    same_entity = principal.entity_id == session.entity_id
+    if manages_by_role(principal, session):
+        return Access.MANAGE
     granted = Access.NONE
-    if same_entity:
-        if session.owner_id == principal.user_id or principal.has(Role.ADMIN):
-            return Access.MANAGE
+    if principal.entity_id == session.entity_id:
         if principal.has(Role.SERVICE):
             granted = Access.INTERACT
         elif principal.has(Role.ENTITY_ADMIN) or principal.has(Role.AUDITOR):
