@@ -60,6 +60,8 @@ from lifecycle import (
     percentile,
 )
 from search import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
     ENTITIES,
     HEAVY_USERS_PER_ENTITY,
     QUERY_CLASSES,
@@ -89,8 +91,6 @@ from sessionhub.storage.sqlite.store import SqliteStore
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-DATA_DIR_ENV = "SESSIONHUB_BENCH_DATA_DIR"
-DEFAULT_DATA_DIR = Path(os.environ.get(DATA_DIR_ENV, "/work/bench-data"))
 SHIPPED_CHAT_APPS = Path(server_package.__file__).resolve().parent / "chat_apps.toml"
 # The shipped `support` app keeps sessions 90 days; the corpus spans a year, so most of its
 # sessions would be expired (invisible, waiting for the hourly removal). The benchmark's

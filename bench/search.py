@@ -90,7 +90,12 @@ from sessionhub.storage.sqlite.store import _SHARE_COLUMNS, SqliteStore
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "sessionhub-bench-search"
+# Where corpora are kept, shared with scale.py (which serves the same files): large at
+# 10M turns, so point it at a roomy disk outside the git tree.
+DATA_DIR_ENV = "SESSIONHUB_BENCH_DATA_DIR"
+DEFAULT_DATA_DIR = Path(
+    os.environ.get(DATA_DIR_ENV) or Path(tempfile.gettempdir()) / "sessionhub-bench"
+)
 GENERATOR_VERSION = 1  # bump when the generated corpus changes for the same seed
 TARGET_P99_MS = 50.0
 PAGE = 20  # first: 20, as the API defaults; the store is asked for one more
@@ -1500,7 +1505,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         default=DEFAULT_DATA_DIR,
-        help=f"where corpora live [{DEFAULT_DATA_DIR}]",
+        help=f"where corpora live [${DATA_DIR_ENV} or {DEFAULT_DATA_DIR}]",
     )
     parser.add_argument(
         "--workers",
