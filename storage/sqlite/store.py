@@ -174,21 +174,16 @@ class SqliteStore:
             await self._writer.close()
             self._writer = None
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._writer is not None, "store is not open"
-        async with self._write_lock:
-            with _translated_errors():
-                return await self._writer._execute(_in_transaction, self._writer._conn, fn, args)
-
-    async def _delete(self, fn: Callable[..., T], *args: Any) -> T:
-        """A write that deletes someone's data. Afterwards the WAL is checkpointed into the
-        database file (whose freed space secure_delete zeroed) and truncated, so that the
-        deleted text is in neither file once this returns."""
+    async def _write(self, fn: Callable[..., T], *args: Any, purge: bool = False) -> T:
+        """`fn` in a write transaction. With `purge` (a write that deletes someone's data)
+        the WAL is then checkpointed into the database file (whose freed space
+        secure_delete zeroed) and truncated, so the deleted text is in neither file."""
         assert self._writer is not None, "store is not open"
         async with self._write_lock:
             with _translated_errors():
                 result = await self._writer._execute(_in_transaction, self._writer._conn, fn, args)
-                await self._writer._execute(_truncate_wal, self._writer._conn)
+                if purge:
+                    await self._writer._execute(_truncate_wal, self._writer._conn)
         return result
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -225,7 +220,7 @@ class SqliteStore:
         return await self._write(_set_archived, session_id, archived_at, at)
 
     async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        return await self._delete(_delete_session, session_id, audit)
+        return await self._write(_delete_session, session_id, audit, purge=True)
 
     async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
         return await self._write(_set_tags, session_id, tags, at)
@@ -262,8 +257,8 @@ class SqliteStore:
             return []
         if dry_run:
             return await self._read(_expired_sessions, now, chat_app_id, entity_id, after_id, batch)
-        return await self._delete(
-            _remove_expired, now, chat_app_id, entity_id, after_id, batch, audit_for
+        return await self._write(
+            _remove_expired, now, chat_app_id, entity_id, after_id, batch, audit_for, purge=True
         )
 
     async def erase_sessions(
@@ -272,7 +267,7 @@ class SqliteStore:
         audit_for: Callable[[Session], AuditEvent],
         redact: Callable[[JSON], JSON],
     ) -> tuple[list[Session], int]:
-        return await self._delete(_erase_sessions, session_ids, audit_for, redact)
+        return await self._write(_erase_sessions, session_ids, audit_for, redact, purge=True)
 
     async def erase_contributions(
         self,
@@ -282,7 +277,9 @@ class SqliteStore:
         batch: int,
         redact: Callable[[JSON], JSON],
     ) -> ErasureCounts:
-        return await self._delete(_erase_contributions, entity_id, user_id, at, batch, redact)
+        return await self._write(
+            _erase_contributions, entity_id, user_id, at, batch, redact, purge=True
+        )
 
     async def tag_counts(
         self, scope: OwnerScope, now: datetime, limit: int
