@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,15 +79,8 @@ def scope_tokens(
     return " ".join(tokens)
 
 
-def shared_with_entity(conn: driver.Connection, session_id: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM shares WHERE session_id = ? AND grantee_kind = 'ENTITY'"
-            " AND revoked_at IS NULL AND expiry_recorded_at IS NULL LIMIT 1",
-            (session_id,),
-        ).fetchone()
-        is not None
-    )
+def shared_with_entity(conn: driver.Connection, entity_id: str, session_id: str) -> bool:
+    return bool(_shared_with_entity_of(conn, entity_id, (session_id,)))
 
 
 def rescope_session(conn: driver.Connection, session_id: str) -> None:
@@ -100,7 +92,7 @@ def rescope_session(conn: driver.Connection, session_id: str) -> None:
     if row is None:
         return
     session_rowid, entity_id, owner_id, chat_app_id, title = row
-    shared = shared_with_entity(conn, session_id)
+    shared = shared_with_entity(conn, entity_id, session_id)
     rows = conn.execute(
         "SELECT rowid, role FROM turns WHERE session_id = ?", (session_id,)
     ).fetchall()
@@ -149,7 +141,7 @@ def index_turn(
                 session.chat_app_id,
                 session.id,
                 role,
-                shared_with_entity(conn, session.id),
+                shared_with_entity(conn, session.entity_id, session.id),
             ),
         ),
     )
@@ -177,7 +169,7 @@ def index_title(conn: driver.Connection, session_id: str) -> None:
                     chat_app_id,
                     session_id,
                     TITLE_ROLE,
-                    shared_with_entity(conn, session_id),
+                    shared_with_entity(conn, entity_id, session_id),
                 ),
             ),
         )
@@ -225,6 +217,8 @@ def readable_tokens(conn: driver.Connection, scope: SearchScope) -> list[str]:
 def _shared_with_entity_of(
     conn: driver.Connection, entity_id: str, session_ids: tuple[str, ...]
 ) -> set[str]:
+    """Which of the sessions have an ENTITY share to `entity_id` that has not ended (not
+    revoked, expiry not yet recorded): the rule of the entity's shared token."""
     if not session_ids:
         return set()
     rows = conn.execute(
@@ -470,10 +464,7 @@ def _by_relevance(
     limit: int,
     windowed: bool,
 ) -> list[SessionHit]:
-    hits = _hits_sql(search_filter, params, marks=True, windowed=windowed)
-    rows = _scored(
-        conn.execute(f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params)
-    )
+    rows = _scored_hits(conn, search_filter, params, windowed=windowed)
     best: dict[str, float] = {}
     for row in rows:
         best[row.session_id] = min(row.score, best.get(row.session_id, 0.0))
@@ -635,10 +626,7 @@ def _attach_best_turns(
     params: dict[str, Any] = {
         "match": match_expression(query, page, SearchFilter(roles=search_filter.roles), "")
     }
-    hits = _hits_sql(search_filter, params, marks=True)
-    rows = _scored(
-        conn.execute(f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params)
-    )
+    rows = _scored_hits(conn, search_filter, params)
     for hit in found.values():
         hit.score = min((r.score for r in rows if r.session_id == hit.session.id), default=0.0)
     _attach_rows(found, rows)
@@ -655,10 +643,19 @@ class _Row:
         return marked(_around_first_mark(self.text))
 
 
-def _scored(rows: Iterable[tuple[str, str, str | None, int | None, str | None]]) -> list[_Row]:
+def _scored_hits(
+    conn: driver.Connection,
+    search_filter: SearchFilter,
+    params: dict[str, Any],
+    *,
+    windowed: bool = False,
+) -> list[_Row]:
     """Each matching row with its score, best first: BM25 without IDF (the row's marked
     words against its length relative to the average of the rows scored together)."""
-    fetched = list(rows)
+    hits = _hits_sql(search_filter, params, marks=True, windowed=windowed)
+    fetched = conn.execute(
+        f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params
+    ).fetchall()
     if not fetched:
         return []
     average = sum(len(r[1]) for r in fetched) / len(fetched) or 1.0
