@@ -51,6 +51,22 @@ def template_audit_event(
     )
 
 
+def deletion_event(
+    principal: Principal, session: Session, at: datetime, **details: Any
+) -> AuditEvent:
+    """`session.deleted`, with what the trail keeps of what went."""
+    return audit_event(
+        principal,
+        session,
+        "session.deleted",
+        at,
+        chatAppId=session.chat_app_id,
+        ownerId=session.owner_id,
+        turnCount=session.turn_count,
+        **details,
+    )
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
-from .audit import audit_event
+from .audit import deletion_event
 from .clock import Clock, new_id
 from .errors import Forbidden
 from .events import SessionDeleted
@@ -29,7 +29,6 @@ from .models import (
     OwnerScope,
     Principal,
     Role,
-    Session,
     SessionFilter,
 )
 from .validation import Limits, identifier
@@ -138,7 +137,7 @@ class ErasureService:
             }
             erased, redacted = await self._store.erase_sessions(
                 [s.id for s in owned],
-                lambda s: self._deletion_audit(principal, s),
+                lambda s: deletion_event(principal, s, self._clock.now(), reason="erasure"),
                 redact_details,
             )
             counts.audit_events += redacted
@@ -150,15 +149,3 @@ class ErasureService:
                         session.id, session.entity_id, session.owner_id, live_shares[session.id]
                     )
                 )
-
-    def _deletion_audit(self, principal: Principal, session: Session) -> AuditEvent:
-        return audit_event(
-            principal,
-            session,
-            "session.deleted",
-            self._clock.now(),
-            reason="erasure",
-            chatAppId=session.chat_app_id,
-            ownerId=session.owner_id,
-            turnCount=session.turn_count,
-        )

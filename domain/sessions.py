@@ -10,7 +10,7 @@ from typing import Any
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
 from . import validation as check
-from .audit import audit_event
+from .audit import audit_event, deletion_event
 from .bulk import ItemResult, ItemStatus, distinct_ids
 from .chat_apps import ChatApps
 from .clock import Clock, new_id
@@ -442,15 +442,7 @@ class SessionService:
         await self._delete_loaded(principal, session)
 
     async def _delete_loaded(self, principal: Principal, session: Session) -> None:
-        audit = audit_event(
-            principal,
-            session,
-            "session.deleted",
-            self._clock.now(),
-            chatAppId=session.chat_app_id,
-            ownerId=session.owner_id,
-            turnCount=session.turn_count,
-        )
+        audit = deletion_event(principal, session, self._clock.now())
         # Read before they go with the session: their grantees' sidebars hear of the deletion.
         now = self._clock.now()
         shares = tuple(s for s in await self._store.list_shares(session.id) if s.is_live(now))
