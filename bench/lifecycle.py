@@ -133,15 +133,20 @@ class Server:
 
 
 @contextmanager
-def running_server(folder: Path) -> Iterator[Server]:
+def running_server(
+    folder: Path, database: Path | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`sessionhub serve` on `database` (a fresh bench.db in `folder` by default), its
+    secret, log and working files in `folder`; stopped on leaving."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
     env.update(
-        SESSIONHUB_DATABASE_URL=f"sqlite:///{folder / 'bench.db'}",
+        SESSIONHUB_DATABASE_URL=f"sqlite:///{database or folder / 'bench.db'}",
         SESSIONHUB_JWT_SECRET=secrets.token_urlsafe(48),
         SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-jwt-secret"),
         # warning: no access log line per request, which would be measured too.
         SESSIONHUB_LOG_LEVEL="warning",
     )
+    env.update(extra_env or {})
     port = free_port()
     log_path = folder / "server.log"
     with log_path.open("wb") as log:

@@ -55,11 +55,10 @@ from lifecycle import (
     CLI,
     SYLLABLES,
     Server,
-    free_port,
     issue_token,
     machine_facts,
     percentile,
-    wait_healthy,
+    running_server,
 )
 
 from sessionhub.domain.models import (
@@ -1309,33 +1308,11 @@ def print_explain(report: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def server_on(db: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    folder = Path(tempfile.mkdtemp(prefix="sessionhub-bench-search-server-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
-    env.update(
-        SESSIONHUB_DATABASE_URL=f"sqlite:///{db}",
-        SESSIONHUB_JWT_SECRET=secrets.token_urlsafe(48),
-        SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-jwt-secret"),
-        SESSIONHUB_LOG_LEVEL="warning",
-    )
-    env.update(extra_env or {})
-    log_path = folder / "server.log"
-    port = free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", env, folder, log_path)
-    try:
-        wait_healthy(server)
+    with (
+        tempfile.TemporaryDirectory(prefix="sessionhub-bench-search-server-") as folder,
+        running_server(Path(folder), db, extra_env) as server,
+    ):
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _post(
