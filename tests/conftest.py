@@ -83,6 +83,27 @@ class Caller:
         return body["errors"][0]["extensions"]["code"]
 
 
+AUDIT = """query($filter: AuditFilter, $first: Int, $after: String) {
+  auditLog(filter: $filter, first: $first, after: $after) {
+    edges { cursor node { id actorId action target at details } }
+    pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
+
+
+def audit_events(auditor: Caller, page_size: int = 3, **audit_filter: Any) -> list[dict]:
+    """Every event the filter selects, newest first, by following the pages."""
+    events: list[dict] = []
+    after = None
+    for _ in range(100):
+        page = auditor.ok(AUDIT, {"filter": audit_filter, "first": page_size, "after": after})[
+            "auditLog"
+        ]
+        events += [e["node"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return events
+        after = page["pageInfo"]["endCursor"]
+    raise AssertionError("the audit log never ended")
+
+
 def database_bytes(settings: Settings) -> bytes:
     """The SQLite file and its WAL (and shared-memory index), as they are on disk."""
     db = Path(settings.sqlite_path)

@@ -29,7 +29,7 @@ from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import Role, UserType
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
-from tests.conftest import database_bytes
+from tests.conftest import AUDIT, audit_events, database_bytes
 
 # ---------------------------------------------------------------------------------------
 # Documents
@@ -58,10 +58,6 @@ RENAME = 'mutation($id: ID!) { renameSession(id: $id, title: "Mine now") { id } 
 DELETE = "mutation($id: ID!) { deleteSession(id: $id) }"
 ARCHIVE = "mutation($id: ID!) { archiveSession(id: $id) { id } }"
 UNARCHIVE = "mutation($id: ID!) { unarchiveSession(id: $id) { id } }"
-AUDIT = """query($filter: AuditFilter, $first: Int, $after: String) {
-  auditLog(filter: $filter, first: $first, after: $after) {
-    edges { cursor node { id actorId action target at details } }
-    pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -106,21 +102,6 @@ def link_error(caller, token: str) -> tuple[str, str]:
     assert body["data"] is None or body["data"]["sessionByShareLink"] is None
     error = body["errors"][0]
     return error["extensions"]["code"], error["message"]
-
-
-def audit_events(auditor, page_size: int = 3, **audit_filter: Any) -> list[dict]:
-    """Every event the filter selects, newest first, by following the pages."""
-    events: list[dict] = []
-    after = None
-    for _ in range(100):
-        page = auditor.ok(AUDIT, {"filter": audit_filter, "first": page_size, "after": after})[
-            "auditLog"
-        ]
-        events += [e["node"] for e in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"]:
-            return events
-        after = page["pageInfo"]["endCursor"]
-    raise AssertionError("the audit log never ended")
 
 
 def actions(events: list[dict]) -> list[tuple[str, str]]:
