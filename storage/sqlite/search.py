@@ -7,8 +7,12 @@ the caller can see, never with the whole corpus. The tokens are digits derived f
 hash, so the porter stemmer leaves them alone and no word of a conversation can collide
 with them (the scope column is also queried by name).
 
-Rows: a turn is indexed under its own rowid; a session's title under minus the
-session's rowid. Both are written in the same transaction as the change they mirror.
+Rows of one entity sit in one stretch of rowids: the entity's number (search_entities)
+in the bits above ENTITY_SHIFT, the turn's rowid below (a title: minus the entity's
+number and the session's rowid). A search over a whole entity bounds the rowid instead of
+naming the entity's token, whose posting list would hold most of the index and cost a
+seek per matching row. Rows are written in the same transaction as the change they
+mirror.
 """
 
 from __future__ import annotations
@@ -79,6 +83,30 @@ def scope_tokens(
     return " ".join(tokens)
 
 
+# The bits of a row's rowid below its entity's number: room for 2^40 turns or sessions.
+ENTITY_SHIFT = 40
+LOCAL_MASK = (1 << ENTITY_SHIFT) - 1
+
+
+def entity_base(conn: driver.Connection, entity_id: str, *, create: bool = False) -> int | None:
+    """Where the entity's stretch of rowids begins (None: nothing of it indexed yet);
+    `create` gives a new entity the next number."""
+    if create:
+        conn.execute("INSERT OR IGNORE INTO search_entities (entity_id) VALUES (?)", (entity_id,))
+    row = conn.execute(
+        "SELECT number FROM search_entities WHERE entity_id = ?", (entity_id,)
+    ).fetchone()
+    return None if row is None else row[0] << ENTITY_SHIFT
+
+
+def turn_row_id(base: int, turn_rowid: int) -> int:
+    return base + turn_rowid
+
+
+def title_row_id(base: int, session_rowid: int) -> int:
+    return -(base + session_rowid)
+
+
 def shared_with_entity(conn: driver.Connection, entity_id: str, session_id: str) -> bool:
     return bool(_shared_with_entity_of(conn, entity_id, (session_id,)))
 
@@ -92,12 +120,18 @@ def rescope_session(conn: driver.Connection, session_id: str) -> None:
     if row is None:
         return
     session_rowid, entity_id, owner_id, chat_app_id, title = row
+    base = entity_base(conn, entity_id)
+    if base is None:
+        return
     shared = shared_with_entity(conn, entity_id, session_id)
-    rows = conn.execute(
-        "SELECT rowid, role FROM turns WHERE session_id = ?", (session_id,)
-    ).fetchall()
+    rows = [
+        (turn_row_id(base, rowid), role)
+        for rowid, role in conn.execute(
+            "SELECT rowid, role FROM turns WHERE session_id = ?", (session_id,)
+        )
+    ]
     if title:
-        rows.append((-session_rowid, TITLE_ROLE))
+        rows.append((title_row_id(base, session_rowid), TITLE_ROLE))
     conn.executemany(
         "UPDATE search_index SET scope = ? WHERE rowid = ?",
         [
@@ -130,10 +164,12 @@ def index_turn(
     content: str,
     tools_json: str | None,
 ) -> None:
+    base = entity_base(conn, session.entity_id, create=True)
+    assert base is not None
     conn.execute(
         "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
         (
-            rowid,
+            turn_row_id(base, rowid),
             turn_body(content, tools_json),
             scope_tokens(
                 session.entity_id,
@@ -155,13 +191,16 @@ def index_title(conn: driver.Connection, session_id: str) -> None:
     ).fetchone()
     if row is None:
         return
-    rowid, entity_id, owner_id, chat_app_id, title = row
-    conn.execute("DELETE FROM search_index WHERE rowid = ?", (-rowid,))
+    session_rowid, entity_id, owner_id, chat_app_id, title = row
+    base = entity_base(conn, entity_id, create=True)
+    assert base is not None
+    rowid = title_row_id(base, session_rowid)
+    conn.execute("DELETE FROM search_index WHERE rowid = ?", (rowid,))
     if title:
         conn.execute(
             "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
             (
-                -rowid,
+                rowid,
                 title,
                 scope_tokens(
                     entity_id,
@@ -176,11 +215,28 @@ def index_title(conn: driver.Connection, session_id: str) -> None:
 
 
 def unindex_session(conn: driver.Connection, session_id: str) -> None:
+    row = conn.execute(
+        "SELECT rowid, entity_id FROM sessions WHERE id = ?", (session_id,)
+    ).fetchone()
+    if row is None:
+        return
+    session_rowid, entity_id = row
+    base = entity_base(conn, entity_id)
+    if base is None:
+        return
     conn.execute(
         "DELETE FROM search_index WHERE rowid IN"
-        " (SELECT rowid FROM turns WHERE session_id = ?"
-        "  UNION ALL SELECT -rowid FROM sessions WHERE id = ?)",
-        (session_id, session_id),
+        " (SELECT :base + rowid FROM turns WHERE session_id = :session UNION ALL SELECT :title)",
+        {"base": base, "session": session_id, "title": title_row_id(base, session_rowid)},
+    )
+
+
+def unindex_turns(conn: driver.Connection, entity_id: str, turn_rowids: list[int]) -> None:
+    base = entity_base(conn, entity_id)
+    if base is None:
+        return
+    conn.executemany(
+        "DELETE FROM search_index WHERE rowid = ?", [(turn_row_id(base, r),) for r in turn_rowids]
     )
 
 
@@ -198,20 +254,74 @@ def _term(term: Term) -> str:
             return _quote(term.words[0])
 
 
-def readable_tokens(conn: driver.Connection, scope: SearchScope) -> list[str]:
-    """The scope tokens of what the caller may read: their own (or the entity's) and the
-    sessions shared with them, where the entity's shared token stands for every session
+@dataclass(frozen=True, slots=True)
+class ReadablePart:
+    """What the caller may read of one entity's stretch of rows: the rows carrying one of
+    `tokens`, or every row of the stretch when `tokens` is None."""
+
+    entity_id: str
+    base: int
+    tokens: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """One FTS5 query: `match` over the rowids from `low` to `high`."""
+
+    match: str
+    low: int
+    high: int
+
+
+def readable_parts(conn: driver.Connection, scope: SearchScope) -> list[ReadablePart]:
+    """The caller's own rows (or the whole entity's) and the sessions shared with them, per
+    entity. In the caller's entity, the entity's shared token stands for every session
     shared with the whole entity (only internal colleagues are given those)."""
-    if scope.owner_id is None:
-        own = [scope_token("e", scope.entity_id)]
-        named = list(scope.shared_session_ids)
-    else:
-        own = [scope_token("o", scope.entity_id, scope.owner_id)]
-        with_entity = _shared_with_entity_of(conn, scope.entity_id, scope.shared_session_ids)
-        if with_entity:
-            own.append(scope_token("x", scope.entity_id))
-        named = [sid for sid in scope.shared_session_ids if sid not in with_entity]
-    return [*own, *(scope_token("s", sid) for sid in named)]
+    by_entity: dict[str, list[str]] = {}
+    if scope.shared_session_ids:
+        rows = conn.execute(
+            "SELECT id, entity_id FROM sessions"
+            f" WHERE id IN ({', '.join('?' * len(scope.shared_session_ids))})",
+            scope.shared_session_ids,
+        ).fetchall()
+        found = dict(rows)
+        for session_id in scope.shared_session_ids:
+            if session_id in found:
+                by_entity.setdefault(found[session_id], []).append(session_id)
+    same_entity = by_entity.pop(scope.entity_id, [])
+    own: tuple[str, ...] | None = None
+    if scope.owner_id is not None:
+        with_entity = _shared_with_entity_of(conn, scope.entity_id, tuple(same_entity))
+        own = (
+            scope_token("o", scope.entity_id, scope.owner_id),
+            *([scope_token("x", scope.entity_id)] if with_entity else []),
+            *(scope_token("s", sid) for sid in same_entity if sid not in with_entity),
+        )
+    parts = [(scope.entity_id, own)]
+    parts += [
+        (entity_id, tuple(scope_token("s", sid) for sid in ids))
+        for entity_id, ids in by_entity.items()
+    ]
+    return _with_bases(conn, parts)
+
+
+def _session_parts(conn: driver.Connection, sessions: list[Session]) -> list[ReadablePart]:
+    """The rows of exactly these sessions."""
+    by_entity: dict[str, list[str]] = {}
+    for session in sessions:
+        by_entity.setdefault(session.entity_id, []).append(scope_token("s", session.id))
+    return _with_bases(conn, [(e, tuple(tokens)) for e, tokens in by_entity.items()])
+
+
+def _with_bases(
+    conn: driver.Connection, parts: list[tuple[str, tuple[str, ...] | None]]
+) -> list[ReadablePart]:
+    readable = []
+    for entity_id, tokens in parts:
+        base = entity_base(conn, entity_id)
+        if base is not None:  # nothing of that entity is indexed
+            readable.append(ReadablePart(entity_id, base, tokens))
+    return readable
 
 
 def _shared_with_entity_of(
@@ -231,16 +341,8 @@ def _shared_with_entity_of(
     return {r[0] for r in rows}
 
 
-def match_expression(
-    query: SearchQuery,
-    readable: list[str],
-    search_filter: SearchFilter,
-    entity_id: str,
-    *,
-    relaxed: bool = False,
-) -> str:
-    """The FTS5 expression: text terms on `body`, the reader's scope and the in-index
-    filters (chat apps, turn roles) on `scope`. Every term is quoted, so nothing a user
+def text_expression(query: SearchQuery, *, relaxed: bool = False) -> str:
+    """The FTS5 expression of the query's words. Every term is quoted, so nothing a user
     types can act as an FTS5 operator. `relaxed` asks for a superset that FTS5 finds
     without reading positions: a phrase's words anywhere in the row, no excluded phrases."""
     if relaxed:
@@ -254,17 +356,51 @@ def match_expression(
         excluded = list(query.excluded)
     for term in excluded:
         text = f"({text}) NOT {_term(term)}"
-    parts = [f"body : ({text})", f"scope : ({' OR '.join(readable)})"]
+    return text
+
+
+def match_expression(text: str, part: ReadablePart, search_filter: SearchFilter) -> str:
+    """The FTS5 expression for a part: the text on `body`; the part's tokens and the
+    in-index filters (chat apps, turn roles) on `scope`."""
+    clauses = [f"body : ({text})"]
+    if part.tokens is not None:
+        clauses.append(f"scope : ({' OR '.join(part.tokens)})")
     if search_filter.chat_app_ids:
-        apps = [scope_token("a", entity_id, a) for a in search_filter.chat_app_ids]
-        # Sessions shared from other entities carry their own entity's app tokens: let
-        # them through here; the session filter on chat_app_id decides.
-        apps += [t for t in readable[1:]]
-        parts.append(f"scope : ({' OR '.join(apps)})")
+        apps = [scope_token("a", part.entity_id, a) for a in search_filter.chat_app_ids]
+        clauses.append(f"scope : ({' OR '.join(apps)})")
     if search_filter.roles:
         roles = [scope_token("r", r.value) for r in search_filter.roles]
-        parts.append(f"scope : ({' OR '.join(roles)})")
-    return " AND ".join(parts)
+        clauses.append(f"scope : ({' OR '.join(roles)})")
+    return " AND ".join(clauses)
+
+
+def stretches(
+    text: str,
+    parts: list[ReadablePart],
+    search_filter: SearchFilter,
+    *,
+    turn_floor: int = 1,
+    title_floor: int = 1,
+    titles: bool = True,
+) -> list[Stretch]:
+    """The FTS5 queries that find the text in the parts: each part's turns from turn
+    rowid `turn_floor` up and (unless the filter asks for turn roles, or `titles` is
+    False) its titles of sessions from rowid `title_floor` up."""
+    found = []
+    for part in parts:
+        match = match_expression(text, part, search_filter)
+        found.append(
+            Stretch(match, turn_row_id(part.base, turn_floor), turn_row_id(part.base, LOCAL_MASK))
+        )
+        if titles and not search_filter.roles:
+            found.append(
+                Stretch(
+                    match,
+                    title_row_id(part.base, LOCAL_MASK),
+                    title_row_id(part.base, title_floor),
+                )
+            )
+    return found
 
 
 def _session_filters(search_filter: SearchFilter, params: dict[str, Any]) -> list[str]:
@@ -298,19 +434,20 @@ def _session_filters(search_filter: SearchFilter, params: dict[str, Any]) -> lis
     return clauses
 
 
+_NO_ROWS = "SELECT 0 AS rid, NULL AS marked LIMIT 0"
+
+
 def _hits_sql(
     search_filter: SearchFilter,
     params: dict[str, Any],
+    queries: list[Stretch],
     *,
     marks: bool = False,
-    windowed: bool = False,
 ) -> str:
     """Matching rows (session, highlighted text or NULL, turn id, seq and role, NULL for
-    titles) after the turn-time and session filters. Needs :match bound. `marks` adds the
-    row's text with the matched words marked (highlight() re-tokenizes the row, so only
-    for rows that will be scored). `windowed` keeps only turns from rowid :turn_floor up
-    and titles (minus their session's rowid) up to :title_ceiling: FTS5 reads just that
-    stretch of its doclists (see `_window`)."""
+    titles) of the FTS5 queries, after the turn-time and session filters. `marks` adds
+    the row's text with the matched words marked (highlight() re-tokenizes the row, so
+    only for rows that will be scored)."""
     turn_time, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
@@ -323,26 +460,26 @@ def _hits_sql(
     session_clauses = _session_filters(search_filter, params)
     turn_where = " AND ".join(["f.rid > 0", *turn_time, *session_clauses])
     title_where = " AND ".join(["f.rid < 0", *title_time, *session_clauses])
+    columns = f"rowid AS rid, {_HIGHLIGHT if marks else 'NULL'} AS marked"
+    rows = []
+    for i, query in enumerate(queries):
+        params.update({f"m{i}": query.match, f"lo{i}": query.low, f"hi{i}": query.high})
+        rows.append(
+            f"SELECT {columns} FROM search_index"
+            f" WHERE search_index MATCH :m{i} AND rowid BETWEEN :lo{i} AND :hi{i}"
+        )
     titles = (
         ""
         if search_filter.roles
-        else " UNION ALL SELECT s.id, f.marked, NULL, NULL, NULL"
-        f" FROM f JOIN sessions s ON s.rowid = -f.rid WHERE {title_where}"
+        else " UNION ALL SELECT s.id, f.marked, NULL, NULL, NULL FROM f"
+        f" JOIN sessions s ON s.rowid = (-f.rid) & {LOCAL_MASK} WHERE {title_where}"
     )
-    columns = f"rowid AS rid, {_HIGHLIGHT if marks else 'NULL'} AS marked"
-    rows = f"SELECT {columns} FROM search_index WHERE search_index MATCH :match"
-    if windowed:
-        rows = (
-            # One bound each: with two, FTS5 honours one and scans the rest. Titles'
-            # rowids are negative, so the ceiling alone keeps turns out.
-            f"{rows} AND rowid >= :turn_floor UNION ALL {rows} AND rowid <= :title_ceiling"
-        )
     return (
-        f"WITH f AS MATERIALIZED ({rows})"
+        f"WITH f AS MATERIALIZED ({' UNION ALL '.join(rows) or _NO_ROWS})"
         " SELECT s.id AS session_id, f.marked AS marked,"
         " t.id AS turn_id, t.seq AS seq, t.role AS role"
-        " FROM f JOIN turns t ON t.rowid = f.rid JOIN sessions s ON s.id = t.session_id"
-        f" WHERE {turn_where}{titles}"
+        f" FROM f JOIN turns t ON t.rowid = f.rid & {LOCAL_MASK}"
+        f" JOIN sessions s ON s.id = t.session_id WHERE {turn_where}{titles}"
     )
 
 
@@ -376,58 +513,72 @@ def search(
     else the matches among the newest RANKED_ROWS turns and RANKED_ROWS titles that do (the
     best matches among recent conversations); a session ranks by its best row.
     Rows are scored like BM25 without IDF, from the row's marked text."""
-    readable = readable_tokens(conn, scope)
-    params: dict[str, Any] = {
-        "match": match_expression(query, readable, search_filter, scope.entity_id)
-    }
+    parts = readable_parts(conn, scope)
+    text = text_expression(query)
     # Whether a query is broad is decided on its relaxed form, which FTS5 counts without
     # reading positions: a rare phrase of common words must not cost a pass over them.
-    relaxed = match_expression(query, readable, search_filter, scope.entity_id, relaxed=True)
+    relaxed = text_expression(query, relaxed=True)
+    broad = stretches(relaxed, parts, search_filter)
     if order is SearchOrder.RELEVANCE:
-        windowed = _matches_more_than(conn, relaxed, RANKED_ROWS)
-        if windowed:
-            params.update(_window(conn, relaxed, RANKED_ROWS))
-        return _by_relevance(conn, params, search_filter, after, limit, windowed)
-    if _matches_more_than(conn, relaxed, BROAD_MATCHES):
+        floors = {}
+        if _count(conn, broad, RANKED_ROWS + 1) > RANKED_ROWS:
+            floors = _window(conn, relaxed, parts, search_filter, RANKED_ROWS)
+        queries = stretches(text, parts, search_filter, **floors)
+        return _by_relevance(conn, queries, search_filter, after, limit)
+    if _count(conn, broad, BROAD_MATCHES + 1) > BROAD_MATCHES:
         found, resume = _newest_by_walking(conn, query, scope, search_filter, after, limit)
         if resume is not None:
             # The walk met too few matches to fill the page (a rare phrase of common
             # words): the rest of it from all the matches, past where the walk stopped.
-            found |= _newest_of_all(conn, params, search_filter, resume, limit - len(found))
+            queries = stretches(text, parts, search_filter)
+            found |= _newest_of_all(conn, queries, search_filter, resume, limit - len(found))
     else:
-        found = _newest_of_all(conn, params, search_filter, after, limit)
+        queries = stretches(text, parts, search_filter)
+        found = _newest_of_all(conn, queries, search_filter, after, limit)
     if found:
         _attach_best_turns(conn, query, search_filter, found)
     return list(found.values())
 
 
-def _matches_more_than(conn: driver.Connection, match: str, n: int) -> bool:
-    return _count_from(conn, match, None, n + 1) > n
+def _count(conn: driver.Connection, queries: list[Stretch], cap: int) -> int:
+    """How many rows the queries match, counting no further than `cap`. In ascending
+    rowid order: FTS5 walks a long doclist backwards only by decoding it whole, which for
+    a common word at millions of rows costs tens of milliseconds."""
+    total = 0
+    for query in queries:
+        if total >= cap:
+            break
+        (count,) = conn.execute(
+            "SELECT count(*) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ?"
+            " AND rowid BETWEEN ? AND ? LIMIT ?)",
+            (query.match, query.low, query.high, cap - total),
+        ).fetchone()
+        total += int(count)
+    return total
 
 
-def _count_from(conn: driver.Connection, match: str, floor: int | None, cap: int) -> int:
-    """How many rows match (from rowid `floor` up), counting no further than `cap`. In
-    ascending rowid order: FTS5 walks a long doclist backwards only by decoding it whole,
-    which for a common word at millions of rows costs tens of milliseconds."""
-    above = "" if floor is None else f" AND rowid >= {int(floor)}"
-    (count,) = conn.execute(
-        "SELECT count(*) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ?"
-        f"{above} LIMIT ?)",
-        (match, cap),
-    ).fetchone()
-    return int(count)
+def _window(
+    conn: driver.Connection,
+    relaxed: str,
+    parts: list[ReadablePart],
+    search_filter: SearchFilter,
+    n: int,
+) -> dict[str, int]:
+    """Floors (a turn rowid, a session rowid) above which lie about the newest `n` to `2n`
+    turns and the newest `n` titles that hold all the words (the relaxed query), for a
+    broad query's ranking. Turn and session rowids grow with time in every entity."""
 
+    def turns_above(floor: int) -> int:
+        queries = stretches(relaxed, parts, search_filter, turn_floor=floor, titles=False)
+        return _count(conn, queries, 2 * n + 1)
 
-def _window(conn: driver.Connection, relaxed: str, n: int) -> dict[str, int]:
-    """Rowid bounds holding about the newest `n` to `2n` turns and the newest `n` titles
-    that hold all the words (the relaxed query), for a broad query's ranking."""
     (newest,) = conn.execute("SELECT max(rowid) FROM turns").fetchone()
     newest = newest or 1
     # Find a floor with at least n matches above it (moving down by the density seen so
     # far), then halve the gap to the last floor with fewer until at most 2n are above.
     too_high, floor, found = newest + 1, max(1, newest - n), 0
     for _ in range(_WINDOW_PROBES):
-        found = _count_from(conn, relaxed, floor, 2 * n + 1)
+        found = turns_above(floor)
         if found >= n or floor == 1:
             break
         span = newest - floor + 1
@@ -439,32 +590,44 @@ def _window(conn: driver.Connection, relaxed: str, n: int) -> dict[str, int]:
         if found <= 2 * n or too_high - floor <= 1:
             break
         middle = (floor + too_high) // 2
-        above = _count_from(conn, relaxed, middle, 2 * n + 1)
+        above = turns_above(middle)
         if above >= n:
             floor, found = middle, above
         else:
             too_high = middle
-    # Titles sit under minus their session's rowid: ascending order is newest first.
-    (title_ceiling,) = conn.execute(
-        "SELECT max(rowid) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ?"
-        " AND rowid < 0 LIMIT ?)",
-        (relaxed, n),
-    ).fetchone()
-    return {
-        "turn_floor": floor,
-        "title_ceiling": -1 if title_ceiling is None else title_ceiling,
-    }
+    return {"turn_floor": floor, "title_floor": _newest_titles_floor(conn, relaxed, parts, n)}
+
+
+def _newest_titles_floor(
+    conn: driver.Connection, relaxed: str, parts: list[ReadablePart], n: int
+) -> int:
+    """The session rowid from which up the newest `n` matching titles lie."""
+    session_rowids: list[int] = []
+    for query in stretches(relaxed, parts, SearchFilter()):
+        if query.high > 0:
+            continue
+        # A title's rowid is minus its entity's base and session rowid: ascending order
+        # is newest first.
+        session_rowids += [
+            -rowid & LOCAL_MASK
+            for (rowid,) in conn.execute(
+                "SELECT rowid FROM search_index WHERE search_index MATCH ?"
+                " AND rowid BETWEEN ? AND ? LIMIT ?",
+                (query.match, query.low, query.high, n),
+            )
+        ]
+    session_rowids.sort(reverse=True)
+    return session_rowids[n - 1] if len(session_rowids) >= n else 1
 
 
 def _by_relevance(
     conn: driver.Connection,
-    params: dict[str, Any],
+    queries: list[Stretch],
     search_filter: SearchFilter,
     after: SearchCursor | None,
     limit: int,
-    windowed: bool,
 ) -> list[SessionHit]:
-    rows = _scored_hits(conn, search_filter, params, windowed=windowed)
+    rows = _scored_hits(conn, search_filter, queries)
     best: dict[str, float] = {}
     for row in rows:
         best[row.session_id] = min(row.score, best.get(row.session_id, 0.0))
@@ -484,12 +647,13 @@ def _by_relevance(
 
 def _newest_of_all(
     conn: driver.Connection,
-    params: dict[str, Any],
+    queries: list[Stretch],
     search_filter: SearchFilter,
     after: SearchCursor | None,
     limit: int,
 ) -> dict[str, SessionHit]:
-    hits = _hits_sql(search_filter, params)
+    params: dict[str, Any] = {}
+    hits = _hits_sql(search_filter, params, queries)
     where = "1"
     if after is not None:
         params.update(after_score=after.score, after_id=after.session_id)
@@ -539,7 +703,7 @@ def _newest_by_walking(
         sessions = _readable_sessions(conn, scope, search_filter, position, size)
         if not sessions:
             return found, None
-        matching = _sessions_matching(conn, query, search_filter, [s.id for s in sessions])
+        matching = _sessions_matching(conn, query, search_filter, sessions)
         for session in sessions:
             if session.id in matching:
                 activity = to_micros(session.last_activity_at)
@@ -603,14 +767,18 @@ def _readable_sessions(
 
 
 def _sessions_matching(
-    conn: driver.Connection, query: SearchQuery, search_filter: SearchFilter, ids: list[str]
+    conn: driver.Connection,
+    query: SearchQuery,
+    search_filter: SearchFilter,
+    sessions: list[Session],
 ) -> set[str]:
-    params: dict[str, Any] = {
-        "match": match_expression(
-            query, [scope_token("s", i) for i in ids], SearchFilter(roles=search_filter.roles), ""
-        )
-    }
-    hits = _hits_sql(search_filter, params)
+    queries = stretches(
+        text_expression(query),
+        _session_parts(conn, sessions),
+        SearchFilter(roles=search_filter.roles),
+    )
+    params: dict[str, Any] = {}
+    hits = _hits_sql(search_filter, params, queries)
     return {r[0] for r in conn.execute(f"SELECT DISTINCT session_id FROM ({hits})", params)}
 
 
@@ -622,11 +790,12 @@ def _attach_best_turns(
 ) -> None:
     """The best few matching turns of each session on the page, its title's snippet and
     its score (its best row's)."""
-    page = [scope_token("s", sid) for sid in found]
-    params: dict[str, Any] = {
-        "match": match_expression(query, page, SearchFilter(roles=search_filter.roles), "")
-    }
-    rows = _scored_hits(conn, search_filter, params)
+    queries = stretches(
+        text_expression(query),
+        _session_parts(conn, [hit.session for hit in found.values()]),
+        SearchFilter(roles=search_filter.roles),
+    )
+    rows = _scored_hits(conn, search_filter, queries)
     for hit in found.values():
         hit.score = min((r.score for r in rows if r.session_id == hit.session.id), default=0.0)
     _attach_rows(found, rows)
@@ -644,15 +813,12 @@ class _Row:
 
 
 def _scored_hits(
-    conn: driver.Connection,
-    search_filter: SearchFilter,
-    params: dict[str, Any],
-    *,
-    windowed: bool = False,
+    conn: driver.Connection, search_filter: SearchFilter, queries: list[Stretch]
 ) -> list[_Row]:
     """Each matching row with its score, best first: BM25 without IDF (the row's marked
     words against its length relative to the average of the rows scored together)."""
-    hits = _hits_sql(search_filter, params, marks=True, windowed=windowed)
+    params: dict[str, Any] = {}
+    hits = _hits_sql(search_filter, params, queries, marks=True)
     fetched = conn.execute(
         f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params
     ).fetchall()

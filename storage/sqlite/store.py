@@ -735,7 +735,7 @@ def _erase_contributions(
                 (session_id, user_id),
             )
         ]
-        conn.executemany("DELETE FROM search_index WHERE rowid = ?", [(r,) for r in rowids])
+        search.unindex_turns(conn, entity_id, rowids)
         conn.executemany(
             "UPDATE turns SET content = '', author_id = ?, parts = NULL, tool_invocations = NULL,"
             " trace = NULL, verification = NULL, feedback = NULL, insights = NULL, metadata = ?"

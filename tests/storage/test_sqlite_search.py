@@ -190,17 +190,18 @@ async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_wor
     assert min(age[sid] for sid in windowed) > max(age[sid] for sid in left_out)
 
 
-async def test_upgrading_backfills_the_entity_shared_token(
+async def test_upgrading_an_old_file_backfills_tokens_and_moves_rows_to_entity_stretches(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file written before migration 0006 has sessions shared with the entity whose rows
-    lack the entity's shared token; after the upgrade a colleague finds them through it
-    (their scope need not name each such session), and a revoked share takes it away."""
+    """A file written before migrations 0006 and 0007 (one index row per turn under the
+    turn's own rowid, five scope tokens, no entity numbers): after the upgrade a colleague
+    finds the sessions shared with the entity through its shared token (their scope need
+    not name each one), a revoked share takes that away, and an entity-wide search finds
+    its entity's rows in the entity's stretch and nothing of another entity."""
     from sessionhub.storage.sqlite import store as sqlite_store
 
     path = str(tmp_path / "old.db")
     every_migration = sqlite_store._migrations()
-    monkeypatch.setattr(sqlite_store, "_migrations", lambda: every_migration[:5])
     old = SqliteStore(path)
     await old.open()
     shares = []
@@ -220,20 +221,19 @@ async def test_upgrading_backfills_the_entity_shared_token(
         )
         await old.create_share(share, session_audit("share.created", session.id))
         shares.append(share)
+    elsewhere = make_session(entity="globex", owner="gus", app="knowledge", title="Okapi zoo")
+    await old.create_session(elsewhere, make_turn(elsewhere.id, content="okapi feed"), 100)
 
-    def as_before_0006(conn) -> None:  # the rows as the old code wrote them: five tokens
-        conn.execute(
-            "UPDATE search_index SET scope = (SELECT sh_scope(s.entity_id, s.owner_id,"
-            " s.chat_app_id, s.id, coalesce(t.role, 'TITLE')) FROM sessions s"
-            " LEFT JOIN turns t ON t.rowid = search_index.rowid"
-            " WHERE s.id = coalesce(t.session_id, (SELECT id FROM sessions"
-            "  WHERE -rowid = search_index.rowid)))"
-        )
+    def as_before_0006(conn) -> None:  # the index as migrations 1-5 left it
+        conn.execute("DROP TABLE search_index")
+        conn.execute("DROP TABLE search_entities")
+        conn.execute("PRAGMA user_version = 5")
+        for statement in sqlite_store._split_sql(every_migration[2][1]):
+            conn.execute(statement)
 
     await old._write(as_before_0006)
     await old.close()
 
-    monkeypatch.setattr(sqlite_store, "_migrations", lambda: every_migration)
     upgraded = SqliteStore(path)
     await upgraded.open()
     first, second = (share.session_id for share in shares)
@@ -248,9 +248,66 @@ async def test_upgrading_backfills_the_entity_shared_token(
 
         assert await found(naming_the_second) == {first, second}
         assert await found(SearchScope("acme", "carol", ())) == set()
+        assert await found(SearchScope("acme", None, ())) == {first, second}
+        assert await found(SearchScope("globex", None, ())) == {elsewhere.id}
         await upgraded.revoke_share(
             shares[0].id, T0, "alice", session_audit("share.revoked", first)
         )
         assert await found(naming_the_second) == {second}
     finally:
         await upgraded.close()
+
+
+@pytest.mark.parametrize("ranked_rows", [1_000_000, 4])
+async def test_each_entity_reads_only_its_own_stretch_of_the_index(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, ranked_rows: int
+) -> None:
+    """Three entities write in turn, so their rows interleave in time; an entity-wide
+    search bounds the rowid to its entity's stretch and must find exactly that entity's
+    sessions (and the one shared with it from another entity), whatever the filter, order
+    or ranking window."""
+    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", ranked_rows)
+    owned: dict[str, set[str]] = {"acme": set(), "globex": set(), "initech": set()}
+    for i in range(12):
+        for entity in owned:
+            session = make_session(entity=entity, owner="alice", title=f"Okapi {entity} {i}")
+            await store.create_session(session, None, 100)
+            await store.append_turn(make_turn(session.id, content=f"okapi tea {i}"), 100)
+            owned[entity].add(session.id)
+    from_globex = sorted(owned["globex"])[0]
+    share = Share(
+        new_id(),
+        from_globex,
+        "globex",
+        GranteeKind.USER,
+        "acme",
+        "alice",
+        ShareMode.READ,
+        "alice",
+        T0,
+    )
+    await store.create_share(share, session_audit("share.created", from_globex))
+    filters = [
+        SearchFilter(),
+        SearchFilter(roles=(TurnRole.USER,)),
+        SearchFilter(chat_app_ids=("support",)),
+    ]
+    for entity, sessions in owned.items():
+        for search_filter, order, text in itertools.product(
+            filters, SearchOrder, ["okapi", "tea", '"okapi tea"']
+        ):
+            entity_wide = SearchScope(entity, None, ())
+            found = set(
+                itertools.chain(*await pages(store, text, entity_wide, search_filter, order))
+            )
+            assert found <= sessions, (entity, search_filter, order, text)
+            if ranked_rows > 100:
+                assert found == sessions, (entity, search_filter, order, text)
+    with_share = SearchScope("acme", None, (from_globex,))
+    for order in SearchOrder:
+        found = set(
+            itertools.chain(*await pages(store, "okapi", with_share, SearchFilter(), order))
+        )
+        if ranked_rows > 100 or order is SearchOrder.NEWEST:
+            assert found == owned["acme"] | {from_globex}
+        assert found <= owned["acme"] | {from_globex}
