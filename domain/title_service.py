@@ -15,6 +15,9 @@ When a session needs a title:
 - every `shift_every` turns: when the recent turns have drifted from what the title
   describes (`topic_similarity` below `shift_threshold`), a new title from them.
 
+Both the topic check and the offline generator are milliseconds of CPU each: they run
+where the `Offload` given says (the server's is a worker process), never on the event loop.
+
 Chat apps with automatic titles off are left alone: their sessions keep the opening
 words of the first message until someone renames them.
 """
@@ -34,6 +37,7 @@ from .clock import Clock
 from .errors import DomainError
 from .events import SessionUpdated
 from .models import Session, TitleSource, Turn, TurnRole
+from .offload import Offload, ThreadOffload
 from .titles import TitleGenerator, TitleTurn, clean_title, conversational, topic_similarity
 
 log = structlog.get_logger(__name__)
@@ -61,13 +65,17 @@ class TitleService:
         clock: Clock,
         generator: TitleGenerator,
         policy: TitlePolicy | None = None,
+        offload: Offload | None = None,
     ) -> None:
+        """`offload` runs the topic check (in a thread unless given); the service closes it
+        when it stops, after the generator, which may have been given the same one."""
         self._store = store
         self._chat_apps = chat_apps
         self._broker = broker
         self._clock = clock
         self._generator = generator
         self._policy = policy or TitlePolicy()
+        self._offload = offload or ThreadOffload()
         self._queue: asyncio.Queue[str] = asyncio.Queue(self._policy.queue_size)
         self._queued: set[str] = set()
         self._again: set[str] = set()
@@ -128,8 +136,9 @@ class TitleService:
             ]
 
     async def stop(self) -> None:
-        """Stop the workers; what is still queued is dropped (titles are best effort:
-        those sessions keep their title until their next turn asks again)."""
+        """Stop the workers and close the generator and the offload; what is still queued
+        is dropped (titles are best effort: those sessions keep their title until their
+        next turn asks again)."""
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
@@ -139,6 +148,7 @@ class TitleService:
         close = getattr(self._generator, "aclose", None)
         if close is not None:
             await close()
+        await self._offload.aclose()
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been titled (for tests and shutdown)."""
@@ -180,7 +190,7 @@ class TitleService:
         turns = conversational(reversed(newest))
         recent, earlier = turns[-window:], turns[:-window]
         if session.title_source is not TitleSource.PENDING:
-            similarity = topic_similarity(session.title, recent, earlier)
+            similarity = await self._offload.run(topic_similarity, session.title, recent, earlier)
             if similarity >= policy.shift_threshold:
                 return None
             log.info("titles.topic_shift", session_id=session.id, similarity=round(similarity, 3))

@@ -9,7 +9,6 @@ describes the recent turns still talk about, so a drifting conversation can be r
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import threading
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .models import Session, Turn, TurnRole
+from .offload import Offload, ThreadOffload
 
 MAX_TITLE_CHARS = 60
 _TRAILING = re.compile(r"[\s.,;:!?…\-–—]+$")
@@ -327,32 +327,29 @@ _QUESTION_WORDS = frozenset(
 )
 
 
-class KeyphraseTitleGenerator:
-    """The offline default: keyphrases (YAKE) over the first turns weigh the words of the
+@dataclass(frozen=True, slots=True)
+class KeyphraseTitler:
+    """The offline titles: keyphrases (YAKE) over the first turns weigh the words of the
     conversation; the title is the span of a user sentence, at most `max_chars` long, that
     covers most of that weight and reads as a phrase (it starts and ends at words that
     carry meaning, preferably at clause boundaries). Without a user sentence that names
-    the subject, the best keyphrase is the title; without keyphrases, there is none."""
+    the subject, the best keyphrase is the title; without keyphrases, there is none.
 
-    def __init__(
-        self, max_chars: int = MAX_TITLE_CHARS, language: str = "en", turn_chars: int = 1500
-    ) -> None:
-        self._max_chars = max_chars
-        self._language = language
-        self._turn_chars = turn_chars
+    Plain data, so that it can be sent to a worker process (see `KeyphraseTitleGenerator`).
+    """
 
-    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
-        # A few milliseconds of CPU: off the event loop, so requests keep flowing.
-        return await asyncio.to_thread(self.title, turns)
+    max_chars: int = MAX_TITLE_CHARS
+    language: str = "en"
+    turn_chars: int = 1500
+    """Long pastes say no more about the subject than their beginning, and would make the
+    work grow with them: each turn is read up to this many characters."""
 
     def title(self, turns: Sequence[TitleTurn]) -> str | None:
-        # Long pastes say no more about the subject than their beginning, and would make
-        # the work grow with them.
-        user = [t.content[: self._turn_chars] for t in turns if t.role is TurnRole.USER]
-        texts = [t.content[: self._turn_chars] for t in turns]
+        user = [t.content[: self.turn_chars] for t in turns if t.role is TurnRole.USER]
+        texts = [t.content[: self.turn_chars] for t in turns]
         phrases = keyphrases(
             "\n\n".join(" ".join(_plain_sentences(t)) for t in texts),
-            language=self._language,
+            language=self.language,
         )
         weights = self._term_weights(phrases, texts)
         if not weights:
@@ -372,7 +369,7 @@ class KeyphraseTitleGenerator:
         if best is not None and best[0] > 0:
             return best[1]
         for phrase in phrases:
-            title = _tidy(opening_words(phrase, self._max_chars))
+            title = _tidy(opening_words(phrase, self.max_chars))
             if title and any(_stem(w) in weights for w in title.split()):
                 return _capitalised(title)
         return None
@@ -424,7 +421,7 @@ class KeyphraseTitleGenerator:
             length = -1
             for end in range(start, len(tokens)):
                 length += len(tokens[end].raw) + 1
-                if length > self._max_chars:
+                if length > self.max_chars:
                     break
                 last = tokens[end]
                 if last.stop or last.stem not in weights:
@@ -450,6 +447,21 @@ class KeyphraseTitleGenerator:
                 if text and (best is None or score > best[0]):
                     best = (score, _capitalised(text))
         return best
+
+
+class KeyphraseTitleGenerator:
+    """The offline `TitleGenerator`: a `KeyphraseTitler`, run where `offload` says (in a
+    thread unless told otherwise), as a title is a few milliseconds of CPU that would
+    otherwise hold up the event loop."""
+
+    def __init__(
+        self, titler: KeyphraseTitler | None = None, offload: Offload | None = None
+    ) -> None:
+        self._titler = titler or KeyphraseTitler()
+        self._offload = offload or ThreadOffload()
+
+    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+        return await self._offload.run(self._titler.title, turns)
 
 
 def _opens_clause(tokens: list[_Token], start: int) -> bool:

@@ -33,6 +33,7 @@ from ..domain.erasure import ErasureService
 from ..domain.errors import DomainError, StoreUnavailable
 from ..domain.export import ExportService
 from ..domain.models import Principal
+from ..domain.offload import Offload, ProcessOffload, ThreadOffload
 from ..domain.retention import RetentionService
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
@@ -186,9 +187,14 @@ def build_broker(settings: Settings, store: Store) -> ChannelBroker:
     return InProcessBroker(router)
 
 
-def build_title_generator(settings: Settings) -> TitleGenerator:
+def build_title_offload(settings: Settings) -> Offload:
+    """Where the CPU work of titles runs: the offline generator and the topic checks."""
+    return ProcessOffload() if settings.title_worker_process else ThreadOffload()
+
+
+def build_title_generator(settings: Settings, offload: Offload) -> TitleGenerator:
     """Offline keyphrase titles; an OpenAI-compatible model first when one is configured."""
-    offline = KeyphraseTitleGenerator()
+    offline = KeyphraseTitleGenerator(offload=offload)
     if settings.title_llm_url is None or settings.title_llm_model is None:
         return offline
     key = settings.title_llm_api_key
@@ -212,12 +218,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     limits = Limits(
         max_content_chars=settings.max_content_chars, max_title_chars=settings.max_title_chars
     )
+    title_offload = build_title_offload(settings)
     titles = TitleService(
         store,
         chat_apps,
         broker,
         clock,
-        build_title_generator(settings),
+        build_title_generator(settings, title_offload),
         TitlePolicy(
             first_turns=settings.title_first_turns,
             shift_every=settings.title_shift_every_turns,
@@ -225,6 +232,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             queue_size=settings.title_queue_size,
             workers=settings.title_workers,
         ),
+        title_offload,
     )
     sessions = SessionService(store, chat_apps, broker, clock, limits, titles=titles)
     sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)

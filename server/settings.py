@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     )
     title_queue_size: int = Field(1000, ge=1, le=1_000_000)
     title_workers: int = Field(2, ge=1, le=64)
+    title_worker_process: bool = Field(
+        True,
+        description="Make titles and topic checks in a worker process, off the server's GIL "
+        "(false: in a thread, where each one holds up requests for milliseconds).",
+    )
     title_llm_url: str | None = Field(
         None, description="OpenAI-compatible base URL (…/v1) or …/chat/completions."
     )

@@ -25,6 +25,10 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
             "database_url": f"sqlite:///{tmp_path / 'sessionhub.db'}",
             "jwt_secret": TEST_SECRET,
             "dev_secret_file": tmp_path / "dev-secret",
+            # Titles in a thread: the server's worker process would add its start-up (most
+            # of a second) to every test that makes a title; tests/server/test_app.py
+            # covers the worker process.
+            "title_worker_process": False,
         }
         values.update(overrides)
         return load_settings(**values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from sessionhub.domain.models import (
     TitleSource,
     TurnRole,
 )
+from sessionhub.domain.offload import Offload, ProcessOffload
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
 from sessionhub.domain.sessions import SessionService
 from sessionhub.domain.title_service import TitlePolicy, TitleService
@@ -131,14 +133,16 @@ class Env:
         return session.title, session.title_source
 
 
-async def make_env(tmp_path: Path, generator: TitleGenerator, **policy: int) -> Env:
+async def make_env(
+    tmp_path: Path, generator: TitleGenerator, offload: Offload | None = None, **policy: int
+) -> Env:
     store = SqliteStore(str(tmp_path / "titles.db"), readers=2)
     await store.open()
     broker = InProcessBroker()
     events: list = []
     broker.listen(events.append)
     clock = SteppingClock()
-    titles = TitleService(store, APPS, broker, clock, generator, TitlePolicy(**policy))
+    titles = TitleService(store, APPS, broker, clock, generator, TitlePolicy(**policy), offload)
     sessions = SessionService(store, APPS, broker, clock, titles=titles)
     return Env(sessions, titles, store, events)
 
@@ -287,6 +291,28 @@ async def test_a_topic_shift_retitles_the_session(env: Env, shifting: dict) -> N
     new_words = [k.lower() for k in shifting["new_keywords"]]
     assert any(k in title.lower() for k in new_words), title
     assert not any(k in titles[0].lower() for k in new_words), titles
+
+
+async def test_in_a_worker_process_the_titles_are_the_same_and_stop_ends_the_worker(
+    env: Env, tmp_path: Path
+) -> None:
+    shifting = DATA["shifts"][0]
+    in_thread = env.updates(await env.converse(shifting["turns"]))
+    # As the server has it: the generator and the topic checks share one worker process.
+    offload = ProcessOffload()
+    (tmp_path / "in-process").mkdir()
+    in_process = await make_env(
+        tmp_path / "in-process", KeyphraseTitleGenerator(offload=offload), offload
+    )
+    in_process.titles.start()
+    try:
+        sid = await in_process.converse(shifting["turns"])
+        assert in_process.updates(sid) == in_thread and len(in_thread) == 2
+        assert len(multiprocessing.active_children()) == 1
+    finally:
+        await in_process.titles.stop()
+        await in_process.store.close()
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.parametrize("staying", DATA["stays"], ids=lambda c: c["subject"])

@@ -9,7 +9,7 @@ import pytest
 from sessionhub.domain.models import TurnRole
 from sessionhub.domain.titles import (
     MAX_TITLE_CHARS,
-    KeyphraseTitleGenerator,
+    KeyphraseTitler,
     TitleTurn,
     clean_title,
     content_terms,
@@ -39,7 +39,7 @@ def test_whitespace_collapses() -> None:
 # project (tests/data/titles.json).
 
 DATA = json.loads((Path(__file__).parent.parent / "data" / "titles.json").read_text())
-GENERATOR = KeyphraseTitleGenerator()
+TITLER = KeyphraseTitler()
 # Measured when the generator was written: 46 of 49 (0.94) conversations get a title with
 # one of their key words. A change that costs more than a few of them fails here.
 QUALITY_THRESHOLD = 0.85
@@ -56,7 +56,7 @@ def first_title(turns: list[TitleTurn]) -> str | None:
     after a later one of the first few turns when the earlier ones said nothing."""
     for end, turn in enumerate(turns[:WINDOW]):
         if turn.role is TurnRole.ASSISTANT:
-            title = GENERATOR.title(turns[: end + 1])
+            title = TITLER.title(turns[: end + 1])
             if title:
                 return title
     return None
@@ -108,8 +108,8 @@ def test_a_greeting_is_nothing_to_title() -> None:
         TitleTurn(TurnRole.USER, "Hi, can you help me with something?"),
         TitleTurn(TurnRole.ASSISTANT, "Of course! What do you need help with?"),
     ]
-    assert GENERATOR.title(hello) is None
-    assert GENERATOR.title([]) is None
+    assert TITLER.title(hello) is None
+    assert TITLER.title([]) is None
 
 
 def test_long_questions_are_cut_to_a_readable_phrase() -> None:
@@ -122,7 +122,7 @@ def test_long_questions_are_cut_to_a_readable_phrase() -> None:
         "Set proxy_read_timeout in the nginx location block for the websocket path, and pass "
         "the Upgrade and Connection headers so nginx keeps the websocket open."
     )
-    title = GENERATOR.title(
+    title = TITLER.title(
         [TitleTurn(TurnRole.USER, question), TitleTurn(TurnRole.ASSISTANT, answer)]
     )
     assert title is not None and well_formed(title)
@@ -134,7 +134,7 @@ def test_code_blocks_do_not_become_titles() -> None:
     question = (
         "Why does this fail?\n```\nfor i in range(10):\n    print(i\n```\nIt says SyntaxError."
     )
-    title = GENERATOR.title([TitleTurn(TurnRole.USER, question)])
+    title = TITLER.title([TitleTurn(TurnRole.USER, question)])
     assert title is not None and "print(i" not in title and "range" not in title
 
 
@@ -186,7 +186,7 @@ def replay(conversation: dict) -> list[str]:
     for end in range(WINDOW, len(turns) + 1, WINDOW):
         recent, earlier = turns[end - WINDOW : end], turns[max(0, end - 3 * WINDOW) : end - WINDOW]
         if topic_similarity(titles[-1], recent, earlier) < SHIFT_THRESHOLD:
-            new = GENERATOR.title(recent)
+            new = TITLER.title(recent)
             if new and new != titles[-1]:
                 titles.append(new)
     return titles

@@ -15,6 +15,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.database_url == "sqlite:///./sessionhub.db"
     assert settings.sqlite_path == "./sessionhub.db"
+    assert settings.title_worker_process
     assert [a.id for a in load_chat_apps(settings.chat_apps_file)] == ["support", "knowledge"]
 
 

@@ -16,8 +16,9 @@ from starlette.testclient import TestClient
 
 from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import TurnRole
-from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleTurn
-from sessionhub.server.app import build_title_generator, create_app
+from sessionhub.domain.offload import ProcessOffload, ThreadOffload
+from sessionhub.domain.titles import KeyphraseTitleGenerator, KeyphraseTitler, TitleTurn
+from sessionhub.server.app import build_title_generator, build_title_offload, create_app
 from sessionhub.server.errors import SettingsError
 from sessionhub.server.settings import Settings, token_config
 from sessionhub.server.title_llm import ChatCompletionsTitleGenerator, completions_url
@@ -28,7 +29,7 @@ TURNS = [
         TurnRole.ASSISTANT, "No: the starter is hungry. Feed it twice a day and keep it warm."
     ),
 ]
-OFFLINE = KeyphraseTitleGenerator().title(TURNS)
+OFFLINE = KeyphraseTitler().title(TURNS)
 
 
 def completion(content: Any) -> dict:
@@ -200,15 +201,24 @@ def test_completions_url() -> None:
 
 
 def test_settings_choose_the_generator(settings_factory: Callable[..., Settings]) -> None:
-    assert isinstance(build_title_generator(settings_factory()), KeyphraseTitleGenerator)
+    offload = ThreadOffload()
+    assert isinstance(build_title_generator(settings_factory(), offload), KeyphraseTitleGenerator)
     chosen = build_title_generator(
         settings_factory(
             title_llm_url="http://127.0.0.1:9/v1",
             title_llm_model="tiny-titles",
             title_llm_api_key="sk-secret",
-        )
+        ),
+        offload,
     )
     assert isinstance(chosen, ChatCompletionsTitleGenerator)
+
+
+def test_settings_choose_where_title_work_runs(settings_factory: Callable[..., Settings]) -> None:
+    in_process = settings_factory(title_worker_process=True)
+    assert isinstance(build_title_offload(in_process), ProcessOffload)
+    in_thread = settings_factory(title_worker_process=False)
+    assert isinstance(build_title_offload(in_thread), ThreadOffload)
 
 
 def test_the_server_titles_sessions_with_the_model(
