@@ -471,13 +471,13 @@ def _hits_sql(
     titles = (
         ""
         if search_filter.roles
-        else " UNION ALL SELECT s.id, f.marked, NULL, NULL, NULL FROM f"
+        else " UNION ALL SELECT s.id, f.marked, NULL, NULL, NULL, s.last_activity_at FROM f"
         f" JOIN sessions s ON s.rowid = (-f.rid) & {LOCAL_MASK} WHERE {title_where}"
     )
     return (
         f"WITH f AS MATERIALIZED ({' UNION ALL '.join(rows) or _NO_ROWS})"
         " SELECT s.id AS session_id, f.marked AS marked,"
-        " t.id AS turn_id, t.seq AS seq, t.role AS role"
+        " t.id AS turn_id, t.seq AS seq, t.role AS role, s.last_activity_at AS activity"
         f" FROM f JOIN turns t ON t.rowid = f.rid & {LOCAL_MASK}"
         f" JOIN sessions s ON s.id = t.session_id WHERE {turn_where}{titles}"
     )
@@ -657,20 +657,21 @@ def _newest_of_all(
     where = "1"
     if after is not None:
         params.update(after_score=after.score, after_id=after.session_id)
-        where = "(s.last_activity_at, s.id) < (:after_score, :after_id)"
+        where = "(activity, session_id) < (:after_score, :after_id)"
     params["limit"] = limit
+    # The hits carry their session's activity: the page is chosen from them, and only the
+    # page's sessions are read again.
     rows = conn.execute(
-        f"SELECT {_SESSION_COLUMNS_OF_S} FROM sessions s"
-        f" WHERE s.id IN (SELECT session_id FROM ({hits})) AND {where}"
-        " ORDER BY s.last_activity_at DESC, s.id DESC LIMIT :limit",
+        f"SELECT DISTINCT session_id, activity FROM ({hits}) WHERE {where}"
+        " ORDER BY activity DESC, session_id DESC LIMIT :limit",
         params,
     ).fetchall()
-    found = {}
-    for row in rows:
-        session = codec.session_from_row(row)
-        activity = float(to_micros(session.last_activity_at))
-        found[session.id] = SessionHit(session, 0.0, activity, None)
-    return found
+    sessions = _sessions_by_id(conn, [session_id for session_id, _ in rows])
+    return {
+        session_id: SessionHit(sessions[session_id], 0.0, float(activity), None)
+        for session_id, activity in rows
+        if session_id in sessions  # deleted in between
+    }
 
 
 def _sessions_by_id(conn: driver.Connection, ids: list[str]) -> dict[str, Session]:
@@ -696,10 +697,15 @@ def _newest_by_walking(
     gave up before the page was full (None when it is full or the scope exhausted)."""
     found: dict[str, SessionHit] = {}
     position = None if after is None else (int(after.score), after.session_id)
-    for step in range(_WALK_MAX_STEPS):
+    sizes = [_WALK_STEPS[min(step, len(_WALK_STEPS) - 1)] for step in range(_WALK_MAX_STEPS)]
+    visited = 0
+    for step, size in enumerate(sizes):
         if len(found) >= limit:
             return found, None
-        size = _WALK_STEPS[min(step, len(_WALK_STEPS) - 1)]
+        # At the density of matches seen so far, would the rest of the walk fill the page?
+        # If not, hand over now rather than after checking thousands of sessions in vain.
+        if visited and (limit - len(found)) * visited / max(len(found), 0.5) > sum(sizes[step:]):
+            break
         sessions = _readable_sessions(conn, scope, search_filter, position, size)
         if not sessions:
             return found, None
@@ -712,6 +718,7 @@ def _newest_by_walking(
                     break
         last = sessions[-1]
         position = (to_micros(last.last_activity_at), last.id)
+        visited += len(sessions)
         if len(sessions) < size:
             return found, None
     if len(found) >= limit or position is None:
