@@ -611,6 +611,15 @@ def insert_entities(conn: sqlite3.Connection, bases: dict[str, int]) -> None:
     )
 
 
+def note_turn_times(conn: sqlite3.Connection) -> None:
+    """turn_time_blocks from all the turns, as the store keeps it turn by turn."""
+    conn.execute(
+        "INSERT INTO turn_time_blocks (block, earliest, latest)"
+        f" SELECT rowid >> {search.TIME_BLOCK_SHIFT}, min(created_at), max(created_at)"
+        f" FROM turns GROUP BY rowid >> {search.TIME_BLOCK_SHIFT}"
+    )
+
+
 def insert_rows(conn: sqlite3.Connection, rows: Rows) -> None:
     conn.executemany(
         f"INSERT INTO sessions (rowid, {SESSION_COLUMNS}) VALUES ({', '.join('?' * 22)})",
@@ -768,6 +777,7 @@ def generate_corpus(
         progress.update(done)
         t2 = time.perf_counter()
         waited, inserting, t0 = waited + (t1 - t0), inserting + (t2 - t1), t2
+    note_turn_times(conn)
     conn.execute("COMMIT")
     progress.done()
     print(
@@ -886,6 +896,9 @@ def _table_dump(path: Path) -> dict[str, list[tuple]]:
                 "SELECT rowid, body, scope FROM search_index ORDER BY rowid"
             ).fetchall(),
             "shares": conn.execute(f"SELECT {_SHARE_COLUMNS} FROM shares ORDER BY id").fetchall(),
+            "turn_time_blocks": conn.execute(
+                "SELECT * FROM turn_time_blocks ORDER BY block"
+            ).fetchall(),
             "search_entities": conn.execute(
                 "SELECT number, entity_id FROM search_entities ORDER BY number"
             ).fetchall(),
@@ -924,6 +937,7 @@ def self_check(seed: int, plain: int = 40, special: int = 20) -> None:
         conn.execute("BEGIN")
         insert_entities(conn, bases)
         insert_rows(conn, rows)
+        note_turn_times(conn)
         conn.execute("COMMIT")
         conn.close()
         a, b = _table_dump(api), _table_dump(bulk)

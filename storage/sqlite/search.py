@@ -163,9 +163,11 @@ def index_turn(
     role: str,
     content: str,
     tools_json: str | None,
+    created_at_us: int,
 ) -> None:
     base = entity_base(conn, session.entity_id, create=True)
     assert base is not None
+    note_turn_time(conn, rowid, created_at_us)
     conn.execute(
         "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
         (
@@ -374,23 +376,62 @@ def match_expression(text: str, part: ReadablePart, search_filter: SearchFilter)
     return " AND ".join(clauses)
 
 
+ALL_TURNS = (1, LOCAL_MASK)
+# Turn rowids per block of turn_time_blocks: 2^12 = 4,096.
+TIME_BLOCK_SHIFT = 12
+
+
+def note_turn_time(conn: driver.Connection, turn_rowid: int, created_at_us: int) -> None:
+    """Keep the earliest and latest turn time of the turn's block of rowids."""
+    conn.execute(
+        "INSERT INTO turn_time_blocks (block, earliest, latest) VALUES (?, ?, ?)"
+        " ON CONFLICT (block) DO UPDATE SET earliest = min(earliest, excluded.earliest),"
+        " latest = max(latest, excluded.latest)",
+        (turn_rowid >> TIME_BLOCK_SHIFT, created_at_us, created_at_us),
+    )
+
+
+def turns_in_time(conn: driver.Connection, search_filter: SearchFilter) -> tuple[int, int]:
+    """The turn rowids (from, to) that can hold a turn of the filter's date range: a
+    search with a date range reads only that stretch of each entity's index rows, whatever
+    the order in which turns were written."""
+    low, high = ALL_TURNS
+    if search_filter.since is not None:
+        (block,) = conn.execute(
+            "SELECT min(block) FROM turn_time_blocks WHERE latest >= ?",
+            (to_micros(search_filter.since),),
+        ).fetchone()
+        if block is None:
+            return (1, 0)
+        low = block << TIME_BLOCK_SHIFT
+    if search_filter.until is not None:
+        (block,) = conn.execute(
+            "SELECT max(block) FROM turn_time_blocks WHERE earliest < ?",
+            (to_micros(search_filter.until),),
+        ).fetchone()
+        if block is None:
+            return (1, 0)
+        high = ((block + 1) << TIME_BLOCK_SHIFT) - 1
+    return max(low, 1), high
+
+
 def stretches(
     text: str,
     parts: list[ReadablePart],
     search_filter: SearchFilter,
     *,
-    turn_floor: int = 1,
+    turns: tuple[int, int] = ALL_TURNS,
     title_floor: int = 1,
     titles: bool = True,
 ) -> list[Stretch]:
-    """The FTS5 queries that find the text in the parts: each part's turns from turn
-    rowid `turn_floor` up and (unless the filter asks for turn roles, or `titles` is
+    """The FTS5 queries that find the text in the parts: each part's turns of the turn
+    rowids `turns` (from, to) and (unless the filter asks for turn roles, or `titles` is
     False) its titles of sessions from rowid `title_floor` up."""
     found = []
     for part in parts:
         match = match_expression(text, part, search_filter)
         found.append(
-            Stretch(match, turn_row_id(part.base, turn_floor), turn_row_id(part.base, LOCAL_MASK))
+            Stretch(match, turn_row_id(part.base, turns[0]), turn_row_id(part.base, turns[1]))
         )
         if titles and not search_filter.roles:
             found.append(
@@ -518,25 +559,28 @@ def search(
     # Whether a query is broad is decided on its relaxed form, which FTS5 counts without
     # reading positions: a rare phrase of common words must not cost a pass over them.
     relaxed = text_expression(query, relaxed=True)
-    broad = stretches(relaxed, parts, search_filter)
+    turns = turns_in_time(conn, search_filter)
+    broad = stretches(relaxed, parts, search_filter, turns=turns)
     if order is SearchOrder.RELEVANCE:
-        floors = {}
+        queries = stretches(text, parts, search_filter, turns=turns)
         if _count(conn, broad, RANKED_ROWS + 1) > RANKED_ROWS:
-            floors = _window(conn, relaxed, parts, search_filter, RANKED_ROWS)
-        queries = stretches(text, parts, search_filter, **floors)
+            floor, title_floor = _window(conn, relaxed, parts, search_filter, turns, RANKED_ROWS)
+            queries = stretches(
+                text, parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
+            )
         return _by_relevance(conn, queries, search_filter, after, limit)
     if _count(conn, broad, BROAD_MATCHES + 1) > BROAD_MATCHES:
-        found, resume = _newest_by_walking(conn, query, scope, search_filter, after, limit)
+        found, resume = _newest_by_walking(conn, query, scope, search_filter, turns, after, limit)
         if resume is not None:
             # The walk met too few matches to fill the page (a rare phrase of common
             # words): the rest of it from all the matches, past where the walk stopped.
-            queries = stretches(text, parts, search_filter)
+            queries = stretches(text, parts, search_filter, turns=turns)
             found |= _newest_of_all(conn, queries, search_filter, resume, limit - len(found))
     else:
-        queries = stretches(text, parts, search_filter)
+        queries = stretches(text, parts, search_filter, turns=turns)
         found = _newest_of_all(conn, queries, search_filter, after, limit)
     if found:
-        _attach_best_turns(conn, query, search_filter, found)
+        _attach_best_turns(conn, query, search_filter, turns, found)
     return list(found.values())
 
 
@@ -562,29 +606,32 @@ def _window(
     relaxed: str,
     parts: list[ReadablePart],
     search_filter: SearchFilter,
+    turns: tuple[int, int],
     n: int,
-) -> dict[str, int]:
-    """Floors (a turn rowid, a session rowid) above which lie about the newest `n` to `2n`
-    turns and the newest `n` titles that hold all the words (the relaxed query), for a
-    broad query's ranking. Turn and session rowids grow with time in every entity."""
+) -> tuple[int, int]:
+    """Floors (a turn rowid in `turns`, a session rowid) above which lie about the newest
+    `n` to `2n` turns and the newest `n` titles that hold all the words (the relaxed
+    query), for a broad query's ranking. Turn and session rowids grow with time in every
+    entity."""
+    lowest, highest = turns
 
     def turns_above(floor: int) -> int:
-        queries = stretches(relaxed, parts, search_filter, turn_floor=floor, titles=False)
+        queries = stretches(relaxed, parts, search_filter, turns=(floor, highest), titles=False)
         return _count(conn, queries, 2 * n + 1)
 
     (newest,) = conn.execute("SELECT max(rowid) FROM turns").fetchone()
-    newest = newest or 1
+    newest = max(lowest, min(highest, newest or 1))
     # Find a floor with at least n matches above it (moving down by the density seen so
     # far), then halve the gap to the last floor with fewer until at most 2n are above.
-    too_high, floor, found = newest + 1, max(1, newest - n), 0
+    too_high, floor, found = newest + 1, max(lowest, newest - n), 0
     for _ in range(_WINDOW_PROBES):
         found = turns_above(floor)
-        if found >= n or floor == 1:
+        if found >= n or floor == lowest:
             break
         span = newest - floor + 1
         too_high, floor = (
             floor,
-            max(1, newest - (span * 4 if found == 0 else span * 2 * n // found)),
+            max(lowest, newest - (span * 4 if found == 0 else span * 2 * n // found)),
         )
     for _ in range(_WINDOW_PROBES):
         if found <= 2 * n or too_high - floor <= 1:
@@ -595,7 +642,7 @@ def _window(
             floor, found = middle, above
         else:
             too_high = middle
-    return {"turn_floor": floor, "title_floor": _newest_titles_floor(conn, relaxed, parts, n)}
+    return floor, _newest_titles_floor(conn, relaxed, parts, n)
 
 
 def _newest_titles_floor(
@@ -690,6 +737,7 @@ def _newest_by_walking(
     query: SearchQuery,
     scope: SearchScope,
     search_filter: SearchFilter,
+    turns: tuple[int, int],
     after: SearchCursor | None,
     limit: int,
 ) -> tuple[dict[str, SessionHit], SearchCursor | None]:
@@ -709,7 +757,7 @@ def _newest_by_walking(
         sessions = _readable_sessions(conn, scope, search_filter, position, size)
         if not sessions:
             return found, None
-        matching = _sessions_matching(conn, query, search_filter, sessions)
+        matching = _sessions_matching(conn, query, search_filter, turns, sessions)
         for session in sessions:
             if session.id in matching:
                 activity = to_micros(session.last_activity_at)
@@ -777,12 +825,14 @@ def _sessions_matching(
     conn: driver.Connection,
     query: SearchQuery,
     search_filter: SearchFilter,
+    turns: tuple[int, int],
     sessions: list[Session],
 ) -> set[str]:
     queries = stretches(
         text_expression(query),
         _session_parts(conn, sessions),
         SearchFilter(roles=search_filter.roles),
+        turns=turns,
     )
     params: dict[str, Any] = {}
     hits = _hits_sql(search_filter, params, queries)
@@ -793,6 +843,7 @@ def _attach_best_turns(
     conn: driver.Connection,
     query: SearchQuery,
     search_filter: SearchFilter,
+    turns: tuple[int, int],
     found: dict[str, SessionHit],
 ) -> None:
     """The best few matching turns of each session on the page, its title's snippet and
@@ -801,6 +852,7 @@ def _attach_best_turns(
         text_expression(query),
         _session_parts(conn, [hit.session for hit in found.values()]),
         SearchFilter(roles=search_filter.roles),
+        turns=turns,
     )
     rows = _scored_hits(conn, search_filter, queries)
     for hit in found.values():

@@ -569,7 +569,9 @@ def _append_turn(
     inserted = conn.execute(f"INSERT INTO turns ({TURN_COLUMNS}) VALUES ({placeholders})", row)
     session = _require_session(conn, new.session_id)
     tools_json = row[7]
-    search.index_turn(conn, inserted.lastrowid, session, turn.role.value, turn.content, tools_json)
+    search.index_turn(
+        conn, inserted.lastrowid, session, turn.role.value, turn.content, tools_json, at
+    )
     return turn, session
 
 

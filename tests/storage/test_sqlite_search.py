@@ -6,6 +6,7 @@ filter; relevance on a broad query ranks the recent matches."""
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -190,14 +191,16 @@ async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_wor
     assert min(age[sid] for sid in windowed) > max(age[sid] for sid in left_out)
 
 
-async def test_upgrading_an_old_file_backfills_tokens_and_moves_rows_to_entity_stretches(
+async def test_upgrading_an_old_file_backfills_tokens_blocks_and_entity_stretches(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file written before migrations 0006 and 0007 (one index row per turn under the
-    turn's own rowid, five scope tokens, no entity numbers): after the upgrade a colleague
+    """A file written before migrations 0006 to 0008 (one index row per turn under the
+    turn's own rowid, five scope tokens, no entity numbers, no turn time blocks): after
+    the upgrade a colleague
     finds the sessions shared with the entity through its shared token (their scope need
     not name each one), a revoked share takes that away, and an entity-wide search finds
-    its entity's rows in the entity's stretch and nothing of another entity."""
+    its entity's rows in the entity's stretch and nothing of another entity, also within
+    a date range."""
     from sessionhub.storage.sqlite import store as sqlite_store
 
     path = str(tmp_path / "old.db")
@@ -227,6 +230,7 @@ async def test_upgrading_an_old_file_backfills_tokens_and_moves_rows_to_entity_s
     def as_before_0006(conn) -> None:  # the index as migrations 1-5 left it
         conn.execute("DROP TABLE search_index")
         conn.execute("DROP TABLE search_entities")
+        conn.execute("DROP TABLE turn_time_blocks")
         conn.execute("PRAGMA user_version = 5")
         for statement in sqlite_store._split_sql(every_migration[2][1]):
             conn.execute(statement)
@@ -250,6 +254,15 @@ async def test_upgrading_an_old_file_backfills_tokens_and_moves_rows_to_entity_s
         assert await found(SearchScope("acme", "carol", ())) == set()
         assert await found(SearchScope("acme", None, ())) == {first, second}
         assert await found(SearchScope("globex", None, ())) == {elsewhere.id}
+        in_time = await upgraded.search(
+            parse_query("plan"),
+            SearchScope("acme", None, ()),
+            SearchFilter(since=T0 - timedelta(days=1), until=T0 + timedelta(days=1)),
+            SearchOrder.NEWEST,
+            None,
+            10,
+        )
+        assert {h.session.id for h in in_time} == {first, second}
         await upgraded.revoke_share(
             shares[0].id, T0, "alice", session_audit("share.revoked", first)
         )
@@ -311,3 +324,31 @@ async def test_each_entity_reads_only_its_own_stretch_of_the_index(
         if ranked_rows > 100 or order is SearchOrder.NEWEST:
             assert found == owned["acme"] | {from_globex}
         assert found <= owned["acme"] | {from_globex}
+
+
+async def test_a_date_range_finds_turns_whatever_order_their_times_were_written_in(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns whose times do not follow the order they were written in (imports, clients'
+    clocks): a date range bounds the index rows read by the blocks' earliest and latest
+    times, and must still find every session with a turn inside it."""
+    monkeypatch.setattr(sqlite_search, "TIME_BLOCK_SHIFT", 2)  # blocks of four turns
+    rng = random.Random(7)
+    times: dict[str, list] = {}
+    for i in range(30):
+        session = make_session(owner="alice", title=f"Session {i}")
+        await store.create_session(session, None, 100)
+        times[session.id] = []
+        for _ in range(3):
+            at = T0 + timedelta(hours=rng.randrange(24 * 30))
+            await store.append_turn(make_turn(session.id, content="heron", at=at), 100)
+            times[session.id].append(at)
+    entity_wide, own = SearchScope("acme", None, ()), SearchScope("acme", "alice", ())
+    for first_day, last_day in [(0, 3), (10, 12), (29, 30), (5, 25)]:
+        since, until = T0 + timedelta(days=first_day), T0 + timedelta(days=last_day)
+        expected = {sid for sid, at in times.items() if any(since <= t < until for t in at)}
+        assert expected
+        for scope, order in itertools.product([entity_wide, own], SearchOrder):
+            search_filter = SearchFilter(since=since, until=until)
+            found = set(itertools.chain(*await pages(store, "heron", scope, search_filter, order)))
+            assert found == expected, (first_day, last_day, scope, order)
