@@ -526,7 +526,7 @@ def _hits_sql(
 
 # Newest first: up to this many matching rows in scope, the page comes from all of them;
 # beyond, from walking the newest readable sessions (see `search`).
-BROAD_MATCHES = 5_000
+BROAD_MATCHES = 10_000
 # By relevance: up to this many matching rows are all scored; beyond, the newest this many.
 RANKED_ROWS = 200
 # At most this many counts to place the window of a broad query's ranking.
@@ -821,6 +821,11 @@ def _readable_sessions(
     return merged[:limit]
 
 
+# A walk step reads the index rows written since its sessions' first turns when there are
+# at most this many (and names each session's token when there are more).
+_SINCE_ROWS_MAX = 2_000
+
+
 def _sessions_matching(
     conn: driver.Connection,
     query: SearchQuery,
@@ -828,12 +833,31 @@ def _sessions_matching(
     turns: tuple[int, int],
     sessions: list[Session],
 ) -> set[str]:
-    queries = stretches(
-        text_expression(query),
-        _session_parts(conn, sessions),
-        SearchFilter(roles=search_filter.roles),
-        turns=turns,
-    )
+    """Which of the sessions hold a match. Recently active sessions mostly began recently:
+    their rows then lie among the last index rows of their entities, which FTS5 reads far
+    faster than it looks up one token per session; when a session that began long ago
+    makes that stretch too long, the sessions' tokens are named instead."""
+    text = text_expression(query)
+    roles_only = SearchFilter(roles=search_filter.roles)
+    walked = orjson.dumps([session.id for session in sessions]).decode()
+    # A session's first turn has the lowest rowid of its turns.
+    first_turn, first_session = conn.execute(
+        "SELECT (SELECT min(rowid) FROM turns WHERE seq = 1"
+        "  AND session_id IN (SELECT value FROM json_each(:walked))),"
+        " (SELECT min(rowid) FROM sessions WHERE id IN (SELECT value FROM json_each(:walked)))",
+        {"walked": walked},
+    ).fetchone()
+    entities = _with_bases(conn, [(e, None) for e in {s.entity_id for s in sessions}])
+    since_first = (max(turns[0], first_turn or turns[1] + 1), turns[1])
+    title_floor = first_session or 1
+    # Counted without positions: a phrase's words anywhere in the row.
+    relaxed = text_expression(query, relaxed=True)
+    counted = stretches(relaxed, entities, roles_only, turns=since_first, title_floor=title_floor)
+    if _count(conn, counted, _SINCE_ROWS_MAX + 1) <= _SINCE_ROWS_MAX:
+        queries = stretches(text, entities, roles_only, turns=since_first, title_floor=title_floor)
+    else:
+        queries = stretches(text, _session_parts(conn, sessions), roles_only, turns=turns)
+    # Rows of other sessions may come along: the caller looks up only its own.
     params: dict[str, Any] = {}
     hits = _hits_sql(search_filter, params, queries)
     return {r[0] for r in conn.execute(f"SELECT DISTINCT session_id FROM ({hits})", params)}

@@ -140,10 +140,13 @@ async def test_newest_first_walk_gives_the_exact_pages(
         exact = await pages(store, text, scope, search_filter, SearchOrder.NEWEST)
         monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1)
         monkeypatch.setattr(sqlite_search, "_WALK_STEPS", (2, 3, 5))
-        for steps in (1000, 2):  # a whole walk; a walk that hands over to the exact path
+        # A whole walk, a walk that hands over to the exact path; each step reading the
+        # rows since its sessions' first turns, or naming their tokens.
+        for steps, since_rows in itertools.product((1000, 2), (2_000, 0)):
             monkeypatch.setattr(sqlite_search, "_WALK_MAX_STEPS", steps)
+            monkeypatch.setattr(sqlite_search, "_SINCE_ROWS_MAX", since_rows)
             walked = await pages(store, text, scope, search_filter, SearchOrder.NEWEST)
-            assert walked == exact, (text, scope, search_filter, steps)
+            assert walked == exact, (text, scope, search_filter, steps, since_rows)
         checked += bool(exact)
     assert checked > 60  # most combinations find something
 
