@@ -11,7 +11,7 @@
    schema, closes it, and bulk-inserts sessions, turns, tags, shares and the matching
    `search_index` rows with plain sqlite3 `executemany` in big transactions, through the
    helpers the store itself uses (`codec.session_row`, `codec.turn_row`, `turn_body`,
-   `scope_tokens`). A self-check first writes a few generated sessions through the store's
+   `scope_tokens`, the entities' stretches of rowids, the turn time blocks). A self-check first writes a few generated sessions through the store's
    own API and through the bulk path and compares every row.
 2. Measures `SqliteStore.search` (with `parse_query` and a `SearchScope` built the way
    `SearchService` builds it, shared sessions included) per query class - a rare word, a
@@ -1263,8 +1263,8 @@ async def measure_store(
 
 def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
     """Runs the store's own search function on a plain connection with the store's
-    pragmas, records the statements it runs, and times each of them, the FTS5 MATCH alone,
-    with bm25, and with the snippet the ranking statement computes for every match."""
+    pragmas, records the statements it runs, and times each of them and the FTS5 MATCH
+    alone: over the whole index, and in the caller's stretches and scope."""
     conn = sqlite3.connect(db, isolation_level=None)
     for pragma in (
         "PRAGMA query_only = ON",
