@@ -333,10 +333,14 @@ def _shared_with_entity_of(
     revoked, expiry not yet recorded): the rule of the entity's shared token."""
     if not session_ids:
         return set()
+    # For a few sessions, their own shares (shares_by_session): the unary + keeps the
+    # planner off the grantee index, whose entry for a large entity holds thousands of
+    # shares (0.14 ms against 0.005 on every appended turn). For many, that index is quicker.
+    by_session = "+" if len(session_ids) <= 16 else ""
     rows = conn.execute(
         "SELECT DISTINCT session_id FROM shares"
         f" WHERE session_id IN ({', '.join('?' * len(session_ids))})"
-        " AND grantee_kind = 'ENTITY' AND grantee_entity_id = ?"
+        f" AND {by_session}grantee_kind = 'ENTITY' AND {by_session}grantee_entity_id = ?"
         " AND revoked_at IS NULL AND expiry_recorded_at IS NULL",
         (*session_ids, entity_id),
     ).fetchall()
