@@ -28,6 +28,8 @@ async def test_a_process_offload_computes_in_its_worker_started_on_first_use() -
         assert await offload.run(os.getpid) != os.getpid()
         # Background work: the worker yields the processor to the server.
         assert await offload.run(os.nice, 0) == min(19, os.nice(0) + WORKER_NICENESS)
+        if hasattr(os, "SCHED_IDLE"):
+            assert await offload.run(os.sched_getscheduler, 0) == os.SCHED_IDLE
         assert await offload.run(topic_similarity, "Sourdough starter", RECENT) == topic_similarity(
             "Sourdough starter", RECENT
         )
