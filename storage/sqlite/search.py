@@ -490,9 +490,11 @@ def _hits_sql(
     marks: bool = False,
 ) -> str:
     """Matching rows (session, highlighted text or NULL, turn id, seq and role, NULL for
-    titles) of the FTS5 queries, after the turn-time and session filters. `marks` adds
-    the row's text with the matched words marked (highlight() re-tokenizes the row, so
-    only for rows that will be scored)."""
+    titles, the session's activity) of the FTS5 queries, after the turn-time and session
+    filters. `marks` adds the row's text with the matched words marked and the turn's id,
+    seq and role (highlight() re-tokenizes the row, so only for rows that will be
+    scored). Without them, and without a date range, a turn's session is found through
+    turn_sessions, which holds rowids only, rather than through the turn's own row."""
     turn_time, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
@@ -519,12 +521,22 @@ def _hits_sql(
         else " UNION ALL SELECT s.id, f.marked, NULL, NULL, NULL, s.last_activity_at FROM f"
         f" JOIN sessions s ON s.rowid = (-f.rid) & {LOCAL_MASK} WHERE {title_where}"
     )
+    if marks or turn_time:
+        turn_columns = "t.id AS turn_id, t.seq AS seq, t.role AS role"
+        sessions = (
+            f"JOIN turns t ON t.rowid = f.rid & {LOCAL_MASK} JOIN sessions s ON s.id = t.session_id"
+        )
+    else:
+        turn_columns = "NULL AS turn_id, NULL AS seq, NULL AS role"
+        sessions = (
+            f"JOIN turn_sessions ts ON ts.turn_rowid = f.rid & {LOCAL_MASK}"
+            " JOIN sessions s ON s.rowid = ts.session_rowid"
+        )
     return (
         f"WITH f AS MATERIALIZED ({' UNION ALL '.join(rows) or _NO_ROWS})"
         " SELECT s.id AS session_id, f.marked AS marked,"
-        " t.id AS turn_id, t.seq AS seq, t.role AS role, s.last_activity_at AS activity"
-        f" FROM f JOIN turns t ON t.rowid = f.rid & {LOCAL_MASK}"
-        f" JOIN sessions s ON s.id = t.session_id WHERE {turn_where}{titles}"
+        f" {turn_columns}, s.last_activity_at AS activity"
+        f" FROM f {sessions} WHERE {turn_where}{titles}"
     )
 
 

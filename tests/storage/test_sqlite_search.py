@@ -197,8 +197,9 @@ async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_wor
 async def test_upgrading_an_old_file_backfills_tokens_blocks_and_entity_stretches(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file written before migrations 0006 to 0008 (one index row per turn under the
-    turn's own rowid, five scope tokens, no entity numbers, no turn time blocks): after
+    """A file written before migrations 0006 to 0009 (one index row per turn under the
+    turn's own rowid, five scope tokens, no entity numbers, turn time blocks or turn
+    sessions): after
     the upgrade a colleague
     finds the sessions shared with the entity through its shared token (their scope need
     not name each one), a revoked share takes that away, and an entity-wide search finds
@@ -234,6 +235,9 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_and_entity_stretche
         conn.execute("DROP TABLE search_index")
         conn.execute("DROP TABLE search_entities")
         conn.execute("DROP TABLE turn_time_blocks")
+        conn.execute("DROP TRIGGER turn_sessions_on_insert")
+        conn.execute("DROP TRIGGER turn_sessions_on_delete")
+        conn.execute("DROP TABLE turn_sessions")
         conn.execute("PRAGMA user_version = 5")
         for statement in sqlite_store._split_sql(every_migration[2][1]):
             conn.execute(statement)
@@ -355,3 +359,21 @@ async def test_a_date_range_finds_turns_whatever_order_their_times_were_written_
             search_filter = SearchFilter(since=since, until=until)
             found = set(itertools.chain(*await pages(store, "heron", scope, search_filter, order)))
             assert found == expected, (first_day, last_day, scope, order)
+
+
+async def test_a_turn_written_where_a_deleted_one_was_is_found_in_its_own_session(
+    store: SqliteStore,
+) -> None:
+    """SQLite gives a new turn the rowid of the newest turn once that one is deleted; the
+    turn-to-session map must follow, or newest-first search would name the wrong session
+    (or the write would fail)."""
+    kept, dropped = make_session(owner="alice"), make_session(owner="alice")
+    await store.create_session(kept, make_turn(kept.id, content="okapi"), 100)
+    await store.create_session(dropped, make_turn(dropped.id, content="okapi walrus"), 100)
+    assert await store.delete_session(dropped.id, session_audit("session.deleted", dropped.id))
+    await store.append_turn(make_turn(kept.id, content="walrus"), 100)
+    for order in SearchOrder:
+        hits = await store.search(
+            parse_query("walrus"), SearchScope("acme", None, ()), SearchFilter(), order, None, 10
+        )
+        assert [h.session.id for h in hits] == [kept.id]
