@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
+from tests.conftest import Api
 
 
 def test_titles_are_made_in_a_worker_process_that_stops_with_the_server(
@@ -17,15 +18,7 @@ def test_titles_are_made_in_a_worker_process_that_stops_with_the_server(
 ) -> None:
     settings = settings_factory(title_worker_process=True)
     with TestClient(create_app(settings)) as client:
-        token = TokenIssuer(token_config(settings)).issue("alice", "acme")
-        headers = {"Authorization": f"Bearer {token}"}
-
-        def gql(query: str, variables: dict) -> dict:
-            body = client.post(
-                "/graphql", json={"query": query, "variables": variables}, headers=headers
-            ).json()
-            assert "errors" not in body, body
-            return body["data"]
+        gql = Api(client, TokenIssuer(token_config(settings))).as_("alice", "acme").ok
 
         # Nothing to title yet: no worker.
         assert multiprocessing.active_children() == []

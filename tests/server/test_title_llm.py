@@ -22,6 +22,7 @@ from sessionhub.server.app import build_title_generator, build_title_offload, cr
 from sessionhub.server.errors import SettingsError
 from sessionhub.server.settings import Settings, token_config
 from sessionhub.server.title_llm import ChatCompletionsTitleGenerator, completions_url
+from tests.conftest import Api
 
 TURNS = [
     TitleTurn(TurnRole.USER, "My sourdough starter smells like nail polish remover. Is it dead?"),
@@ -230,15 +231,7 @@ def test_the_server_titles_sessions_with_the_model(
         title_llm_timeout_seconds=5,
     )
     with TestClient(create_app(settings)) as client:
-        token = TokenIssuer(token_config(settings)).issue("alice", "acme")
-        headers = {"Authorization": f"Bearer {token}"}
-
-        def gql(query: str, variables: dict) -> dict:
-            body = client.post(
-                "/graphql", json={"query": query, "variables": variables}, headers=headers
-            ).json()
-            assert "errors" not in body, body
-            return body["data"]
+        gql = Api(client, TokenIssuer(token_config(settings))).as_("alice", "acme").ok
 
         sid = gql(
             "mutation($i: SendMessageInput!) { sendMessage(input: $i) { session { id } } }",
