@@ -48,16 +48,17 @@ class TitleTurn:
     role: TurnRole
     content: str
 
-    @classmethod
-    def of(cls, turn: Turn) -> TitleTurn:
-        return cls(turn.role, turn.content)
+
+# Long pastes say no more about the subject than their beginning, and would make the work
+# grow with them: titles and topic checks read each turn up to this many characters.
+TURN_CHARS = 1500
 
 
 def conversational(turns: Iterable[Turn]) -> list[TitleTurn]:
-    """The user and assistant turns with text; tool output and system prompts say little
-    about what a conversation is about."""
+    """The user and assistant turns with text, each up to TURN_CHARS characters; tool
+    output and system prompts say little about what a conversation is about."""
     return [
-        TitleTurn.of(t)
+        TitleTurn(t.role, t.content[:TURN_CHARS])
         for t in turns
         if t.role in (TurnRole.USER, TurnRole.ASSISTANT) and t.content.strip()
     ]
@@ -340,9 +341,8 @@ class KeyphraseTitler:
 
     max_chars: int = MAX_TITLE_CHARS
     language: str = "en"
-    turn_chars: int = 1500
-    """Long pastes say no more about the subject than their beginning, and would make the
-    work grow with them: each turn is read up to this many characters."""
+    turn_chars: int = TURN_CHARS
+    """Each turn is read up to this many characters (see TURN_CHARS)."""
 
     def title(self, turns: Sequence[TitleTurn]) -> str | None:
         user = [t.content[: self.turn_chars] for t in turns if t.role is TurnRole.USER]
