@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -561,11 +561,22 @@ def print_table(results: list[Result]) -> None:
         )
         for r in results
     ]
+    print_rows(header, rows, results)
+
+
+def print_rows(
+    header: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    results: Sequence[Result],
+    left: tuple[int, ...] = (0,),
+) -> None:
+    """An aligned table (columns right-aligned but those in `left`) under a rule, then the
+    sample errors of each result."""
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
 
     def join(cells: tuple[str, ...]) -> str:
         return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
+            c.ljust(w) if i in left else c.rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 

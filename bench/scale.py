@@ -58,6 +58,7 @@ from lifecycle import (
     Result,
     machine_facts,
     percentile,
+    print_rows,
 )
 from search import (
     DATA_DIR_ENV,
@@ -1088,21 +1089,7 @@ def print_table(results: list[ScaleResult]) -> None:
         )
         for r in results
     ]  # fmt: skip
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-
-    def join(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.ljust(w) if i in (0, 10) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(join(header))
-    print("-" * len(join(header)))
-    for row in rows:
-        print(join(row))
-    for r in results:
-        for sample in r.error_samples:
-            print(f"  error in {r.scenario} c={r.concurrency}: {sample}")
+    print_rows(header, rows, results, left=(0, 10))
 
 
 def signed_bytes(n: float) -> str:
