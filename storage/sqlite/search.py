@@ -111,12 +111,17 @@ def shared_with_entity(conn: driver.Connection, entity_id: str, session_id: str)
     return bool(_shared_with_entity_of(conn, entity_id, (session_id,)))
 
 
-def rescope_session(conn: driver.Connection, session_id: str) -> None:
-    """Rewrite the scope of the session's rows after an ENTITY share began or ended."""
-    row = conn.execute(
+def _indexed_facts(conn: driver.Connection, session_id: str) -> tuple | None:
+    """(rowid, entity, owner, chat app, title) of the session, or None."""
+    return conn.execute(
         "SELECT rowid, entity_id, owner_id, chat_app_id, title FROM sessions WHERE id = ?",
         (session_id,),
     ).fetchone()
+
+
+def rescope_session(conn: driver.Connection, session_id: str) -> None:
+    """Rewrite the scope of the session's rows after an ENTITY share began or ended."""
+    row = _indexed_facts(conn, session_id)
     if row is None:
         return
     session_rowid, entity_id, owner_id, chat_app_id, title = row
@@ -187,10 +192,7 @@ def index_turn(
 
 def index_title(conn: driver.Connection, session_id: str) -> None:
     """(Re)write the title row of a session from its current title."""
-    row = conn.execute(
-        "SELECT rowid, entity_id, owner_id, chat_app_id, title FROM sessions WHERE id = ?",
-        (session_id,),
-    ).fetchone()
+    row = _indexed_facts(conn, session_id)
     if row is None:
         return
     session_rowid, entity_id, owner_id, chat_app_id, title = row
@@ -578,12 +580,12 @@ def search(
     turns = turns_in_time(conn, search_filter)
     broad = stretches(relaxed, parts, search_filter, turns=turns)
     if order is SearchOrder.RELEVANCE:
-        queries = stretches(text, parts, search_filter, turns=turns)
+        floor, title_floor = turns[0], 1
         if _count(conn, broad, RANKED_ROWS + 1) > RANKED_ROWS:
             floor, title_floor = _window(conn, relaxed, parts, search_filter, turns, RANKED_ROWS)
-            queries = stretches(
-                text, parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
-            )
+        queries = stretches(
+            text, parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
+        )
         return _by_relevance(conn, queries, search_filter, after, limit)
     if _count(conn, broad, BROAD_MATCHES + 1) > BROAD_MATCHES:
         found, resume = _newest_by_walking(conn, query, scope, search_filter, turns, after, limit)
