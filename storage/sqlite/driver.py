@@ -21,6 +21,11 @@ complete_statement = sqlite.complete_statement
 sqlite_version = sqlite.sqlite_version
 
 
+def connect_memory() -> Connection:
+    """A plain connection to a private in-memory database, for this thread only."""
+    return sqlite.connect(":memory:", isolation_level=None)
+
+
 def connect(path: str) -> aiosqlite.Connection:
     """An aiosqlite connection (a thread owning one SQLite connection) in autocommit mode:
     the store opens its own transactions."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,7 @@ from ...domain.query import (
     TurnHit,
     searchable_text,
 )
-from . import codec, driver
+from . import codec, driver, phrases
 from .codec import SESSION_COLUMNS, to_micros
 
 _SESSION_COLUMNS_OF_S = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
@@ -137,12 +139,16 @@ def rescope_session(conn: driver.Connection, session_id: str) -> None:
     ]
     if title:
         rows.append((title_row_id(base, session_rowid), TITLE_ROLE))
+    scopes = [
+        (scope_tokens(entity_id, owner_id, chat_app_id, session_id, role, shared), rowid)
+        for rowid, role in rows
+    ]
+    conn.executemany("UPDATE search_index SET scope = ? WHERE rowid = ?", scopes)
+    # The phrase index keeps no text: its rows are made again from the index's.
     conn.executemany(
-        "UPDATE search_index SET scope = ? WHERE rowid = ?",
-        [
-            (scope_tokens(entity_id, owner_id, chat_app_id, session_id, role, shared), rowid)
-            for rowid, role in rows
-        ],
+        f"UPDATE {phrases.PAIRS_TABLE} SET terms = sh_pair_terms("
+        " (SELECT body FROM search_index WHERE rowid = ?1), ?2) WHERE rowid = ?1",
+        [(rowid, scope) for scope, rowid in scopes],
     )
 
 
@@ -159,6 +165,7 @@ def register_functions(conn: driver.Connection) -> None:
     conn.create_function("sh_scope", 5, scope_tokens, deterministic=True)
     conn.create_function("sh_scope", 6, scope_tokens, deterministic=True)
     conn.create_function("sh_body", 2, turn_body, deterministic=True)
+    conn.create_function("sh_pair_terms", 2, phrases.pair_terms, deterministic=True)
 
 
 def index_turn(
@@ -173,21 +180,31 @@ def index_turn(
     base = entity_base(conn, session.entity_id, create=True)
     assert base is not None
     note_turn_time(conn, rowid, created_at_us)
-    conn.execute(
-        "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
-        (
-            turn_row_id(base, rowid),
-            turn_body(content, tools_json),
-            scope_tokens(
-                session.entity_id,
-                session.owner_id,
-                session.chat_app_id,
-                session.id,
-                role,
-                shared_with_entity(conn, session.entity_id, session.id),
-            ),
+    _insert_row(
+        conn,
+        turn_row_id(base, rowid),
+        turn_body(content, tools_json),
+        scope_tokens(
+            session.entity_id,
+            session.owner_id,
+            session.chat_app_id,
+            session.id,
+            role,
+            shared_with_entity(conn, session.entity_id, session.id),
         ),
     )
+
+
+def _insert_row(conn: driver.Connection, rowid: int, body: str, scope: str) -> None:
+    conn.execute(
+        "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)", (rowid, body, scope)
+    )
+    phrases.index_row(conn, rowid, body, scope)
+
+
+def _delete_rows(conn: driver.Connection, rowids: list[int]) -> None:
+    for table in ("search_index", phrases.PAIRS_TABLE):
+        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", [(r,) for r in rowids])
 
 
 def index_title(conn: driver.Connection, session_id: str) -> None:
@@ -199,21 +216,19 @@ def index_title(conn: driver.Connection, session_id: str) -> None:
     base = entity_base(conn, entity_id, create=True)
     assert base is not None
     rowid = title_row_id(base, session_rowid)
-    conn.execute("DELETE FROM search_index WHERE rowid = ?", (rowid,))
+    _delete_rows(conn, [rowid])
     if title:
-        conn.execute(
-            "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)",
-            (
-                rowid,
-                title,
-                scope_tokens(
-                    entity_id,
-                    owner_id,
-                    chat_app_id,
-                    session_id,
-                    TITLE_ROLE,
-                    shared_with_entity(conn, entity_id, session_id),
-                ),
+        _insert_row(
+            conn,
+            rowid,
+            title,
+            scope_tokens(
+                entity_id,
+                owner_id,
+                chat_app_id,
+                session_id,
+                TITLE_ROLE,
+                shared_with_entity(conn, entity_id, session_id),
             ),
         )
 
@@ -228,20 +243,18 @@ def unindex_session(conn: driver.Connection, session_id: str) -> None:
     base = entity_base(conn, entity_id)
     if base is None:
         return
-    conn.execute(
-        "DELETE FROM search_index WHERE rowid IN"
-        " (SELECT :base + rowid FROM turns WHERE session_id = :session UNION ALL SELECT :title)",
-        {"base": base, "session": session_id, "title": title_row_id(base, session_rowid)},
-    )
+    rowids = [
+        turn_row_id(base, rowid)
+        for (rowid,) in conn.execute("SELECT rowid FROM turns WHERE session_id = ?", (session_id,))
+    ]
+    _delete_rows(conn, [*rowids, title_row_id(base, session_rowid)])
 
 
 def unindex_turns(conn: driver.Connection, entity_id: str, turn_rowids: list[int]) -> None:
     base = entity_base(conn, entity_id)
     if base is None:
         return
-    conn.executemany(
-        "DELETE FROM search_index WHERE rowid = ?", [(turn_row_id(base, r),) for r in turn_rowids]
-    )
+    _delete_rows(conn, [turn_row_id(base, r) for r in turn_rowids])
 
 
 def _quote(word: str) -> str:
@@ -268,13 +281,17 @@ class ReadablePart:
     tokens: tuple[str, ...] | None
 
 
+MAIN_TABLE = "search_index"
+
+
 @dataclass(frozen=True, slots=True)
 class Stretch:
-    """One FTS5 query: `match` over the rowids from `low` to `high`."""
+    """One FTS5 query: `match` on `table` over the rowids from `low` to `high`."""
 
     match: str
     low: int
     high: int
+    table: str = MAIN_TABLE
 
 
 def readable_parts(conn: driver.Connection, scope: SearchScope) -> list[ReadablePart]:
@@ -367,19 +384,64 @@ def text_expression(query: SearchQuery, *, relaxed: bool = False) -> str:
     return text
 
 
-def match_expression(text: str, part: ReadablePart, search_filter: SearchFilter) -> str:
+def match_expression(
+    text: str, part: ReadablePart, search_filter: SearchFilter, table: str = MAIN_TABLE
+) -> str:
     """The FTS5 expression for a part: the text on `body`; the part's tokens and the
-    in-index filters (chat apps, turn roles) on `scope`."""
-    clauses = [f"body : ({text})"]
+    in-index filters (chat apps, turn roles) on `scope`. The phrase index has one column
+    (its pairs and scope tokens cannot be confused)."""
+    on_main = table == MAIN_TABLE
+    text_column, scope_column = ("body : ", "scope : ") if on_main else ("", "")
+    clauses = [f"{text_column}({text})"]
     if part.tokens is not None:
-        clauses.append(f"scope : ({' OR '.join(part.tokens)})")
+        clauses.append(f"{scope_column}({' OR '.join(part.tokens)})")
     if search_filter.chat_app_ids:
         apps = [scope_token("a", part.entity_id, a) for a in search_filter.chat_app_ids]
-        clauses.append(f"scope : ({' OR '.join(apps)})")
+        clauses.append(f"{scope_column}({' OR '.join(apps)})")
     if search_filter.roles:
         roles = [scope_token("r", r.value) for r in search_filter.roles]
-        clauses.append(f"scope : ({' OR '.join(roles)})")
+        clauses.append(f"{scope_column}({' OR '.join(roles)})")
     return " AND ".join(clauses)
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """How a query finds its rows: FTS5 expressions for its matching rows (`exact`) and
+    for a superset that FTS5 counts cheaply (`relaxed`), each with its table. A query of
+    phrases only is answered by the phrase index, whose rows a few phrases (more than two
+    tokens, or excluded terms) must settle against the row's text (`phrase.marked`)."""
+
+    exact: str
+    relaxed: str
+    table: str
+    relaxed_table: str
+    phrase: phrases.PhraseQuery | None
+
+    @property
+    def settles(self) -> bool:
+        """Whether a row the exact expression finds may still not match."""
+        return self.phrase is not None and not self.phrase.exact
+
+    def exact_stretches(
+        self, parts: list[ReadablePart], search_filter: SearchFilter, **bounds: Any
+    ) -> list[Stretch]:
+        return stretches(self.exact, parts, search_filter, table=self.table, **bounds)
+
+    def relaxed_stretches(
+        self, parts: list[ReadablePart], search_filter: SearchFilter, **bounds: Any
+    ) -> list[Stretch]:
+        return stretches(self.relaxed, parts, search_filter, table=self.relaxed_table, **bounds)
+
+
+def matcher(query: SearchQuery) -> Matcher:
+    text = text_expression(query)
+    phrase = phrases.phrase_query(query, text)
+    if phrase is not None:
+        pairs = phrase.pairs_expression()
+        return Matcher(pairs, pairs, phrases.PAIRS_TABLE, phrases.PAIRS_TABLE, phrase)
+    # Whether a query is broad is decided on its relaxed form, which FTS5 counts without
+    # reading positions: a rare phrase of common words must not cost a pass over them.
+    return Matcher(text, text_expression(query, relaxed=True), MAIN_TABLE, MAIN_TABLE, None)
 
 
 ALL_TURNS = (1, LOCAL_MASK)
@@ -429,15 +491,18 @@ def stretches(
     turns: tuple[int, int] = ALL_TURNS,
     title_floor: int = 1,
     titles: bool = True,
+    table: str = MAIN_TABLE,
 ) -> list[Stretch]:
     """The FTS5 queries that find the text in the parts: each part's turns of the turn
     rowids `turns` (from, to) and (unless the filter asks for turn roles, or `titles` is
     False) its titles of sessions from rowid `title_floor` up."""
     found = []
     for part in parts:
-        match = match_expression(text, part, search_filter)
+        match = match_expression(text, part, search_filter, table)
         found.append(
-            Stretch(match, turn_row_id(part.base, turns[0]), turn_row_id(part.base, turns[1]))
+            Stretch(
+                match, turn_row_id(part.base, turns[0]), turn_row_id(part.base, turns[1]), table
+            )
         )
         if titles and not search_filter.roles:
             found.append(
@@ -445,6 +510,7 @@ def stretches(
                     match,
                     title_row_id(part.base, LOCAL_MASK),
                     title_row_id(part.base, title_floor),
+                    table,
                 )
             )
     return found
@@ -490,13 +556,15 @@ def _hits_sql(
     queries: list[Stretch],
     *,
     marks: bool = False,
+    details: bool = False,
 ) -> str:
-    """Matching rows (session, highlighted text or NULL, turn id, seq and role, NULL for
-    titles, the session's activity) of the FTS5 queries, after the turn-time and session
-    filters. `marks` adds the row's text with the matched words marked and the turn's id,
-    seq and role (highlight() re-tokenizes the row, so only for rows that will be
-    scored). Without them, and without a date range, a turn's session is found through
-    turn_sessions, which holds rowids only, rather than through the turn's own row."""
+    """Matching rows (index rowid, session, highlighted text or NULL, turn id, seq and
+    role, NULL for titles, the session's activity) of the FTS5 queries, after the
+    turn-time and session filters. `marks` adds the row's text with the matched words
+    marked (highlight() re-tokenizes the row, so only for rows that will be scored; only
+    on the main index), and with `details` the turn's id, seq and role. Without them, and
+    without a date range, a turn's session is found through turn_sessions, which holds
+    rowids only, rather than through the turn's own row."""
     turn_time, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
@@ -512,18 +580,19 @@ def _hits_sql(
     columns = f"rowid AS rid, {_HIGHLIGHT if marks else 'NULL'} AS marked"
     rows = []
     for i, query in enumerate(queries):
+        assert not marks or query.table == MAIN_TABLE
         params.update({f"m{i}": query.match, f"lo{i}": query.low, f"hi{i}": query.high})
         rows.append(
-            f"SELECT {columns} FROM search_index"
-            f" WHERE search_index MATCH :m{i} AND rowid BETWEEN :lo{i} AND :hi{i}"
+            f"SELECT {columns} FROM {query.table}"
+            f" WHERE {query.table} MATCH :m{i} AND rowid BETWEEN :lo{i} AND :hi{i}"
         )
     titles = (
         ""
         if search_filter.roles
-        else " UNION ALL SELECT s.id, f.marked, NULL, NULL, NULL, s.last_activity_at FROM f"
-        f" JOIN sessions s ON s.rowid = (-f.rid) & {LOCAL_MASK} WHERE {title_where}"
+        else " UNION ALL SELECT f.rid, s.id, f.marked, NULL, NULL, NULL, s.last_activity_at"
+        f" FROM f JOIN sessions s ON s.rowid = (-f.rid) & {LOCAL_MASK} WHERE {title_where}"
     )
-    if marks or turn_time:
+    if marks or details or turn_time:
         turn_columns = "t.id AS turn_id, t.seq AS seq, t.role AS role"
         sessions = (
             f"JOIN turns t ON t.rowid = f.rid & {LOCAL_MASK} JOIN sessions s ON s.id = t.session_id"
@@ -536,7 +605,7 @@ def _hits_sql(
         )
     return (
         f"WITH f AS MATERIALIZED ({' UNION ALL '.join(rows) or _NO_ROWS})"
-        " SELECT s.id AS session_id, f.marked AS marked,"
+        " SELECT f.rid AS rid, s.id AS session_id, f.marked AS marked,"
         f" {turn_columns}, s.last_activity_at AS activity"
         f" FROM f {sessions} WHERE {turn_where}{titles}"
     )
@@ -573,32 +642,29 @@ def search(
     best matches among recent conversations); a session ranks by its best row.
     Rows are scored like BM25 without IDF, from the row's marked text."""
     parts = readable_parts(conn, scope)
-    text = text_expression(query)
-    # Whether a query is broad is decided on its relaxed form, which FTS5 counts without
-    # reading positions: a rare phrase of common words must not cost a pass over them.
-    relaxed = text_expression(query, relaxed=True)
+    m = matcher(query)
     turns = turns_in_time(conn, search_filter)
-    broad = stretches(relaxed, parts, search_filter, turns=turns)
+    broad = m.relaxed_stretches(parts, search_filter, turns=turns)
     if order is SearchOrder.RELEVANCE:
         floor, title_floor = turns[0], 1
         if _count(conn, broad, RANKED_ROWS + 1) > RANKED_ROWS:
-            floor, title_floor = _window(conn, relaxed, parts, search_filter, turns, RANKED_ROWS)
-        queries = stretches(
-            text, parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
+            floor, title_floor = _window(conn, m, parts, search_filter, turns, RANKED_ROWS)
+        queries = m.exact_stretches(
+            parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
         )
-        return _by_relevance(conn, queries, search_filter, after, limit)
+        return _by_relevance(conn, m, queries, search_filter, after, limit)
     if _count(conn, broad, BROAD_MATCHES + 1) > BROAD_MATCHES:
-        found, resume = _newest_by_walking(conn, query, scope, search_filter, turns, after, limit)
+        found, resume = _newest_by_walking(conn, m, scope, search_filter, turns, after, limit)
         if resume is not None:
             # The walk met too few matches to fill the page (a rare phrase of common
             # words): the rest of it from all the matches, past where the walk stopped.
-            queries = stretches(text, parts, search_filter, turns=turns)
-            found |= _newest_of_all(conn, queries, search_filter, resume, limit - len(found))
+            queries = m.exact_stretches(parts, search_filter, turns=turns)
+            found |= _newest_of_all(conn, m, queries, search_filter, resume, limit - len(found))
     else:
-        queries = stretches(text, parts, search_filter, turns=turns)
-        found = _newest_of_all(conn, queries, search_filter, after, limit)
+        queries = m.exact_stretches(parts, search_filter, turns=turns)
+        found = _newest_of_all(conn, m, queries, search_filter, after, limit)
     if found:
-        _attach_best_turns(conn, query, search_filter, turns, found)
+        _attach_best_turns(conn, m, search_filter, turns, found)
     return list(found.values())
 
 
@@ -611,7 +677,7 @@ def _count(conn: driver.Connection, queries: list[Stretch], cap: int) -> int:
         if total >= cap:
             break
         (count,) = conn.execute(
-            "SELECT count(*) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ?"
+            f"SELECT count(*) FROM (SELECT rowid FROM {query.table} WHERE {query.table} MATCH ?"
             " AND rowid BETWEEN ? AND ? LIMIT ?)",
             (query.match, query.low, query.high, cap - total),
         ).fetchone()
@@ -621,7 +687,7 @@ def _count(conn: driver.Connection, queries: list[Stretch], cap: int) -> int:
 
 def _window(
     conn: driver.Connection,
-    relaxed: str,
+    m: Matcher,
     parts: list[ReadablePart],
     search_filter: SearchFilter,
     turns: tuple[int, int],
@@ -634,7 +700,7 @@ def _window(
     lowest, highest = turns
 
     def turns_above(floor: int) -> int:
-        queries = stretches(relaxed, parts, search_filter, turns=(floor, highest), titles=False)
+        queries = m.relaxed_stretches(parts, search_filter, turns=(floor, highest), titles=False)
         return _count(conn, queries, 2 * n + 1)
 
     (newest,) = conn.execute("SELECT max(rowid) FROM turns").fetchone()
@@ -660,15 +726,15 @@ def _window(
             floor, found = middle, above
         else:
             too_high = middle
-    return floor, _newest_titles_floor(conn, relaxed, parts, n)
+    return floor, _newest_titles_floor(conn, m, parts, n)
 
 
 def _newest_titles_floor(
-    conn: driver.Connection, relaxed: str, parts: list[ReadablePart], n: int
+    conn: driver.Connection, m: Matcher, parts: list[ReadablePart], n: int
 ) -> int:
     """The session rowid from which up the newest `n` matching titles lie."""
     session_rowids: list[int] = []
-    for query in stretches(relaxed, parts, SearchFilter()):
+    for query in m.relaxed_stretches(parts, SearchFilter()):
         if query.high > 0:
             continue
         # A title's rowid is minus its entity's base and session rowid: ascending order
@@ -676,7 +742,7 @@ def _newest_titles_floor(
         session_rowids += [
             -rowid & LOCAL_MASK
             for (rowid,) in conn.execute(
-                "SELECT rowid FROM search_index WHERE search_index MATCH ?"
+                f"SELECT rowid FROM {query.table} WHERE {query.table} MATCH ?"
                 " AND rowid BETWEEN ? AND ? LIMIT ?",
                 (query.match, query.low, query.high, n),
             )
@@ -687,12 +753,13 @@ def _newest_titles_floor(
 
 def _by_relevance(
     conn: driver.Connection,
+    m: Matcher,
     queries: list[Stretch],
     search_filter: SearchFilter,
     after: SearchCursor | None,
     limit: int,
 ) -> list[SessionHit]:
-    rows = _scored_hits(conn, search_filter, queries)
+    rows = _scored_hits(conn, m, search_filter, queries)
     best: dict[str, float] = {}
     for row in rows:
         best[row.session_id] = min(row.score, best.get(row.session_id, 0.0))
@@ -712,6 +779,7 @@ def _by_relevance(
 
 def _newest_of_all(
     conn: driver.Connection,
+    m: Matcher,
     queries: list[Stretch],
     search_filter: SearchFilter,
     after: SearchCursor | None,
@@ -723,20 +791,65 @@ def _newest_of_all(
     if after is not None:
         params.update(after_score=after.score, after_id=after.session_id)
         where = "(activity, session_id) < (:after_score, :after_id)"
-    params["limit"] = limit
     # The hits carry their session's activity: the page is chosen from them, and only the
     # page's sessions are read again.
-    rows = conn.execute(
-        f"SELECT DISTINCT session_id, activity FROM ({hits}) WHERE {where}"
-        " ORDER BY activity DESC, session_id DESC LIMIT :limit",
-        params,
-    ).fetchall()
+    order = "ORDER BY activity DESC, session_id DESC"
+    if m.settles:
+        # Candidates of the phrase index, newest session first: the page is the first
+        # `limit` sessions with a row that holds the phrases.
+        candidates = conn.execute(
+            f"SELECT session_id, activity, rid FROM ({hits}) WHERE {where} {order}", params
+        ).fetchall()
+        rows = _settled_sessions(conn, m, candidates, limit)
+    else:
+        params["limit"] = limit
+        rows = conn.execute(
+            f"SELECT DISTINCT session_id, activity FROM ({hits}) WHERE {where} {order}"
+            " LIMIT :limit",
+            params,
+        ).fetchall()
     sessions = _sessions_by_id(conn, [session_id for session_id, _ in rows])
     return {
         session_id: SessionHit(sessions[session_id], 0.0, float(activity), None)
         for session_id, activity in rows
         if session_id in sessions  # deleted in between
     }
+
+
+def _settled_sessions(
+    conn: driver.Connection, m: Matcher, candidates: list[tuple], limit: int
+) -> list[tuple[str, int]]:
+    """The first `limit` (session, activity) of `candidates` (session, activity, index
+    rowid, grouped by session) with a row that matches."""
+    found: list[tuple[str, int]] = []
+    for (session_id, activity), rows in itertools.groupby(candidates, key=lambda r: r[:2]):
+        if len(found) == limit:
+            break
+        if _any_matches(conn, m, [r[2] for r in rows]):
+            found.append((session_id, activity))
+    return found
+
+
+def _any_matches(conn: driver.Connection, m: Matcher, rowids: list[int]) -> bool:
+    assert m.phrase is not None
+    return any(m.phrase.marked(body) is not None for body in _bodies(conn, rowids).values())
+
+
+def _bodies(conn: driver.Connection, rowids: list[int]) -> dict[int, str]:
+    """The indexed text of search_index rows."""
+    if not rowids:
+        return {}
+    found: dict[int, str] = {}
+    for start in range(0, len(rowids), 500):
+        chunk = rowids[start : start + 500]
+        found.update(
+            conn.execute(
+                f"SELECT id, c0 FROM {MAIN_TABLE}_content"
+                f" WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    return found
 
 
 def _sessions_by_id(conn: driver.Connection, ids: list[str]) -> dict[str, Session]:
@@ -752,7 +865,7 @@ def _sessions_by_id(conn: driver.Connection, ids: list[str]) -> dict[str, Sessio
 
 def _newest_by_walking(
     conn: driver.Connection,
-    query: SearchQuery,
+    m: Matcher,
     scope: SearchScope,
     search_filter: SearchFilter,
     turns: tuple[int, int],
@@ -775,9 +888,9 @@ def _newest_by_walking(
         sessions = _readable_sessions(conn, scope, search_filter, position, size)
         if not sessions:
             return found, None
-        matching = _sessions_matching(conn, query, search_filter, turns, sessions)
+        matches = _sessions_matching(conn, m, search_filter, turns, sessions)
         for session in sessions:
-            if session.id in matching:
+            if matches(session.id):
                 activity = to_micros(session.last_activity_at)
                 found[session.id] = SessionHit(session, 0.0, float(activity), None)
                 if len(found) == limit:
@@ -846,16 +959,16 @@ _SINCE_ROWS_MAX = 2_000
 
 def _sessions_matching(
     conn: driver.Connection,
-    query: SearchQuery,
+    m: Matcher,
     search_filter: SearchFilter,
     turns: tuple[int, int],
     sessions: list[Session],
-) -> set[str]:
-    """Which of the sessions hold a match. Recently active sessions mostly began recently:
-    their rows then lie among the last index rows of their entities, which FTS5 reads far
-    faster than it looks up one token per session; when a session that began long ago
-    makes that stretch too long, the sessions' tokens are named instead."""
-    text = text_expression(query)
+) -> Callable[[str], bool]:
+    """Which of the sessions hold a match (asked in the caller's order, which stops when
+    its page is full). Recently active sessions mostly began recently: their rows then lie
+    among the last index rows of their entities, which FTS5 reads far faster than it looks
+    up one token per session; when a session that began long ago makes that stretch too
+    long, the sessions' tokens are named instead."""
     roles_only = SearchFilter(roles=search_filter.roles)
     walked = orjson.dumps([session.id for session in sessions]).decode()
     # A session's first turn has the lowest rowid of its turns.
@@ -868,35 +981,39 @@ def _sessions_matching(
     entities = _with_bases(conn, [(e, None) for e in {s.entity_id for s in sessions}])
     since_first = (max(turns[0], first_turn or turns[1] + 1), turns[1])
     title_floor = first_session or 1
-    # Counted without positions: a phrase's words anywhere in the row.
-    relaxed = text_expression(query, relaxed=True)
-    counted = stretches(relaxed, entities, roles_only, turns=since_first, title_floor=title_floor)
+    counted = m.relaxed_stretches(entities, roles_only, turns=since_first, title_floor=title_floor)
     if _count(conn, counted, _SINCE_ROWS_MAX + 1) <= _SINCE_ROWS_MAX:
-        queries = stretches(text, entities, roles_only, turns=since_first, title_floor=title_floor)
+        queries = m.exact_stretches(
+            entities, roles_only, turns=since_first, title_floor=title_floor
+        )
     else:
-        queries = stretches(text, _session_parts(conn, sessions), roles_only, turns=turns)
+        queries = m.exact_stretches(_session_parts(conn, sessions), roles_only, turns=turns)
     # Rows of other sessions may come along: the caller looks up only its own.
     params: dict[str, Any] = {}
     hits = _hits_sql(search_filter, params, queries)
-    return {r[0] for r in conn.execute(f"SELECT DISTINCT session_id FROM ({hits})", params)}
+    candidates: dict[str, list[int]] = {}
+    for session_id, rid in conn.execute(f"SELECT session_id, rid FROM ({hits})", params):
+        candidates.setdefault(session_id, []).append(rid)
+    if not m.settles:
+        return candidates.__contains__
+    return lambda session_id: _any_matches(conn, m, candidates.get(session_id, []))
 
 
 def _attach_best_turns(
     conn: driver.Connection,
-    query: SearchQuery,
+    m: Matcher,
     search_filter: SearchFilter,
     turns: tuple[int, int],
     found: dict[str, SessionHit],
 ) -> None:
     """The best few matching turns of each session on the page, its title's snippet and
     its score (its best row's)."""
-    queries = stretches(
-        text_expression(query),
+    queries = m.exact_stretches(
         _session_parts(conn, [hit.session for hit in found.values()]),
         SearchFilter(roles=search_filter.roles),
         turns=turns,
     )
-    rows = _scored_hits(conn, search_filter, queries)
+    rows = _scored_hits(conn, m, search_filter, queries)
     for hit in found.values():
         hit.score = min((r.score for r in rows if r.session_id == hit.session.id), default=0.0)
     _attach_rows(found, rows)
@@ -914,15 +1031,28 @@ class _Row:
 
 
 def _scored_hits(
-    conn: driver.Connection, search_filter: SearchFilter, queries: list[Stretch]
+    conn: driver.Connection, m: Matcher, search_filter: SearchFilter, queries: list[Stretch]
 ) -> list[_Row]:
     """Each matching row with its score, best first: BM25 without IDF (the row's marked
-    words against its length relative to the average of the rows scored together)."""
+    words against its length relative to the average of the rows scored together). Rows
+    of the phrase index are marked (and settled) from their text."""
     params: dict[str, Any] = {}
-    hits = _hits_sql(search_filter, params, queries, marks=True)
-    fetched = conn.execute(
-        f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params
-    ).fetchall()
+    if m.phrase is None:
+        hits = _hits_sql(search_filter, params, queries, marks=True)
+        fetched = conn.execute(
+            f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params
+        ).fetchall()
+    else:
+        hits = _hits_sql(search_filter, params, queries, details=True)
+        found = conn.execute(
+            f"SELECT rid, session_id, turn_id, seq, role FROM ({hits})", params
+        ).fetchall()
+        bodies = _bodies(conn, [r[0] for r in found])
+        fetched = []
+        for rid, session_id, turn_id, seq, role in found:
+            text = m.phrase.marked(bodies.get(rid, ""))
+            if text is not None:
+                fetched.append((session_id, text, turn_id, seq, role))
     if not fetched:
         return []
     average = sum(len(r[1]) for r in fetched) / len(fetched) or 1.0

@@ -18,6 +18,7 @@ from sessionhub.domain.models import (
     Session,
     Share,
     ShareMode,
+    TitleSource,
     TurnRole,
 )
 from sessionhub.domain.query import (
@@ -194,17 +195,16 @@ async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_wor
     assert min(age[sid] for sid in windowed) > max(age[sid] for sid in left_out)
 
 
-async def test_upgrading_an_old_file_backfills_tokens_blocks_and_entity_stretches(
+async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file written before migrations 0006 to 0009 (one index row per turn under the
-    turn's own rowid, five scope tokens, no entity numbers, turn time blocks or turn
-    sessions): after
-    the upgrade a colleague
-    finds the sessions shared with the entity through its shared token (their scope need
-    not name each one), a revoked share takes that away, and an entity-wide search finds
-    its entity's rows in the entity's stretch and nothing of another entity, also within
-    a date range."""
+    """A file written before migrations 0006 to 0010 (one index row per turn under the
+    turn's own rowid, five scope tokens, no entity numbers, turn time blocks, turn
+    sessions or phrase index): after the upgrade a colleague finds the sessions shared
+    with the entity through its shared token (their scope need not name each one), a
+    revoked share takes that away, an entity-wide search finds its entity's rows in the
+    entity's stretch and nothing of another entity, also within a date range, and a
+    phrase is found through the phrase index, under the same scope."""
     from sessionhub.storage.sqlite import store as sqlite_store
 
     path = str(tmp_path / "old.db")
@@ -233,6 +233,7 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_and_entity_stretche
 
     def as_before_0006(conn) -> None:  # the index as migrations 1-5 left it
         conn.execute("DROP TABLE search_index")
+        conn.execute("DROP TABLE search_pairs")
         conn.execute("DROP TABLE search_entities")
         conn.execute("DROP TABLE turn_time_blocks")
         conn.execute("DROP TRIGGER turn_sessions_on_insert")
@@ -270,10 +271,20 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_and_entity_stretche
             10,
         )
         assert {h.session.id for h in in_time} == {first, second}
+
+        async def phrase_found(scope: SearchScope) -> set[str]:
+            hits = await upgraded.search(
+                parse_query('"okapi plan"'), scope, SearchFilter(), SearchOrder.NEWEST, None, 10
+            )
+            return {h.session.id for h in hits}
+
+        assert await phrase_found(SearchScope("acme", None, ())) == {first, second}
+        assert await phrase_found(SearchScope("globex", None, ())) == set()
         await upgraded.revoke_share(
             shares[0].id, T0, "alice", session_audit("share.revoked", first)
         )
         assert await found(naming_the_second) == {second}
+        assert await phrase_found(naming_the_second) == {second}
     finally:
         await upgraded.close()
 
@@ -377,3 +388,151 @@ async def test_a_turn_written_where_a_deleted_one_was_is_found_in_its_own_sessio
             parse_query("walrus"), SearchScope("acme", None, ()), SearchFilter(), order, None, 10
         )
         assert [h.session.id for h in hits] == [kept.id]
+
+
+PHRASE_WORDS = ["red", "kettle", "boils", "over", "blue", "teapot", "café"]
+
+
+async def phrase_corpus(store: SqliteStore) -> list[Session]:
+    """40 sessions of alice's and bob's whose turns are runs of a few words, so that
+    phrases match in some rows, their words stand apart in others (the phrase index's
+    pairs are there without the phrase: "red kettle" and "kettle boils" in "red kettle red
+    kettle boils"), and some rows are not ASCII."""
+    rng = random.Random(3)
+    sessions = []
+    for i in range(40):
+        at = T0 + timedelta(hours=i)
+        session = make_session(
+            owner="alice" if i % 3 else "bob",
+            app="knowledge" if i % 2 else "support",
+            at=at,
+            title=" ".join(rng.choice(PHRASE_WORDS) for _ in range(3)),
+        )
+        await store.create_session(session, None, 100)
+        for j in range(4):
+            words = [rng.choice(PHRASE_WORDS) for _ in range(rng.randint(3, 12))]
+            await store.append_turn(
+                make_turn(
+                    session.id,
+                    author=session.owner_id,
+                    role=TurnRole.USER if j % 2 == 0 else TurnRole.ASSISTANT,
+                    content=", ".join(words) if j == 3 else " ".join(words).capitalize(),
+                    at=at + timedelta(minutes=j),
+                ),
+                100,
+            )
+        sessions.append(session)
+    return sessions
+
+
+def described(hits: list) -> list[tuple]:
+    return [
+        (
+            h.session.id,
+            round(h.score, 9),
+            h.title_snippet,
+            [(t.turn_id, t.snippet, round(t.score, 9)) for t in h.turns],
+        )
+        for h in hits
+    ]
+
+
+async def every_page(store, text, scope, search_filter, order, page=6) -> list[tuple]:
+    result: list[tuple] = []
+    cursor: SearchCursor | None = None
+    for _ in range(100):
+        hits = await store.search(parse_query(text), scope, search_filter, order, cursor, page)
+        if not hits:
+            return result
+        result += described(hits)
+        cursor = SearchCursor(hits[-1].sort_key, hits[-1].session.id)
+    raise AssertionError(f"paging through {text!r} never ended")
+
+
+async def test_the_phrase_index_finds_what_the_main_index_finds(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page of a phrase search through the phrase index (pairs, settled and marked
+    from the row's text) holds the same sessions, scores and snippets as through the main
+    index's positions, in both orders, walking or not, for every scope and filter."""
+    await phrase_corpus(store)
+    scopes = [SearchScope("acme", "alice"), SearchScope("acme", None)]
+    filters = [
+        SearchFilter(include_archived=True),
+        SearchFilter(chat_app_ids=("support",)),
+        SearchFilter(roles=(TurnRole.ASSISTANT,)),
+        SearchFilter(since=T0 + timedelta(hours=10), until=T0 + timedelta(hours=30)),
+    ]
+    queries = [
+        '"red kettle"',
+        '"kettle boils over"',
+        '"red kettle boils"',
+        '"blue teapot" -over',
+        '"kettle boils" -"red kettle"',
+        '"red kettle" "blue teapot"',
+        '"café red"',
+        '"teapot teapot"',
+    ]
+    main_index_only = sqlite_search.phrases.phrase_query
+    checked = 0
+    for text, scope, search_filter in itertools.product(queries, scopes, filters):
+        assert main_index_only(parse_query(text), "") is not None
+        monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 1_000_000)
+        for order, broad in [
+            (SearchOrder.RELEVANCE, 1_000_000),
+            (SearchOrder.NEWEST, 1_000_000),
+            (SearchOrder.NEWEST, 1),
+        ]:
+            monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", broad)
+            monkeypatch.setattr(sqlite_search.phrases, "phrase_query", lambda q, t: None)
+            expected = await every_page(store, text, scope, search_filter, order)
+            monkeypatch.setattr(sqlite_search.phrases, "phrase_query", main_index_only)
+            found = await every_page(store, text, scope, search_filter, order)
+            assert found == expected, (text, scope, search_filter, order, broad)
+            checked += len(expected)
+    assert checked > 500
+
+
+async def test_the_phrase_index_follows_every_change(store: SqliteStore) -> None:
+    """A phrase is found through the phrase index as soon as a turn or a title says it, and
+    no longer once the session is deleted, renamed or its turns erased; an ENTITY share
+    rescopes its rows there too (a colleague's scope then names the entity's shared token,
+    not the session)."""
+    everyone = SearchScope("acme", None)
+    session = make_session(owner="alice", title="Notes")
+    await store.create_session(session, make_turn(session.id, content="the blue teapot"), 100)
+    bob = SearchScope("acme", "bob", (session.id,))
+
+    async def found(text: str, scope: SearchScope = everyone) -> set[str]:
+        hits = await store.search(
+            parse_query(text), scope, SearchFilter(), SearchOrder.NEWEST, None, 10
+        )
+        return {h.session.id for h in hits}
+
+    assert await found('"blue teapot"') == {session.id}
+    assert await found('"red kettle"') == set()
+    await store.append_turn(make_turn(session.id, author="dave", content="a red kettle"), 100)
+    assert await found('"red kettle"') == {session.id}
+    await store.rename_session(session.id, "Kettle boils over", TitleSource.MANUAL, T0)
+    assert await found('"kettle boils over"') == {session.id}
+    await store.rename_session(session.id, "Notes", TitleSource.MANUAL, T0)
+    assert await found('"kettle boils over"') == set()
+    share = Share(
+        new_id(),
+        session.id,
+        "acme",
+        GranteeKind.ENTITY,
+        "acme",
+        None,
+        ShareMode.READ,
+        "alice",
+        T0,
+    )
+    await store.create_share(share, session_audit("share.created", session.id))
+    assert await found('"blue teapot"', bob) == {session.id}
+    await store.revoke_share(share.id, T0, "alice", session_audit("share.revoked", session.id))
+    await store.erase_contributions("acme", "dave", T0, 100, lambda details: details)
+    assert await found('"red kettle"') == set()
+    assert await found('"blue teapot"') == {session.id}
+    await store.delete_session(session.id, session_audit("session.deleted", session.id))
+    assert await found('"blue teapot"') == set()
