@@ -82,7 +82,7 @@ from sessionhub.domain.models import (
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
 from sessionhub.domain.search import search_scope
 from sessionhub.domain.titles import opening_words
-from sessionhub.storage.sqlite import codec, search
+from sessionhub.storage.sqlite import codec, phrases, search
 from sessionhub.storage.sqlite.codec import SESSION_COLUMNS, TURN_COLUMNS
 from sessionhub.storage.sqlite.driver import sqlite as sqlite3
 from sessionhub.storage.sqlite.store import _SHARE_COLUMNS, SqliteStore
@@ -536,7 +536,12 @@ class Rows:
     tags: list[tuple] = field(default_factory=list)
     turns: list[tuple] = field(default_factory=list)
     index: list[tuple] = field(default_factory=list)
+    pairs: list[tuple] = field(default_factory=list)
     shares: list[tuple] = field(default_factory=list)
+
+    def _index(self, rowid: int, body: str, scope: str) -> None:
+        self.index.append((rowid, body, scope))
+        self.pairs.append((rowid, phrases.pair_terms(body, scope)))
 
     def add(
         self,
@@ -563,27 +568,18 @@ class Rows:
                 scope = scopes[role] = search.scope_tokens(
                     s.entity_id, s.owner_id, s.chat_app_id, s.id, role, entity_shared
                 )
-            self.index.append(
-                (
-                    search.turn_row_id(bases[s.entity_id], rowid),
-                    search.turn_body(new.content, row[7]),
-                    scope,
-                )
+            self._index(
+                search.turn_row_id(bases[s.entity_id], rowid),
+                search.turn_body(new.content, row[7]),
+                scope,
             )
         if s.title:
-            self.index.append(
-                (
-                    search.title_row_id(bases[s.entity_id], session_rowid),
-                    s.title,
-                    search.scope_tokens(
-                        s.entity_id,
-                        s.owner_id,
-                        s.chat_app_id,
-                        s.id,
-                        search.TITLE_ROLE,
-                        entity_shared,
-                    ),
-                )
+            self._index(
+                search.title_row_id(bases[s.entity_id], session_rowid),
+                s.title,
+                search.scope_tokens(
+                    s.entity_id, s.owner_id, s.chat_app_id, s.id, search.TITLE_ROLE, entity_shared
+                ),
             )
         self.shares.extend(share_row(sh) for sh in g.shares)
 
@@ -630,6 +626,7 @@ def insert_rows(conn: sqlite3.Connection, rows: Rows) -> None:
         f"INSERT INTO turns (rowid, {TURN_COLUMNS}) VALUES ({', '.join('?' * 18)})", rows.turns
     )
     conn.executemany("INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)", rows.index)
+    conn.executemany(f"INSERT INTO {phrases.PAIRS_TABLE} (rowid, terms) VALUES (?, ?)", rows.pairs)
     conn.executemany(
         f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows.shares
     )
@@ -881,10 +878,33 @@ def _audit(share: Share, at: datetime) -> AuditEvent:
     )
 
 
+def _phrase_index_dump(conn: sqlite3.Connection) -> list[tuple]:
+    """(term, rowids) of every term of the phrase index, which keeps no text to compare."""
+    conn.execute(
+        f"CREATE VIRTUAL TABLE temp.pair_terms USING fts5vocab(main, {phrases.PAIRS_TABLE}, row)"
+    )
+    terms = [t for (t,) in conn.execute("SELECT term FROM temp.pair_terms ORDER BY term")]
+    return [
+        (
+            term,
+            tuple(
+                r
+                for (r,) in conn.execute(
+                    f"SELECT rowid FROM {phrases.PAIRS_TABLE} WHERE {phrases.PAIRS_TABLE} MATCH ?"
+                    " ORDER BY rowid",
+                    ('"' + term.replace('"', '""') + '"',),
+                )
+            ),
+        )
+        for term in terms
+    ]
+
+
 def _table_dump(path: Path) -> dict[str, list[tuple]]:
     conn = sqlite3.connect(path)
     try:
         return {
+            "search_pairs": _phrase_index_dump(conn),
             "sessions": conn.execute(
                 f"SELECT rowid, {SESSION_COLUMNS} FROM sessions ORDER BY rowid"
             ).fetchall(),
@@ -957,7 +977,8 @@ def self_check(seed: int, plain: int = 40, special: int = 20) -> None:
         archived = sum(1 for g in generated if g.archived_at)
         print(
             f"  self-check: {count} sessions ({archived} archived), {len(a['turns'])} turns,"
-            f" {len(a['search_index'])} index rows, {shared} shares written through the store API"
+            f" {len(a['search_index'])} index rows ({len(a['search_pairs'])} phrase index terms),"
+            f" {shared} shares written through the store API"
             " and through the bulk path: every row identical",
             flush=True,
         )
@@ -1290,30 +1311,31 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
     def trace(sql: str) -> None:
         if sql.startswith("-- "):
             nested[sql[3:]] = nested.get(sql[3:], 0) + 1
-        elif sql.startswith("SELECT") and "search_index MATCH" in sql:
+        elif sql.startswith(("SELECT", "WITH")):
             statements.append(sql)
 
     conn.set_trace_callback(trace)
     search.search(conn, query, q.reader.scope, q.search_filter, order, None, PAGE + 1)
     conn.set_trace_callback(None)
-    text = search.text_expression(query)
-    in_scope = search.stretches(text, search.readable_parts(conn, q.reader.scope), q.search_filter)
+    m = search.matcher(query)
+    parts = search.readable_parts(conn, q.reader.scope)
+    in_scope = m.exact_stretches(parts, q.search_filter)
     report: dict[str, Any] = {
         "query": q.text,
         "scope": q.scope,
         "class": q.cls,
         "order": order.value,
+        "index": m.table,
     }
     report["search_ms"] = round(total, 2)
-    ms, rows = timed(
-        "SELECT count(*) FROM search_index WHERE search_index MATCH ?", (f"body : ({text})",)
-    )
+    # The text alone: no scope, no filter, the whole index.
+    text_only = m.exact_stretches([search.ReadablePart("", 0, None)], SearchFilter())[0]
+    ms, rows = timed(f"SELECT count(*) FROM {m.table} WHERE {m.table} MATCH ?", (text_only.match,))
     report["match_text_only_count"] = {"ms": round(ms, 2), "rows": rows[0][0]}
     scoped_ms, scoped_rows = 0.0, 0
     for stretch in in_scope:
         ms, rows = timed(
-            "SELECT count(*) FROM search_index WHERE search_index MATCH ?"
-            " AND rowid BETWEEN ? AND ?",
+            f"SELECT count(*) FROM {m.table} WHERE {m.table} MATCH ? AND rowid BETWEEN ? AND ?",
             (stretch.match, stretch.low, stretch.high),
         )
         scoped_ms, scoped_rows = scoped_ms + ms, scoped_rows + rows[0][0]
@@ -1331,7 +1353,10 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
 
 
 def print_explain(report: dict[str, Any]) -> None:
-    print(f"\n  {report['scope']} / {report['class']} / {report['order']}: {report['query']!r}")
+    print(
+        f"\n  {report['scope']} / {report['class']} / {report['order']}: {report['query']!r}"
+        f" (on {report['index']})"
+    )
     print(f"    search() total                         {report['search_ms']:10.2f} ms")
     for name in ("match_text_only_count", "match_in_scope_count"):
         stage = report[name]

@@ -43,6 +43,37 @@ def index_row(conn: driver.Connection, rowid: int, body: str, scope: str) -> Non
     )
 
 
+def main_index_rows(conn: driver.Connection, rowids: list[int]) -> list[tuple[int, str, str]]:
+    """(rowid, body, scope) of these rows of search_index, from the table FTS5 keeps its
+    text in (a rowid lookup there costs far less than one through FTS5)."""
+    found = []
+    for start in range(0, len(rowids), 500):
+        chunk = rowids[start : start + 500]
+        found += conn.execute(
+            "SELECT id, c0, c1 FROM search_index_content"
+            f" WHERE id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+    return found
+
+
+def index_rows(conn: driver.Connection, rowids: list[int]) -> None:
+    """Index these rows of search_index (as they are now)."""
+    for rowid, body, scope in main_index_rows(conn, rowids):
+        index_row(conn, rowid, body, scope)
+
+
+def unindex_rows(conn: driver.Connection, rowids: list[int]) -> None:
+    """Remove these rows, while search_index still holds them. The table keeps no text, so
+    FTS5 is told the terms it indexed, made again from the main index's row: that lets
+    secure-delete remove them from its pages rather than leave them behind a tombstone
+    (erased words must not stay in the file)."""
+    conn.executemany(
+        f"INSERT INTO {PAIRS_TABLE} ({PAIRS_TABLE}, rowid, terms) VALUES ('delete', ?, ?)",
+        [(rowid, pair_terms(body, scope)) for rowid, body, scope in main_index_rows(conn, rowids)],
+    )
+
+
 def _quote(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 

@@ -139,17 +139,13 @@ def rescope_session(conn: driver.Connection, session_id: str) -> None:
     ]
     if title:
         rows.append((title_row_id(base, session_rowid), TITLE_ROLE))
+    phrases.unindex_rows(conn, [rowid for rowid, _ in rows])
     scopes = [
         (scope_tokens(entity_id, owner_id, chat_app_id, session_id, role, shared), rowid)
         for rowid, role in rows
     ]
     conn.executemany("UPDATE search_index SET scope = ? WHERE rowid = ?", scopes)
-    # The phrase index keeps no text: its rows are made again from the index's.
-    conn.executemany(
-        f"UPDATE {phrases.PAIRS_TABLE} SET terms = sh_pair_terms("
-        " (SELECT body FROM search_index WHERE rowid = ?1), ?2) WHERE rowid = ?1",
-        [(rowid, scope) for scope, rowid in scopes],
-    )
+    phrases.index_rows(conn, [rowid for rowid, _ in rows])
 
 
 def turn_body(content: str, tool_invocations_json: str | None) -> str:
@@ -203,8 +199,8 @@ def _insert_row(conn: driver.Connection, rowid: int, body: str, scope: str) -> N
 
 
 def _delete_rows(conn: driver.Connection, rowids: list[int]) -> None:
-    for table in ("search_index", phrases.PAIRS_TABLE):
-        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", [(r,) for r in rowids])
+    phrases.unindex_rows(conn, rowids)
+    conn.executemany("DELETE FROM search_index WHERE rowid = ?", [(r,) for r in rowids])
 
 
 def index_title(conn: driver.Connection, session_id: str) -> None:
@@ -837,19 +833,7 @@ def _any_matches(conn: driver.Connection, m: Matcher, rowids: list[int]) -> bool
 
 def _bodies(conn: driver.Connection, rowids: list[int]) -> dict[int, str]:
     """The indexed text of search_index rows."""
-    if not rowids:
-        return {}
-    found: dict[int, str] = {}
-    for start in range(0, len(rowids), 500):
-        chunk = rowids[start : start + 500]
-        found.update(
-            conn.execute(
-                f"SELECT id, c0 FROM {MAIN_TABLE}_content"
-                f" WHERE id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-        )
-    return found
+    return {rowid: body for rowid, body, _ in phrases.main_index_rows(conn, rowids)}
 
 
 def _sessions_by_id(conn: driver.Connection, ids: list[str]) -> dict[str, Session]:
