@@ -240,6 +240,14 @@ class NewTurn:
     usage: TokenUsage = field(default_factory=TokenUsage)
 
 
+@dataclass(frozen=True, slots=True)
+class TurnText:
+    """What is said in a turn and by whom: what titles are made from."""
+
+    role: TurnRole
+    content: str
+
+
 @dataclass(slots=True)
 class Turn:
     id: str

@@ -36,9 +36,9 @@ from .chat_apps import ChatApps
 from .clock import Clock
 from .errors import DomainError
 from .events import SessionUpdated
-from .models import Session, TitleSource, Turn, TurnRole
+from .models import Session, TitleSource, Turn, TurnRole, TurnText
 from .offload import Offload, ThreadOffload
-from .titles import TitleGenerator, TitleTurn, clean_title, conversational, topic_similarity
+from .titles import TURN_CHARS, TitleGenerator, clean_title, topic_similarity
 
 log = structlog.get_logger(__name__)
 
@@ -180,14 +180,18 @@ class TitleService:
         if session.title_source is TitleSource.PENDING and session.turn_count <= 2 * (
             policy.first_turns
         ):
-            opening = await self._store.list_turns(session.id, limit=policy.first_turns)
-            title = await self._generate(conversational(opening))
+            opening = await self._store.conversation(
+                session.id, limit=policy.first_turns, chars=TURN_CHARS
+            )
+            title = await self._generate(opening)
             return await self._rename(session, title)
         if policy.shift_every <= 0:
             return None
         window = max(policy.shift_every, 2)
-        newest = await self._store.list_turns(session.id, limit=3 * window, newest_first=True)
-        turns = conversational(reversed(newest))
+        newest = await self._store.conversation(
+            session.id, limit=3 * window, newest_first=True, chars=TURN_CHARS
+        )
+        turns = newest[::-1]
         recent, earlier = turns[-window:], turns[:-window]
         if session.title_source is not TitleSource.PENDING:
             similarity = await self._offload.run(topic_similarity, session.title, recent, earlier)
@@ -197,7 +201,7 @@ class TitleService:
         title = await self._generate(recent)
         return await self._rename(session, title)
 
-    async def _generate(self, turns: list[TitleTurn]) -> str | None:
+    async def _generate(self, turns: list[TurnText]) -> str | None:
         if not turns:
             return None
         return clean_title(await self._generator.generate(turns))

@@ -13,11 +13,11 @@ import itertools
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .models import Session, Turn, TurnRole
+from .models import Session, Turn, TurnRole, TurnText
 from .offload import Offload, ThreadOffload
 
 MAX_TITLE_CHARS = 60
@@ -41,31 +41,14 @@ def opening_words(text: str, max_chars: int = MAX_TITLE_CHARS) -> str:
 # The contract
 
 
-@dataclass(frozen=True, slots=True)
-class TitleTurn:
-    """What a generator sees of a turn: who spoke and what they said."""
-
-    role: TurnRole
-    content: str
-
-
 # Long pastes say no more about the subject than their beginning, and would make the work
-# grow with them: titles and topic checks read each turn up to this many characters.
+# grow with them: titles and topic checks read each turn up to this many characters (the
+# store cuts them: see Store.conversation).
 TURN_CHARS = 1500
 
 
-def conversational(turns: Iterable[Turn]) -> list[TitleTurn]:
-    """The user and assistant turns with text, each up to TURN_CHARS characters; tool
-    output and system prompts say little about what a conversation is about."""
-    return [
-        TitleTurn(t.role, t.content[:TURN_CHARS])
-        for t in turns
-        if t.role in (TurnRole.USER, TurnRole.ASSISTANT) and t.content.strip()
-    ]
-
-
 class TitleGenerator(Protocol):
-    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+    async def generate(self, turns: Sequence[TurnText]) -> str | None:
         """A title of at most MAX_TITLE_CHARS characters without trailing punctuation, or
         None when the turns say nothing to title (a greeting, an empty exchange)."""
 
@@ -344,7 +327,7 @@ class KeyphraseTitler:
     turn_chars: int = TURN_CHARS
     """Each turn is read up to this many characters (see TURN_CHARS)."""
 
-    def title(self, turns: Sequence[TitleTurn]) -> str | None:
+    def title(self, turns: Sequence[TurnText]) -> str | None:
         user = [t.content[: self.turn_chars] for t in turns if t.role is TurnRole.USER]
         texts = [t.content[: self.turn_chars] for t in turns]
         phrases = keyphrases(
@@ -460,7 +443,7 @@ class KeyphraseTitleGenerator:
         self._titler = titler or KeyphraseTitler()
         self._offload = offload or ThreadOffload()
 
-    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+    async def generate(self, turns: Sequence[TurnText]) -> str | None:
         return await self._offload.run(self._titler.title, turns)
 
 
@@ -499,7 +482,7 @@ def _contains(stems: list[str], phrase: tuple[str, ...]) -> bool:
 
 
 def topic_similarity(
-    title: str | None, recent: Sequence[TitleTurn], context: Sequence[TitleTurn] = ()
+    title: str | None, recent: Sequence[TurnText], context: Sequence[TurnText] = ()
 ) -> float:
     """How much of what `title` describes the `recent` turns still talk about, from 0 (none
     of it) to 1 (all of it).

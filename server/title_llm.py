@@ -15,7 +15,7 @@ import httpx2 as httpx
 import structlog
 
 from ..domain.models import TurnRole
-from ..domain.titles import MAX_TITLE_CHARS, TitleGenerator, TitleTurn, clean_title
+from ..domain.titles import MAX_TITLE_CHARS, TitleGenerator, TurnText, clean_title
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +36,7 @@ def completions_url(url: str) -> str:
     return url if url.endswith("/chat/completions") else f"{url}/chat/completions"
 
 
-def prompt(turns: Sequence[TitleTurn]) -> str:
+def prompt(turns: Sequence[TurnText]) -> str:
     lines = []
     budget = PROMPT_CHARS
     for turn in turns:
@@ -73,7 +73,7 @@ class ChatCompletionsTitleGenerator:
             headers=headers, timeout=httpx.Timeout(timeout_seconds), transport=transport
         )
 
-    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+    async def generate(self, turns: Sequence[TurnText]) -> str | None:
         try:
             # httpx's timeout bounds each read; this bounds the whole exchange, so a server
             # that drips its answer byte by byte cannot hold a worker either.
@@ -88,7 +88,7 @@ class ChatCompletionsTitleGenerator:
             return await self._fallback.generate(turns)
         return title
 
-    async def _ask(self, turns: Sequence[TitleTurn]) -> object:
+    async def _ask(self, turns: Sequence[TurnText]) -> object:
         response = await self._client.post(
             self._url,
             json={

@@ -30,6 +30,7 @@ from ..domain.models import (
     Share,
     TitleSource,
     Turn,
+    TurnText,
     Verification,
 )
 from ..domain.query import (
@@ -172,6 +173,13 @@ class Store(Protocol):
         newest_first: bool = False,
     ) -> list[Turn]:
         """Turns with after_seq < seq < before_seq, the `limit` oldest (or newest)."""
+
+    async def conversation(
+        self, session_id: str, *, limit: int, newest_first: bool = False, chars: int
+    ) -> list[TurnText]:
+        """The `limit` oldest (or newest) USER and ASSISTANT turns that say something, in
+        that order, each cut to its first `chars` characters: what titles are made from,
+        without the rest of the turns (tool payloads, traces) that they would not read."""
 
     async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None: ...
 

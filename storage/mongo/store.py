@@ -99,6 +99,8 @@ from ...domain.models import (
     Share,
     TitleSource,
     Turn,
+    TurnRole,
+    TurnText,
     Verification,
 )
 from ...domain.query import (
@@ -734,6 +736,26 @@ class MongoStore:
             query["seq"] = seq
         cursor = self._turns.find(query).sort("seq", -1 if newest_first else 1).limit(limit)
         return [codec.turn_from(d) for d in await cursor.to_list(None)]
+
+    @_translated
+    async def conversation(
+        self, session_id: str, *, limit: int, newest_first: bool = False, chars: int
+    ) -> list[TurnText]:
+        if limit <= 0:
+            return []
+        query = {
+            "session_id": session_id,
+            "role": {"$in": [TurnRole.USER.value, TurnRole.ASSISTANT.value]},
+            "content": {"$regex": r"\S"},
+        }
+        cursor = (
+            self._turns.find(query, {"role": 1, "content": 1})
+            .sort("seq", -1 if newest_first else 1)
+            .limit(limit)
+        )
+        return [
+            TurnText(TurnRole(d["role"]), d["content"][:chars]) for d in await cursor.to_list(None)
+        ]
 
     async def _touch_session(self, session_id: str, at: datetime, s: Any) -> None:
         await self._sessions.update_one(

@@ -45,6 +45,7 @@ from ...domain.models import (
     TitleSource,
     Turn,
     TurnRole,
+    TurnText,
     Verification,
 )
 from ...domain.query import (
@@ -315,6 +316,11 @@ class SqliteStore:
         newest_first: bool = False,
     ) -> list[Turn]:
         return await self._read(_list_turns, session_id, after_seq, before_seq, limit, newest_first)
+
+    async def conversation(
+        self, session_id: str, *, limit: int, newest_first: bool = False, chars: int
+    ) -> list[TurnText]:
+        return await self._read(_conversation, session_id, limit, newest_first, chars)
 
     async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None:
         return await self._write(_set_verification, turn_id, verification)
@@ -890,6 +896,18 @@ def _list_turns(
         (*params, limit),
     ).fetchall()
     return [codec.turn_from_row(r) for r in rows]
+
+
+def _conversation(
+    conn: driver.Connection, session_id: str, limit: int, newest_first: bool, chars: int
+) -> list[TurnText]:
+    rows = conn.execute(
+        "SELECT role, substr(content, 1, ?) FROM turns WHERE session_id = ?"
+        " AND role IN ('USER', 'ASSISTANT') AND trim(content, ' ' || char(9, 10, 13)) != ''"
+        f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?",
+        (chars, session_id, limit),
+    ).fetchall()
+    return [TurnText(TurnRole(role), text) for role, text in rows]
 
 
 def _touch_session_of_turn(conn: driver.Connection, turn_id: str, at: datetime) -> None:

@@ -16,9 +16,9 @@ import pytest
 
 from sessionhub.domain.models import TurnRole
 from sessionhub.domain.offload import WORKER_NICENESS, ProcessOffload, ThreadOffload
-from sessionhub.domain.titles import TitleTurn, topic_similarity
+from sessionhub.domain.titles import TurnText, topic_similarity
 
-RECENT = [TitleTurn(TurnRole.USER, "How long should the sourdough starter rest before baking?")]
+RECENT = [TurnText(TurnRole.USER, "How long should the sourdough starter rest before baking?")]
 
 
 async def test_a_process_offload_computes_in_its_worker_started_on_first_use() -> None:

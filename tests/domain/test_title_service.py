@@ -27,7 +27,7 @@ from sessionhub.domain.offload import Offload, ProcessOffload
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
 from sessionhub.domain.sessions import SessionService
 from sessionhub.domain.title_service import TitlePolicy, TitleService
-from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleGenerator, TitleTurn
+from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleGenerator, TurnText
 from sessionhub.realtime.memory import InProcessBroker
 from sessionhub.storage.sqlite.store import SqliteStore
 
@@ -60,7 +60,7 @@ class GatedGenerator:
         self.calls = 0
         self._inner = KeyphraseTitleGenerator()
 
-    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+    async def generate(self, turns: Sequence[TurnText]) -> str | None:
         self.calls += 1
         self.entered.set()
         await self.gate.wait()
@@ -72,7 +72,7 @@ class FailingGenerator:
         self.inner = inner
         self.failures = failures
 
-    async def generate(self, turns: Sequence[TitleTurn]) -> str | None:
+    async def generate(self, turns: Sequence[TurnText]) -> str | None:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("the generator broke")

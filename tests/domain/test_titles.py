@@ -10,7 +10,7 @@ from sessionhub.domain.models import TurnRole
 from sessionhub.domain.titles import (
     MAX_TITLE_CHARS,
     KeyphraseTitler,
-    TitleTurn,
+    TurnText,
     clean_title,
     content_terms,
     opening_words,
@@ -47,11 +47,11 @@ SHIFT_THRESHOLD = 0.25  # the service's default
 WINDOW = 6  # the service's default: check every 6 turns, against the last 6
 
 
-def turns_of(conversation: dict) -> list[TitleTurn]:
-    return [TitleTurn(TurnRole(t["role"].upper()), t["content"]) for t in conversation["turns"]]
+def turns_of(conversation: dict) -> list[TurnText]:
+    return [TurnText(TurnRole(t["role"].upper()), t["content"]) for t in conversation["turns"]]
 
 
-def first_title(turns: list[TitleTurn]) -> str | None:
+def first_title(turns: list[TurnText]) -> str | None:
     """The title a session gets as the service makes it: after the first exchange, or
     after a later one of the first few turns when the earlier ones said nothing."""
     for end, turn in enumerate(turns[:WINDOW]):
@@ -105,8 +105,8 @@ def test_titles_use_the_conversations_own_words() -> None:
 
 def test_a_greeting_is_nothing_to_title() -> None:
     hello = [
-        TitleTurn(TurnRole.USER, "Hi, can you help me with something?"),
-        TitleTurn(TurnRole.ASSISTANT, "Of course! What do you need help with?"),
+        TurnText(TurnRole.USER, "Hi, can you help me with something?"),
+        TurnText(TurnRole.ASSISTANT, "Of course! What do you need help with?"),
     ]
     assert TITLER.title(hello) is None
     assert TITLER.title([]) is None
@@ -122,9 +122,7 @@ def test_long_questions_are_cut_to_a_readable_phrase() -> None:
         "Set proxy_read_timeout in the nginx location block for the websocket path, and pass "
         "the Upgrade and Connection headers so nginx keeps the websocket open."
     )
-    title = TITLER.title(
-        [TitleTurn(TurnRole.USER, question), TitleTurn(TurnRole.ASSISTANT, answer)]
-    )
+    title = TITLER.title([TurnText(TurnRole.USER, question), TurnText(TurnRole.ASSISTANT, answer)])
     assert title is not None and well_formed(title)
     assert not title.lower().startswith(("hello", "so ", "how do i"))
     assert "nginx" in title.lower() or "websocket" in title.lower()
@@ -134,7 +132,7 @@ def test_code_blocks_do_not_become_titles() -> None:
     question = (
         "Why does this fail?\n```\nfor i in range(10):\n    print(i\n```\nIt says SyntaxError."
     )
-    title = TITLER.title([TitleTurn(TurnRole.USER, question)])
+    title = TITLER.title([TurnText(TurnRole.USER, question)])
     assert title is not None and "print(i" not in title and "range" not in title
 
 
@@ -211,14 +209,14 @@ def test_a_conversation_that_stays_on_subject_keeps_its_title(conversation: dict
 
 def test_similarity_weighs_the_subject_above_passing_details() -> None:
     context = [
-        TitleTurn(TurnRole.USER, "My sourdough starter smells like nail polish remover."),
-        TitleTurn(TurnRole.ASSISTANT, "Feed the sourdough starter twice a day."),
+        TurnText(TurnRole.USER, "My sourdough starter smells like nail polish remover."),
+        TurnText(TurnRole.ASSISTANT, "Feed the sourdough starter twice a day."),
     ]
-    recent = [TitleTurn(TurnRole.USER, "How long should the sourdough proof overnight?")]
+    recent = [TurnText(TurnRole.USER, "How long should the sourdough proof overnight?")]
     title = "Sourdough starter smells like nail polish remover"
     on_subject = topic_similarity(title, recent, context)
     off_subject = topic_similarity(
-        title, [TitleTurn(TurnRole.USER, "Which tax form do freelancers file?")], context
+        title, [TurnText(TurnRole.USER, "Which tax form do freelancers file?")], context
     )
     assert off_subject == 0.0 < SHIFT_THRESHOLD <= on_subject <= 1.0
     assert topic_similarity("Untitled chat", recent) == 0.0

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import TurnRole
 from sessionhub.domain.offload import ProcessOffload, ThreadOffload
-from sessionhub.domain.titles import KeyphraseTitleGenerator, KeyphraseTitler, TitleTurn
+from sessionhub.domain.titles import KeyphraseTitleGenerator, KeyphraseTitler, TurnText
 from sessionhub.server.app import build_title_generator, build_title_offload, create_app
 from sessionhub.server.errors import SettingsError
 from sessionhub.server.settings import Settings, token_config
@@ -25,8 +25,8 @@ from sessionhub.server.title_llm import ChatCompletionsTitleGenerator, completio
 from tests.conftest import Api
 
 TURNS = [
-    TitleTurn(TurnRole.USER, "My sourdough starter smells like nail polish remover. Is it dead?"),
-    TitleTurn(
+    TurnText(TurnRole.USER, "My sourdough starter smells like nail polish remover. Is it dead?"),
+    TurnText(
         TurnRole.ASSISTANT, "No: the starter is hungry. Feed it twice a day and keep it warm."
     ),
 ]

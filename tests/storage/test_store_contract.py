@@ -35,6 +35,7 @@ from sessionhub.domain.models import (
     ToolInvocation,
     ToolStatus,
     TurnRole,
+    TurnText,
     Verification,
 )
 from sessionhub.storage.protocol import Store
@@ -207,6 +208,36 @@ async def test_turn_pages_forwards_and_backwards(store: Store) -> None:
     assert [t.seq for t in older] == [7, 6, 5]
     forward = await store.list_turns(session.id, after_seq=7, limit=5)
     assert [t.seq for t in forward] == [8, 9, 10]
+
+
+async def test_conversation_is_what_was_said_cut_short(store: Store) -> None:
+    """What titles read: user and assistant turns that say something, oldest or newest
+    first, each cut to its first characters; tool and system turns are left out."""
+    session = make_session()
+    await store.create_session(session, None, 100)
+    said = [
+        (TurnRole.SYSTEM, "You are a helpful assistant"),
+        (TurnRole.USER, "My printer jams " + "again " * 50),
+        (TurnRole.ASSISTANT, "Open the rear tray"),
+        (TurnRole.TOOL, "printer status: jammed"),
+        (TurnRole.USER, "   "),
+        (TurnRole.ASSISTANT, "Then pull the paper out"),
+        (TurnRole.USER, "Thanks, it works"),
+    ]
+    for role, content in said:
+        await store.append_turn(make_turn(session.id, role=role, content=content), 100)
+    oldest = await store.conversation(session.id, limit=2, chars=16)
+    assert oldest == [
+        TurnText(TurnRole.USER, "My printer jams "),
+        TurnText(TurnRole.ASSISTANT, "Open the rear tr"),
+    ]
+    newest = await store.conversation(session.id, limit=3, newest_first=True, chars=100)
+    assert newest == [
+        TurnText(TurnRole.USER, "Thanks, it works"),
+        TurnText(TurnRole.ASSISTANT, "Then pull the paper out"),
+        TurnText(TurnRole.ASSISTANT, "Open the rear tray"),
+    ]
+    assert await store.conversation("missing", limit=5, chars=10) == []
 
 
 async def test_rename_manual_wins_over_auto(store: Store) -> None:
