@@ -727,6 +727,7 @@ def profile_scenario(
     while `requests` calls of the scenario run at concurrency 1, and sums the samples by
     the package of the innermost frame and by function."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
     raw = folder / f"scale-profile-{scenario}.txt"
     recorder = subprocess.Popen(
         [
