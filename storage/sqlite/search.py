@@ -558,18 +558,33 @@ def _hits_sql(
     role, NULL for titles, the session's activity) of the FTS5 queries, after the
     turn-time and session filters. `marks` adds the row's text with the matched words
     marked (highlight() re-tokenizes the row, so only for rows that will be scored; only
-    on the main index), and with `details` the turn's id, seq and role. Without them, and
-    without a date range, a turn's session is found through turn_sessions, which holds
-    rowids only, rather than through the turn's own row."""
-    turn_time, title_time = [], []
+    on the main index), and with `details` the turn's id, seq and role. Without them, a
+    turn's session is found through turn_sessions, which holds rowids only, rather than
+    through the turn's own row; with a date range, the turn's own time is read only when
+    its block of turn_time_blocks is not wholly inside the range (its first or last)."""
+    bounds, title_time = [], []
     if search_filter.since is not None:
         params["since"] = to_micros(search_filter.since)
-        turn_time.append("t.created_at >= :since")
+        bounds.append(("created_at >= :since", "earliest >= :since"))
         title_time.append("s.last_activity_at >= :since")
     if search_filter.until is not None:
         params["until"] = to_micros(search_filter.until)
-        turn_time.append("t.created_at < :until")
+        bounds.append(("created_at < :until", "latest < :until"))
         title_time.append("s.last_activity_at < :until")
+    with_turn_rows = marks or details
+    local = f"f.rid & {LOCAL_MASK}"
+    if not bounds:
+        turn_time = []
+    elif with_turn_rows:
+        turn_time = [f"t.{turn}" for turn, _ in bounds]
+    else:
+        inside = " AND ".join(block for _, block in bounds)
+        turn = " AND ".join(turn for turn, _ in bounds)
+        turn_time = [
+            f"(EXISTS (SELECT 1 FROM turn_time_blocks b WHERE b.block = ({local}) >>"
+            f" {TIME_BLOCK_SHIFT} AND {inside})"
+            f" OR EXISTS (SELECT 1 FROM turns t WHERE t.rowid = {local} AND {turn}))"
+        ]
     session_clauses = _session_filters(search_filter, params)
     turn_where = " AND ".join(["f.rid > 0", *turn_time, *session_clauses])
     title_where = " AND ".join(["f.rid < 0", *title_time, *session_clauses])
@@ -588,15 +603,13 @@ def _hits_sql(
         else " UNION ALL SELECT f.rid, s.id, f.marked, NULL, NULL, NULL, s.last_activity_at"
         f" FROM f JOIN sessions s ON s.rowid = (-f.rid) & {LOCAL_MASK} WHERE {title_where}"
     )
-    if marks or details or turn_time:
+    if with_turn_rows:
         turn_columns = "t.id AS turn_id, t.seq AS seq, t.role AS role"
-        sessions = (
-            f"JOIN turns t ON t.rowid = f.rid & {LOCAL_MASK} JOIN sessions s ON s.id = t.session_id"
-        )
+        sessions = f"JOIN turns t ON t.rowid = {local} JOIN sessions s ON s.id = t.session_id"
     else:
         turn_columns = "NULL AS turn_id, NULL AS seq, NULL AS role"
         sessions = (
-            f"JOIN turn_sessions ts ON ts.turn_rowid = f.rid & {LOCAL_MASK}"
+            f"JOIN turn_sessions ts ON ts.turn_rowid = {local}"
             " JOIN sessions s ON s.rowid = ts.session_rowid"
         )
     return (
