@@ -625,8 +625,10 @@ def _hits_sql(
 BROAD_MATCHES = 10_000
 # By relevance: up to this many matching rows are all scored; beyond, the newest this many.
 RANKED_ROWS = 200
-# At most this many counts to place the window of a broad query's ranking.
+# At most this many counts to place the window of a broad query's ranking, when more
+# than _LISTED_MAX rows match (fewer are listed instead).
 _WINDOW_PROBES = 12
+_LISTED_MAX = 5_000
 # Sessions checked per step when walking the newest sessions for a broad query.
 _WALK_STEPS = (64, 256, 1024)
 # After this many steps (about 4,400 sessions) the walk hands over to the exact path.
@@ -707,6 +709,15 @@ def _window(
     query), for a broad query's ranking. Turn and session rowids grow with time in every
     entity."""
     lowest, highest = turns
+    # A few thousand matches are listed at about the cost of one count: the floor is then
+    # the n-th newest of them, without probing.
+    listed = _turn_rowids(
+        conn, m.relaxed_stretches(parts, search_filter, turns=turns, titles=False), _LISTED_MAX
+    )
+    if listed is not None:
+        listed.sort()
+        floor = listed[-n] if len(listed) >= n else lowest
+        return floor, _newest_titles_floor(conn, m, parts, n)
 
     def turns_above(floor: int) -> int:
         queries = m.relaxed_stretches(parts, search_filter, turns=(floor, highest), titles=False)
@@ -736,6 +747,24 @@ def _window(
         else:
             too_high = middle
     return floor, _newest_titles_floor(conn, m, parts, n)
+
+
+def _turn_rowids(conn: driver.Connection, queries: list[Stretch], cap: int) -> list[int] | None:
+    """The turn rowids of the rows the queries match, or None when there are more than
+    `cap` (read in ascending order, for the reason `_count` gives)."""
+    found: list[int] = []
+    for query in queries:
+        found += [
+            rowid & LOCAL_MASK
+            for (rowid,) in conn.execute(
+                f"SELECT rowid FROM {query.table} WHERE {query.table} MATCH ?"
+                " AND rowid BETWEEN ? AND ? LIMIT ?",
+                (query.match, query.low, query.high, cap + 1 - len(found)),
+            )
+        ]
+        if len(found) > cap:
+            return None
+    return found
 
 
 def _newest_titles_floor(

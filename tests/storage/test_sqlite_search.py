@@ -152,9 +152,12 @@ async def test_newest_first_walk_gives_the_exact_pages(
     assert checked > 60  # most combinations find something
 
 
+# The window's floor from the listed matches, or found by counting (more than listed).
+@pytest.mark.parametrize("listed_max", [5_000, 0])
 async def test_broad_relevance_ranks_the_newest_matches(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, listed_max: int
 ) -> None:
+    monkeypatch.setattr(sqlite_search, "_LISTED_MAX", listed_max)
     sessions = await corpus(store)
     everyone = SearchScope("acme", None)
     every = SearchFilter(include_archived=True)
@@ -176,17 +179,20 @@ async def test_broad_relevance_ranks_the_newest_matches(
     assert sorted(titled[0]) == sorted(s.id for s in sessions[-30:])
 
 
+# The window's floor from the listed matches, or found by counting (more than listed).
+@pytest.mark.parametrize("listed_max", [5_000, 0])
 async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_words(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, listed_max: int
 ) -> None:
+    monkeypatch.setattr(sqlite_search, "_LISTED_MAX", listed_max)
     sessions = await corpus(store)
     everyone = SearchScope("acme", None)
     every = SearchFilter(include_archived=True)
     phrase = '"tea kettle"'
     monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 1_000_000)
     (exact,) = await pages(store, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
-    # Every turn holds "tea", every fifth "kettle": the newest 10 to 20 rows with both
-    # words reach some way back; the phrase's matches there are found, older ones not.
+    # Every turn holds "tea", every fifth "kettle": the newest 10 to 20 rows with the
+    # phrase's pairs reach some way back; the phrase's matches there are found, older not.
     monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 10)
     (windowed,) = await pages(store, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
     age = {s.id: i for i, s in enumerate(sessions)}
