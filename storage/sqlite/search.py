@@ -278,6 +278,7 @@ class ReadablePart:
 
 
 MAIN_TABLE = "search_index"
+FTS5_TABLES = (MAIN_TABLE, phrases.PAIRS_TABLE)
 
 
 @dataclass(frozen=True, slots=True)

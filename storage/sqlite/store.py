@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
+import structlog
 
 from ...domain.errors import Conflict, LimitExceeded, StoreUnavailable, session_not_found
 from ...domain.models import (
@@ -58,6 +59,8 @@ from ...domain.query import (
 )
 from . import codec, driver, search
 from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -106,6 +109,8 @@ class SqliteStore:
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._checkpoints: asyncio.Task[None] | None = None
+        self._merges: asyncio.Task[None] | None = None
+        self._written = asyncio.Event()
         self._closing = asyncio.Event()
 
     # Connections
@@ -136,6 +141,8 @@ class SqliteStore:
                 reader = await self._connect(read_only=True)
                 self._all_readers.append(reader)
                 self._readers.put_nowait(reader)
+            self._closing = asyncio.Event()
+            self._merges = asyncio.create_task(self._merge_forever())
             if self._path != MEMORY:
                 # SQLite checkpoints in the transaction that crosses 1,000 WAL pages, so
                 # every thousandth write paid for copying the WAL into the database: the
@@ -147,7 +154,6 @@ class SqliteStore:
                     ["PRAGMA wal_autocheckpoint = 0", f"PRAGMA journal_size_limit = {_WAL_KEPT}"],
                 )
                 checkpointer = await self._connect(read_only=False)
-                self._closing = asyncio.Event()
                 self._checkpoints = asyncio.create_task(self._checkpoint_forever(checkpointer))
 
     async def _checkpoint_forever(self, conn: aiosqlite.Connection) -> None:
@@ -163,9 +169,36 @@ class SqliteStore:
         finally:
             await conn.close()
 
+    async def _merge_forever(self) -> None:
+        """FTS5 merges its index segments in the background (its own automerge is off,
+        migration 0011): left to FTS5, every 64th leaf page written made one commit merge
+        hundreds of pages, a write of tens of milliseconds in the middle of a request.
+        Here the merging is done after writes, a slice at a time, each slice a write of
+        its own that queues behind waiting requests like any other."""
+        while not self._closing.is_set():
+            written = asyncio.create_task(self._written.wait())
+            closing = asyncio.create_task(self._closing.wait())
+            await asyncio.wait((written, closing), return_when=asyncio.FIRST_COMPLETED)
+            written.cancel()
+            closing.cancel()
+            if self._closing.is_set():
+                return
+            self._written.clear()
+            for table in search.FTS5_TABLES:
+                while not self._closing.is_set():
+                    try:
+                        if not await self._write(_merge_slice, table, maintenance=True):
+                            break
+                    except StoreUnavailable:
+                        log.warning("sqlite.merge_failed", table=table)
+                        break
+
     async def close(self) -> None:
+        self._closing.set()
+        if self._merges is not None:
+            await self._merges
+            self._merges = None
         if self._checkpoints is not None:
-            self._closing.set()
             await self._checkpoints
             self._checkpoints = None
         for reader in self._all_readers:
@@ -175,16 +208,21 @@ class SqliteStore:
             await self._writer.close()
             self._writer = None
 
-    async def _write(self, fn: Callable[..., T], *args: Any, purge: bool = False) -> T:
+    async def _write(
+        self, fn: Callable[..., T], *args: Any, purge: bool = False, maintenance: bool = False
+    ) -> T:
         """`fn` in a write transaction. With `purge` (a write that deletes someone's data)
         the WAL is then checkpointed into the database file (whose freed space
-        secure_delete zeroed) and truncated, so the deleted text is in neither file."""
+        secure_delete zeroed) and truncated, so the deleted text is in neither file.
+        Other than `maintenance` writes, each one wakes the background index merges."""
         assert self._writer is not None, "store is not open"
         async with self._write_lock:
             with _translated_errors():
                 result = await self._writer._execute(_in_transaction, self._writer._conn, fn, args)
                 if purge:
                     await self._writer._execute(_truncate_wal, self._writer._conn)
+        if not maintenance:
+            self._written.set()
         return result
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -481,6 +519,18 @@ def _in_transaction(conn: driver.Connection, fn: Callable[..., T], args: tuple) 
 
 
 _DAY_US = 86_400_000_000
+
+
+# Leaf pages FTS5 writes per merge slice: about a millisecond of work here.
+MERGE_PAGES = 32
+
+
+def _merge_slice(conn: driver.Connection, table: str) -> bool:
+    """A slice of FTS5's incremental merge; whether there was anything to merge (FTS5's
+    documented test: the merge changed two rows or more)."""
+    before = conn.total_changes
+    conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', ?)", (MERGE_PAGES,))
+    return conn.total_changes - before >= 2
 
 
 def _checkpoint_passive(conn: driver.Connection) -> None:

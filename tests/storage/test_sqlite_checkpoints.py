@@ -1,5 +1,6 @@
-"""The SQLite store copies its WAL into the database in the background, so that no write
-pays for a checkpoint, and the WAL still does not grow with everything ever written."""
+"""The SQLite store copies its WAL into the database and merges its full-text index
+segments in the background, so that no write pays for a checkpoint or a merge, and the WAL
+and the number of segments still do not grow with everything ever written."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
+from sessionhub.storage.sqlite import driver
 from sessionhub.storage.sqlite import store as sqlite_store
 from sessionhub.storage.sqlite.store import SqliteStore
 
@@ -36,5 +39,51 @@ async def test_the_wal_stays_small_under_steady_writes(
         assert max(wal_sizes[30:]) < 2 * max(wal_sizes[:10]), wal_sizes
         stored = await store.get_session(session.id)
         assert stored is not None and stored.turn_count == 2000
+    finally:
+        await store.close()
+
+
+def _segments(path: Path, table: str) -> int:
+    conn = driver.sqlite.connect(path)
+    try:
+        (automerge,) = conn.execute(
+            f"SELECT v FROM {table}_config WHERE k = 'automerge'"
+        ).fetchone()
+        assert automerge == 0  # no commit of a request merges
+        (count,) = conn.execute(f"SELECT count(DISTINCT segid) FROM {table}_idx").fetchone()
+        return count
+    finally:
+        conn.close()
+
+
+async def test_index_segments_are_merged_in_the_background(tmp_path: Path) -> None:
+    """Every write transaction leaves a new segment in each full-text index; with FTS5's
+    own merging off, the store's background merges must keep their number down, or every
+    search would look each word up in hundreds of segments."""
+    path = tmp_path / "db.sqlite"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        session = make_session()
+        await store.create_session(session, None, 100_000)
+        for i in range(1000):
+            text = f"turn {i} says kettle{i % 37} and teapot{i % 11} to the saucer"
+            await store.append_turn(make_turn(session.id, content=text), 100_000)
+        for _ in range(200):  # the merges catch up within a few seconds
+            counts = [_segments(path, t) for t in ("search_index", "search_pairs")]
+            if max(counts) <= 8:
+                break
+            await asyncio.sleep(0.05)
+        # FTS5 alone (no automerge) would hold 12 to 30 segments here, at most 15 a level.
+        assert max(counts) <= 8, counts
+        hits = await store.search(
+            parse_query('"kettle5 and"'),
+            SearchScope("acme", None),
+            SearchFilter(),
+            SearchOrder.NEWEST,
+            None,
+            5,
+        )
+        assert [h.session.id for h in hits] == [session.id]
     finally:
         await store.close()
