@@ -941,7 +941,9 @@ def _readable_sessions(
 ) -> list[Session]:
     """The next `limit` sessions in scope, most recent activity first, after `position`,
     through the sessions' own activity indexes (the owner's or the entity's), and the
-    shared ones beside them."""
+    shared ones beside them. With a date range, the sessions that span its end (begun
+    before, active after) come first, found through their span levels; then those last
+    active inside it, from where the range ends in the activity index."""
     params: dict[str, Any] = {"limit": limit, "entity": scope.entity_id}
     clauses = _session_filters(search_filter, params)
     # A session active last before the window, or begun after it, has no turn inside it.
@@ -954,10 +956,19 @@ def _readable_sessions(
     if position is not None:
         params.update(at=position[0], after_id=position[1])
         clauses.append("(s.last_activity_at, s.id) < (:at, :after_id)")
-    sources = ["s.entity_id = :entity"]
+    own = "s.entity_id = :entity"
     if scope.owner_id is not None:
         params["owner"] = scope.owner_id
-        sources[0] += " AND s.owner_id = :owner"
+        own += " AND s.owner_id = :owner"
+    if search_filter.until is None:
+        sources = [own]
+    else:
+        spanning = _spanning_rowids(conn, scope, params["until"])
+        sources = [
+            f"s.rowid IN ({', '.join(map(str, spanning)) or 'NULL'})"
+            " AND s.last_activity_at >= :until",
+            f"{own} AND s.last_activity_at < :until",
+        ]
     if scope.shared_session_ids:
         names = []
         for i, session_id in enumerate(scope.shared_session_ids):
@@ -977,6 +988,25 @@ def _readable_sessions(
             sessions[session.id] = session
     merged = sorted(sessions.values(), key=lambda x: (x.last_activity_at, x.id), reverse=True)
     return merged[:limit]
+
+
+# Span levels a session can have (migration 0012): 2^47 seconds is four million years.
+_SPAN_LEVELS = 48
+
+
+def _spanning_rowids(conn: driver.Connection, scope: SearchScope, at_us: int) -> list[int]:
+    """Rowids of the scope's own sessions begun before `at_us` that may still have been
+    active at it: per span level L (lasting less than 2^L seconds), those begun less than
+    2^(L+1) seconds before (one level to spare for log2's rounding); the caller checks
+    their activity."""
+    owner = "" if scope.owner_id is None else " AND owner_id = :owner"
+    levels = " UNION ALL ".join(
+        f"SELECT rowid FROM sessions WHERE entity_id = :entity AND span_level = {level}"
+        f" AND created_at >= :at - {(2 ** (level + 1)) * 1_000_000} AND created_at < :at{owner}"
+        for level in range(_SPAN_LEVELS)
+    )
+    params = {"entity": scope.entity_id, "at": at_us, "owner": scope.owner_id}
+    return [r[0] for r in conn.execute(levels, params)]
 
 
 # A walk step reads the index rows written since its sessions' first turns when there are

@@ -133,6 +133,16 @@ class SqliteStore:
         return conn
 
     async def open(self) -> None:
+        """Connect, bring the schema up to date and start the background work; a store
+        that fails to open (a migration that cannot run, a file it may not write) leaves
+        no connection behind."""
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         with _translated_errors():
             self._writer = await self._connect(read_only=False)
             await self._writer._execute(search.register_functions, self._writer._conn)

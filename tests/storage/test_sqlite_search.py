@@ -245,6 +245,8 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         conn.execute("DROP TRIGGER turn_sessions_on_insert")
         conn.execute("DROP TRIGGER turn_sessions_on_delete")
         conn.execute("DROP TABLE turn_sessions")
+        conn.execute("DROP INDEX sessions_by_entity_span")
+        conn.execute("ALTER TABLE sessions DROP COLUMN span_level")
         conn.execute("PRAGMA user_version = 5")
         for statement in sqlite_store._split_sql(every_migration[2][1]):
             conn.execute(statement)
@@ -542,3 +544,48 @@ async def test_the_phrase_index_follows_every_change(store: SqliteStore) -> None
     assert await found('"blue teapot"') == {session.id}
     await store.delete_session(session.id, session_audit("session.deleted", session.id))
     assert await found('"blue teapot"') == set()
+
+
+async def test_newest_first_walk_finds_sessions_that_span_the_end_of_a_date_range(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions that began before a date range ends and were active after it rank first;
+    the walk finds them through their span levels, whatever their length (seconds to
+    months), and gives the same pages as the exact path."""
+    spans = [
+        timedelta(0),
+        timedelta(seconds=30),
+        timedelta(hours=2),
+        timedelta(days=3),
+        timedelta(days=40),
+        timedelta(days=200),
+    ]
+    for i in range(60):
+        at = T0 + timedelta(hours=12 * i)
+        session = make_session(owner="alice" if i % 2 else "bob", at=at, title=f"Okapi {i}")
+        await store.create_session(session, make_turn(session.id, content="okapi", at=at), 100)
+        later = at + spans[i % len(spans)]
+        await store.append_turn(make_turn(session.id, content="zebra", at=later), 100)
+    windows = [
+        (T0 + timedelta(days=5), T0 + timedelta(days=9)),
+        (T0, T0 + timedelta(days=20)),
+        (T0 + timedelta(days=29, hours=5), T0 + timedelta(days=29, hours=7)),
+        (None, T0 + timedelta(days=10)),
+    ]
+    checked = spanning_pages = 0
+    for (since, until), scope, text in itertools.product(
+        windows, [SearchScope("acme", None), SearchScope("acme", "alice")], ["okapi", "zebra"]
+    ):
+        search_filter = SearchFilter(since=since, until=until)
+        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1_000_000)
+        exact = await pages(store, text, scope, search_filter, SearchOrder.NEWEST, page=3)
+        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1)
+        monkeypatch.setattr(sqlite_search, "_WALK_STEPS", (2, 3, 5))
+        walked = await pages(store, text, scope, search_filter, SearchOrder.NEWEST, page=3)
+        assert walked == exact, (since, until, scope, text)
+        checked += len(exact)
+        first = await store.search(
+            parse_query(text), scope, search_filter, SearchOrder.NEWEST, None, 1
+        )
+        spanning_pages += bool(first) and first[0].session.last_activity_at >= until
+    assert checked > 20 and spanning_pages > 3
