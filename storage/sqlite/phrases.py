@@ -17,7 +17,6 @@ which the unicode61 tokenizer never leaves in a token.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...domain.query import SearchQuery, TermKind
@@ -97,22 +96,24 @@ class PhraseQuery:
         pairs = dict.fromkeys(p for seq in self.included for p in pairs_of(list(seq)))
         return " AND ".join(_quote(p) for p in pairs)
 
+    def matches(self, body: str) -> int | None:
+        """How many times (overlapping matches as one, as FTS5's highlight() marks them)
+        the row matches the query, or None when it does not."""
+        if not body.isascii():
+            marked = _fts5_marked(self.text, body)
+            return None if marked is None else marked.count(MARK_OPEN)
+        instances = self._instances(tokenizer.tokens(body))
+        return None if instances is None else len(_coalesced(instances))
+
     def marked(self, body: str) -> str | None:
         """`body` with each match marked as FTS5's highlight() marks it (overlapping
         matches as one), or None when the row does not match the query."""
         spans = tokenizer.spans(body)
         if spans is None:
             return _fts5_marked(self.text, body)
-        stems = [t.text for t in spans]
-        instances: list[tuple[int, int]] = []
-        for seq in self.included:
-            found = list(_occurrences(stems, seq))
-            if not found:
-                return None
-            instances += ((i, i + len(seq) - 1) for i in found)
-        for seq in self.excluded:
-            if next(_occurrences(stems, seq), None) is not None:
-                return None
+        instances = self._instances([t.text for t in spans])
+        if instances is None:
+            return None
         out, offset = [], 0
         for first, last in _coalesced(instances):
             start, end = spans[first].start, spans[last].end
@@ -120,6 +121,19 @@ class PhraseQuery:
             offset = end
         out.append(body[offset:])
         return "".join(out)
+
+    def _instances(self, stems: list[str]) -> list[tuple[int, int]] | None:
+        """(first, last) token of every match of an included phrase; None when one of them
+        is missing or an excluded term is there."""
+        instances: list[tuple[int, int]] = []
+        for seq in self.included:
+            found = _occurrences(stems, seq)
+            if not found:
+                return None
+            instances += ((i, i + len(seq) - 1) for i in found)
+        if any(_occurrences(stems, seq) for seq in self.excluded):
+            return None
+        return instances
 
 
 def phrase_query(query: SearchQuery, text: str) -> PhraseQuery | None:
@@ -140,12 +154,16 @@ def phrase_query(query: SearchQuery, text: str) -> PhraseQuery | None:
     return PhraseQuery(tuple(included), tuple(excluded), text)
 
 
-def _occurrences(stems: list[str], seq: tuple[str, ...]) -> Iterable[int]:
-    n = len(seq)
-    first = seq[0]
-    for i, stem in enumerate(stems):
-        if stem == first and tuple(stems[i : i + n]) == seq:
-            yield i
+def _occurrences(stems: list[str], seq: tuple[str, ...]) -> list[int]:
+    n, first, rest = len(seq), seq[0], list(seq[1:])
+    found, i = [], -1
+    while True:
+        try:
+            i = stems.index(first, i + 1)
+        except ValueError:
+            return found
+        if stems[i + 1 : i + n] == rest:
+            found.append(i)
 
 
 def _coalesced(instances: list[tuple[int, int]]) -> list[tuple[int, int]]:

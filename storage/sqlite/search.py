@@ -627,9 +627,10 @@ BROAD_MATCHES = 10_000
 # By relevance: up to this many matching rows are all scored; beyond, the newest this many.
 RANKED_ROWS = 200
 # At most this many counts to place the window of a broad query's ranking, when more
-# than _LISTED_MAX rows match (fewer are listed instead).
+# than _LISTED_MAX rows match (fewer are listed instead: listing costs about 4 µs a row,
+# wasted when there are more).
 _WINDOW_PROBES = 12
-_LISTED_MAX = 5_000
+_LISTED_MAX = 1_000
 # Sessions checked per step when walking the newest sessions for a broad query.
 _WALK_STEPS = (64, 256, 1024)
 # After this many steps (about 4,400 sessions) the walk hands over to the exact path.
@@ -710,7 +711,7 @@ def _window(
     query), for a broad query's ranking. Turn and session rowids grow with time in every
     entity."""
     lowest, highest = turns
-    # A few thousand matches are listed at about the cost of one count: the floor is then
+    # A thousand matches are listed at about the cost of one count: the floor is then
     # the n-th newest of them, without probing.
     listed = _turn_rowids(
         conn, m.relaxed_stretches(parts, search_filter, turns=turns, titles=False), _LISTED_MAX
@@ -871,7 +872,7 @@ def _settled_sessions(
 
 def _any_matches(conn: driver.Connection, m: Matcher, rowids: list[int]) -> bool:
     assert m.phrase is not None
-    return any(m.phrase.marked(body) is not None for body in _bodies(conn, rowids).values())
+    return any(m.phrase.matches(body) is not None for body in _bodies(conn, rowids).values())
 
 
 def _bodies(conn: driver.Connection, rowids: list[int]) -> dict[int, str]:
@@ -1080,11 +1081,13 @@ def _attach_best_turns(
 class _Row:
     session_id: str
     score: float
-    text: str  # with the matched words marked
+    text: str  # with the matched words marked, or to be marked by `mark`
     turn: tuple[str, int, TurnRole] | None  # (id, seq, role); None for a title
+    mark: Callable[[str], str | None] | None = None
 
     def snippet(self) -> str:
-        return marked(_around_first_mark(self.text))
+        text = self.text if self.mark is None else self.mark(self.text) or self.text
+        return marked(_around_first_mark(text))
 
 
 def _scored_hits(
@@ -1094,32 +1097,37 @@ def _scored_hits(
     words against its length relative to the average of the rows scored together). Rows
     of the phrase index are marked (and settled) from their text."""
     params: dict[str, Any] = {}
+    # (session, text, marks in it, its length once marked, turn id, seq, role)
+    fetched: list[tuple] = []
     if m.phrase is None:
         hits = _hits_sql(search_filter, params, queries, marks=True)
-        fetched = conn.execute(
+        for session_id, text, turn_id, seq, role in conn.execute(
             f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params
-        ).fetchall()
+        ):
+            tf = text.count(_MARK_OPEN)
+            fetched.append((session_id, text, tf, len(text), turn_id, seq, role))
     else:
+        # The row's matches counted from its tokens; its text is marked only if shown.
         hits = _hits_sql(search_filter, params, queries, details=True)
         found = conn.execute(
             f"SELECT rid, session_id, turn_id, seq, role FROM ({hits})", params
         ).fetchall()
         bodies = _bodies(conn, [r[0] for r in found])
-        fetched = []
         for rid, session_id, turn_id, seq, role in found:
-            text = m.phrase.marked(bodies.get(rid, ""))
-            if text is not None:
-                fetched.append((session_id, text, turn_id, seq, role))
+            body = bodies.get(rid, "")
+            tf = m.phrase.matches(body)
+            if tf is not None:
+                fetched.append((session_id, body, tf, len(body) + 2 * tf, turn_id, seq, role))
     if not fetched:
         return []
-    average = sum(len(r[1]) for r in fetched) / len(fetched) or 1.0
+    average = sum(r[3] for r in fetched) / len(fetched) or 1.0
+    mark = None if m.phrase is None else m.phrase.marked
     scored = []
-    for session_id, text, turn_id, seq, role in fetched:
-        tf = text.count(_MARK_OPEN)
-        norm = K1 * (1 - B + B * len(text) / average)
+    for session_id, text, tf, length, turn_id, seq, role in fetched:
+        norm = K1 * (1 - B + B * length / average)
         score = -tf * (K1 + 1) / (tf + norm)
         turn = None if turn_id is None else (turn_id, int(seq or 0), TurnRole(role))
-        scored.append(_Row(session_id, score, text, turn))
+        scored.append(_Row(session_id, score, text, turn, mark))
     scored.sort(key=lambda r: r.score)
     return scored
 

@@ -33,11 +33,30 @@ class Token:
     end: int
 
 
+_LOWER_TOKEN = re.compile(r"[a-z0-9]+")
+# Stems of the words seen (a dict lookup is several times cheaper than porter_stem's
+# cache), up to a bound that a vocabulary of chats stays within.
+_STEMS: dict[str, str] = {}
+_STEMS_MAX = 500_000
+
+
 def tokens(text: str) -> list[str]:
     """The tokens of `text` in order, as the search index holds them."""
-    if text.isascii():
-        return [porter_stem(m.group().lower()) for m in _ASCII_TOKEN.finditer(text)]
-    return _fts5_tokens(text)
+    if not text.isascii():
+        return _fts5_tokens(text)
+    words = _LOWER_TOKEN.findall(text.lower())
+    stems = _STEMS
+    found = [stems.get(w) for w in words]
+    if None in found:
+        found = [s if s is not None else _stem_of(w) for w, s in zip(words, found, strict=True)]
+    return found  # type: ignore[return-value]
+
+
+def _stem_of(word: str) -> str:
+    stem = porter_stem(word)
+    if len(_STEMS) < _STEMS_MAX:
+        _STEMS[word] = stem
+    return stem
 
 
 def spans(text: str) -> list[Token] | None:
