@@ -108,15 +108,16 @@ class PhraseQuery:
     def marked(self, body: str) -> str | None:
         """`body` with each match marked as FTS5's highlight() marks it (overlapping
         matches as one), or None when the row does not match the query."""
-        spans = tokenizer.spans(body)
-        if spans is None:
+        found = tokenizer.spans(body)
+        if found is None:
             return _fts5_marked(self.text, body)
-        instances = self._instances([t.text for t in spans])
+        stems, spans = found
+        instances = self._instances(stems)
         if instances is None:
             return None
         out, offset = [], 0
         for first, last in _coalesced(instances):
-            start, end = spans[first].start, spans[last].end
+            start, end = spans[first][0], spans[last][1]
             out += [body[offset:start], MARK_OPEN, body[start:end], MARK_CLOSE]
             offset = end
         out.append(body[offset:])

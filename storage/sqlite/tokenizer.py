@@ -15,7 +15,6 @@ import functools
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import driver
 
@@ -25,15 +24,11 @@ _ASCII_TOKEN = re.compile(r"[A-Za-z0-9]+")
 _STEM_MIN, _STEM_MAX = 3, 64
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    text: str
-    start: int
-    """Where the token's characters begin and end in the text (str offsets)."""
-    end: int
-
-
-_LOWER_TOKEN = re.compile(r"[a-z0-9]+")
+# ASCII text lower-cased, everything but letters and digits made a space: then split()
+# gives FTS5's tokens, several times faster than a regular expression.
+_SEPARATORS = str.maketrans(
+    {chr(c): " " for c in range(128) if not (chr(c).isalnum() and chr(c).isascii())}
+)
 # Stems of the words seen (a dict lookup is several times cheaper than porter_stem's
 # cache), up to a bound that a vocabulary of chats stays within.
 _STEMS: dict[str, str] = {}
@@ -44,30 +39,31 @@ def tokens(text: str) -> list[str]:
     """The tokens of `text` in order, as the search index holds them."""
     if not text.isascii():
         return _fts5_tokens(text)
-    words = _LOWER_TOKEN.findall(text.lower())
+    return _stems_of(text.lower().translate(_SEPARATORS).split())
+
+
+def spans(text: str) -> tuple[list[str], list[tuple[int, int]]] | None:
+    """The tokens of `text` and where each lies in it (str offsets, from, to); None when
+    the text is not ASCII (FTS5 does not tell where a token lies, only its position)."""
+    if not text.isascii():
+        return None
+    found = [(m.group().lower(), m.span()) for m in _ASCII_TOKEN.finditer(text)]
+    return _stems_of([w for w, _ in found]), [span for _, span in found]
+
+
+def _stems_of(words: list[str]) -> list[str]:
     stems = _STEMS
-    found = [stems.get(w) for w in words]
-    if None in found:
-        found = [s if s is not None else _stem_of(w) for w, s in zip(words, found, strict=True)]
-    return found  # type: ignore[return-value]
+    try:
+        return list(map(stems.__getitem__, words))
+    except KeyError:
+        return [stems[w] if w in stems else _learn(w) for w in words]
 
 
-def _stem_of(word: str) -> str:
+def _learn(word: str) -> str:
     stem = porter_stem(word)
     if len(_STEMS) < _STEMS_MAX:
         _STEMS[word] = stem
     return stem
-
-
-def spans(text: str) -> list[Token] | None:
-    """The tokens of `text` with their character spans; None when the text is not ASCII
-    (FTS5 does not tell where a token lies, only its position)."""
-    if not text.isascii():
-        return None
-    return [
-        Token(porter_stem(m.group().lower()), m.start(), m.end())
-        for m in _ASCII_TOKEN.finditer(text)
-    ]
 
 
 # Porter's stemmer as FTS5 applies it (ext/fts5/fts5_tokenize.c): the original algorithm
