@@ -71,7 +71,9 @@ class SessionView:
     session: Session
     access: Access
     chat_app: ChatApp | None
-    pinned: bool
+    pinned: bool | None
+    """None until asked for: a single session's pin is looked up (`is_pinned`) only by a
+    caller who reads it, which most reads of one session (its turns, a new message) do not."""
     viewer: Principal | None = None
     """Set when a listing found the session: reading its turns or context through this
     view is then a read of the session, audited once for anyone but the owner."""
@@ -123,10 +125,7 @@ class SessionService:
             await self._store.append_audit(
                 audit_event(principal, session, "session.read", self._clock.now(), access=access)
             )
-        pinned = await self._store.pinned_session_ids(
-            principal.entity_id, principal.user_id, [session.id]
-        )
-        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), bool(pinned))
+        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), None)
 
     async def find_quietly(self, principal: Principal, session: Session) -> SessionView | None:
         """The caller's view of a session found by a listing; reading its turns or context
@@ -134,11 +133,8 @@ class SessionService:
         access = await self._access(principal, session)
         if not can_read(access):
             return None
-        pinned = await self._store.pinned_session_ids(
-            principal.entity_id, principal.user_id, [session.id]
-        )
         chat_app = self._chat_apps.get(session.chat_app_id)
-        return SessionView(session, access, chat_app, bool(pinned), viewer=principal)
+        return SessionView(session, access, chat_app, None, viewer=principal)
 
     async def find(self, principal: Principal, session_id: str) -> SessionView | None:
         try:
@@ -180,6 +176,12 @@ class SessionService:
                 )
             )
         return SessionPage(views, has_next)
+
+    async def is_pinned(self, principal: Principal, session_id: str) -> bool:
+        pinned = await self._store.pinned_session_ids(
+            principal.entity_id, principal.user_id, [session_id]
+        )
+        return bool(pinned)
 
     async def pinned(self, principal: Principal, limit: int = 100) -> list[SessionView]:
         sessions = await self._store.list_pinned(principal.entity_id, principal.user_id, limit)
@@ -322,7 +324,7 @@ class SessionService:
         await self._broker.publish(TurnAdded(added))
         if self._titles is not None:
             self._titles.notify(stored, added)
-        return await self._view_after_write(principal, stored, access), added
+        return self._view_after(stored, access), added
 
     async def append_turn(self, principal: Principal, command: AppendTurn) -> Turn:
         session, access = await self._load(principal, command.session_id)
@@ -408,7 +410,7 @@ class SessionService:
         if renamed is None:
             raise session_not_found(session_id)
         await self._broker.publish(SessionUpdated(renamed))
-        return await self._view_after_write(principal, renamed, access)
+        return self._view_after(renamed, access)
 
     async def set_pinned(self, principal: Principal, session_id: str, pinned: bool) -> SessionView:
         session, access = await self._load(principal, session_id)
@@ -435,7 +437,7 @@ class SessionService:
             if updated is None:
                 raise session_not_found(session_id)
             await self._broker.publish(SessionUpdated(updated))
-        return await self._view_after_write(principal, updated, access)
+        return self._view_after(updated, access)
 
     async def delete(self, principal: Principal, session_id: str) -> None:
         session, _ = await self.load_managed(principal, session_id)
@@ -460,7 +462,7 @@ class SessionService:
         if not can_set_status(principal, session, access):
             raise Forbidden("Only the session's owner, an admin or the agent service may do that.")
         if session.status is status:
-            return await self._view_after_write(principal, session, access)
+            return self._view_after(session, access)
         now = self._clock.now()
         updated = await self._store.set_status(session.id, status, now)
         if updated is None:
@@ -468,7 +470,7 @@ class SessionService:
         action = "session.completed" if status is SessionStatus.COMPLETED else "session.reopened"
         await self._store.append_audit(audit_event(principal, updated, action, now))
         await self._broker.publish(SessionUpdated(updated))
-        return await self._view_after_write(principal, updated, access)
+        return self._view_after(updated, access)
 
     # Many sessions at once: each id its own result, one bad id never stops the others.
 
@@ -563,9 +565,7 @@ class SessionService:
             else:
                 outcome.results.append(ItemResult(session_id, ItemStatus.DONE))
                 if changed is not None:
-                    outcome.sessions.append(
-                        await self._view_after_write(principal, changed, access)
-                    )
+                    outcome.sessions.append(self._view_after(changed, access))
         return outcome
 
     def chat_apps(self) -> list[ChatApp]:
@@ -643,13 +643,8 @@ class SessionService:
             raise turn_not_found(turn_id) from exc
         return turn, session, access
 
-    async def _view_after_write(
-        self, principal: Principal, session: Session, access: Access
-    ) -> SessionView:
-        pinned = await self._store.pinned_session_ids(
-            principal.entity_id, principal.user_id, [session.id]
-        )
-        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), bool(pinned))
+    def _view_after(self, session: Session, access: Access) -> SessionView:
+        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), None)
 
     def _chat_app(self, chat_app_id: str) -> ChatApp:
         chat_app = self._chat_apps.get(chat_app_id)

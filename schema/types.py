@@ -4,6 +4,7 @@ request context."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -437,7 +438,6 @@ class Session:
     turn_count: int
     archived: bool
     archived_at: datetime | None
-    pinned: bool = strawberry.field(description="Pinned by the caller (pins are per user).")
     tags: list[str]
     participants: list[strawberry.ID]
     status: SessionStatus
@@ -452,10 +452,17 @@ class Session:
         s = view.session
         return cls(
             view=view,
-            pinned=view.pinned,
             agent_context=s.agent_context,
             **shared_session_fields(s),
         )
+
+    @strawberry.field(graphql_type=bool, description="Pinned by the caller (pins are per user).")
+    def pinned(self, info: Info) -> Awaitable[bool] | bool:
+        # A plain value when the listing that found the session knew it; graphql-core
+        # awaits the look-up otherwise.
+        if self.view.pinned is not None:
+            return self.view.pinned
+        return info.context.sessions.is_pinned(info.context.require_principal(), self.id)
 
     @strawberry.field
     def chat_app(self) -> ChatApp | None:

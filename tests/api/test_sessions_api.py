@@ -250,6 +250,18 @@ def test_rename_pin_and_delete(api) -> None:
         "pinSession"
     ]["pinned"]
     assert [s["id"] for s in alice.ok("{ pinnedSessions { id } }")["pinnedSessions"]] == [sid]
+    # A single session's pin is looked up when asked for, wherever the session comes from.
+    assert alice.ok("query($id: ID!) { session(id: $id) { pinned } }", {"id": sid})["session"] == {
+        "pinned": True
+    }
+    sent = alice.ok(
+        'mutation($id: ID!) { sendMessage(input: {sessionId: $id, content: "more"}) {'
+        " session { pinned } } }",
+        {"id": sid},
+    )
+    assert sent["sendMessage"]["session"] == {"pinned": True}
+    listed = alice.ok("{ sessions(first: 5) { edges { node { id pinned } } } }")["sessions"]
+    assert {"id": sid, "pinned": True} in [e["node"] for e in listed["edges"]]
     # Pins are per user: an admin of the entity sees the session unpinned.
     admin = api.as_("root", "acme", Role.ADMIN)
     assert admin.ok("query($id: ID!) { session(id: $id) { pinned } }", {"id": sid})["session"] == {
