@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Annotated
 
@@ -40,6 +41,11 @@ def serve(
     except SettingsError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    # What is alive now (modules, the schema, the app) lives as long as the process: out
+    # of the collector's sight, a full collection no longer walks it (35-50 ms a time,
+    # every few thousand requests, on the 2-core machine).
+    gc.collect()
+    gc.freeze()
     typer.echo(
         f"sessionhub on http://{settings.host}:{settings.port}/graphql "
         f"(store: {settings.database_url_for_logs})",
