@@ -9,7 +9,7 @@ byte: the session (id, title, turnCount) and its last 20 turns with their tool i
 It is built from the same parts as `sessionhub serve` (settings from the same SESSIONHUB_*
 variables, `create_app`'s store, services and lifespan) and does the same work for the
 answer: the JWT through `TokenVerifier`, `SessionService.find` (the store read, the access
-policy with the session's shares, the audit of a non-owner's read, the caller's pin) and
+policy with the session's shares, the audit of a non-owner's read) and
 `SessionService.turns(last=20)`, then one `orjson.dumps`. Only the GraphQL layer is left
 out: parsing, validation, the @auth extension, field resolution and the strawberry types.
 uvicorn runs it with the same options as `sessionhub serve`.
@@ -32,6 +32,7 @@ from sessionhub.domain.errors import DomainError, Unauthenticated
 from sessionhub.domain.models import Turn
 from sessionhub.domain.pagination import encode_turn_cursor
 from sessionhub.server.app import create_app
+from sessionhub.server.cli import freeze_long_lived_heap
 from sessionhub.server.settings import load_settings, token_config
 
 TURNS = 20
@@ -134,9 +135,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     settings = load_settings()
-    # The options `sessionhub serve` gives uvicorn.
+    app = build_app()
+    # What `sessionhub serve` does before starting uvicorn, with the options it gives it.
+    freeze_long_lived_heap()
     uvicorn.run(
-        build_app(),
+        app,
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
