@@ -132,7 +132,7 @@ QUESTION_STARTS = (
 
 BATCH_SESSIONS = 500  # sessions per generated batch (one task of a worker)
 COMMIT_TURNS = 200_000  # turns per transaction
-BYTES_PER_TURN_GUESS = 2_000  # for the disk check before generating; refined by --reuse runs
+BYTES_PER_TURN_GUESS = 2_600  # for the disk check before generating; refined by --reuse runs
 
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 
