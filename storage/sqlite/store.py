@@ -57,7 +57,7 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
-from . import codec, driver, search
+from . import codec, driver, search, tokenizer
 from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
 
 log = structlog.get_logger(__name__)
@@ -110,6 +110,7 @@ class SqliteStore:
         self._all_readers: list[aiosqlite.Connection] = []
         self._checkpoints: asyncio.Task[None] | None = None
         self._merges: asyncio.Task[None] | None = None
+        self._learning: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
         self._closing = asyncio.Event()
 
@@ -153,6 +154,7 @@ class SqliteStore:
                 self._readers.put_nowait(reader)
             self._closing = asyncio.Event()
             self._merges = asyncio.create_task(self._merge_forever())
+            self._learning = asyncio.create_task(self._learn_words())
             if self._path != MEMORY:
                 # SQLite checkpoints in the transaction that crosses 1,000 WAL pages, so
                 # every thousandth write paid for copying the WAL into the database: the
@@ -205,8 +207,17 @@ class SqliteStore:
                         log.warning("sqlite.merge_failed", table=table)
                         break
 
+    async def _learn_words(self) -> None:
+        try:
+            await self._read(_learn_words)
+        except StoreUnavailable:
+            log.warning("sqlite.learning_words_failed")
+
     async def close(self) -> None:
         self._closing.set()
+        if self._learning is not None:
+            await self._learning
+            self._learning = None
         if self._merges is not None:
             await self._merges
             self._merges = None
@@ -543,6 +554,27 @@ def _merge_slice(conn: driver.Connection, table: str) -> bool:
     before = conn.total_changes
     conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', ?)", (MERGE_PAGES,))
     return conn.total_changes - before >= 2
+
+
+# Turns whose words the search's tokenizer learns at start: runs of consecutive turns
+# spread over the whole history (a chat's vocabulary is mostly in a few thousand turns;
+# the newest alone may be one conversation), read in the background by one reader.
+LEARNED_RUNS, LEARNED_RUN_TURNS = 50, 100
+
+
+def _learn_words(conn: driver.Connection) -> None:
+    # Two look-ups at the ends of the table; min() and max() in one SELECT scan it.
+    (low,) = conn.execute("SELECT min(rowid) FROM turns").fetchone()
+    (high,) = conn.execute("SELECT max(rowid) FROM turns").fetchone()
+    if low is None:
+        return
+    step = max(1, (high - low) // LEARNED_RUNS)
+    for start in range(low, high + 1, step):
+        rows = conn.execute(
+            "SELECT content FROM turns WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+            (start, LEARNED_RUN_TURNS),
+        ).fetchall()
+        tokenizer.learn(content for (content,) in rows)
 
 
 def _checkpoint_passive(conn: driver.Connection) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from . import driver
 
@@ -51,19 +51,39 @@ def spans(text: str) -> tuple[list[str], list[tuple[int, int]]] | None:
     return _stems_of([w for w, _ in found]), [span for _, span in found]
 
 
+def learn(texts: Iterable[str]) -> int:
+    """Stem the words of `texts` ahead of need; how many words the cache holds after.
+    A process starts knowing no stems, and porter_stem costs about 5 µs a new word: the
+    first phrase searches of a server would otherwise learn a chat's vocabulary as they go
+    (the slowest of them 90 ms instead of 30 at 10M turns)."""
+    for text in texts:
+        if text.isascii():
+            _stems_of(text.lower().translate(_SEPARATORS).split())
+    return len(_STEMS)
+
+
 def _stems_of(words: list[str]) -> list[str]:
     stems = _STEMS
     try:
         return list(map(stems.__getitem__, words))
     except KeyError:
-        return [stems[w] if w in stems else _learn(w) for w in words]
+        _learn([w for w in dict.fromkeys(words) if w not in stems])
+        return [stems[w] if w in stems else porter_stem(w) for w in words]
 
 
-def _learn(word: str) -> str:
-    stem = porter_stem(word)
-    if len(_STEMS) < _STEMS_MAX:
-        _STEMS[word] = stem
-    return stem
+# From this many new words on, FTS5 stems them in one call (about 1.8 µs a word, after
+# 0.25 ms to set the call up) rather than porter_stem one by one (about 5 µs a word).
+_BATCH_MIN = 64
+
+
+def _learn(words: list[str]) -> None:
+    room = _STEMS_MAX - len(_STEMS)
+    words = words[: max(room, 0)]
+    if len(words) >= _BATCH_MIN:
+        # Each word is a run of letters and digits: one token each, in order.
+        _STEMS.update(zip(words, _fts5_tokens(" ".join(words)), strict=True))
+    else:
+        _STEMS.update((w, porter_stem(w)) for w in words)
 
 
 # Porter's stemmer as FTS5 applies it (ext/fts5/fts5_tokenize.c): the original algorithm

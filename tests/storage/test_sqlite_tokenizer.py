@@ -94,6 +94,23 @@ def test_text_tokens_match_fts5_ascii_and_not() -> None:
         assert tokenizer.tokens(text) == fts5.get(i, []), text
 
 
+def test_words_learned_in_bulk_or_one_by_one_stem_as_fts5_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """New words come in bulk (a server's first searches, `learn` at start: FTS5 stems
+    them in one call) or a few at a time (porter_stem): the cache holds FTS5's stems both
+    ways."""
+    monkeypatch.setattr(tokenizer, "_STEMS", {})
+    words = _words(random.Random(13), 5_000)
+    few_new = [*words[:30], "printers", "jammed"]
+    texts = [" ".join(words), ", ".join(reversed(words)), " ".join(few_new)]
+    fts5 = _fts5_tokens(_fts5(texts))
+    assert tokenizer.learn(texts[:1]) == len(words)
+    for i, text in enumerate(texts, 1):
+        assert tokenizer.tokens(text) == fts5[i]
+    assert tokenizer._STEMS["printers"] == "printer"
+
+
 PHRASE_QUERIES = [
     '"printer jammed"',
     '"e-mail" "node js"',
