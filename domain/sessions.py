@@ -125,7 +125,7 @@ class SessionService:
             await self._store.append_audit(
                 audit_event(principal, session, "session.read", self._clock.now(), access=access)
             )
-        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), None)
+        return self._view_of(session, access)
 
     async def find_quietly(self, principal: Principal, session: Session) -> SessionView | None:
         """The caller's view of a session found by a listing; reading its turns or context
@@ -324,7 +324,7 @@ class SessionService:
         await self._broker.publish(TurnAdded(added))
         if self._titles is not None:
             self._titles.notify(stored, added)
-        return self._view_after(stored, access), added
+        return self._view_of(stored, access), added
 
     async def append_turn(self, principal: Principal, command: AppendTurn) -> Turn:
         session, access = await self._load(principal, command.session_id)
@@ -410,7 +410,7 @@ class SessionService:
         if renamed is None:
             raise session_not_found(session_id)
         await self._broker.publish(SessionUpdated(renamed))
-        return self._view_after(renamed, access)
+        return self._view_of(renamed, access)
 
     async def set_pinned(self, principal: Principal, session_id: str, pinned: bool) -> SessionView:
         session, access = await self._load(principal, session_id)
@@ -437,7 +437,7 @@ class SessionService:
             if updated is None:
                 raise session_not_found(session_id)
             await self._broker.publish(SessionUpdated(updated))
-        return self._view_after(updated, access)
+        return self._view_of(updated, access)
 
     async def delete(self, principal: Principal, session_id: str) -> None:
         session, _ = await self.load_managed(principal, session_id)
@@ -462,7 +462,7 @@ class SessionService:
         if not can_set_status(principal, session, access):
             raise Forbidden("Only the session's owner, an admin or the agent service may do that.")
         if session.status is status:
-            return self._view_after(session, access)
+            return self._view_of(session, access)
         now = self._clock.now()
         updated = await self._store.set_status(session.id, status, now)
         if updated is None:
@@ -470,7 +470,7 @@ class SessionService:
         action = "session.completed" if status is SessionStatus.COMPLETED else "session.reopened"
         await self._store.append_audit(audit_event(principal, updated, action, now))
         await self._broker.publish(SessionUpdated(updated))
-        return self._view_after(updated, access)
+        return self._view_of(updated, access)
 
     # Many sessions at once: each id its own result, one bad id never stops the others.
 
@@ -565,7 +565,7 @@ class SessionService:
             else:
                 outcome.results.append(ItemResult(session_id, ItemStatus.DONE))
                 if changed is not None:
-                    outcome.sessions.append(self._view_after(changed, access))
+                    outcome.sessions.append(self._view_of(changed, access))
         return outcome
 
     def chat_apps(self) -> list[ChatApp]:
@@ -643,7 +643,7 @@ class SessionService:
             raise turn_not_found(turn_id) from exc
         return turn, session, access
 
-    def _view_after(self, session: Session, access: Access) -> SessionView:
+    def _view_of(self, session: Session, access: Access) -> SessionView:
         return SessionView(session, access, self._chat_apps.get(session.chat_app_id), None)
 
     def _chat_app(self, chat_app_id: str) -> ChatApp:
