@@ -848,10 +848,15 @@ def _newest_of_all(
             " LIMIT :limit",
             params,
         ).fetchall()
-    sessions = _sessions_by_id(conn, [session_id for session_id, _ in rows])
+    return _newest_hits(conn, rows)
+
+
+def _newest_hits(conn: driver.Connection, ranked: list[tuple[str, int]]) -> dict[str, SessionHit]:
+    """The hits of (session id, activity), in that order, their sessions read whole."""
+    sessions = _sessions_by_id(conn, [session_id for session_id, _ in ranked])
     return {
         session_id: SessionHit(sessions[session_id], 0.0, float(activity), None)
-        for session_id, activity in rows
+        for session_id, activity in ranked
         if session_id in sessions  # deleted in between
     }
 
@@ -912,24 +917,35 @@ def _newest_by_walking(
 ) -> tuple[dict[str, SessionHit], SearchCursor | None]:
     """Sessions that match, newest first, from the walk; and where the walk stopped when it
     gave up before the page was full (None when it is full or the scope exhausted)."""
+    matched, resume = _walk(conn, m, scope, search_filter, turns, after, limit)
+    return _newest_hits(conn, [(w.id, w.activity) for w in matched]), resume
+
+
+def _walk(
+    conn: driver.Connection,
+    m: Matcher,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    turns: tuple[int, int],
+    after: SearchCursor | None,
+    limit: int,
+) -> tuple[list[_Walked], SearchCursor | None]:
     matched: list[_Walked] = []
     position = None if after is None else (int(after.score), after.session_id)
     sizes = [_WALK_STEPS[min(step, len(_WALK_STEPS) - 1)] for step in range(_WALK_MAX_STEPS)]
     visited = 0
-    resume: SearchCursor | None = None
     for step, size in enumerate(sizes):
         if len(matched) >= limit:
-            break
+            return matched, None
         # At the density of matches seen so far, would the rest of the walk fill the page?
         # If not, hand over now rather than after checking thousands of sessions in vain.
         if visited and (limit - len(matched)) * visited / max(len(matched), 0.5) > sum(
             sizes[step:]
         ):
-            resume = _cursor_at(position)
             break
         walked = _readable_sessions(conn, scope, search_filter, position, size)
         if not walked:
-            break
+            return matched, None
         matches = _sessions_matching(conn, m, search_filter, turns, walked)
         for session in walked:
             if matches(session.id):
@@ -939,21 +955,10 @@ def _newest_by_walking(
         position = (walked[-1].activity, walked[-1].id)
         visited += len(walked)
         if len(walked) < size:
-            break
-    else:
-        if len(matched) < limit:
-            resume = _cursor_at(position)
-    sessions = _sessions_by_id(conn, [w.id for w in matched])
-    found = {
-        w.id: SessionHit(sessions[w.id], 0.0, float(w.activity), None)
-        for w in matched
-        if w.id in sessions  # deleted in between
-    }
-    return found, resume
-
-
-def _cursor_at(position: tuple[int, str] | None) -> SearchCursor | None:
-    return None if position is None else SearchCursor(float(position[0]), position[1])
+            return matched, None
+    if len(matched) >= limit or position is None:
+        return matched, None
+    return matched, SearchCursor(float(position[0]), position[1])
 
 
 def _readable_sessions(
