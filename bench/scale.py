@@ -86,6 +86,7 @@ import sessionhub.server as server_package
 from sessionhub.auth.tokens import HS256, TokenConfig, TokenIssuer
 from sessionhub.domain.query import SearchOrder
 from sessionhub.server.chat_apps import load_chat_apps
+from sessionhub.server.timing import app_milliseconds
 from sessionhub.storage.sqlite import codec
 from sessionhub.storage.sqlite.driver import sqlite as sqlite3
 from sessionhub.storage.sqlite.store import SqliteStore
@@ -332,6 +333,12 @@ class Tokens:
 
 
 async def post(client: httpx.AsyncClient, call: Call) -> dict[str, Any]:
+    data, _ = await post_timed(client, call)
+    return data
+
+
+async def post_timed(client: httpx.AsyncClient, call: Call) -> tuple[dict[str, Any], float]:
+    """The call's data and the server's own time for it (its Server-Timing header, ms)."""
     response = await client.post(
         "/graphql",
         json={"query": call.document, "variables": call.variables},
@@ -342,7 +349,10 @@ async def post(client: httpx.AsyncClient, call: Call) -> dict[str, Any]:
     body = response.json()
     if body.get("errors"):
         raise GraphQLFailure(json.dumps(body["errors"])[:300])
-    return body["data"]
+    server_ms = app_milliseconds(response.headers.get("server-timing"))
+    if server_ms is None:
+        raise GraphQLFailure("the response has no Server-Timing app duration")
+    return body["data"], server_ms
 
 
 def factories(work: Workload, tokens: Tokens, deep_cursors: list[tuple[str, str, str]], seed: int):
@@ -410,10 +420,11 @@ async def run_calls(
     concurrency: int,
     total: int | None = None,
     until: float | None = None,
-) -> tuple[list[tuple[str, float]], list[str], float]:
+) -> tuple[list[tuple[str, float, float]], list[str], float]:
     """`total` calls (or calls until the monotonic time `until`) from `concurrency`
-    workers: (scenario, ms) per successful call, the errors, and the seconds taken."""
-    samples: list[tuple[str, float]] = []
+    workers: (scenario, ms at the client, ms in the server's app) per successful call, the
+    errors, and the seconds taken."""
+    samples: list[tuple[str, float, float]] = []
     errors: list[str] = []
     counter = itertools.count()
     limit = total if total is not None else sys.maxsize
@@ -426,11 +437,11 @@ async def run_calls(
             call = make(i)
             start = time.perf_counter_ns()
             try:
-                await post(client, call)
+                _, server_ms = await post_timed(client, call)
             except (GraphQLFailure, httpx.HTTPError) as exc:
                 errors.append(f"{call.scenario}: {type(exc).__name__}: {exc}")
                 continue
-            samples.append((call.scenario, (time.perf_counter_ns() - start) / 1e6))
+            samples.append((call.scenario, (time.perf_counter_ns() - start) / 1e6, server_ms))
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -519,6 +530,9 @@ def settle(pid: int, quiet_share: float = 0.05, quiet_for: float = 3.0) -> float
 @dataclass
 class ScaleResult(Result):
     target_p99_ms: float | None = None
+    # In the server's app (its Server-Timing): without the client and the socket.
+    server_p50_ms: float = float("nan")
+    server_p99_ms: float = float("nan")
     server_cpu_ms_per_request: float = 0.0
     description: str = ""
 
@@ -533,11 +547,13 @@ def summarize(
     scenario: str,
     concurrency: int,
     latencies: list[float],
+    server_latencies: list[float],
     errors: list[str],
     seconds: float,
     server_cpu_s: float,
 ) -> ScaleResult:
     latencies = sorted(latencies)
+    server_latencies = sorted(server_latencies)
     done = len(latencies)
     return ScaleResult(
         scenario=scenario,
@@ -551,6 +567,8 @@ def summarize(
         errors=len(errors),
         error_samples=errors[:MAX_ERRORS_SHOWN],
         target_p99_ms=TARGETS_P99_MS.get(scenario),
+        server_p50_ms=round(percentile(server_latencies, 50), 3),
+        server_p99_ms=round(percentile(server_latencies, 99), 3),
         server_cpu_ms_per_request=round(server_cpu_s * 1000 / max(1, done + len(errors)), 3),
         description=DESCRIPTIONS[scenario],
     )
@@ -565,7 +583,15 @@ async def measure_scenario(
         cpu0 = cpu_seconds(pid)
         samples, errors, seconds = await run_calls(client, make, level, total=args.requests)
         cpu = cpu_seconds(pid) - cpu0
-    return summarize(scenario, level, [ms for _, ms in samples], errors, seconds, cpu)
+    return summarize(
+        scenario,
+        level,
+        [ms for _, ms, _ in samples],
+        [server_ms for _, _, server_ms in samples],
+        errors,
+        seconds,
+        cpu,
+    )
 
 
 async def deep_cursors(
@@ -658,8 +684,10 @@ async def soak(
     start, end = rss[0], rss[-1]
     later = [(t, a) for t, _, a, _ in samples if t >= samples[-1][0] / 2]
     by_scenario: dict[str, list[float]] = collections.defaultdict(list)
-    for name, ms in calls:
+    in_server: dict[str, list[float]] = collections.defaultdict(list)
+    for name, ms, server_ms in calls:
         by_scenario[name].append(ms)
+        in_server[name].append(server_ms)
     errors_by = collections.Counter(e.split(":", 1)[0] for e in errors)
     results = [
         asdict(
@@ -667,6 +695,7 @@ async def soak(
                 name,
                 level,
                 by_scenario[name],
+                in_server[name],
                 [e for e in errors if e.startswith(name + ":")],
                 seconds,
                 cpu * len(by_scenario[name]) / max(1, len(calls)),
@@ -1078,19 +1107,20 @@ def print_explain(report: dict[str, Any]) -> None:
 
 def print_table(results: list[ScaleResult]) -> None:
     header = (
-        "scenario", "c", "requests", "p50 ms", "p99 ms", "max ms", "req/s", "errors",
-        "srv cpu ms/req", "target p99", "",
+        "scenario", "c", "requests", "p50 ms", "p99 ms", "max ms", "srv p50", "srv p99",
+        "req/s", "errors", "srv cpu ms/req", "target p99", "",
     )  # fmt: skip
     rows = [
         (
             f"{r.scenario}: {r.description}", str(r.concurrency), str(r.requests),
-            f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.max_ms:.1f}", f"{r.requests_per_second:.1f}",
+            f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.max_ms:.1f}", f"{r.server_p50_ms:.2f}",
+            f"{r.server_p99_ms:.2f}", f"{r.requests_per_second:.1f}",
             str(r.errors), f"{r.server_cpu_ms_per_request:.2f}",
             "-" if r.target_p99_ms is None else f"< {r.target_p99_ms:g} ms", r.verdict,
         )
         for r in results
     ]  # fmt: skip
-    print_rows(header, rows, results, left=(0, 10))
+    print_rows(header, rows, results, left=(0, 12))
 
 
 def signed_bytes(n: float) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -68,6 +69,7 @@ from .graphql_http import GraphQLHTTP
 from .logging import configure_logging
 from .metrics import metrics_endpoint
 from .settings import Settings, load_settings, token_config
+from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
 
 log = structlog.get_logger("sessionhub.server")
@@ -356,7 +358,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ]
     if settings.graphiql:
         routes.append(Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ServerTiming)])
     app.state.components = components
     app.state.schema = schema
     return app
