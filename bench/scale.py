@@ -20,7 +20,8 @@
    - send:   `sendMessage` into an existing session of its owner;
    - search: `searchSessions` for a user with few sessions (words they wrote);
    - shared: `session(id) { turns(last: 50) }` by a collaborator holding a live share.
-3. Prints a table (p50 / p99 latency, requests/s, errors, server CPU per request, target)
+3. Prints a table (p50 / p99 latency at the client and in the server's app, from its
+   Server-Timing header; requests/s, errors, server CPU per request, target)
    and writes it as JSON, with the machine and the dataset, to bench/results/scale-<size>.json.
    --soak SECONDS then runs a mixed load and samples the server's RSS. --profile records the
    server with py-spy during the scenarios that miss their target; --explain (also on when a
