@@ -120,6 +120,19 @@ async def test_newest_first_walk_gives_the_exact_pages(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sessions = await corpus(store)
+    # Some of the oldest conversations resumed last: the newest sessions of a walk step
+    # then began at both ends of the index, and a step reads the rows since the recent
+    # beginnings while naming the tokens of the resumed sessions.
+    for i, session in enumerate(sessions[:20:3]):
+        await store.append_turn(
+            make_turn(
+                session.id,
+                author=session.owner_id,
+                content="tea kettle again" if i % 2 else "back to tea",
+                at=T0 + timedelta(days=30, minutes=i),
+            ),
+            100,
+        )
     scopes = [
         SearchScope("acme", "alice", shared_with_alice(sessions)),
         SearchScope("acme", None),
@@ -142,8 +155,9 @@ async def test_newest_first_walk_gives_the_exact_pages(
         monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1)
         monkeypatch.setattr(sqlite_search, "_WALK_STEPS", (2, 3, 5))
         # A whole walk, a walk that hands over to the exact path; each step reading the
-        # rows since its sessions' first turns, or naming their tokens.
-        for steps, since_rows in itertools.product((1000, 2), (2_000, 0)):
+        # rows since its sessions' first turns, naming the tokens of those begun before
+        # what fits, or naming all their tokens.
+        for steps, since_rows in itertools.product((1000, 2), (2_000, 6, 0)):
             monkeypatch.setattr(sqlite_search, "_WALK_MAX_STEPS", steps)
             monkeypatch.setattr(sqlite_search, "_SINCE_ROWS_MAX", since_rows)
             walked = await pages(store, text, scope, search_filter, SearchOrder.NEWEST)
