@@ -1061,7 +1061,7 @@ def _sessions_matching(
     roles_only = SearchFilter(roles=search_filter.roles)
     walked = orjson.dumps([session.id for session in sessions]).decode()
     # A session's first turn has the lowest rowid of its turns; newest beginnings first,
-    # and sessions without one (their first turn erased) last.
+    # and sessions without one (no turn yet: only their title can match) last.
     begun = sorted(
         conn.execute(
             "SELECT s.id, s.entity_id, s.rowid,"

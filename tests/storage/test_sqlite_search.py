@@ -133,8 +133,26 @@ async def test_newest_first_walk_gives_the_exact_pages(
             ),
             100,
         )
+    # Sessions begun in the reverse order of their creation, so that session rowids and
+    # first turns disagree, each matching "session" by its title only; and a session of
+    # another entity shared with alice, the newest of all.
+    reversed_sessions = [
+        make_session(owner="alice", title=f"Session notes {n}", at=T0 + timedelta(days=31))
+        for n in range(6)
+    ]
+    for session in reversed_sessions:
+        await store.create_session(session, None, 100)
+    for n, session in enumerate(reversed(reversed_sessions)):
+        at = T0 + timedelta(days=31, minutes=n)
+        await store.append_turn(make_turn(session.id, content="plain tea", at=at), 100)
+    elsewhere = make_session(entity="globex", owner="erin", at=T0 + timedelta(days=32))
+    await store.create_session(elsewhere, None, 100)
+    await store.append_turn(
+        make_turn(elsewhere.id, author="erin", content="tea kettle", at=elsewhere.created_at),
+        100,
+    )
     scopes = [
-        SearchScope("acme", "alice", shared_with_alice(sessions)),
+        SearchScope("acme", "alice", (*shared_with_alice(sessions), elsewhere.id)),
         SearchScope("acme", None),
         SearchScope("acme", "carol"),
     ]
