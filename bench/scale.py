@@ -355,24 +355,24 @@ async def post(client: aiohttp.ClientSession, call: Call) -> dict[str, Any]:
     return data
 
 
+def request_of(call: Call) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of the call's POST to /graphql."""
+    body = orjson.dumps({"query": call.document, "variables": call.variables})
+    return body, {"Authorization": f"Bearer {call.token}", "Content-Type": "application/json"}
+
+
 async def post_timed(client: aiohttp.ClientSession, call: Call) -> tuple[dict[str, Any], float]:
     """The call's data and the server's own time for it (its Server-Timing header, ms)."""
-    async with client.post(
-        "/graphql",
-        data=orjson.dumps({"query": call.document, "variables": call.variables}),
-        headers={"Authorization": f"Bearer {call.token}", "Content-Type": "application/json"},
-    ) as response:
-        body = await response.read()
-        return checked(response.status, body, response.headers.get("server-timing"))
+    body, headers = request_of(call)
+    async with client.post("/graphql", data=body, headers=headers) as response:
+        answer = await response.read()
+        return checked(response.status, answer, response.headers.get("server-timing"))
 
 
 async def post_in_process(client: httpx.AsyncClient, call: Call) -> dict[str, Any]:
     """`post` through httpx's ASGI transport, into an app in this process."""
-    response = await client.post(
-        "/graphql",
-        json={"query": call.document, "variables": call.variables},
-        headers={"Authorization": f"Bearer {call.token}"},
-    )
+    body, headers = request_of(call)
+    response = await client.post("/graphql", content=body, headers=headers)
     data, _ = checked(response.status_code, response.content, response.headers.get("server-timing"))
     return data
 
@@ -489,7 +489,7 @@ def client_for(base_url: str, concurrency: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         base_url,
         timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-        connector=aiohttp.TCPConnector(limit=concurrency, force_close=False),
+        connector=aiohttp.TCPConnector(limit=concurrency),
     )
 
 

@@ -1040,8 +1040,9 @@ def _spanning_rowids(conn: driver.Connection, scope: SearchScope, at_us: int) ->
 # A walk step reads the index rows written since its sessions' first turns when there are
 # at most this many (and names the tokens of the sessions begun before such a stretch).
 _SINCE_ROWS_MAX = 2_000
-# The stretch's first session is found to within 1/this of the walked sessions.
-_SINCE_BISECTIONS = 16
+# The split between the stretch and the named sessions is found to within 1/this of the
+# walked sessions (a count per halving: 4 or 5 of them rather than 10 at 1,024 sessions).
+_SINCE_SPLIT_RESOLUTION = 16
 
 
 def _sessions_matching(
@@ -1092,7 +1093,7 @@ def _sessions_matching(
     # The most sessions whose stretch fits (the count grows with the stretch).
     low, high = 0, len(begun)
     if not fits(high):
-        while high - low > 1 and high - low > len(begun) // _SINCE_BISECTIONS:
+        while high - low > 1 and high - low > len(begun) // _SINCE_SPLIT_RESOLUTION:
             middle = (low + high) // 2
             if fits(middle):
                 low = middle
