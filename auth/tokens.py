@@ -7,6 +7,7 @@ when the deployment sets them.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -31,15 +32,19 @@ class TokenConfig:
     leeway_seconds: int = 30
 
 
-# Verified tokens remembered, most recently used kept: a client sends the same token with
-# every request, and checking its signature again cost a sixth of a cheap read.
+# Verified tokens remembered (by a digest), most recently used kept: a client sends the
+# same token with every request, and checking its signature again cost a sixth of a cheap
+# read.
 VERIFIED_TOKENS_KEPT = 10_000
+# Far above any token an identity provider issues (an RS256 token with a few dozen claims
+# is 1-2 KB); checked before anything decodes or hashes it.
+MAX_TOKEN_CHARACTERS = 8 * 1024
 
 
 class TokenVerifier:
     def __init__(self, config: TokenConfig) -> None:
         self._config = config
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
 
     def principal_from_header(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -50,13 +55,18 @@ class TokenVerifier:
         return self.principal_from_token(token.strip())
 
     def principal_from_token(self, token: str) -> Principal:
-        remembered = self._verified.get(token)
+        if len(token) > MAX_TOKEN_CHARACTERS:
+            raise InvalidToken(
+                f"The token has {len(token):,} characters; the limit is {MAX_TOKEN_CHARACTERS:,}."
+            )
+        key = hashlib.blake2b(token.encode(errors="surrogatepass"), digest_size=16).digest()
+        remembered = self._verified.get(key)
         if remembered is not None:
             principal, valid_until = remembered
             if now() <= valid_until:
-                self._verified.move_to_end(token)
+                self._verified.move_to_end(key)
                 return principal
-            del self._verified[token]
+            del self._verified[key]
         config = self._config
         try:
             claims = jwt.decode(
@@ -75,7 +85,7 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"The token is not valid: {exc}.") from exc
         principal = _principal(claims)
-        self._verified[token] = (principal, float(claims["exp"]) + config.leeway_seconds)
+        self._verified[key] = (principal, float(claims["exp"]) + config.leeway_seconds)
         if len(self._verified) > VERIFIED_TOKENS_KEPT:
             self._verified.popitem(last=False)
         return principal

@@ -28,9 +28,9 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 import jwt
 import orjson
@@ -43,16 +43,11 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     VariableNode,
-    parse,
-    specified_rules,
-    validate,
 )
 from graphql.execution import Executor, create_source_event_stream, execute_subscription_event
 from graphql.language import Visitor, visit
 from graphql.utilities import get_operation_ast
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from strawberry.extensions.max_aliases import create_validator as aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from ..domain.clock import new_id
@@ -68,7 +63,28 @@ SUBPROTOCOLS = (TRANSPORT_WS, LEGACY_WS)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 MAX_OPERATIONS = 100
-DOCUMENT_CACHE = 256
+
+
+class PreparedDocument(Protocol):
+    """A document as the server's one preparation step leaves it (server.documents)."""
+
+    document: DocumentNode | None
+    errors: list[GraphQLError]
+
+    def cost_errors(
+        self, operation: OperationDefinitionNode, variables: dict[str, Any] | None
+    ) -> list[GraphQLError]: ...
+
+
+class ExecutionOutcome(Protocol):
+    data: dict[str, Any] | None
+    errors: list[GraphQLError] | None
+
+
+Execute = Callable[
+    [str, dict[str, Any] | None, Any, str | None, set[StrawberryOperationType]],
+    Awaitable[ExecutionOutcome],
+]
 
 
 class _Closed(Exception):
@@ -91,24 +107,21 @@ class GraphQLWebSocket:
         authenticate: Callable[[str | None], Principal],
         make_context: Callable[[Principal, str], Any],
         code_error: Callable[[GraphQLError, str], GraphQLError],
+        prepare: Callable[[str], PreparedDocument],
+        execute: Execute,
         *,
         init_timeout: float = 10.0,
         keepalive: float = 15.0,
-        max_depth: int = 15,
-        max_tokens: int = 10_000,
-        max_aliases: int = 50,
     ) -> None:
-        self.schema = schema
         self.graphql_schema = schema._schema
         self.hub = hub
         self.authenticate = authenticate
         self.make_context = make_context
         self.code_error = code_error
+        self.prepare = prepare
+        self.execute = execute
         self.init_timeout = init_timeout
         self.keepalive = keepalive
-        self._max_tokens = max_tokens
-        self._rules = [*specified_rules, depth_rule(max_depth, None), aliases_rule(max_aliases)]
-        self._documents: OrderedDict[str, DocumentNode | list[GraphQLError]] = OrderedDict()
         self.connections = 0
         self.operations = 0
         self.tasks = 0
@@ -136,28 +149,6 @@ class GraphQLWebSocket:
             "ws_tasks": self.tasks,
             "ws_queued_messages": self.queued,
         }
-
-    # Documents
-
-    def document(self, query: str) -> DocumentNode:
-        """Parsed and validated (cached by text); raises _RequestErrors."""
-        cached = self._documents.get(query)
-        if cached is None:
-            try:
-                document = parse(query, max_tokens=self._max_tokens)
-            except GraphQLError as exc:
-                cached = [exc]
-            else:
-                errors = validate(self.graphql_schema, document, self._rules)
-                cached = errors if errors else document
-            self._documents[query] = cached
-            if len(self._documents) > DOCUMENT_CACHE:
-                self._documents.popitem(last=False)
-        else:
-            self._documents.move_to_end(query)
-        if isinstance(cached, list):
-            raise _RequestErrors(cached)
-        return cached
 
 
 class _RequestErrors(Exception):
@@ -511,7 +502,10 @@ class _Operation:
                 raise _RequestErrors([GraphQLError("'variables' must be a JSON object.")])
             if operation_name is not None and not isinstance(operation_name, str):
                 raise _RequestErrors([GraphQLError("'operationName' must be a string.")])
-            document = endpoint.document(query)
+            prepared = endpoint.prepare(query)
+            if prepared.document is None or prepared.errors:
+                raise _RequestErrors(prepared.errors)
+            document = prepared.document
             operation = get_operation_ast(document, operation_name)
             if operation is None:
                 message = (
@@ -520,6 +514,9 @@ class _Operation:
                     else "The document holds several operations; name one in 'operationName'."
                 )
                 raise _RequestErrors([GraphQLError(message)])
+            too_costly = prepared.cost_errors(operation, variables)
+            if too_costly:
+                raise _RequestErrors(too_costly)
             assert self.connection.principal is not None
             context = endpoint.make_context(self.connection.principal, request_id)
             if operation.operation is OperationType.SUBSCRIPTION:
@@ -548,24 +545,22 @@ class _Operation:
         operation_name: str | None,
         context: Any,
     ) -> None:
-        result = await self.connection.endpoint.schema.execute(
+        result = await self.connection.endpoint.execute(
             query,
-            variable_values=variables,
-            context_value=context,
-            operation_name=operation_name,
-            allowed_operation_types={
-                StrawberryOperationType.QUERY,
-                StrawberryOperationType.MUTATION,
-            },
+            variables,
+            context,
+            operation_name,
+            {StrawberryOperationType.QUERY, StrawberryOperationType.MUTATION},
         )
         if self.finished:
             return
-        if result.data is None and all(e.path is None for e in result.errors or ()):
-            self.fail([e.formatted for e in result.errors or ()])
+        errors = [self._coded(e, context.request_id) for e in result.errors or ()]
+        if result.data is None and all(e.get("path") is None for e in errors):
+            self.fail(errors)
             return
         body: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            body["errors"] = [e.formatted for e in result.errors]
+        if errors:
+            body["errors"] = errors
         self.next(body)
         self.complete()
 

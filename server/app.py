@@ -10,20 +10,13 @@ from importlib import resources
 from pathlib import Path
 
 import structlog
+from graphql import specified_rules
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 
 from .. import __version__
 from ..auth.tokens import TokenVerifier
@@ -64,25 +57,19 @@ from ..schema.build import build_schema
 from ..storage.protocol import Store
 from ..storage.sqlite.store import SqliteStore
 from .chat_apps import load_chat_apps
-from .error_codes import ErrorCodes, RequireOperationName, coded
+from .documents import DocumentLimits, Documents
+from .error_codes import ErrorCodes, coded
+from .execution import LeanPipeline
 from .graphql_http import GraphQLHTTP
 from .logging import configure_logging
 from .metrics import metrics_endpoint
+from .query_limits import QueryLimits
 from .settings import Settings, load_settings, token_config
 from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
 
 log = structlog.get_logger("sessionhub.server")
 
-# Generous for real clients (GraphiQL's introspection query is 13 deep), tight enough
-# that one request cannot make the server walk an unbounded document.
-MAX_QUERY_DEPTH = 15
-MAX_QUERY_TOKENS = 10_000
-MAX_QUERY_ALIASES = 50
-LIMIT_RULES = [
-    *MaxAliasesLimiter(max_alias_count=MAX_QUERY_ALIASES).validation_rules,
-    *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
-]
 GRAPHIQL_DIR = Path(str(resources.files("sessionhub.server") / "static" / "graphiql"))
 
 
@@ -209,6 +196,20 @@ def build_title_generator(settings: Settings, offload: Offload) -> TitleGenerato
     )
 
 
+def document_limits(settings: Settings) -> DocumentLimits:
+    return DocumentLimits(
+        max_characters=settings.max_document_chars,
+        max_tokens=settings.max_query_tokens,
+        query=QueryLimits(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_query_aliases,
+            max_selections=settings.max_query_selections,
+            max_cost=settings.max_query_cost,
+        ),
+        cache_bytes=settings.document_cache_bytes,
+    )
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -270,36 +271,34 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             TemplateMutations,
         ],
         subscriptions=[SessionSubscriptions],
-        extensions=[
-            ErrorCodes,
-            # Factories: a fresh extension per request; the caches live at module level.
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
-            lambda: MaxTokensLimiter(max_token_count=MAX_QUERY_TOKENS),
-            # The limiters' rules are made once (LIMIT_RULES): a rule class made per request
-            # would give every request a new validation cache key, and the cache no hit.
-            lambda: AddValidationRules(LIMIT_RULES),
-            # After ValidationCache, whose hook sets the validation errors it would replace.
-            RequireOperationName,
-        ],
+        # The server runs operations through `pipeline` below, not Schema.execute; the
+        # codes are for anyone who calls the schema directly.
+        extensions=[ErrorCodes],
     )
+    documents = Documents(schema._schema, document_limits(settings), specified_rules)
+    pipeline = LeanPipeline(schema, documents)
     graphiql_page = (
         (lambda: FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html"))
         if settings.graphiql
         else None
     )
-    endpoint = GraphQLHTTP(schema, verifier, components.context, graphiql_page)
+    endpoint = GraphQLHTTP(
+        pipeline,
+        verifier,
+        components.context,
+        graphiql_page,
+        max_body_bytes=settings.max_body_bytes,
+    )
     websocket = GraphQLWebSocket(
         schema,
         hub,
         verifier.principal_from_header,
         components.context,
         coded,
+        documents.prepare,
+        pipeline.execute,
         init_timeout=settings.ws_init_timeout_seconds,
         keepalive=settings.ws_keepalive_seconds,
-        max_depth=MAX_QUERY_DEPTH,
-        max_tokens=MAX_QUERY_TOKENS,
-        max_aliases=MAX_QUERY_ALIASES,
     )
 
     @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import structlog
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from ..domain.errors import DomainError
@@ -56,30 +56,6 @@ def _with(error: GraphQLError, message: str, code: str) -> GraphQLError:
         original_error=None,
         extensions={**(error.extensions or {}), "code": code},
     )
-
-
-class RequireOperationName(SchemaExtension):
-    """A document with several operations must say which to run; Strawberry would
-    silently run the first, which may be a mutation the client did not mean."""
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        # Strawberry keeps the name the request gave only in this attribute; the public
-        # `operation_name` falls back to the first operation's name.
-        provided = getattr(context, "_provided_operation_name", None)
-        if document is not None and provided is None:
-            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            if len(operations) > 1:
-                # A new list: the one already there may be the validation cache's own.
-                context.pre_execution_errors = [
-                    *(context.pre_execution_errors or ()),
-                    GraphQLError(
-                        "The document holds several operations; name one in 'operationName'.",
-                        extensions={"code": BAD_USER_INPUT},
-                    ),
-                ]
-        yield
 
 
 class ErrorCodes(SchemaExtension):

@@ -15,8 +15,6 @@ import structlog
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry import Schema
-from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -32,7 +30,6 @@ log = structlog.get_logger("sessionhub.http")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class RequestProblem(Exception):
@@ -44,18 +41,18 @@ class RequestProblem(Exception):
 class GraphQLHTTP:
     def __init__(
         self,
-        schema: Schema,
+        pipeline: LeanPipeline,
         verifier: TokenVerifier,
         make_context: Callable[[Principal, str], Context],
         graphiql_page: Callable[[], Response] | None,
+        *,
+        max_body_bytes: int,
     ) -> None:
-        self._schema = schema
+        self._pipeline = pipeline
         self._verifier = verifier
         self._make_context = make_context
         self._graphiql_page = graphiql_page
-        # The same steps as Schema.execute with this schema's extensions, without their
-        # per-request machinery; None (Schema.execute) when the schema has others.
-        self._pipeline = LeanPipeline.for_schema(schema)
+        self._max_body_bytes = max_body_bytes
 
     async def handle(self, request: Request) -> Response:
         request_id = request.headers.get("x-request-id") or new_id()
@@ -68,8 +65,10 @@ class GraphQLHTTP:
         ):
             return self._graphiql_page()
         try:
-            query, variables, operation_name = await _read_operation(request)
+            # Who asks, before anything of the body is read: a request nobody may make
+            # costs no more than its headers.
             principal = self._verifier.principal_from_header(request.headers.get("authorization"))
+            query, variables, operation_name = await _read_operation(request, self._max_body_bytes)
         except RequestProblem as problem:
             return _error_response(
                 problem.status, problem.message, problem.code, media_type, request_id
@@ -86,21 +85,8 @@ class GraphQLHTTP:
             else {OperationType.QUERY, OperationType.MUTATION}
         )
         try:
-            if self._pipeline is not None:
-                result = await self._pipeline.execute(
-                    query, variables, context, operation_name, allowed
-                )
-            else:
-                result = await self._schema.execute(
-                    query,
-                    variable_values=variables,
-                    context_value=context,
-                    operation_name=operation_name,
-                    allowed_operation_types=allowed,
-                )
-        except MissingQueryError:
-            return _error_response(
-                400, "The request has no query.", BAD_USER_INPUT, media_type, request_id
+            result = await self._pipeline.execute(
+                query, variables, context, operation_name, allowed
             )
         except CannotGetOperationTypeError:
             message = (
@@ -155,7 +141,9 @@ def _response_media_type(request: Request) -> str:
     return JSON
 
 
-async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+async def _read_operation(
+    request: Request, max_body_bytes: int
+) -> tuple[str, dict[str, Any] | None, str | None]:
     if request.method == "GET":
         params = request.query_params
         raw_variables = params.get("variables")
@@ -172,9 +160,7 @@ async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None,
         raise RequestProblem(
             415, "Send the operation as JSON with 'Content-Type: application/json'."
         )
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise RequestProblem(413, f"The request body exceeds {MAX_BODY_BYTES // 1024 // 1024} MiB.")
+    body = await _read_body(request, max_body_bytes)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -184,6 +170,28 @@ async def _read_operation(request: Request) -> tuple[str, dict[str, Any] | None,
     return _operation(
         document.get("query"), document.get("variables"), document.get("operationName")
     )
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused as too large by its declared length before a byte of it is read,
+    and while it streams in when it has none (or lies)."""
+    too_large = RequestProblem(
+        413, f"The request body exceeds {max_bytes:,} bytes.", "LIMIT_EXCEEDED"
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise RequestProblem(400, "The Content-Length header is not a number of bytes.")
+        if int(declared) > max_bytes:
+            raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _operation(

@@ -86,6 +86,45 @@ class Settings(BaseSettings):
         "`sessionhub retention run` does it on demand). Expired sessions are invisible anyway.",
     )
     max_content_chars: int = Field(100_000, ge=1, le=10_000_000)
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest HTTP request body and WebSocket message; refused by its declared "
+        "length before it is read, and while it streams in.",
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request line and headers of an HTTP request (`serve` runs uvicorn "
+        "with h11 and this as its limit; larger requests are refused before the app sees them).",
+    )
+    max_document_chars: int = Field(
+        64 * 1024, ge=1024, le=10 * 1024 * 1024, description="Largest GraphQL document."
+    )
+    max_query_tokens: int = Field(10_000, ge=100, le=1_000_000)
+    max_query_depth: int = Field(15, ge=2, le=100, description="Nesting of fields.")
+    max_query_aliases: int = Field(50, ge=0, le=10_000)
+    max_query_selections: int = Field(
+        2_000,
+        ge=100,
+        le=1_000_000,
+        description="Fields of an operation once its fragments are spread.",
+    )
+    max_query_cost: int = Field(
+        20_000,
+        ge=100,
+        le=100_000_000,
+        description="Objects an operation may return, estimated from its page sizes "
+        "(first/last) and list fields.",
+    )
+    document_cache_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=0,
+        le=16 * 1024**3,
+        description="Memory for prepared GraphQL documents (parsed and validated), estimated.",
+    )
     max_title_chars: int = Field(200, ge=10, le=10_000)
     title_first_turns: int = Field(
         6, ge=2, le=100, description="Opening turns the first automatic title is made from."

@@ -122,13 +122,15 @@ class Hub:
         return response.content
 
 
+# Alice has two sessions of at most three turns: pages of 20 and 50 show any a bad input
+# might have added, within the server's query cost limit.
 SNAPSHOT = """
 {
-  sessions(filter: {archived: null}, first: 100) {
+  sessions(filter: {archived: null}, first: 20) {
     edges { cursor node {
       id chatAppId title titleSource turnCount archived pinned tags
       createdAt updatedAt lastActivityAt usage { inputTokens outputTokens cost }
-      turns(first: 100) {
+      turns(first: 50) {
         totalCount
         nodes {
           id seq role authorId content createdAt
@@ -708,7 +710,8 @@ CASES = [
     Bad(
         "body over 4 MiB",
         lambda h: h.post({"query": "{ me { userId } }", "padding": "p" * (4 * 1024 * 1024)}),
-        says=r"exceeds 4 MiB",
+        says=r"exceeds 4,194,304 bytes",
+        code="LIMIT_EXCEEDED",
         status=413,
     ),
     Bad(
@@ -743,7 +746,28 @@ CASES = [
     gql(
         "more aliases than allowed",
         "{ " + " ".join(f"a{i}: me {{ userId }}" for i in range(60)) + " }",
-        says=r"60 aliases found. Allowed: 50",
+        says=r"uses 60 aliases \(fragments spread\); the limit is 50",
+        code="LIMIT_EXCEEDED",
+    ),
+    gql(
+        "fragments that double at every level",
+        "query { ...F24 }\nfragment F0 on Query { me { userId } }\n"
+        + "\n".join(f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 25)),
+        says=r"selects 33,554,432 fields once its fragments are spread; the limit is 2,000",
+        code="LIMIT_EXCEEDED",
+    ),
+    gql(
+        "pages within pages beyond the cost limit",
+        "{ sessions(first: 100) { edges { node { turns(last: 100) { nodes { id "
+        "toolInvocations { name } } } } } } }",
+        says=r"may return about 60,\d{3} items .* the limit is 20,000",
+        code="LIMIT_EXCEEDED",
+    ),
+    gql(
+        "a document longer than allowed",
+        "{ me { userId } }" + " " * (64 * 1024),
+        says=r"The document has 65,5\d\d characters; the limit is 65,536",
+        code="LIMIT_EXCEEDED",
     ),
     gql(
         "query that is not valid GraphQL",
@@ -759,8 +783,9 @@ CASES = [
     ),
     gql(
         "query of more than 10,000 tokens",
-        "{ me { " + "userId " * 10_001 + "} }",
-        says=r"more than 10000 tokens",
+        "{ me { " + "x " * 10_001 + "} }",
+        says=r"more than 10,000 tokens; send a smaller one",
+        code="LIMIT_EXCEEDED",
     ),
 ]
 

@@ -1,0 +1,145 @@
+"""GraphQL documents as the server accepts them, over every transport: bounded in size,
+parsed, measured against the query limits, validated once, and cached.
+
+What a request costs before its first resolver runs must not grow faster than the text it
+sent, and what the server keeps of it must be bounded: so a document is refused by its
+length before parsing, by its token count while parsing, by its shape (query_limits:
+linear, before any rule) before graphql-core's rules, and the cache that keeps prepared
+documents is keyed by a digest of the text (not the text) and bounded by an estimate of
+the bytes each entry holds. A parsed document keeps its source text, its tokens and its
+nodes: about 130 bytes per character of a dense document (tests/server/test_documents.py
+checks that the estimate is an upper bound).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
+from graphql.language.parser import parse
+from graphql.validation import ASTValidationRule
+from strawberry.schema.schema import validate_document
+
+from .query_limits import LIMIT_EXCEEDED, Measured, QueryLimits, measure
+
+# Bytes a cached document may hold per character of its text (see the module docstring).
+BYTES_PER_CHARACTER = 160
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLimits:
+    max_characters: int = 64 * 1024
+    max_tokens: int = 10_000
+    query: QueryLimits = field(default_factory=QueryLimits)
+    cache_bytes: int = 32 * 1024 * 1024
+
+
+class Prepared:
+    """A document ready to execute, or the errors that refuse it."""
+
+    __slots__ = ("document", "errors", "measured", "operations", "size")
+
+    def __init__(
+        self,
+        document: DocumentNode | None,
+        errors: list[GraphQLError],
+        measured: Measured | None = None,
+        size: int = 0,
+    ) -> None:
+        self.document = document
+        self.errors = errors
+        self.measured = measured
+        self.size = size
+        self.operations = (
+            [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if document is not None
+            else []
+        )
+
+    def cost_errors(
+        self, operation: OperationDefinitionNode, variables: dict[str, Any] | None
+    ) -> list[GraphQLError]:
+        """Refusal of an operation whose page sizes, given by variables, cost too much."""
+        if self.measured is None or not self.measured.cost_uses_variables:
+            return []
+        return self.measured.cost_errors(operation, variables)
+
+
+class Documents:
+    """Prepares documents for one schema under one set of limits, and caches them."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        limits: DocumentLimits,
+        rules: Sequence[type[ASTValidationRule]],
+    ) -> None:
+        self._schema = schema
+        self._limits = limits
+        self._rules = tuple(rules)
+        self._cache: OrderedDict[bytes, Prepared] = OrderedDict()
+        self._cached_bytes = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        """The estimated size of what the cache holds."""
+        return self._cached_bytes
+
+    @property
+    def limits(self) -> DocumentLimits:
+        return self._limits
+
+    def prepare(self, text: str) -> Prepared:
+        if len(text) > self._limits.max_characters:
+            # Refused before hashing or parsing: its length is all it costs.
+            return Prepared(
+                None,
+                [
+                    GraphQLError(
+                        f"The document has {len(text):,} characters; the limit is "
+                        f"{self._limits.max_characters:,}.",
+                        extensions={"code": LIMIT_EXCEEDED},
+                    )
+                ],
+            )
+        key = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).digest()
+        prepared = self._cache.get(key)
+        if prepared is not None:
+            self._cache.move_to_end(key)
+            return prepared
+        prepared = self._prepare(text)
+        self._keep(key, prepared)
+        return prepared
+
+    def _prepare(self, text: str) -> Prepared:
+        size = len(text) * BYTES_PER_CHARACTER
+        try:
+            document = parse(text, max_tokens=self._limits.max_tokens)
+        except GraphQLError as error:
+            # graphql-core says so only in the message (a test holds it to that).
+            if f"more than {self._limits.max_tokens} tokens" in error.message:
+                error = GraphQLError(
+                    f"The document has more than {self._limits.max_tokens:,} tokens; "
+                    "send a smaller one.",
+                    extensions={"code": LIMIT_EXCEEDED},
+                )
+            return Prepared(None, [error], size=size)
+        measured = measure(self._schema, document, self._limits.query)
+        if measured.errors:
+            return Prepared(document, measured.errors, measured, size)
+        errors = validate_document(self._schema, document, self._rules)
+        return Prepared(document, errors, measured, size)
+
+    def _keep(self, key: bytes, prepared: Prepared) -> None:
+        budget = self._limits.cache_bytes
+        if prepared.size > budget // 8:
+            return  # one document may not take the room of many
+        self._cache[key] = prepared
+        self._cached_bytes += prepared.size
+        while self._cached_bytes > budget:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_bytes -= evicted.size

@@ -1,0 +1,394 @@
+"""How big a GraphQL operation may be: its shape measured in one pass, linear in the size
+of the document, before any validation rule runs.
+
+Fragments are what make a small document expensive: `fragment F1 on Query { ...F0 ...F0 }`
+doubles what F0 selects, and forty such lines describe 2^40 fields. Rules that walk every
+spread again (Strawberry's depth and alias limiters did) take exponential time on such a
+chain; graphql-core's own rules, while linear in it, are quadratic in fields that share a
+response name (OverlappingFieldsCanBeMerged compares every pair of them). So the shape is
+computed here once per fragment and reused at every spread, and an operation that is too
+large is refused before graphql-core validates it:
+
+- depth: nesting of fields with selections, through fragments (introspection fields are
+  left to graphql-core's MaxIntrospectionDepthRule, as Strawberry's limiter did);
+- aliases, and selections: fields once every fragment is spread (what the rules walk);
+- same-name fields: in one selection set, fragments spread, fields that share a response
+  name (what OverlappingFieldsCanBeMerged compares pairwise);
+- fragments: definitions in the document;
+- cost: an estimate of the objects the response may hold (what execution's work grows
+  with; scalar fields are bounded by the selections). A field with a selection costs 1,
+  and its selection's cost once per item: a paged field (`first`/`last`) gives the page
+  size to the lists inside it (edges, nodes), other lists of objects count LIST_ESTIMATE
+  items. A page
+  size given by a variable is read from the request's variables, so such an operation's
+  cost is computed again for each request (`Measured.cost_for`).
+
+Fragment cycles are refused here too (graphql-core's rule for them recurses once per
+fragment on a chain): fragments are measured in the order their spreads allow, without
+recursion across fragments.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    is_composite_type,
+)
+from graphql.type import GraphQLInterfaceType, GraphQLObjectType
+
+from ..domain.pagination import MAX_PAGE_SIZE
+
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+LIST_ESTIMATE = 5
+# A paged field whose size is not given (its argument has no default) serves this many.
+DEFAULT_PAGE = 50
+_PAGE_ARGUMENTS = ("first", "last")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    max_depth: int = 15
+    max_aliases: int = 50
+    max_selections: int = 2_000
+    max_same_name: int = 32
+    max_fragments: int = 100
+    max_cost: int = 20_000
+
+
+@dataclass(slots=True)
+class _Shape:
+    """What one selection set holds, its fragments spread. Its cost is `fixed` plus
+    `per_item` for every item of the lists it holds directly (edges, nodes), whose number
+    the field above it decides (its page size), so a fragment's shape serves every spread."""
+
+    depth: int = 0
+    aliases: int = 0
+    selections: int = 0
+    fixed: int = 0
+    per_item: int = 0
+    # Response names of this level, fragments spread: how many fields share each.
+    names: Counter[str] | None = None
+
+    def add(self, other: _Shape) -> None:
+        self.depth = max(self.depth, other.depth)
+        self.aliases += other.aliases
+        self.selections += other.selections
+        self.fixed += other.fixed
+        self.per_item += other.per_item
+        if other.names:
+            if self.names is None:
+                self.names = Counter()
+            self.names.update(other.names)
+
+    def cost(self, items: int | None) -> int:
+        return self.fixed + self.per_item * (LIST_ESTIMATE if items is None else items)
+
+
+class Measured:
+    """The shape of every operation of a document, and whether it fits the limits."""
+
+    __slots__ = ("_cost_uses_variables", "_costs", "_document", "_limits", "_schema", "errors")
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        limits: QueryLimits,
+        errors: list[GraphQLError],
+        costs: dict[str | None, int],
+        cost_uses_variables: bool,
+    ) -> None:
+        self._schema = schema
+        self._document = document
+        self._limits = limits
+        self.errors = errors
+        self._costs = costs
+        self._cost_uses_variables = cost_uses_variables
+
+    @property
+    def cost_uses_variables(self) -> bool:
+        return self._cost_uses_variables
+
+    def cost_errors(
+        self, operation: OperationDefinitionNode, variables: dict[str, Any] | None
+    ) -> list[GraphQLError]:
+        """The error of running `operation` with these variables, if it costs too much."""
+        if self._cost_uses_variables:
+            walk = _Walk(self._schema, self._document, self._limits, variables or {})
+            cost = walk.operation(operation).cost(None)
+        else:
+            cost = self._costs.get(operation.name.value if operation.name else None, 0)
+        return _cost_errors(cost, self._limits, operation)
+
+
+def measure(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -> Measured:
+    """The document's operations measured against the limits; `errors` empty when they fit.
+    The cost of an operation whose page sizes come from variables is left to
+    `Measured.cost_errors`, which has the request's variables."""
+    fragments = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(fragments) > limits.max_fragments:
+        error = _limit_error(
+            f"The document defines {len(fragments):,} fragments; the limit is "
+            f"{limits.max_fragments:,}.",
+            fragments[limits.max_fragments],
+        )
+        return Measured(schema, document, limits, [error], {}, False)
+    walk = _Walk(schema, document, limits, None)
+    if walk.cycle is not None:
+        return Measured(schema, document, limits, [walk.cycle], {}, False)
+    errors: list[GraphQLError] = []
+    costs: dict[str | None, int] = {}
+    for operation in operations:
+        shape = walk.operation(operation)
+        errors += _shape_errors(shape, walk.widest, limits, operation)
+        cost = shape.cost(None)
+        costs[operation.name.value if operation.name else None] = cost
+        if not walk.cost_uses_variables:
+            errors += _cost_errors(cost, limits, operation)
+    return Measured(schema, document, limits, errors, costs, walk.cost_uses_variables)
+
+
+class _Walk:
+    """One pass over a document. Fragments are measured first, each once, in an order
+    where the fragments it spreads come before it (Kahn's algorithm): no recursion crosses
+    from one fragment into another, however long their chain, and a spread is a look-up."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        limits: QueryLimits,
+        variables: dict[str, Any] | None,
+    ) -> None:
+        self._schema = schema
+        self._limits = limits
+        self._variables = variables
+        self._defaults: dict[str, Any] = {}
+        self._fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._shapes: dict[str, _Shape] = {}
+        self.cost_uses_variables = False
+        # The most fields sharing one response name in a selection set: of the fragments,
+        # then of the operation last measured.
+        self.widest: tuple[int, str] = (0, "")
+        self.cycle: GraphQLError | None = None
+        for name in self._fragment_order():
+            fragment = self._fragments[name]
+            parent = self._schema.get_type(fragment.type_condition.name.value)
+            self._shapes[name] = self._selection_set(fragment.selection_set, parent, 0)
+        self._fragments_widest = self.widest
+
+    def operation(self, operation: OperationDefinitionNode) -> _Shape:
+        self.widest = self._fragments_widest
+        self._defaults = {
+            v.variable.name.value: v.default_value.value
+            for v in operation.variable_definitions or ()
+            if isinstance(v.default_value, IntValueNode)
+        }
+        root = self._schema.get_root_type(operation.operation)
+        return self._selection_set(operation.selection_set, root, 0)
+
+    def _fragment_order(self) -> list[str]:
+        spreads = {name: _spread_names(f.selection_set) for name, f in self._fragments.items()}
+        waiting = {name: {s for s in names if s in spreads} for name, names in spreads.items()}
+        spread_by: dict[str, list[str]] = {name: [] for name in spreads}
+        for name, names in waiting.items():
+            for spread in names:
+                spread_by[spread].append(name)
+        ready = [name for name, names in waiting.items() if not names]
+        order: list[str] = []
+        while ready:
+            name = ready.pop()
+            order.append(name)
+            for user in spread_by[name]:
+                waiting[user].discard(name)
+                if not waiting[user]:
+                    ready.append(user)
+        if len(order) < len(spreads):
+            stuck = next(name for name in spreads if waiting[name])
+            self.cycle = GraphQLError(
+                f"The fragment '{stuck}' spreads itself, directly or through other fragments.",
+                self._fragments[stuck],
+                extensions={"code": "BAD_USER_INPUT"},
+            )
+        return order
+
+    def _selection_set(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, depth: int
+    ) -> _Shape:
+        shape = _Shape(names=Counter())
+        assert shape.names is not None
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                shape.add(self._field(selection, parent, depth))
+                shape.names[(selection.alias or selection.name).value] += 1
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = self._schema.get_type(condition.name.value) if condition else parent
+                shape.add(self._selection_set(selection.selection_set, inner, depth))
+            elif isinstance(selection, FragmentSpreadNode):
+                spread = self._shapes.get(selection.name.value)
+                if spread is not None:  # an unknown fragment: graphql-core reports it
+                    shape.add(spread)
+        if shape.names:
+            name, count = shape.names.most_common(1)[0]
+            if count > self.widest[0]:
+                self.widest = (count, name)
+        return shape
+
+    def _field(self, field: FieldNode, parent: GraphQLNamedType | None, depth: int) -> _Shape:
+        aliases = 1 if field.alias is not None else 0
+        if field.selection_set is None:
+            return _Shape(aliases=aliases, selections=1)
+        name = field.name.value
+        if name.startswith("__"):
+            # Introspection: bounded by the schema's size and graphql-core's
+            # MaxIntrospectionDepthRule; neither depth nor cost, as Strawberry's limiter.
+            named = self._schema.get_type("__Schema" if name == "__schema" else "__Type")
+            child = self._selection_set(field.selection_set, named, depth + 1)
+            child_cost = child.fixed + child.per_item
+            return _Shape(0, aliases + child.aliases, 1 + child.selections, 1 + child_cost)
+        if depth >= self._limits.max_depth:
+            # Deeper than allowed: measured no further (the operation is refused anyway).
+            return _Shape(depth=self._limits.max_depth - depth + 1, aliases=aliases, selections=1)
+        definition = (
+            parent.fields.get(name)
+            if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
+            else None
+        )
+        field_type = definition.type if definition is not None else None
+        named = get_named_type(field_type) if field_type is not None else None
+        child = self._selection_set(field.selection_set, named, depth + 1)
+        cost = 1 + child.cost(self._page_size(field, definition) if definition else None)
+        shape = _Shape(
+            depth=child.depth + 1, aliases=aliases + child.aliases, selections=1 + child.selections
+        )
+        if _is_list(field_type) and is_composite_type(named):
+            shape.per_item = cost
+        else:
+            shape.fixed = cost
+        return shape
+
+    def _page_size(self, field: FieldNode, definition: Any) -> int | None:
+        """The page a paged field serves (its `first` or `last`), None for other fields."""
+        if not any(name in definition.args for name in _PAGE_ARGUMENTS):
+            return None
+        given = {a.name.value: a.value for a in field.arguments or ()}
+        for name in _PAGE_ARGUMENTS:
+            value = given.get(name)
+            if isinstance(value, IntValueNode):
+                return _clamp(int(value.value))
+            if isinstance(value, VariableNode):
+                self.cost_uses_variables = True
+                variable = value.name.value
+                if self._variables is None:
+                    return MAX_PAGE_SIZE  # measured again with the request's variables
+                if isinstance(self._variables.get(variable), int):
+                    return _clamp(self._variables[variable])
+                if variable in self._defaults:
+                    return _clamp(int(self._defaults[variable]))
+        for name in _PAGE_ARGUMENTS:
+            argument = definition.args.get(name)
+            if argument is not None and isinstance(argument.default_value, int):
+                return _clamp(argument.default_value)
+        return DEFAULT_PAGE
+
+
+def _spread_names(selection_set: SelectionSetNode) -> set[str]:
+    names: set[str] = set()
+    pending = [selection_set]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FragmentSpreadNode):
+                names.add(selection.name.value)
+            elif selection.selection_set is not None:
+                pending.append(selection.selection_set)
+    return names
+
+
+def _is_list(field_type: Any) -> bool:
+    while isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    return isinstance(field_type, GraphQLList)
+
+
+def _clamp(size: int) -> int:
+    return max(1, min(size, MAX_PAGE_SIZE))
+
+
+def _label(operation: OperationDefinitionNode) -> str:
+    return f"The operation '{operation.name.value}'" if operation.name else "The operation"
+
+
+def _shape_errors(
+    shape: _Shape, widest: tuple[int, str], limits: QueryLimits, operation: OperationDefinitionNode
+) -> list[GraphQLError]:
+    label = _label(operation)
+    errors = []
+    if shape.depth > limits.max_depth:
+        errors.append(
+            _limit_error(f"{label} nests fields deeper than {limits.max_depth} levels.", operation)
+        )
+    if shape.aliases > limits.max_aliases:
+        errors.append(
+            _limit_error(
+                f"{label} uses {shape.aliases:,} aliases (fragments spread); the limit is "
+                f"{limits.max_aliases}.",
+                operation,
+            )
+        )
+    if shape.selections > limits.max_selections:
+        errors.append(
+            _limit_error(
+                f"{label} selects {shape.selections:,} fields once its fragments are spread; "
+                f"the limit is {limits.max_selections:,}.",
+                operation,
+            )
+        )
+    if widest[0] > limits.max_same_name:
+        errors.append(
+            _limit_error(
+                f"{label} selects '{widest[1]}' {widest[0]:,} times in one selection set "
+                f"(fragments spread); the limit is {limits.max_same_name}.",
+                operation,
+            )
+        )
+    return errors
+
+
+def _cost_errors(
+    cost: int, limits: QueryLimits, operation: OperationDefinitionNode
+) -> list[GraphQLError]:
+    if cost <= limits.max_cost:
+        return []
+    return [
+        _limit_error(
+            f"{_label(operation)} may return about {cost:,} items and fields; the limit is "
+            f"{limits.max_cost:,}. Ask for smaller pages (first/last) or fewer fields.",
+            operation,
+        )
+    ]
+
+
+def _limit_error(message: str, node: Any) -> GraphQLError:
+    return GraphQLError(message, node, extensions={"code": LIMIT_EXCEEDED})
