@@ -58,25 +58,31 @@ class _GiveUp(Exception):
     """The plan met something it does not handle; graphql-core takes the object."""
 
 
-# Plans shared by the requests that send the same document (the parser cache hands them
-# the same nodes): (id of the parent type, then response key and ids of the field nodes
-# of each field) -> (what those ids are of, kept alive so that no id is reused; plan).
-_SHARED_PLANS: dict[tuple[Any, ...], tuple[Any, Plan | None]] = {}
-_MAX_SHARED_PLANS = 2048
-# id(operation node) -> (the node, whether a selection of its document has a directive).
-_DIRECTIVES: dict[int, tuple[Any, bool]] = {}
+_UNPLANNED = object()
 
 
 class FastExecutor(StrawberryGraphQLCoreExecutionContext):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """`document_plans`, when given, is a dict that lives as long as the parsed document
+    (the server's document cache keeps one per document): plans go there to serve every
+    request of the document. Keyed by ids of the document's nodes, it must never outlive
+    the document, and it never keeps anything alive that the document does not."""
+
+    def __init__(
+        self, *args: Any, document_plans: dict[Any, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
         self._fast = manager is None or not manager.middlewares
         # id(grouped field set) -> (the set, kept alive so that its id is not reused; plan)
         self._plans: dict[int, tuple[Any, Plan | None]] = {}
+        self._shared = document_plans
         # Which fields a selection holds depends on the variables only through directives
         # (@skip, @include): without any, plans can serve every request of the document.
-        self._share = self._fast and not _has_directives(self.operation, self.fragment_definitions)
+        self._share = (
+            self._fast
+            and document_plans is not None
+            and not _has_directives(document_plans, self.operation, self.fragment_definitions)
+        )
 
     def execute_fields(
         self,
@@ -106,36 +112,34 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
             return cached[1]
         shared_key = self._shared_key(parent_type, grouped_field_set) if self._share else None
         if shared_key is not None:
-            shared = _SHARED_PLANS.get(shared_key[0])
-            if shared is not None:
-                self._plans[key] = (grouped_field_set, shared[1])
-                return shared[1]
+            assert self._shared is not None
+            shared = self._shared.get(shared_key, _UNPLANNED)
+            if shared is not _UNPLANNED:
+                self._plans[key] = (grouped_field_set, shared)
+                return shared
         # A placeholder first: a selection that (through fragments) refers to itself
         # cannot recurse for ever.
         self._plans[key] = (grouped_field_set, None)
         plan = self._build_plan(parent_type, grouped_field_set)
         self._plans[key] = (grouped_field_set, plan)
         if shared_key is not None:
-            if len(_SHARED_PLANS) >= _MAX_SHARED_PLANS:
-                _SHARED_PLANS.clear()
-            _SHARED_PLANS[shared_key[0]] = (shared_key[1], plan)
+            assert self._shared is not None
+            self._shared[shared_key] = plan
         return plan
 
     @staticmethod
-    def _shared_key(
-        parent_type: GraphQLObjectType, grouped_field_set: Any
-    ) -> tuple[tuple[Any, ...], list[Any]] | None:
-        key: list[Any] = [id(parent_type)]
-        alive: list[Any] = [parent_type]
+    def _shared_key(parent_type: GraphQLObjectType, grouped_field_set: Any) -> tuple | None:
+        """(the parent type's name, then the response key and the ids of the field nodes of
+        each field): the nodes are the document's, alive as long as the plans are."""
+        key: list[Any] = [parent_type.name]
         for response_name, field_details_list in grouped_field_set.items():
             key.append(response_name)
             for details in field_details_list:
                 if details.fragment_variable_values is not None:
                     return None
                 key.append(id(details.node))
-                alive.append(details.node)
             key.append(None)
-        return tuple(key), alive
+        return tuple(key)
 
     def _build_plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
         entries: list[tuple[str, str | None, Any]] = []
@@ -305,18 +309,16 @@ def _enum_names(return_type: CustomGraphQLEnumType) -> dict[Any, str]:
     return names
 
 
-def _has_directives(operation: Any, fragments: dict[str, Any]) -> bool:
+def _has_directives(document_plans: dict[Any, Any], operation: Any, fragments: dict) -> bool:
     """Whether a selection of the operation or of a fragment of its document carries a
-    directive (remembered per operation node)."""
-    cached = _DIRECTIVES.get(id(operation))
-    if cached is not None and cached[0] is operation:
-        return cached[1]
-    found = _selections_have_directives(operation.selection_set) or any(
-        _selections_have_directives(f.selection_set) for f in fragments.values()
-    )
-    if len(_DIRECTIVES) >= _MAX_SHARED_PLANS:
-        _DIRECTIVES.clear()
-    _DIRECTIVES[id(operation)] = (operation, found)
+    directive (remembered with the document's plans, per operation node)."""
+    key = ("directives", id(operation))
+    found = document_plans.get(key)
+    if found is None:
+        found = _selections_have_directives(operation.selection_set) or any(
+            _selections_have_directives(f.selection_set) for f in fragments.values()
+        )
+        document_plans[key] = found
     return found
 
 

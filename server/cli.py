@@ -62,6 +62,11 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=True,
         lifespan="on",
+        # h11 refuses a request line and headers beyond its limit before the app sees
+        # them; httptools has no such limit (a 10 MB header reached the app whole).
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        ws_max_size=settings.max_body_bytes,
     )
 
 

@@ -26,8 +26,10 @@ from strawberry.schema.schema import validate_document
 
 from .query_limits import LIMIT_EXCEEDED, Measured, QueryLimits, measure
 
-# Bytes a cached document may hold per character of its text (see the module docstring).
+# Bytes a cached document may hold per character of its text, and whatever its length (see
+# the module docstring).
 BYTES_PER_CHARACTER = 160
+BYTES_PER_DOCUMENT = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,11 @@ class DocumentLimits:
 
 
 class Prepared:
-    """A document ready to execute, or the errors that refuse it."""
+    """A document ready to execute, or the errors that refuse it. `plans` is the executor's
+    store for what it learns of the document (schema.fast_execution): it lives and dies
+    with the document."""
 
-    __slots__ = ("document", "errors", "measured", "operations", "size")
+    __slots__ = ("document", "errors", "measured", "operations", "plans", "size")
 
     def __init__(
         self,
@@ -54,6 +58,7 @@ class Prepared:
         self.errors = errors
         self.measured = measured
         self.size = size
+        self.plans: dict[Any, Any] = {}
         self.operations = (
             [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
             if document is not None
@@ -116,7 +121,7 @@ class Documents:
         return prepared
 
     def _prepare(self, text: str) -> Prepared:
-        size = len(text) * BYTES_PER_CHARACTER
+        size = BYTES_PER_DOCUMENT + len(text) * BYTES_PER_CHARACTER
         try:
             document = parse(text, max_tokens=self._limits.max_tokens)
         except GraphQLError as error:

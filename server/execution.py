@@ -103,6 +103,7 @@ class LeanPipeline:
                 operation_name,
                 executor_class=self._executor_class,
                 is_awaitable=optimized_is_awaitable,
+                document_plans=prepared.plans,
             )
             if optimized_is_awaitable(result):
                 result = await result

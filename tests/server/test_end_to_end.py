@@ -9,14 +9,8 @@ environment, which proves that what the CLI signs the server accepts.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -24,148 +18,22 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-STARTUP_TIMEOUT_S = 20.0
-EXIT_TIMEOUT_S = 20.0
-CLI_TIMEOUT_S = 30.0
-
-GRAPHQL_RESPONSE = "application/graphql-response+json"
-
-
-# server/cli.py ends with `if __name__ == "__main__": main()`, so `-m` runs the CLI with this
-# very interpreter (the console script would be Path(sys.executable).parent / "sessionhub").
-CLI = [sys.executable, "-m", "sessionhub.server.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _environment(folder: Path, **overrides: str) -> dict[str, str]:
-    """The parent's environment without any SESSIONHUB_* of its own, plus a private
-    database file, secret and dev-secret file under `folder`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
-    env.update(
-        SESSIONHUB_DATABASE_URL=f"sqlite:///{folder / 'sessionhub.db'}",
-        SESSIONHUB_JWT_SECRET=secrets.token_urlsafe(48),
-        SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-jwt-secret"),
-        SESSIONHUB_LOG_LEVEL="warning",
-    )
-    env.update(overrides)
-    return env
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    env: dict[str, str]
-    folder: Path
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def token(self, user: str = "alice", entity: str = "acme", *extra: str) -> str:
-        return issue_token(self.env, self.folder, "--user", user, "--entity", entity, *extra)
-
-
-def start_server(folder: Path, env: dict[str, str], name: str = "server") -> Server:
-    port = _free_port()
-    log_path = folder / f"{name}-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", env, folder, log_path)
-    try:
-        _wait_healthy(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def _wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(
-                f"sessionhub serve exited with {server.process.returncode}:\n{server.log()}"
-            )
-        try:
-            response = httpx.get(f"{server.base_url}/healthz", timeout=2.0)
-            if response.status_code == 200:
-                return
-        except httpx.TransportError as exc:
-            last = exc
-        time.sleep(0.05)
-    pytest.fail(f"/healthz did not answer within {STARTUP_TIMEOUT_S}s ({last!r}):\n{server.log()}")
-
-
-def issue_token(env: dict[str, str], folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        [*CLI, "token", *args],
-        env=env,
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-    )
-    assert done.returncode == 0, done.stderr
-    token = done.stdout.strip()
-    assert token.count(".") == 2, f"not a JWT: {token!r}"
-    return token
-
-
-class Client:
-    """A synchronous GraphQL caller for one token."""
-
-    def __init__(self, server: Server, token: str) -> None:
-        self.server = server
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def post(
-        self, query: str, variables: dict[str, Any] | None = None, accept: str | None = None
-    ) -> httpx.Response:
-        headers = dict(self.headers)
-        if accept is not None:
-            headers["Accept"] = accept
-        return httpx.post(
-            f"{self.server.base_url}/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers=headers,
-            timeout=30.0,
-        )
-
-    def ok(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.post(query, variables)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
+from tests.support.servers import (
+    CLI,
+    CLI_TIMEOUT_S,
+    EXIT_TIMEOUT_S,
+    GRAPHQL_RESPONSE,
+    Client,
+    Server,
+    environment,
+    start_server,
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("e2e-server")
-    running = start_server(folder, _environment(folder))
+    running = start_server(folder, environment(folder))
     try:
         yield running
     finally:
@@ -373,7 +241,7 @@ async def test_concurrent_appends_get_gapless_sequence_numbers(server: Server) -
 
 
 def test_sessions_survive_a_restart_on_the_same_database(tmp_path: Path) -> None:
-    env = _environment(tmp_path)
+    env = environment(tmp_path)
     first = start_server(tmp_path, env, "first")
     try:
         token = first.token("dave", "acme")
@@ -510,7 +378,7 @@ def test_graphiql_is_served_with_local_assets_only(server: Server) -> None:
     ],
 )
 def test_bad_setting_stops_the_server(tmp_path: Path, variable: str, value: str) -> None:
-    env = _environment(tmp_path, **{variable: value})
+    env = environment(tmp_path, **{variable: value})
     process = subprocess.Popen(
         [*CLI, "serve"],
         env=env,
@@ -536,7 +404,7 @@ def test_bad_setting_stops_the_server(tmp_path: Path, variable: str, value: str)
 def test_token_with_unknown_role_fails_naming_it(tmp_path: Path) -> None:
     done = subprocess.run(
         [*CLI, "token", "--user", "alice", "--entity", "acme", "--roles", "wizard"],
-        env=_environment(tmp_path),
+        env=environment(tmp_path),
         cwd=tmp_path,
         capture_output=True,
         text=True,
