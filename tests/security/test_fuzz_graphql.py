@@ -104,9 +104,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     ("kind", "mode"),
     [("query", Mode.POSITIVE), ("mutation", Mode.POSITIVE), ("query", Mode.NEGATIVE)],
 )
-def test_generated_operations_never_fail_the_server(
-    fuzzed: Fuzzed, kind: str, mode: Mode
-) -> None:
+def test_generated_operations_never_fail_the_server(fuzzed: Fuzzed, kind: str, mode: Mode) -> None:
     strategy = from_schema(
         fuzzed.schema,
         custom_scalars=CUSTOM_SCALARS,
