@@ -90,10 +90,11 @@ def _serve_the_parent() -> None:
     os.nice(WORKER_NICENESS)
     if hasattr(os, "SCHED_IDLE"):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    threading.Thread(target=_exit_with_the_parent, name="exit-with-parent", daemon=True).start()
+    threading.Thread(target=exit_with_the_parent, name="exit-with-parent", daemon=True).start()
 
 
-def _exit_with_the_parent() -> None:
+def exit_with_the_parent() -> None:
+    """Run in a thread of a worker process: ends the worker as soon as its parent ends."""
     # A server killed outright (SIGKILL, out of memory) never stops its worker, which
     # would otherwise wait for work forever.
     parent = multiprocessing.parent_process()

@@ -9,6 +9,7 @@ from strawberry.types import Info
 
 from ..auth.permissions import auth_mutation
 from ..domain.documents import ExportFormat as DomainExportFormat
+from ..domain.errors import LimitExceeded
 from ..schema.enums import ExportFormat
 from ..schema.types import Export, ItemResult
 from .context import Context
@@ -20,6 +21,13 @@ _TEXT_FORMATS = {DomainExportFormat.MARKDOWN, DomainExportFormat.JSON}
 async def _export_sessions(
     info: Info[Context, None], ids: list[strawberry.ID], format: ExportFormat
 ) -> Export:
+    # Aliases would otherwise make one request render the same documents many times.
+    info.context.exports_asked += 1
+    if info.context.exports_asked > 1:
+        raise LimitExceeded(
+            "One exportSessions per request: this request asks for more. Give all the "
+            "sessions to one exportSessions, or send one request per format."
+        )
     made = await info.context.exports.export(info.context.require_principal(), list(ids), format)
     content = made.document.content
     return Export(
@@ -41,5 +49,6 @@ class ExportMutations:
         _export_sessions,
         requires=PEOPLE,
         description="Up to 1,000 sessions the caller may read, as one document; each id gets "
-        "its own result and every export is audited.",
+        "its own result and every export is audited. One per request; an export past the "
+        "server's budgets (turns, characters, bytes, time) answers LIMIT_EXCEEDED.",
     )
