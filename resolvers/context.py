@@ -31,8 +31,6 @@ class Context:
     realtime: Hub | None = None
     retention: RetentionService | None = None
     erasure: ErasureService | None = None
-    exports_asked: int = 0
-    """exportSessions fields this request has reached (one may run; resolvers/export.py)."""
 
     def require_principal(self) -> Principal:
         # @auth has already refused anonymous calls; this only narrows the type.
