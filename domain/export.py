@@ -107,16 +107,13 @@ def _json_size(value: object) -> int:
 
 
 def _turn_chars(turn: Turn) -> int:
-    payloads = [
-        turn.parts,
-        turn.trace,
-        turn.insights,
-        turn.metadata,
-        [(call.input, call.output, call.error) for call in turn.tool_invocations],
-        [f.comment for f in turn.feedback],
-        turn.verification.notes if turn.verification else None,
-    ]
-    return len(turn.content) + _json_size(payloads)
+    payloads = [turn.parts, turn.trace, turn.insights, turn.metadata]
+    payloads += [(call.input, call.output, call.error) for call in turn.tool_invocations]
+    payloads += [f.comment for f in turn.feedback]
+    if turn.verification is not None:
+        payloads.append(turn.verification.notes)
+    present = [p for p in payloads if p is not None]
+    return len(turn.content) + (_json_size(present) if present else 0)
 
 
 class ExportService:
