@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
+import structlog
 
 from ..storage.protocol import Store
 from .audit import audit_event
@@ -28,6 +29,8 @@ from .sessions import SessionService
 # an oversized session after a page rather than after the whole session.
 TURN_PAGE = 200
 LIGHTER_FORMATS = "MARKDOWN or JSON"
+
+log = structlog.get_logger("sessionhub.export")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,16 @@ class ExportService:
                 render_within, fmt, exported, now, self._limits.max_bytes
             )
         except WorkStopped as exc:
+            log.warning(
+                "export.stopped",
+                entity=principal.entity_id,
+                user=principal.user_id,
+                format=fmt.value,
+                sessions=len(exported),
+                turns=weight.turns,
+                chars=weight.chars,
+                reason=exc.message,
+            )
             raise LimitExceeded(
                 f"The export was stopped: {exc.message} It holds {weight.turns:,} turns and "
                 f"{weight.chars:,} characters; export fewer sessions at a time, or choose "

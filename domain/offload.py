@@ -32,10 +32,12 @@ WORKER_NICENESS = 10
 
 class Offload(Protocol):
     async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        """`fn(*args)`, computed away from the event loop."""
+        """`fn(*args)`, computed away from the event loop; WorkStopped (domain/errors.py)
+        from an offload that stops work past a budget."""
 
     async def aclose(self) -> None:
-        """Release what runs the work; waits for the call in progress, drops queued ones."""
+        """Release what runs the work: calls in progress are waited for (or, by an offload
+        with a time budget, stopped), queued ones dropped."""
 
 
 class ThreadOffload:

@@ -125,8 +125,7 @@ class Settings(BaseSettings):
         60.0,
         gt=0,
         le=3600,
-        description="How long one export may render before its worker is stopped "
-        "(LIMIT_EXCEEDED).",
+        description="How long one export may render before its worker is stopped (LIMIT_EXCEEDED).",
     )
     export_max_turns: int = Field(
         20_000, ge=1, le=10_000_000, description="Turns of all the sessions of one export."
