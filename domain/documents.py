@@ -232,6 +232,11 @@ def render_markdown(items: list[ExportedSession], exported_at: datetime) -> Docu
 _PDF_WHITESPACE = str.maketrans({"\t": "    ", "\r": "\n"})
 
 
+def _pdf_text(text: str, glyphs: frozenset[str], replaced: Replacements) -> str:
+    laid_out = text.replace("\r\n", "\n").translate(_PDF_WHITESPACE)
+    return replaced.replace_missing(replaced.escape_not_text(laid_out), glyphs)
+
+
 def render_pdf(items: list[ExportedSession], exported_at: datetime) -> Document:
     from fpdf import FPDF
 
@@ -254,18 +259,7 @@ def render_pdf(items: list[ExportedSession], exported_at: datetime) -> Document:
     }
     replaced = Replacements()
     sessions = [
-        [
-            _Block(
-                block.kind,
-                replaced.replace_missing(
-                    replaced.escape_not_text(block.text.replace("\r\n", "\n")).translate(
-                        _PDF_WHITESPACE
-                    ),
-                    glyphs[block.kind],
-                ),
-            )
-            for block in _blocks(item)
-        ]
+        [_Block(b.kind, _pdf_text(b.text, glyphs[b.kind], replaced)) for b in _blocks(item)]
         for item in items
     ]
     note = replaced.note("this PDF's fonts")
