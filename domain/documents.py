@@ -1,9 +1,14 @@
-"""Sessions rendered as documents a person can keep: Markdown, JSON, PDF and DOCX."""
+"""Sessions rendered as documents a person can keep: Markdown, JSON, PDF and DOCX.
+
+Rendering never fails on what a turn holds: characters a format cannot carry are
+replaced (domain/replacements.py) and the document says so at its top.
+"""
 
 from __future__ import annotations
 
 import enum
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +17,9 @@ from typing import Any
 
 import orjson
 
+from .errors import LimitExceeded
 from .models import Session, Turn
+from .replacements import Replacements, font_characters
 
 FONTS = resources.files(__package__) / "fonts"
 
@@ -44,7 +51,12 @@ def _iso(value: datetime | None) -> str | None:
 def _json_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:
+        # orjson refuses lone surrogates; the stdlib keeps them, for the caller's
+        # Replacements to write out and count.
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 def session_as_dict(item: ExportedSession) -> dict[str, Any]:
@@ -121,8 +133,24 @@ def _turn_as_dict(t: Turn) -> dict[str, Any]:
 
 
 def render_json(items: list[ExportedSession], exported_at: datetime) -> Document:
-    body = {"exportedAt": _iso(exported_at), "sessions": [session_as_dict(i) for i in items]}
-    return Document(orjson.dumps(body, option=orjson.OPT_INDENT_2), "application/json", "json")
+    """Lossless where JSON can be: only lone surrogates, which UTF-8 has no bytes for, become
+    U+FFFD, listed in `replacedCharacters` (empty when nothing was replaced)."""
+    sessions = [session_as_dict(i) for i in items]
+    replaced = Replacements()
+    try:
+        content = _json_document(exported_at, replaced, sessions)
+    except TypeError:
+        content = _json_document(exported_at, replaced, replaced.replace_surrogates(sessions))
+    return Document(content, "application/json", "json")
+
+
+def _json_document(exported_at: datetime, replaced: Replacements, sessions: list) -> bytes:
+    body = {
+        "exportedAt": _iso(exported_at),
+        "replacedCharacters": replaced.as_list(),
+        "sessions": sessions,
+    }
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +197,20 @@ def _blocks(item: ExportedSession) -> list[_Block]:
     return blocks
 
 
+def _clean_blocks(items: list[ExportedSession], replaced: Replacements) -> list[list[_Block]]:
+    """Each session's blocks with the characters that are not text escaped."""
+    return [
+        [_Block(b.kind, replaced.escape_not_text(b.text)) for b in _blocks(item)] for item in items
+    ]
+
+
 def render_markdown(items: list[ExportedSession], exported_at: datetime) -> Document:
-    lines: list[str] = []
-    for item in items:
-        for block in _blocks(item):
+    replaced = Replacements()
+    sessions = _clean_blocks(items, replaced)
+    note = replaced.note("a Markdown document")
+    lines: list[str] = [f"> {note}", ""] if note else []
+    for blocks in sessions:
+        for block in blocks:
             match block.kind:
                 case "title":
                     lines += [f"# {block.text}", ""]
@@ -188,6 +226,15 @@ def render_markdown(items: list[ExportedSession], exported_at: datetime) -> Docu
         lines += ["---", ""]
     lines.append(f"_Exported {exported_at:%Y-%m-%d %H:%M} UTC by sessionhub._")
     return Document("\n".join(lines).encode(), "text/markdown; charset=utf-8", "md")
+
+
+# Layout, not loss: fpdf2 draws no glyph for a tab or a carriage return.
+_PDF_WHITESPACE = str.maketrans({"\t": "    ", "\r": "\n"})
+
+
+def _pdf_text(text: str, glyphs: frozenset[str], replaced: Replacements) -> str:
+    laid_out = text.replace("\r\n", "\n").translate(_PDF_WHITESPACE)
+    return replaced.replace_missing(replaced.escape_not_text(laid_out), glyphs)
 
 
 def render_pdf(items: list[ExportedSession], exported_at: datetime) -> Document:
@@ -206,9 +253,21 @@ def render_pdf(items: list[ExportedSession], exported_at: datetime) -> Document:
         "text": ("Sans", "", 10),
         "code": ("Mono", "", 8),
     }
-    for item in items:
+    glyphs = {
+        kind: font_characters(pdf.fonts[(family.lower() + style)].cmap)
+        for kind, (family, style, _) in styles.items()
+    }
+    replaced = Replacements()
+    sessions = [
+        [_Block(b.kind, _pdf_text(b.text, glyphs[b.kind], replaced)) for b in _blocks(item)]
+        for item in items
+    ]
+    note = replaced.note("this PDF's fonts")
+    for index, blocks in enumerate(sessions):
         pdf.add_page()
-        for block in _blocks(item):
+        if note and index == 0:
+            blocks = [_Block("meta", note), *blocks]
+        for block in blocks:
             family, style, size = styles[block.kind]
             pdf.set_font(family, style, size)
             pdf.multi_cell(0, size * 0.5, block.text, new_x="LMARGIN", new_y="NEXT")
@@ -218,27 +277,37 @@ def render_pdf(items: list[ExportedSession], exported_at: datetime) -> Document:
 
 def render_docx(items: list[ExportedSession], exported_at: datetime) -> Document:
     from docx import Document as Docx
+    from docx.enum.text import WD_BREAK
     from docx.shared import Pt
 
+    replaced = Replacements()
+    sessions = _clean_blocks(items, replaced)
     document = Docx()
     document.core_properties.title = "sessionhub export"
-    for index, item in enumerate(items):
+    # Every paragraph goes in before this one: python-docx's add_paragraph looks for the
+    # section properties at the end of the body, a scan of every paragraph so far, which
+    # made 20,000 turns take minutes. The empty paragraph stays at the end, unseen.
+    end = document.add_paragraph()
+    # Looked up once: a lookup by name reads through every style of the document.
+    headings = {"title": document.styles["Heading 1"], "heading": document.styles["Heading 3"]}
+    note = replaced.note("a Word document")
+    if note:
+        end.insert_paragraph_before().add_run(note).bold = True
+    for index, blocks in enumerate(sessions):
         if index:
-            document.add_page_break()
-        for block in _blocks(item):
+            end.insert_paragraph_before().add_run().add_break(WD_BREAK.PAGE)
+        for block in blocks:
             match block.kind:
-                case "title":
-                    document.add_heading(block.text, level=1)
-                case "heading":
-                    document.add_heading(block.text, level=3)
+                case "title" | "heading":
+                    end.insert_paragraph_before(block.text, style=headings[block.kind])
                 case "code":
-                    run = document.add_paragraph().add_run(block.text)
+                    run = end.insert_paragraph_before().add_run(block.text)
                     run.font.name = "Courier New"
                     run.font.size = Pt(8)
                 case "meta":
-                    document.add_paragraph().add_run(block.text).italic = True
+                    end.insert_paragraph_before().add_run(block.text).italic = True
                 case _:
-                    document.add_paragraph(block.text)
+                    end.insert_paragraph_before(block.text)
     buffer = io.BytesIO()
     document.save(buffer)
     return Document(
@@ -254,3 +323,17 @@ RENDERERS: dict[ExportFormat, Callable[[list[ExportedSession], datetime], Docume
     ExportFormat.PDF: render_pdf,
     ExportFormat.DOCX: render_docx,
 }
+
+
+def render_within(
+    fmt: ExportFormat, items: list[ExportedSession], exported_at: datetime, max_bytes: int
+) -> Document:
+    """The document, or LimitExceeded when it comes out larger than `max_bytes` (then it is
+    dropped where it was made, and never crosses back to the server)."""
+    document = RENDERERS[fmt](items, exported_at)
+    if len(document.content) > max_bytes:
+        raise LimitExceeded(
+            f"The {fmt.value} document would be {len(document.content):,} bytes; the limit is "
+            f"{max_bytes:,}. Export fewer sessions."
+        )
+    return document

@@ -39,6 +39,11 @@ class LimitExceeded(DomainError):
     code = "LIMIT_EXCEEDED"
 
 
+class WorkStopped(LimitExceeded):
+    """Work handed to a worker was stopped before it finished: it ran past its time
+    budget, or its worker died (out of memory, killed)."""
+
+
 class Unauthenticated(DomainError):
     code = "UNAUTHENTICATED"
 

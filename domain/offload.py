@@ -32,10 +32,12 @@ WORKER_NICENESS = 10
 
 class Offload(Protocol):
     async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        """`fn(*args)`, computed away from the event loop."""
+        """`fn(*args)`, computed away from the event loop; WorkStopped (domain/errors.py)
+        from an offload that stops work past a budget."""
 
     async def aclose(self) -> None:
-        """Release what runs the work; waits for the call in progress, drops queued ones."""
+        """Release what runs the work: calls in progress are waited for (or, by an offload
+        with a time budget, stopped), queued ones dropped."""
 
 
 class ThreadOffload:
@@ -90,10 +92,11 @@ def _serve_the_parent() -> None:
     os.nice(WORKER_NICENESS)
     if hasattr(os, "SCHED_IDLE"):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    threading.Thread(target=_exit_with_the_parent, name="exit-with-parent", daemon=True).start()
+    threading.Thread(target=exit_with_the_parent, name="exit-with-parent", daemon=True).start()
 
 
-def _exit_with_the_parent() -> None:
+def exit_with_the_parent() -> None:
+    """Run in a thread of a worker process: ends the worker as soon as its parent ends."""
     # A server killed outright (SIGKILL, out of memory) never stops its worker, which
     # would otherwise wait for work forever.
     parent = multiprocessing.parent_process()

@@ -25,7 +25,7 @@ from ..domain.chat_apps import ChatAppRegistry
 from ..domain.clock import Clock, SystemClock
 from ..domain.erasure import ErasureService
 from ..domain.errors import DomainError, StoreUnavailable
-from ..domain.export import ExportService
+from ..domain.export import ExportLimits, ExportService
 from ..domain.models import Principal
 from ..domain.offload import Offload, ProcessOffload, ThreadOffload
 from ..domain.retention import RetentionService
@@ -67,6 +67,7 @@ from .query_limits import QueryLimits
 from .settings import Settings, load_settings, token_config
 from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
+from .worker_pool import WorkerPool
 
 log = structlog.get_logger("sessionhub.server")
 
@@ -210,6 +211,21 @@ def document_limits(settings: Settings) -> DocumentLimits:
     )
 
 
+def build_export_service(
+    settings: Settings, store: Store, sessions: SessionService, clock: Clock
+) -> ExportService:
+    """Exports rendered in a pool of worker processes, within the settings' budgets."""
+    limits = ExportLimits(
+        max_turns=settings.export_max_turns,
+        max_chars=settings.export_max_chars,
+        max_pdf_chars=settings.export_max_pdf_chars,
+        max_bytes=settings.export_max_bytes,
+        max_in_progress=settings.export_workers + settings.export_queue_size,
+    )
+    pool = WorkerPool(settings.export_workers, settings.export_time_budget_seconds)
+    return ExportService(store, sessions, clock, pool, limits)
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -240,7 +256,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     sessions = SessionService(store, chat_apps, broker, clock, limits, titles=titles)
     sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)
     audit = AuditService(store)
-    exports = ExportService(store, sessions, clock)
+    exports = build_export_service(settings, store, sessions, clock)
     search = SearchService(store, sessions, clock)
     templates = TemplateService(store, chat_apps, clock, limits)
     components = Components(
@@ -332,6 +348,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await titles.stop()
+            await exports.aclose()
             await hub.close()
             await broker.close()
             await store.close()

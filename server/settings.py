@@ -148,6 +148,45 @@ class Settings(BaseSettings):
     title_llm_model: str | None = Field(None, validate_default=True)
     title_llm_api_key: SecretStr | None = None
     title_llm_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    export_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Worker processes that render exports (started on the first export).",
+    )
+    export_queue_size: int = Field(
+        8,
+        ge=0,
+        le=10_000,
+        description="Exports that may wait for a worker; past them, LIMIT_EXCEEDED (try later).",
+    )
+    export_time_budget_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="How long one export may render before its worker is stopped (LIMIT_EXCEEDED).",
+    )
+    export_max_turns: int = Field(
+        20_000, ge=1, le=10_000_000, description="Turns of all the sessions of one export."
+    )
+    export_max_chars: int = Field(
+        20_000_000,
+        ge=1,
+        le=2_000_000_000,
+        description="Characters of one export's turns (payloads counted as their JSON).",
+    )
+    export_max_pdf_chars: int = Field(
+        2_000_000,
+        ge=1,
+        le=2_000_000_000,
+        description="The same for a PDF, which is laid out at ~100,000 characters a second.",
+    )
+    export_max_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        le=2**31,
+        description="Bytes of one exported document.",
+    )
     redis_url: str | None = Field(
         None,
         description="redis://, rediss:// or unix:// URL of the pub/sub broker that joins several "

@@ -37,6 +37,13 @@ def test_shipped_chat_apps() -> None:
         ("SESSIONHUB_CHAT_APPS_FILE", "/no/such/apps.toml"),
         ("SESSIONHUB_ENVIRONMENT", "staging"),
         ("SESSIONHUB_SQLITE_READERS", "0"),
+        ("SESSIONHUB_EXPORT_WORKERS", "0"),
+        ("SESSIONHUB_EXPORT_QUEUE_SIZE", "-1"),
+        ("SESSIONHUB_EXPORT_TIME_BUDGET_SECONDS", "0"),
+        ("SESSIONHUB_EXPORT_MAX_TURNS", "many"),
+        ("SESSIONHUB_EXPORT_MAX_CHARS", "0"),
+        ("SESSIONHUB_EXPORT_MAX_PDF_CHARS", "0"),
+        ("SESSIONHUB_EXPORT_MAX_BYTES", "100"),
     ],
 )
 def test_a_bad_value_names_its_variable(
