@@ -40,7 +40,17 @@ def sample() -> list[ExportedSession]:
         turn_count=2,
     )
     turns = [
-        Turn("t1", "s1", 1, TurnRole.USER, "alice", "Wie spät ist es in Zürich?", NOW),
+        Turn(
+            "t1",
+            "s1",
+            1,
+            TurnRole.USER,
+            "alice",
+            "Wie spät ist es in Zürich?",
+            NOW,
+            entity_id="acme",
+            author_entity_id="acme",
+        ),
         Turn(
             "t2",
             "s1",
@@ -52,8 +62,12 @@ def sample() -> list[ExportedSession]:
             tool_invocations=[
                 ToolInvocation("c1", "clock", {"tz": "Europe/Zurich"}, {"t": "10:30"})
             ],
-            verification=Verification(Grade.A, 0.95, "checked", NOW, "grader"),
-            feedback=[Feedback("bob", FeedbackKind.THUMBS_UP, "danke", NOW)],
+            verification=Verification(
+                Grade.A, 0.95, "checked", NOW, "grader", verified_by_entity_id="acme"
+            ),
+            feedback=[Feedback("bob", FeedbackKind.THUMBS_UP, "danke", NOW, entity_id="acme")],
+            entity_id="acme",
+            author_entity_id="acme",
         ),
     ]
     return [ExportedSession(session, turns)]

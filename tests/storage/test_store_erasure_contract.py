@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 from sessionhub.domain.clock import new_id
-from sessionhub.domain.erasure import redact_details
+from sessionhub.domain.redaction import redact_details
+from sessionhub.domain.titles import opening_words
 from sessionhub.domain.models import (
     ERASED_AUTHOR,
     AuditEvent,
@@ -54,7 +55,9 @@ def deletion(session: Session) -> AuditEvent:
 async def erase_all(store: Store, entity: str, user: str, batch: int) -> ErasureCounts:
     total = ErasureCounts()
     while True:
-        counts = await store.erase_contributions(entity, user, T0, batch, redact_details)
+        counts, _ = await store.erase_contributions(
+            entity, user, T0, batch, redact_details, opening_words
+        )
         if counts.is_empty():
             return total
         total.add(counts)
@@ -119,7 +122,8 @@ async def test_erasing_contributions_empties_their_turns_and_removes_the_rest(
         )
         for who in ("bob", "carol"):
             await store.add_feedback(
-                alice_turn.id, Feedback(who, FeedbackKind.OTHER, f"{who} says", T0)
+                alice_turn.id,
+                Feedback(who, FeedbackKind.OTHER, f"{who} says", T0, entity_id="acme"),
             )
     await store.pin("acme", Pin("bob", alices[0].id, T0))
     await store.pin("acme", Pin("carol", alices[0].id, T0))
@@ -159,7 +163,7 @@ async def test_erasing_contributions_empties_their_turns_and_removes_the_rest(
     # Same user id in another entity: a different person, untouched.
     globex = make_session(entity="globex", owner="alice")
     await store.create_session(
-        globex, make_turn(globex.id, author="bob", content="quokkaword"), 100
+        globex, make_turn(globex.id, author="bob", entity="globex", content="quokkaword"), 100
     )
     await store.pin("globex", Pin("bob", globex.id, T0))
     template = replace(make_template(), created_by="bob")
