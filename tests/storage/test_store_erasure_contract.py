@@ -8,8 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 from sessionhub.domain.clock import new_id
-from sessionhub.domain.redaction import redact_details
-from sessionhub.domain.titles import opening_words
 from sessionhub.domain.models import (
     ERASED_AUTHOR,
     AuditEvent,
@@ -32,6 +30,8 @@ from sessionhub.domain.query import (
     SearchScope,
     parse_query,
 )
+from sessionhub.domain.redaction import redact_details
+from sessionhub.domain.titles import opening_words
 from sessionhub.storage.protocol import Store
 from tests.storage.test_store_contract import (
     T0,
