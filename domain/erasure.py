@@ -10,7 +10,7 @@ external grantee in sessions of other entities: their words are theirs wherever 
 and their own entity is who answers for them. A title generated while their words were
 in the session is made again without them. Audit events of their entity that they are the
 actor of stay, their details cut down to ids, kinds and counts (their events elsewhere
-hold no more than that: an external grantee only reads, opens links and writes turns). A
+hold no more than that: an external grantee reads, opens links, exports and writes). A
 `user.erased` event records who asked and what was removed.
 
 Work proceeds in batches, each its own transaction, and every step only looks for what is
