@@ -349,13 +349,14 @@ def took_part(people: Iterable[Person], prefix: str = "") -> dict[str, Any]:
         by_entity.setdefault(person.entity_id, []).append(person.user_id)
     alternatives: list[dict[str, Any]] = []
     for entity_id, user_ids in by_entity.items():
+        entity = {"$eq": entity_id}
         alternatives.append(
-            {f"{prefix}entity_id": entity_id, f"{prefix}participants": {"$in": user_ids}}
+            {f"{prefix}entity_id": entity, f"{prefix}participants": {"$in": user_ids}}
         )
         alternatives.append(
             {
                 f"{prefix}external_participants": {
-                    "$elemMatch": {"entity_id": entity_id, "user_id": {"$in": user_ids}}
+                    "$elemMatch": {"entity_id": entity, "user_id": {"$in": user_ids}}
                 }
             }
         )
