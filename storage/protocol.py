@@ -167,10 +167,10 @@ class Store(Protocol):
     ) -> tuple[Turn, Session]:
         """Give the turn the next seq of its session and store it with the session's
         counters and its author among the session's participants (a person of another
-        entity among its external participants), atomically. LimitExceeded when the session already holds
-        `max_turns`; NotFound when the session is gone. With `retention_days`, the
-        session's expires_at becomes its (new) last activity plus that many days, in the
-        same write."""
+        entity among its external participants), atomically. LimitExceeded when the
+        session already holds `max_turns`; NotFound when the session is gone. With
+        `retention_days`, the session's expires_at becomes its (new) last activity plus
+        that many days, in the same write."""
 
     async def get_turn(self, turn_id: str) -> Turn | None: ...
 
