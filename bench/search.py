@@ -421,6 +421,7 @@ def generate_session(plan: Plan, index: int, vocabulary: Vocabulary) -> Generate
                 created_at=at,
                 tool_invocations=tools,
                 usage=usage,
+                author_entity_id=entity,
             )
         )
         at += timedelta(seconds=rng.uniform(20, 900))
@@ -560,7 +561,7 @@ class Rows:
         scopes: dict[str, str] = {}  # per role: the hashes once per session, not per turn
         for seq, new in enumerate(g.turns, 1):
             rowid = first_turn_rowid + seq - 1
-            row = codec.turn_row(Turn.numbered(new, seq))
+            row = codec.turn_row(Turn.numbered(new, seq, s.entity_id))
             self.turns.append((rowid, *row))
             role = new.role.value
             scope = scopes.get(role)
@@ -618,12 +619,15 @@ def note_turn_times(conn: sqlite3.Connection) -> None:
 
 def insert_rows(conn: sqlite3.Connection, rows: Rows) -> None:
     conn.executemany(
-        f"INSERT INTO sessions (rowid, {SESSION_COLUMNS}) VALUES ({', '.join('?' * 22)})",
+        f"INSERT INTO sessions (rowid, {SESSION_COLUMNS})"
+        f" VALUES ({', '.join('?' * (1 + len(SESSION_COLUMNS.split(','))))})",
         rows.sessions,
     )
     conn.executemany("INSERT INTO session_tags (session_id, tag) VALUES (?, ?)", rows.tags)
     conn.executemany(
-        f"INSERT INTO turns (rowid, {TURN_COLUMNS}) VALUES ({', '.join('?' * 18)})", rows.turns
+        f"INSERT INTO turns (rowid, {TURN_COLUMNS})"
+        f" VALUES ({', '.join('?' * (1 + len(TURN_COLUMNS.split(','))))})",
+        rows.turns,
     )
     conn.executemany("INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)", rows.index)
     conn.executemany(f"INSERT INTO {phrases.PAIRS_TABLE} (rowid, terms) VALUES (?, ?)", rows.pairs)

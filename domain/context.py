@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .models import Session, ToolInvocation, Turn, TurnRole
+from .models import Person, Session, ToolInvocation, Turn, TurnRole
 
 
 @dataclass(slots=True)
@@ -25,6 +25,10 @@ class ContextMessage:
     tool_call_id: str | None = None
     name: str | None = None
     seq: int | None = None
+    author: Person | None = None
+    """Who wrote the turn the message comes from (None for the system prompt)."""
+    external_author: bool = False
+    """The author is of another entity than the session's (an external grantee)."""
 
 
 @dataclass(slots=True)
@@ -73,6 +77,13 @@ def _messages_of(turn: Turn) -> list[ContextMessage]:
     return messages
 
 
+def _attributed(messages: list[ContextMessage], turn: Turn) -> list[ContextMessage]:
+    for message in messages:
+        message.author = turn.author
+        message.external_author = turn.external_author
+    return messages
+
+
 def build_context(session: Session, turns: list[Turn]) -> AgentContext:
     agent = session.agent_context if isinstance(session.agent_context, dict) else {}
     system_prompt = agent.get("systemPrompt") or agent.get("system_prompt")
@@ -80,7 +91,7 @@ def build_context(session: Session, turns: list[Turn]) -> AgentContext:
     if system_prompt:
         messages.append(ContextMessage("system", str(system_prompt)))
     for turn in turns:
-        messages.extend(_messages_of(turn))
+        messages.extend(_attributed(_messages_of(turn), turn))
     return AgentContext(
         messages=messages,
         system_prompt=system_prompt,

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from .errors import LimitExceeded
-from .models import Session, Turn
+from .models import Person, Session, Turn
 from .replacements import Replacements, font_characters
 
 FONTS = resources.files(__package__) / "fonts"
@@ -59,6 +59,21 @@ def _json_text(value: Any) -> str:
         return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+def _person(person: Person, session_entity_id: str) -> dict[str, Any]:
+    return {
+        "userId": person.user_id,
+        "entityId": person.entity_id,
+        "external": person.entity_id != session_entity_id,
+    }
+
+
+def _name(person: Person, session_entity_id: str) -> str:
+    """A person as the text says them: an external grantee with their entity."""
+    if person.entity_id == session_entity_id:
+        return person.user_id
+    return f"{person.user_id} (external, {person.entity_id})"
+
+
 def session_as_dict(item: ExportedSession) -> dict[str, Any]:
     s = item.session
     return {
@@ -74,6 +89,7 @@ def session_as_dict(item: ExportedSession) -> dict[str, Any]:
         "status": s.status.value,
         "tags": s.tags,
         "participants": s.participants,
+        "people": [_person(p, s.entity_id) for p in s.people],
         "agentContext": s.agent_context,
         "metadata": s.metadata,
         "usage": {
@@ -92,6 +108,7 @@ def _turn_as_dict(t: Turn) -> dict[str, Any]:
         "seq": t.seq,
         "role": t.role.value,
         "authorId": t.author_id,
+        "author": _person(t.author, t.entity_id),
         "createdAt": _iso(t.created_at),
         "content": t.content,
         "parts": t.parts,
@@ -117,9 +134,16 @@ def _turn_as_dict(t: Turn) -> dict[str, Any]:
             "notes": v.notes,
             "verifiedAt": _iso(v.verified_at),
             "verifiedBy": v.verified_by,
+            "verifier": _person(v.verifier, t.entity_id),
         },
         "feedback": [
-            {"userId": f.user_id, "kind": f.kind.value, "comment": f.comment, "at": _iso(f.at)}
+            {
+                "userId": f.user_id,
+                "givenBy": _person(f.given_by, t.entity_id),
+                "kind": f.kind.value,
+                "comment": f.comment,
+                "at": _iso(f.at),
+            }
             for f in t.feedback
         ],
         "insights": t.insights,
@@ -174,7 +198,10 @@ def _blocks(item: ExportedSession) -> list[_Block]:
     for t in item.turns:
         when = f"{t.created_at:%Y-%m-%d %H:%M:%S} UTC"
         blocks.append(
-            _Block("heading", f"{t.seq}. {t.role.value.title()} · {t.author_id} · {when}")
+            _Block(
+                "heading",
+                f"{t.seq}. {t.role.value.title()} · {_name(t.author, s.entity_id)} · {when}",
+            )
         )
         if t.content:
             blocks.append(_Block("text", t.content))
@@ -193,7 +220,12 @@ def _blocks(item: ExportedSession) -> list[_Block]:
             blocks.append(_Block("text", f"Verification: grade {v.grade.value}{score}{notes}"))
         for f in t.feedback:
             comment = f": {f.comment}" if f.comment else ""
-            blocks.append(_Block("text", f"Feedback from {f.user_id}: {f.kind.value}{comment}"))
+            blocks.append(
+                _Block(
+                    "text",
+                    f"Feedback from {_name(f.given_by, s.entity_id)}: {f.kind.value}{comment}",
+                )
+            )
     return blocks
 
 

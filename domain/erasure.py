@@ -1,11 +1,17 @@
-"""Right to erasure: an admin removes everything personal of one user of their entity.
+"""Right to erasure: an admin removes everything personal of one person of their entity.
 
-What goes: the sessions the user owns with all their turns (each deletion audited), and
-what they left in other people's sessions of the entity (their turns emptied in place so
-that the others' conversations keep their numbering, their feedback, pins, the shares
-granted to them, the links they opened, their place among participants). Audit events
-stay, their details cut down to ids, kinds and counts. A `user.erased` event records who
-asked and what was removed.
+A person is a user id of one entity: the admin of acme erases acme's gina, never globex's
+gina, not even what globex's gina wrote in acme's sessions through a share. What goes:
+the sessions the person owns with all their turns (each deletion audited), and what they
+left in other people's sessions (their turns emptied in place so that the others'
+conversations keep their numbering, their feedback, pins, the shares granted to them, the
+links they opened, their place among participants). That includes what they wrote as an
+external grantee in sessions of other entities: their words are theirs wherever they are,
+and their own entity is who answers for them. A title generated while their words were
+in the session is made again without them. Audit events of their entity that they are the
+actor of stay, their details cut down to ids, kinds and counts (their events elsewhere
+hold no more than that: an external grantee reads, opens links, exports and writes). A
+`user.erased` event records who asked and what was removed.
 
 Work proceeds in batches, each its own transaction, and every step only looks for what is
 still there: an erasure that stopped half way is finished by running it again.
@@ -21,9 +27,8 @@ from ..storage.protocol import Store
 from .audit import deletion_event
 from .clock import Clock, new_id
 from .errors import Forbidden
-from .events import SessionDeleted
+from .events import SessionDeleted, SessionUpdated
 from .models import (
-    JSON,
     AuditEvent,
     ErasureCounts,
     OwnerScope,
@@ -31,40 +36,12 @@ from .models import (
     Role,
     SessionFilter,
 )
+from .redaction import redact_details
+from .title_service import TitleService
+from .titles import opening_words
 from .validation import Limits, identifier
 
 ERASURE_BATCH = 200
-
-# Audit details that are ids, kinds, counts or times; anything else (tag names, free
-# text a person wrote) is personal content and does not survive erasure.
-_NON_PERSONAL_DETAILS = frozenset(
-    {
-        "access",
-        "actorEntityId",
-        "chatAppId",
-        "expiresAt",
-        "format",
-        "granteeEntityId",
-        "granteeKind",
-        "granteeUserId",
-        "mode",
-        "ownerId",
-        "reason",
-        "shareId",
-        "templateId",
-        "turnCount",
-    }
-)
-
-
-def redact_details(details: JSON) -> JSON:
-    kept = (
-        {k: v for k, v in details.items() if k in _NON_PERSONAL_DETAILS}
-        if isinstance(details, dict)
-        else {}
-    )
-    kept["redacted"] = True
-    return kept
 
 
 @dataclass(slots=True, frozen=True)
@@ -84,16 +61,18 @@ class ErasureService:
         clock: Clock,
         limits: Limits,
         batch: int = ERASURE_BATCH,
+        titles: TitleService | None = None,
     ) -> None:
         self._store = store
         self._broker = broker
         self._clock = clock
         self._limits = limits
         self._batch = batch
+        self._titles = titles
 
     async def erase(self, principal: Principal, user_id: str) -> ErasureReport:
-        """`eraseUserData`: an admin erases a user of their own entity (roles never reach
-        across entities, so neither does erasure)."""
+        """`eraseUserData`: an admin erases a person of their own entity (roles never
+        reach across entities, so neither does the choice of whom to erase)."""
         if not principal.has(Role.ADMIN):
             raise Forbidden("Only an admin may erase a user's data.")
         user_id = identifier(user_id, self._limits, "user id")
@@ -101,13 +80,16 @@ class ErasureService:
         counts = ErasureCounts()
         await self._erase_owned_sessions(principal, entity_id, user_id, counts)
         at = self._clock.now()
+        retitled: list[str] = []
         while True:
-            batch = await self._store.erase_contributions(
-                entity_id, user_id, at, self._batch, redact_details
+            batch, ids = await self._store.erase_contributions(
+                entity_id, user_id, at, self._batch, redact_details, opening_words
             )
             if batch.is_empty():
                 break
             counts.add(batch)
+            retitled += ids
+        await self._title_again(retitled)
         event = AuditEvent(
             id=new_id(),
             entity_id=entity_id,
@@ -149,3 +131,14 @@ class ErasureService:
                         session.id, session.entity_id, session.owner_id, live_shares[session.id]
                     )
                 )
+
+    async def _title_again(self, session_ids: list[str]) -> None:
+        """Sessions whose title the erasure took back: their followers see the stand-in,
+        and the title worker makes a new title from the turns left."""
+        for session_id in session_ids:
+            session = await self._store.get_session(session_id)
+            if session is None:
+                continue
+            await self._broker.publish(SessionUpdated(session))
+            if self._titles is not None:
+                self._titles.title_again(session)

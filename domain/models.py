@@ -78,6 +78,15 @@ class ShareMode(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """Someone who did something in a session. A user id names a person only within its
+    entity: acme's bob and globex's bob are two people."""
+
+    entity_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     user_id: str
     entity_id: str
@@ -185,12 +194,22 @@ class Session:
     archived_at: datetime | None = None
     tags: list[str] = field(default_factory=list)
     participants: list[str] = field(default_factory=list)
+    """Users of the session's entity who took part, in the order they first did."""
     status: SessionStatus = SessionStatus.ACTIVE
     template_id: str | None = None
     agent_context: JSON = None
     metadata: JSON = None
     expires_at: datetime | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
+    external_participants: list[Person] = field(default_factory=list)
+    """People of other entities (external grantees) who took part, in the order they
+    first did."""
+
+    @property
+    def people(self) -> list[Person]:
+        """Everyone who took part: the entity's own users, then the external ones."""
+        own = [Person(self.entity_id, user_id) for user_id in self.participants]
+        return own + self.external_participants
 
 
 @dataclass(slots=True)
@@ -212,14 +231,28 @@ class Verification:
     notes: str | None
     verified_at: datetime
     verified_by: str
+    verified_by_entity_id: str = field(kw_only=True)
+
+    @property
+    def verifier(self) -> Person:
+        return Person(self.verified_by_entity_id, self.verified_by)
 
 
 @dataclass(slots=True)
 class Feedback:
+    """One person's feedback of one kind on a turn (giving it again replaces it)."""
+
     user_id: str
     kind: FeedbackKind
     comment: str | None
     at: datetime
+    entity_id: str = field(kw_only=True)
+    """The entity of the user who gave it (another than the session's for an external
+    grantee)."""
+
+    @property
+    def given_by(self) -> Person:
+        return Person(self.entity_id, self.user_id)
 
 
 @dataclass(slots=True)
@@ -238,6 +271,12 @@ class NewTurn:
     insights: JSON = None
     metadata: JSON = None
     usage: TokenUsage = field(default_factory=TokenUsage)
+    author_entity_id: str = field(kw_only=True)
+    """The author's entity: the session's, or another for an external grantee's turn."""
+
+    @property
+    def author(self) -> Person:
+        return Person(self.author_entity_id, self.author_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +304,23 @@ class Turn:
     insights: JSON = None
     metadata: JSON = None
     usage: TokenUsage = field(default_factory=TokenUsage)
+    entity_id: str = field(kw_only=True)
+    """The entity of the turn's session."""
+    author_entity_id: str = field(kw_only=True)
+    """The author's entity: `entity_id`, or another for an external grantee's turn."""
+
+    @property
+    def author(self) -> Person:
+        return Person(self.author_entity_id, self.author_id)
+
+    @property
+    def external_author(self) -> bool:
+        """Written by someone of another entity than the session's."""
+        return self.author_entity_id != self.entity_id
 
     @classmethod
-    def numbered(cls, new: NewTurn, seq: int) -> Turn:
+    def numbered(cls, new: NewTurn, seq: int, entity_id: str) -> Turn:
+        """`new` as stored as the `seq`th turn of a session of `entity_id`."""
         return cls(
             id=new.id,
             session_id=new.session_id,
@@ -282,6 +335,8 @@ class Turn:
             insights=new.insights,
             metadata=new.metadata,
             usage=new.usage,
+            entity_id=entity_id,
+            author_entity_id=new.author_entity_id,
         )
 
 
@@ -405,6 +460,7 @@ class ErasureCounts:
     link_visits: int = 0  # links they opened
     participations: int = 0  # other sessions that listed them as a participant
     audit_events: int = 0  # events whose details lost their personal content
+    titles: int = 0  # other sessions' generated titles, made again without their turns
 
     def add(self, other: ErasureCounts) -> None:
         for name in self.__slots__:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import InvalidInput
-from .models import Session, TurnRole
+from .models import Person, Session, TurnRole
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
@@ -122,7 +122,8 @@ class SearchFilter:
     chat_app_ids: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
-    participants: tuple[str, ...] = ()
+    participants: tuple[Person, ...] = ()
+    """Sessions any of these people took part in."""
     tags: tuple[str, ...] = ()
     include_archived: bool = False
     roles: tuple[TurnRole, ...] = ()

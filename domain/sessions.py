@@ -265,6 +265,7 @@ class SessionService:
                 TEMPLATE_AUTHOR if starter.role is TurnRole.ASSISTANT else owner,
                 starter.content,
                 self._clock.now(),
+                author_entity_id=principal.entity_id,
             )
             for starter in (template.starter_turns if template else ())
         ]
@@ -301,7 +302,15 @@ class SessionService:
             if session.title and not chat_app.settings.auto_generate_titles:
                 session.title_source = TitleSource.AUTO
             turn = NewTurn(
-                new_id(), session.id, TurnRole.USER, author, text, now, parts, metadata=metadata
+                new_id(),
+                session.id,
+                TurnRole.USER,
+                author,
+                text,
+                now,
+                parts,
+                metadata=metadata,
+                author_entity_id=principal.entity_id,
             )
             stored, added = await self._store.create_session(
                 session, turn, chat_app.settings.max_session_history
@@ -316,7 +325,15 @@ class SessionService:
             raise Forbidden("You may read this session but not write to it.")
         author = self._acting_user(principal, command.on_behalf_of)
         turn = NewTurn(
-            new_id(), session.id, TurnRole.USER, author, text, now, parts, metadata=metadata
+            new_id(),
+            session.id,
+            TurnRole.USER,
+            author,
+            text,
+            now,
+            parts,
+            metadata=metadata,
+            author_entity_id=principal.entity_id,
         )
         added, stored = await self._store.append_turn(
             turn, self._history_limit(session), self._retention_days(session)
@@ -343,6 +360,7 @@ class SessionService:
             session_id=session.id,
             role=command.role,
             author_id=author,
+            author_entity_id=principal.entity_id,
             content=text,
             created_at=self._clock.now(),
             parts=check.json_value(command.parts, self._limits, "parts"),
@@ -374,6 +392,7 @@ class SessionService:
             ),
             verified_at=self._clock.now(),
             verified_by=principal.user_id,
+            verified_by_entity_id=principal.entity_id,
         )
         updated = await self._store.set_verification(turn.id, verification)
         if updated is None:
@@ -392,6 +411,7 @@ class SessionService:
                 command.comment, self._limits.max_comment_chars, "feedback comment"
             ),
             at=self._clock.now(),
+            entity_id=principal.entity_id,
         )
         updated = await self._store.add_feedback(turn.id, feedback)
         if updated is None:

@@ -111,6 +111,13 @@ class TitleService:
         shift_check = policy.shift_every > 0 and session.turn_count % policy.shift_every == 0
         return first_exchange or shift_check
 
+    def title_again(self, session: Session) -> None:
+        """A title was taken back (erasure emptied turns it may have been made from):
+        where the chat app makes titles, make one from the turns left."""
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        if chat_app is not None and chat_app.settings.auto_generate_titles:
+            self.schedule(session.id)
+
     def schedule(self, session_id: str) -> bool:
         """Queue the session for a title; False when the queue is full (the next turn
         will ask again). A session already queued or being titled is not queued twice,

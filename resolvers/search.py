@@ -6,6 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from ..auth.permissions import auth_field
+from ..domain.models import Person
 from ..domain.query import SearchFilter as DomainSearchFilter
 from ..domain.search import encode_search_cursor
 from ..schema.enums import SearchOrder
@@ -24,14 +25,17 @@ async def _search_sessions(
     after: str | None = None,
 ) -> SearchConnection:
     f = filter or SearchFilter()
+    principal = info.context.require_principal()
     page = await info.context.search.search(
-        info.context.require_principal(),
+        principal,
         query,
         DomainSearchFilter(
             chat_app_ids=tuple(f.chat_app_ids or ()),
             since=f.since,
             until=f.until,
-            participants=tuple(f.participants or ()),
+            # The ids name users of the caller's entity: never someone of another entity
+            # who happens to have the same id.
+            participants=tuple(Person(principal.entity_id, p) for p in f.participants or ()),
             tags=tuple(t.strip().lower() for t in f.tags or ()),
             include_archived=f.include_archived,
             roles=tuple(f.roles or ()),

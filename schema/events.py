@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 
 from ..domain import models
 from .enums import SessionStatus, TitleSource
-from .types import TokenUsage, Turn, shared_session_fields
+from .types import PARTICIPANTS, PEOPLE, Person, TokenUsage, Turn, shared_session_fields
 
 
 @strawberry.type(
@@ -32,7 +32,8 @@ class SessionInfo:
     archived: bool
     archived_at: datetime | None
     tags: list[str]
-    participants: list[strawberry.ID]
+    participants: list[strawberry.ID] = strawberry.field(description=PARTICIPANTS)
+    people: list[Person] = strawberry.field(description=PEOPLE)
     status: SessionStatus
     template_id: strawberry.ID | None
     metadata: JSON | None

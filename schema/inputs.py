@@ -137,7 +137,9 @@ class SearchFilter:
         default=None, name="to", description="Turns before this time."
     )
     participants: list[strawberry.ID] | None = strawberry.field(
-        default=None, description="Sessions in which any of these users took part."
+        default=None,
+        description="Sessions in which any of these users of the caller's entity took part "
+        "(a user of another entity with the same id is someone else).",
     )
     tags: list[str] | None = strawberry.field(default=None, description="Any of these tags.")
     include_archived: bool = False

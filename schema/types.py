@@ -158,18 +158,46 @@ class ToolInvocation:
     duration_ms: float | None
 
 
+@strawberry.type(
+    description="Someone who took part in a session. A user id names a person only within "
+    "its entity: acme's bob and globex's bob are two people."
+)
+class Person:
+    user_id: strawberry.ID
+    entity_id: strawberry.ID
+    external: bool = strawberry.field(
+        description="Of another entity than the session's: an external grantee."
+    )
+
+    @classmethod
+    def of(cls, person: models.Person, session_entity_id: str) -> Person:
+        return cls(
+            user_id=strawberry.ID(person.user_id),
+            entity_id=strawberry.ID(person.entity_id),
+            external=person.entity_id != session_entity_id,
+        )
+
+
 @strawberry.type
 class Verification:
     grade: Grade
     score: float | None
     notes: str | None
     verified_at: datetime
-    verified_by: strawberry.ID
+    verified_by: strawberry.ID = strawberry.field(
+        description="The verifier's user id; `verifier` says of which entity."
+    )
+    verifier: Person
 
 
 @strawberry.type
 class Feedback:
-    user_id: strawberry.ID
+    user_id: strawberry.ID = strawberry.field(
+        description="The user id of whoever gave it; `givenBy` says of which entity."
+    )
+    given_by: Person = strawberry.field(
+        description="Who gave it: each person keeps one feedback of each kind per turn."
+    )
     kind: FeedbackKind
     comment: str | None
     at: datetime
@@ -181,7 +209,10 @@ class Turn:
     session_id: strawberry.ID
     seq: int
     role: TurnRole
-    author_id: strawberry.ID
+    author_id: strawberry.ID = strawberry.field(
+        description="The author's user id; `author` says of which entity."
+    )
+    author: Person
     content: str
     parts: JSON | None
     tool_invocations: list[ToolInvocation]
@@ -202,6 +233,7 @@ class Turn:
             seq=t.seq,
             role=t.role,
             author_id=strawberry.ID(t.author_id),
+            author=Person.of(t.author, t.entity_id),
             content=t.content,
             parts=t.parts,
             tool_invocations=[
@@ -226,9 +258,16 @@ class Turn:
                 notes=v.notes,
                 verified_at=v.verified_at,
                 verified_by=strawberry.ID(v.verified_by),
+                verifier=Person.of(v.verifier, t.entity_id),
             ),
             feedback=[
-                Feedback(user_id=strawberry.ID(f.user_id), kind=f.kind, comment=f.comment, at=f.at)
+                Feedback(
+                    user_id=strawberry.ID(f.user_id),
+                    given_by=Person.of(f.given_by, t.entity_id),
+                    kind=f.kind,
+                    comment=f.comment,
+                    at=f.at,
+                )
                 for f in t.feedback
             ],
             insights=t.insights,
@@ -288,6 +327,10 @@ class ContextMessage:
     tool_call_id: str | None
     name: str | None
     seq: int | None = strawberry.field(description="The turn this message comes from.")
+    author: Person | None = strawberry.field(
+        description="Who wrote that turn (none for the system prompt); `external` when of "
+        "another entity than the session's."
+    )
 
 
 @strawberry.type(description="What an agent needs to resume the session.")
@@ -313,6 +356,13 @@ class AgentContext:
                     tool_call_id=m.tool_call_id,
                     name=m.name,
                     seq=m.seq,
+                    author=None
+                    if m.author is None
+                    else Person(
+                        user_id=strawberry.ID(m.author.user_id),
+                        entity_id=strawberry.ID(m.author.entity_id),
+                        external=m.external_author,
+                    ),
                 )
                 for m in c.messages
             ],
@@ -399,6 +449,13 @@ class AuditConnection:
     page_info: PageInfo
 
 
+PARTICIPANTS = (
+    "Users of the session's entity who took part, in the order they first did (people of "
+    "other entities are in `people`)."
+)
+PEOPLE = "Everyone who took part: the session's entity's users, then external grantees."
+
+
 def shared_session_fields(s: models.Session) -> dict[str, Any]:
     """The fields every reader of a session sees alike: the Session type's and, in live
     events, SessionInfo's."""
@@ -416,6 +473,7 @@ def shared_session_fields(s: models.Session) -> dict[str, Any]:
         "archived_at": s.archived_at,
         "tags": list(s.tags),
         "participants": [strawberry.ID(p) for p in s.participants],
+        "people": [Person.of(p, s.entity_id) for p in s.people],
         "status": s.status,
         "template_id": strawberry.ID(s.template_id) if s.template_id else None,
         "metadata": s.metadata,
@@ -439,7 +497,8 @@ class Session:
     archived: bool
     archived_at: datetime | None
     tags: list[str]
-    participants: list[strawberry.ID]
+    participants: list[strawberry.ID] = strawberry.field(description=PARTICIPANTS)
+    people: list[Person] = strawberry.field(description=PEOPLE)
     status: SessionStatus
     template_id: strawberry.ID | None
     agent_context: JSON | None
@@ -622,7 +681,8 @@ class RetentionReport:
 
 
 @strawberry.type(
-    description="What eraseUserData removed of one user's data in the caller's entity. "
+    description="What eraseUserData removed of one person of the caller's entity, in any "
+    "session they took part in. "
     "Audit events stay, with their personal content removed; `auditEventId` is the "
     "user.erased event that records this erasure."
 )
@@ -641,6 +701,10 @@ class ErasureReport:
     link_visits: int = strawberry.field(description="Share links they had opened.")
     participations: int = strawberry.field(
         description="Other sessions that no longer list them as a participant."
+    )
+    titles: int = strawberry.field(
+        description="Other sessions whose generated title was taken back, as it may have been "
+        "made from their words: made again from the turns left."
     )
     audit_events: int = strawberry.field(
         description="Audit events whose details lost their personal content."

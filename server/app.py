@@ -264,7 +264,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     retention_service = RetentionService(store, clock)
     components.retention = retention_service
-    components.erasure = ErasureService(store, broker, clock, limits)
+    components.erasure = ErasureService(store, broker, clock, limits, titles=titles)
     hub = Hub(store, sessions, broker, clock, queue_limit=settings.subscription_queue_limit)
     components.realtime = hub
     schema = build_schema(

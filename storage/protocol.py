@@ -120,15 +120,23 @@ class Store(Protocol):
         at: datetime,
         batch: int,
         redact: Callable[[JSON], JSON],
-    ) -> ErasureCounts:
-        """Right to erasure, what a user left elsewhere in their entity, one batch of at
-        most `batch` of each kind: their turns in other sessions emptied (content and
-        payloads gone, author `ERASED_AUTHOR`, out of the search index, `metadata`
-        {"erasedAt": at}), their feedback, pins, the shares granted to them, the links they
-        opened, their place among participants, their name on the shares and templates
-        they created (`ERASED_AUTHOR`), and `redact` over the details of the audit events
-        they are the actor of. Counts what this batch changed; all zero when
-        nothing is left, so calling it until then finishes an interrupted erasure."""
+        opening_words: Callable[[str], str],
+    ) -> tuple[ErasureCounts, list[str]]:
+        """Right to erasure, what the person (`entity_id`, `user_id`) left in other
+        people's sessions, one batch of at most `batch` of each kind: their turns emptied
+        (content and payloads gone, author `ERASED_AUTHOR` of the session's entity, out of
+        the search index, `metadata` {"erasedAt": at}) in sessions of their entity and in
+        those of other entities they wrote in as an external grantee; their feedback
+        anywhere, pins, the shares granted to them, the links they opened, their place among
+        (external) participants, their name on the shares and templates they created
+        (`ERASED_AUTHOR`), and `redact` over the details of the audit events of their
+        entity they are the actor of. A user of another entity with the same id is another
+        person and keeps all of theirs. Where the emptied turns said something (USER or
+        ASSISTANT text) and the session's title is not MANUAL, the title becomes
+        `opening_words` of its first USER turn left (None without one), PENDING, in the
+        search index too. Returns what this batch changed, all zero when nothing is left
+        (so calling it until then finishes an interrupted erasure), and the ids of the
+        sessions it retitled."""
 
     async def tag_counts(
         self, scope: OwnerScope, now: datetime, limit: int
@@ -137,8 +145,10 @@ class Store(Protocol):
         carry each, most used first (ties by name), at most `limit` of them."""
 
     async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        """Remove the session with its turns, pins and shares, and record `audit`,
-        atomically. False when there was nothing to delete."""
+        """Remove the session with its turns, pins and shares, redact the details of the
+        earlier audit events about it (`redaction.redact_details`) and record `audit`,
+        atomically. False when there was nothing to delete. Every deletion of a session
+        (`remove_expired`, `erase_sessions`) does the same."""
 
     async def list_sessions(
         self,
@@ -156,10 +166,11 @@ class Store(Protocol):
         self, turn: NewTurn, max_turns: int, retention_days: int | None = None
     ) -> tuple[Turn, Session]:
         """Give the turn the next seq of its session and store it with the session's
-        counters, atomically. LimitExceeded when the session already holds
-        `max_turns`; NotFound when the session is gone. With `retention_days`, the
-        session's expires_at becomes its (new) last activity plus that many days, in the
-        same write."""
+        counters and its author among the session's participants (a person of another
+        entity among its external participants), atomically. LimitExceeded when the
+        session already holds `max_turns`; NotFound when the session is gone. With
+        `retention_days`, the session's expires_at becomes its (new) last activity plus
+        that many days, in the same write."""
 
     async def get_turn(self, turn_id: str) -> Turn | None: ...
 
@@ -184,7 +195,8 @@ class Store(Protocol):
     async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None: ...
 
     async def add_feedback(self, turn_id: str, feedback: Feedback) -> Turn | None:
-        """Record the feedback, replacing the same user's earlier one of the same kind."""
+        """Record the feedback, replacing the same person's (entity and user) earlier one
+        of the same kind."""
 
     # Search
 

@@ -20,8 +20,8 @@ The pipeline (`search_pipeline`, pure, so that its shape is unit-tested without 
 3. Rows are grouped per session: best score, the best 3 turns (`$topN`), the title's
    highlights. Then `$lookup` the session, which applies what the index does not hold
    or may hold stale: visibility (not being created or deleted), archived, chat app,
-   tags, participants (any of them took part in the session, as in SQLite: a session
-   filter, not the author of the matching turn).
+   tags, participants (any of these people took part in the session, as in SQLite: a
+   session filter, not the author of the matching turn).
 4. Order and keyset cursor as SQLite: relevance on `sort_key = -searchScore` (lower is
    better) then session id ascending; newest on the session's `last_activity_at_us` then
    session id descending.
@@ -241,7 +241,7 @@ def _session_match(search_filter: SearchFilter) -> Stage:
     if search_filter.tags:
         match["session.tags"] = {"$in": list(search_filter.tags)}
     if search_filter.participants:
-        match["session.participants"] = {"$in": list(search_filter.participants)}
+        match.update(search.took_part(search_filter.participants, "session."))
     return match
 
 

@@ -15,6 +15,14 @@ JSON values (agent context, metadata, parts, traces, tool input and output, insi
 audit details) are stored as native BSON, so they stay queryable. Values BSON cannot hold
 (integers past 64 bits signed, NUL in a key) are refused at the boundary as bad input.
 
+People. A person of the session's own entity is stored by user id alone; someone of
+another entity (an external grantee) with their entity beside it: `author_entity_id` on a
+turn, `entity_id` on a feedback item, `verified_by_entity_id` on a verification, and
+`external_participants` ({entity_id, user_id}) on a session, whose `participants` are the
+users of its own entity. Documents written before people carried their entity have none of
+these fields, and read as people of the session's entity, which is all they could mean;
+they need no upgrade, as that is also how such references are written now.
+
 Nothing here imports Motor or PyMongo: documents are plain dicts.
 """
 
@@ -30,6 +38,7 @@ from ...domain.models import (
     FeedbackKind,
     Grade,
     GranteeKind,
+    Person,
     Session,
     SessionStatus,
     SessionTemplate,
@@ -107,6 +116,10 @@ def usage_from(doc: Doc | None) -> TokenUsage:
 # Sessions
 
 
+def person_doc(p: Person) -> Doc:
+    return {"entity_id": p.entity_id, "user_id": p.user_id}
+
+
 def session_doc(s: Session) -> Doc:
     doc: Doc = {
         "_id": s.id,
@@ -124,6 +137,8 @@ def session_doc(s: Session) -> Doc:
     doc["archived"] = s.archived_at is not None
     doc["tags"] = list(s.tags)
     doc["participants"] = list(s.participants)
+    if s.external_participants:
+        doc["external_participants"] = [person_doc(p) for p in s.external_participants]
     doc["status"] = s.status.value
     doc["template_id"] = s.template_id
     doc["agent_context"] = s.agent_context
@@ -148,6 +163,9 @@ def session_from(doc: Doc) -> Session:
         archived_at=get_time(doc, "archived_at"),
         tags=list(doc.get("tags") or []),
         participants=list(doc.get("participants") or []),
+        external_participants=[
+            Person(p["entity_id"], p["user_id"]) for p in doc.get("external_participants") or []
+        ],
         status=SessionStatus(doc["status"]),
         template_id=doc.get("template_id"),
         agent_context=doc.get("agent_context"),
@@ -187,16 +205,18 @@ def tool_from(doc: Doc) -> ToolInvocation:
     )
 
 
-def verification_doc(v: Verification | None) -> Doc | None:
+def verification_doc(v: Verification | None, session_entity_id: str) -> Doc | None:
     if v is None:
         return None
     doc: Doc = {"grade": v.grade.value, "score": v.score, "notes": v.notes}
     put_time(doc, "verified_at", v.verified_at)
     doc["verified_by"] = v.verified_by
+    if v.verified_by_entity_id != session_entity_id:
+        doc["verified_by_entity_id"] = v.verified_by_entity_id
     return doc
 
 
-def _verification_from(doc: Doc | None) -> Verification | None:
+def _verification_from(doc: Doc | None, session_entity_id: str) -> Verification | None:
     if doc is None:
         return None
     return Verification(
@@ -205,21 +225,25 @@ def _verification_from(doc: Doc | None) -> Verification | None:
         notes=doc.get("notes"),
         verified_at=must_time(doc, "verified_at"),
         verified_by=doc["verified_by"],
+        verified_by_entity_id=doc.get("verified_by_entity_id", session_entity_id),
     )
 
 
-def feedback_doc(f: Feedback) -> Doc:
+def feedback_doc(f: Feedback, session_entity_id: str) -> Doc:
     doc: Doc = {"user_id": f.user_id, "kind": f.kind.value, "comment": f.comment}
     put_time(doc, "at", f.at)
+    if f.entity_id != session_entity_id:
+        doc["entity_id"] = f.entity_id
     return doc
 
 
-def _feedback_from(doc: Doc) -> Feedback:
+def _feedback_from(doc: Doc, session_entity_id: str) -> Feedback:
     return Feedback(
         user_id=doc["user_id"],
         kind=FeedbackKind(doc["kind"]),
         comment=doc.get("comment"),
         at=must_time(doc, "at"),
+        entity_id=doc.get("entity_id", session_entity_id),
     )
 
 
@@ -239,17 +263,20 @@ def turn_doc(t: Turn, session: Doc) -> Doc:
         "parts": t.parts,
         "tool_invocations": [_tool_doc(i) for i in t.tool_invocations],
         "trace": t.trace,
-        "verification": verification_doc(t.verification),
-        "feedback": [feedback_doc(f) for f in t.feedback],
+        "verification": verification_doc(t.verification, t.entity_id),
+        "feedback": [feedback_doc(f, t.entity_id) for f in t.feedback],
         "insights": t.insights,
         "metadata": t.metadata,
         "usage": usage_doc(t.usage),
     }
+    if t.external_author:
+        doc["author_entity_id"] = t.author_entity_id
     put_time(doc, "created_at", t.created_at)
     return doc
 
 
 def turn_from(doc: Doc) -> Turn:
+    entity_id = doc["entity_id"]
     return Turn(
         id=doc["_id"],
         session_id=doc["session_id"],
@@ -261,11 +288,13 @@ def turn_from(doc: Doc) -> Turn:
         parts=doc.get("parts"),
         tool_invocations=[tool_from(d) for d in doc.get("tool_invocations") or []],
         trace=doc.get("trace"),
-        verification=_verification_from(doc.get("verification")),
-        feedback=[_feedback_from(d) for d in doc.get("feedback") or []],
+        verification=_verification_from(doc.get("verification"), entity_id),
+        feedback=[_feedback_from(d, entity_id) for d in doc.get("feedback") or []],
         insights=doc.get("insights"),
         metadata=doc.get("metadata"),
         usage=usage_from(doc.get("usage")),
+        entity_id=entity_id,
+        author_entity_id=doc.get("author_entity_id", entity_id),
     )
 
 

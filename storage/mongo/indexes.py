@@ -93,6 +93,20 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
         [("entity_id", ASC), ("feedback.user_id", ASC)],
         {"partialFilterExpression": {"feedback.user_id": {"$exists": True}}},
     ),
+    # ... and, for a person of one entity, what they did in sessions of others (external
+    # grantees' items name their entity; codec.py).
+    (
+        SESSIONS,
+        "sessions_by_external_participant",
+        [("external_participants.entity_id", ASC), ("external_participants.user_id", ASC)],
+        {"partialFilterExpression": {"external_participants": {"$exists": True}}},
+    ),
+    (
+        TURNS,
+        "turns_by_external_feedback",
+        [("feedback.entity_id", ASC), ("feedback.user_id", ASC)],
+        {"partialFilterExpression": {"feedback.entity_id": {"$exists": True}}},
+    ),
     # Pins, per user.
     (
         PINS,

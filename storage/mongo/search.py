@@ -35,7 +35,7 @@ from typing import Any
 
 import snowballstemmer
 
-from ...domain.models import Turn, TurnRole
+from ...domain.models import Person, Turn, TurnRole
 from ...domain.query import (
     SearchCursor,
     SearchFilter,
@@ -340,6 +340,29 @@ async def _title_rows(
     return rows
 
 
+def took_part(people: Iterable[Person], prefix: str = "") -> dict[str, Any]:
+    """Sessions (fields under `prefix`) any of `people` took part in: a user of the
+    session's entity is among its `participants`, anyone else among its
+    `external_participants`."""
+    by_entity: dict[str, list[str]] = {}
+    for person in people:
+        by_entity.setdefault(person.entity_id, []).append(person.user_id)
+    alternatives: list[dict[str, Any]] = []
+    for entity_id, user_ids in by_entity.items():
+        entity = {"$eq": entity_id}
+        alternatives.append(
+            {f"{prefix}entity_id": entity, f"{prefix}participants": {"$in": user_ids}}
+        )
+        alternatives.append(
+            {
+                f"{prefix}external_participants": {
+                    "$elemMatch": {"entity_id": entity, "user_id": {"$in": user_ids}}
+                }
+            }
+        )
+    return {"$or": alternatives}
+
+
 async def _sessions_passing(
     sessions: Any, visible: dict[str, Any], ids: set[str], search_filter: SearchFilter
 ) -> dict[str, dict[str, Any]]:
@@ -351,5 +374,5 @@ async def _sessions_passing(
     if search_filter.tags:
         query["tags"] = {"$in": list(search_filter.tags)}
     if search_filter.participants:
-        query["participants"] = {"$in": list(search_filter.participants)}
+        query.update(took_part(search_filter.participants))
     return {d["_id"]: d for d in await sessions.find(query).to_list(None)}

@@ -111,6 +111,7 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
+from ...domain.redaction import redact_details
 from ...domain.timecodec import from_micros
 from . import atlas, codec, driver, indexes, search
 from .codec import OUTBOX, STATE, Doc, time_fields, us
@@ -189,7 +190,10 @@ def _counters(turn: Turn, *, reveal: bool, retention_days: int | None = None) ->
             **time_fields("last_activity_at", turn.created_at),
             **time_fields("updated_at", turn.created_at),
         },
-        "$addToSet": {"participants": turn.author_id},
+        # Users of the session's entity by id; people of other entities with theirs.
+        "$addToSet": {"external_participants": codec.person_doc(turn.author)}
+        if turn.external_author
+        else {"participants": turn.author_id},
     }
     if retention_days is not None:
         expires = turn.created_at + timedelta(days=retention_days)
@@ -492,13 +496,22 @@ class MongoStore:
         at: datetime,
         batch: int,
         redact: Callable[[JSON], JSON],
-    ) -> ErasureCounts:
-        counts = ErasureCounts()
+        opening_words: Callable[[str], str],
+    ) -> tuple[ErasureCounts, list[str]]:
+        counts, retitled = ErasureCounts(), []
+        person = {"entity_id": entity_id, "user_id": user_id}
+        # Sessions of their entity they took part in (their own are gone by now), then
+        # those of other entities they took part in as an external grantee. A user of
+        # another entity with the same id is someone else, and keeps everything.
         joined = await (
             self._sessions.find(
-                {"entity_id": entity_id, "participants": user_id, "owner_id": {"$ne": user_id}},
-                {"_id": 1},
+                {"entity_id": entity_id, "participants": user_id, "owner_id": {"$ne": user_id}}
             )
+            .limit(batch)
+            .to_list(None)
+        )
+        visited = await (
+            self._sessions.find({"external_participants": {"$elemMatch": person}})
             .limit(batch)
             .to_list(None)
         )
@@ -514,26 +527,51 @@ class MongoStore:
             "metadata": {"erasedAt": at.isoformat()},
             "terms": [],
         }
-        for doc in joined:
+        for doc, own in [*((d, True) for d in joined), *((d, False) for d in visited)]:
+            theirs: Doc = {
+                "session_id": doc["_id"],
+                "author_id": user_id,
+                "author_entity_id": {"$exists": False} if own else entity_id,
+            }
+            said = await self._turns.find_one(
+                {
+                    **theirs,
+                    "role": {"$in": [TurnRole.USER.value, TurnRole.ASSISTANT.value]},
+                    "content": {"$regex": r"\S"},
+                },
+                {"_id": 1},
+            )
             result = await self._turns.update_many(
-                {"session_id": doc["_id"], "author_id": user_id}, {"$set": emptied}
+                theirs, {"$set": emptied, "$unset": {"author_entity_id": ""}}
             )
-            await self._sessions.update_one(
-                {"_id": doc["_id"]}, {"$pull": {"participants": user_id}}
-            )
+            leave = {"participants": user_id} if own else {"external_participants": person}
+            await self._sessions.update_one({"_id": doc["_id"]}, {"$pull": leave})
+            session = codec.session_from(doc)
+            if said is not None and await self._retitle_without_erased(session, at, opening_words):
+                retitled.append(session.id)
             counts.authored_turns += result.modified_count
             counts.participations += 1
-        rated = await (
-            self._turns.find({"entity_id": entity_id, "feedback.user_id": user_id}, {"_id": 1})
-            .limit(batch)
-            .to_list(None)
-        )
-        if rated:
-            result = await self._turns.update_many(
-                {"_id": {"$in": [d["_id"] for d in rated]}},
-                {"$pull": {"feedback": {"user_id": user_id}}},
-            )
-            counts.feedback = result.modified_count
+        counts.titles = len(retitled)
+        # Their feedback: on turns of their entity's sessions by id alone, elsewhere with
+        # their entity named.
+        for rated_query, pull in (
+            (
+                {
+                    "entity_id": entity_id,
+                    "feedback": {
+                        "$elemMatch": {"user_id": user_id, "entity_id": {"$exists": False}}
+                    },
+                },
+                {"user_id": user_id, "entity_id": {"$exists": False}},
+            ),
+            ({"feedback": {"$elemMatch": person}}, person),
+        ):
+            rated = await self._turns.find(rated_query, {"_id": 1}).limit(batch).to_list(None)
+            if rated:
+                result = await self._turns.update_many(
+                    {"_id": {"$in": [d["_id"] for d in rated]}}, {"$pull": {"feedback": pull}}
+                )
+                counts.feedback += result.modified_count
         mine = {"entity_id": entity_id, "user_id": user_id}
         counts.pins = (await self._pins.delete_many(mine)).deleted_count
         granted = {"grantee_entity_id": entity_id, "grantee_user_id": user_id}
@@ -544,6 +582,7 @@ class MongoStore:
                 await self._shares.delete_many({"_id": {"$in": share_ids}})
             ).deleted_count
         counts.link_visits = (await self._visits.delete_many(mine)).deleted_count
+        # Shares and templates are made by managers and admins, always of the row's entity.
         for collection, field in (
             (self._shares, "created_by"),
             (self._shares, "revoked_by"),
@@ -552,20 +591,64 @@ class MongoStore:
             await collection.update_many(
                 {"entity_id": entity_id, field: user_id}, {"$set": {field: ERASED_AUTHOR}}
             )
+        # Their events in their entity's trail; an event that names another actor entity is
+        # by someone else who has the same id.
         counts.audit_events = await self._redact_audit(
-            {"entity_id": entity_id, "actor_id": user_id}, redact, batch
+            {
+                "entity_id": entity_id,
+                "actor_id": user_id,
+                "details.actorEntityId": {"$exists": False},
+            },
+            redact,
+            batch,
         )
-        return counts
+        return counts, retitled
 
-    async def _redact_audit(self, query: Doc, redact: Callable[[JSON], JSON], limit: int) -> int:
+    async def _retitle_without_erased(
+        self, session: Session, at: datetime, opening_words: Callable[[str], str]
+    ) -> bool:
+        """As SQLite's: a title that is not MANUAL makes way for the opening words of the
+        first USER turn left, PENDING."""
+        first = await (
+            self._turns.find(
+                {
+                    "session_id": session.id,
+                    "role": TurnRole.USER.value,
+                    "content": {"$regex": r"\S"},
+                },
+                {"content": 1},
+            )
+            .sort("seq", 1)
+            .limit(1)
+            .to_list(None)
+        )
+        title = (opening_words(first[0]["content"]) or None) if first else None
+        changed = await self._sessions.update_one(
+            {"_id": session.id, "title_source": {"$ne": TitleSource.MANUAL.value}},
+            {
+                "$set": {
+                    "title": title,
+                    "title_source": TitleSource.PENDING.value,
+                    "title_terms": search.term_set(title),
+                },
+                "$max": time_fields("updated_at", at),
+            },
+        )
+        return changed.matched_count > 0
+
+    async def _redact_audit(
+        self, query: Doc, redact: Callable[[JSON], JSON], limit: int, s: Any = None
+    ) -> int:
         docs = await (
-            self._audit.find({**query, "details.redacted": {"$ne": True}}, {"details": 1})
+            self._audit.find(
+                {**query, "details.redacted": {"$ne": True}}, {"details": 1}, session=s
+            )
             .limit(limit)
             .to_list(None)
         )
         for doc in docs:
             await self._audit.update_one(
-                {"_id": doc["_id"]}, {"$set": {"details": redact(doc.get("details"))}}
+                {"_id": doc["_id"]}, {"$set": {"details": redact(doc.get("details"))}}, session=s
             )
         return len(docs)
 
@@ -592,15 +675,24 @@ class MongoStore:
         return await self._atomic(work)
 
     async def _finish_delete(self, session_id: str, s: Any) -> None:
-        """The rest of a deletion once the session is marked; safe to run again."""
+        """The rest of a deletion once the session is marked; safe to run again. The
+        earlier events about the session keep no content of it (tag names ...): they are
+        redacted before its own deletion event (in the outbox) reaches `audit`."""
         for children in (self._turns, self._pins, self._visits, self._shares):
             await children.delete_many({"session_id": session_id}, session=s)
         doc = await self._sessions.find_one(
-            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1}, session=s
+            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1, "entity_id": 1}, session=s
         )
         if doc is None:
             return
-        for event in doc.get(OUTBOX) or []:
+        outbox = doc.get(OUTBOX) or []
+        earlier = {
+            "entity_id": doc["entity_id"],
+            "target": f"session:{session_id}",
+            "_id": {"$nin": [event["_id"] for event in outbox]},
+        }
+        await self._redact_audit(earlier, redact_details, 0, s)
+        for event in outbox:
             await self._put_audit(event, s)
         await self._sessions.delete_one({"_id": session_id, STATE: DELETING}, session=s)
 
@@ -676,7 +768,7 @@ class MongoStore:
             raise LimitExceeded(
                 f"The session already holds {max_turns} turns, the most its chat app allows."
             )
-        turn = Turn.numbered(new, count + 1)
+        turn = Turn.numbered(new, count + 1, session["entity_id"])
         try:
             doc = codec.turn_doc(turn, session)
             doc["terms"] = search.turn_terms(turn)
@@ -762,12 +854,20 @@ class MongoStore:
             {"_id": session_id}, {"$max": time_fields("updated_at", at)}, session=s
         )
 
+    async def _turn_entity(self, turn_id: str, s: Any) -> str | None:
+        """The entity of the turn's session (copied onto the turn, and never changing)."""
+        doc = await self._turns.find_one({"_id": turn_id}, {"entity_id": 1}, session=s)
+        return None if doc is None else doc["entity_id"]
+
     @_translated
     async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None:
         async def work(s: Any) -> Turn | None:
+            entity_id = await self._turn_entity(turn_id, s)
+            if entity_id is None:
+                return None
             doc = await self._turns.find_one_and_update(
                 {"_id": turn_id},
-                {"$set": {"verification": codec.verification_doc(verification)}},
+                {"$set": {"verification": codec.verification_doc(verification, entity_id)}},
                 return_document=AFTER,
                 session=s,
             )
@@ -780,8 +880,9 @@ class MongoStore:
 
     @_translated
     async def add_feedback(self, turn_id: str, feedback: Feedback) -> Turn | None:
-        # One atomic update: drop this user's earlier feedback of this kind, append the new
-        # one. Values go in as $literal so that text starting with "$" stays text.
+        # One atomic update: drop this person's earlier feedback of this kind (a stored item
+        # without an entity is by a user of the session's), append the new one. Values go
+        # in as $literal so that text starting with "$" stays text.
         others = {
             "$filter": {
                 "input": {"$ifNull": ["$feedback", []]},
@@ -789,22 +890,24 @@ class MongoStore:
                 "cond": {
                     "$or": [
                         {"$ne": ["$$f.user_id", {"$literal": feedback.user_id}]},
+                        {
+                            "$ne": [
+                                {"$ifNull": ["$$f.entity_id", "$entity_id"]},
+                                {"$literal": feedback.entity_id},
+                            ]
+                        },
                         {"$ne": ["$$f.kind", {"$literal": feedback.kind.value}]},
                     ]
                 },
             }
         }
-        replace = [
-            {
-                "$set": {
-                    "feedback": {
-                        "$concatArrays": [others, {"$literal": [codec.feedback_doc(feedback)]}]
-                    }
-                }
-            }
-        ]
 
         async def work(s: Any) -> Turn | None:
+            entity_id = await self._turn_entity(turn_id, s)
+            if entity_id is None:
+                return None
+            added = {"$literal": [codec.feedback_doc(feedback, entity_id)]}
+            replace = [{"$set": {"feedback": {"$concatArrays": [others, added]}}}]
             doc = await self._turns.find_one_and_update(
                 {"_id": turn_id}, replace, return_document=AFTER, session=s
             )

@@ -1,4 +1,7 @@
-"""Rows to domain objects and back: times as integer microseconds, JSON as orjson text."""
+"""Rows to domain objects and back: times as integer microseconds, JSON as orjson text.
+
+A person of the session's own entity is stored by user id alone; someone of another
+entity (an external grantee) with their entity beside it (migration 0014)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from ...domain.models import (
     Feedback,
     FeedbackKind,
     Grade,
+    Person,
     Session,
     SessionStatus,
     TitleSource,
@@ -43,8 +47,22 @@ def load_json(value: str | None) -> Any:
 SESSION_COLUMNS = (
     "id, entity_id, chat_app_id, owner_id, title, title_source, created_at, updated_at, "
     "last_activity_at, turn_count, archived_at, tags, participants, status, template_id, "
-    "agent_context, metadata, expires_at, input_tokens, output_tokens, cost"
+    "agent_context, metadata, expires_at, input_tokens, output_tokens, cost, "
+    "external_participants"
 )
+
+
+def people_to_json(people: list[Person]) -> str | None:
+    """Participants of other entities; NULL when there are none (the usual case)."""
+    if not people:
+        return None
+    return dump_json([{"entity_id": p.entity_id, "user_id": p.user_id} for p in people])
+
+
+def people_from_json(text: str | None) -> list[Person]:
+    if text is None:
+        return []
+    return [Person(d["entity_id"], d["user_id"]) for d in orjson.loads(text)]
 
 
 def session_row(s: Session) -> tuple:
@@ -70,6 +88,7 @@ def session_row(s: Session) -> tuple:
         s.usage.input_tokens,
         s.usage.output_tokens,
         s.usage.cost,
+        people_to_json(s.external_participants),
     )
 
 
@@ -94,13 +113,25 @@ def session_from_row(r: tuple) -> Session:
         metadata=load_json(r[16]),
         expires_at=opt_datetime(r[17]),
         usage=TokenUsage(r[18], r[19], r[20]),
+        external_participants=people_from_json(r[21]),
     )
 
 
 TURN_COLUMNS = (
     "id, session_id, seq, role, author_id, content, parts, tool_invocations, trace, "
-    "verification, feedback, insights, metadata, input_tokens, output_tokens, cost, created_at"
+    "verification, feedback, insights, metadata, input_tokens, output_tokens, cost, created_at, "
+    "author_entity_id"
 )
+# What turn_from_row reads: the columns and the entity of the turn's session, which the
+# people of the turn (author, feedback, verifier) belong to unless they name another.
+TURN_SELECT = (
+    f"SELECT {TURN_COLUMNS}, (SELECT s.entity_id FROM sessions s WHERE s.id = turns.session_id)"
+    " FROM turns"
+)
+
+
+def _other_entity(entity_id: str, session_entity_id: str) -> str | None:
+    return None if entity_id == session_entity_id else entity_id
 
 
 def _tool_to_json(t: ToolInvocation) -> dict:
@@ -129,21 +160,23 @@ def _tool_from_json(d: dict) -> ToolInvocation:
     )
 
 
-def verification_to_json(v: Verification | None) -> str | None:
+def verification_to_json(v: Verification | None, session_entity_id: str) -> str | None:
     if v is None:
         return None
-    return dump_json(
-        {
-            "grade": v.grade.value,
-            "score": v.score,
-            "notes": v.notes,
-            "verified_at": to_micros(v.verified_at),
-            "verified_by": v.verified_by,
-        }
-    )
+    d = {
+        "grade": v.grade.value,
+        "score": v.score,
+        "notes": v.notes,
+        "verified_at": to_micros(v.verified_at),
+        "verified_by": v.verified_by,
+    }
+    other = _other_entity(v.verified_by_entity_id, session_entity_id)
+    if other is not None:
+        d["verified_by_entity_id"] = other
+    return dump_json(d)
 
 
-def _verification_from_json(text: str | None) -> Verification | None:
+def _verification_from_json(text: str | None, session_entity_id: str) -> Verification | None:
     if text is None:
         return None
     d = orjson.loads(text)
@@ -153,26 +186,29 @@ def _verification_from_json(text: str | None) -> Verification | None:
         notes=d["notes"],
         verified_at=from_micros(d["verified_at"]),
         verified_by=d["verified_by"],
+        verified_by_entity_id=d.get("verified_by_entity_id", session_entity_id),
     )
 
 
-def feedback_to_json(items: list[Feedback]) -> str | None:
+def feedback_to_json(items: list[Feedback], session_entity_id: str) -> str | None:
     if not items:
         return None
-    return dump_json(
-        [
-            {
-                "user_id": f.user_id,
-                "kind": f.kind.value,
-                "comment": f.comment,
-                "at": to_micros(f.at),
-            }
-            for f in items
-        ]
-    )
+    stored = []
+    for f in items:
+        d = {
+            "user_id": f.user_id,
+            "kind": f.kind.value,
+            "comment": f.comment,
+            "at": to_micros(f.at),
+        }
+        other = _other_entity(f.entity_id, session_entity_id)
+        if other is not None:
+            d["entity_id"] = other
+        stored.append(d)
+    return dump_json(stored)
 
 
-def feedback_from_json(text: str | None) -> list[Feedback]:
+def feedback_from_json(text: str | None, session_entity_id: str) -> list[Feedback]:
     if text is None:
         return []
     return [
@@ -181,6 +217,7 @@ def feedback_from_json(text: str | None) -> list[Feedback]:
             kind=FeedbackKind(d["kind"]),
             comment=d["comment"],
             at=from_micros(d["at"]),
+            entity_id=d.get("entity_id", session_entity_id),
         )
         for d in orjson.loads(text)
     ]
@@ -197,19 +234,21 @@ def turn_row(t: Turn) -> tuple:
         dump_json(t.parts),
         dump_json([_tool_to_json(i) for i in t.tool_invocations]) if t.tool_invocations else None,
         dump_json(t.trace),
-        verification_to_json(t.verification),
-        feedback_to_json(t.feedback),
+        verification_to_json(t.verification, t.entity_id),
+        feedback_to_json(t.feedback, t.entity_id),
         dump_json(t.insights),
         dump_json(t.metadata),
         t.usage.input_tokens,
         t.usage.output_tokens,
         t.usage.cost,
         to_micros(t.created_at),
+        _other_entity(t.author_entity_id, t.entity_id),
     )
 
 
 def turn_from_row(r: tuple) -> Turn:
-    tools = r[7]
+    """A row of TURN_SELECT."""
+    tools, entity_id = r[7], r[18]
     return Turn(
         id=r[0],
         session_id=r[1],
@@ -220,10 +259,12 @@ def turn_from_row(r: tuple) -> Turn:
         parts=load_json(r[6]),
         tool_invocations=[_tool_from_json(d) for d in orjson.loads(tools)] if tools else [],
         trace=load_json(r[8]),
-        verification=_verification_from_json(r[9]),
-        feedback=feedback_from_json(r[10]),
+        verification=_verification_from_json(r[9], entity_id),
+        feedback=feedback_from_json(r[10], entity_id),
         insights=load_json(r[11]),
         metadata=load_json(r[12]),
         usage=TokenUsage(r[13], r[14], r[15]),
         created_at=from_micros(r[16]),
+        entity_id=entity_id,
+        author_entity_id=r[17] or entity_id,
     )

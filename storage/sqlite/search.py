@@ -533,13 +533,17 @@ def _session_filters(search_filter: SearchFilter, params: dict[str, Any]) -> lis
             f" AND st.tag IN ({', '.join(names)}))"
         )
     if search_filter.participants:
-        names = []
-        for i, user in enumerate(search_filter.participants):
-            params[f"who{i}"] = user
-            names.append(f":who{i}")
+        people = []
+        for i, person in enumerate(search_filter.participants):
+            params.update({f"whose{i}": person.entity_id, f"who{i}": person.user_id})
+            people.append(f"(:whose{i}, :who{i})")
+        # Participants are users of the session's entity; external_participants name theirs.
         clauses.append(
-            "EXISTS (SELECT 1 FROM json_each(s.participants) p"
-            f" WHERE p.value IN ({', '.join(names)}))"
+            "(EXISTS (SELECT 1 FROM json_each(s.participants) p"
+            f" WHERE (s.entity_id, p.value) IN (VALUES {', '.join(people)}))"
+            " OR EXISTS (SELECT 1 FROM json_each(s.external_participants) x"
+            " WHERE (x.value ->> 'entity_id', x.value ->> 'user_id')"
+            f" IN (VALUES {', '.join(people)})))"
         )
     return clauses
 

@@ -34,6 +34,7 @@ from ...domain.models import (
     KeysetCursor,
     NewTurn,
     OwnerScope,
+    Person,
     Pin,
     Session,
     SessionCursor,
@@ -57,8 +58,9 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
+from ...domain.redaction import redact_details
 from . import codec, driver, search, tokenizer
-from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
+from .codec import SESSION_COLUMNS, TURN_COLUMNS, TURN_SELECT, opt_micros, to_micros
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +72,6 @@ CHECKPOINT_SECONDS = 0.5
 # The WAL file is cut back to this size when it restarts (it can grow under a burst).
 _WAL_KEPT = 64 * 1024 * 1024
 _SESSION_SELECT = f"SELECT {SESSION_COLUMNS} FROM sessions"
-_TURN_SELECT = f"SELECT {TURN_COLUMNS} FROM turns"
 _SHARE_COLUMNS = (
     "id, session_id, entity_id, grantee_kind, grantee_entity_id, grantee_user_id, mode, "
     "created_by, created_at, expires_at, revoked_at, revoked_by, token_hash"
@@ -338,9 +339,17 @@ class SqliteStore:
         at: datetime,
         batch: int,
         redact: Callable[[JSON], JSON],
-    ) -> ErasureCounts:
+        opening_words: Callable[[str], str],
+    ) -> tuple[ErasureCounts, list[str]]:
         return await self._write(
-            _erase_contributions, entity_id, user_id, at, batch, redact, purge=True
+            _erase_contributions,
+            entity_id,
+            user_id,
+            at,
+            batch,
+            redact,
+            opening_words,
+            purge=True,
         )
 
     async def tag_counts(
@@ -606,7 +615,7 @@ def _require_session(conn: driver.Connection, session_id: str) -> Session:
 def _create_session(
     conn: driver.Connection, session: Session, first_turn: NewTurn | None, max_turns: int
 ) -> tuple[Session, Turn | None]:
-    placeholders = ", ".join("?" * 21)
+    placeholders = ", ".join("?" * 22)
     conn.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({placeholders})",
         codec.session_row(session),
@@ -634,7 +643,8 @@ def _append_turn(
         " expires_at = CASE WHEN ? IS NULL THEN expires_at"
         "  ELSE max(last_activity_at, ?) + ? END,"
         " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cost = cost + ?"
-        " WHERE id = ? AND turn_count < ? RETURNING turn_count, participants",
+        " WHERE id = ? AND turn_count < ?"
+        " RETURNING turn_count, entity_id, participants, external_participants",
         (
             at,
             at,
@@ -655,16 +665,23 @@ def _append_turn(
         raise LimitExceeded(
             f"The session already holds {max_turns} turns, the most its chat app allows."
         )
-    seq, participants_json = row
-    participants = orjson.loads(participants_json)
-    if new.author_id not in participants:
-        participants.append(new.author_id)
-        conn.execute(
-            "UPDATE sessions SET participants = ? WHERE id = ?",
-            (orjson.dumps(participants).decode(), new.session_id),
-        )
-    turn = Turn.numbered(new, seq)
-    placeholders = ", ".join("?" * 17)
+    seq, entity_id, participants_json, external_json = row
+    if new.author_entity_id == entity_id:
+        participants = orjson.loads(participants_json)
+        if new.author_id not in participants:
+            conn.execute(
+                "UPDATE sessions SET participants = ? WHERE id = ?",
+                (orjson.dumps([*participants, new.author_id]).decode(), new.session_id),
+            )
+    else:
+        external = codec.people_from_json(external_json)
+        if new.author not in external:
+            conn.execute(
+                "UPDATE sessions SET external_participants = ? WHERE id = ?",
+                (codec.people_to_json([*external, new.author]), new.session_id),
+            )
+    turn = Turn.numbered(new, seq, entity_id)
+    placeholders = ", ".join("?" * 18)
     row = codec.turn_row(turn)
     inserted = conn.execute(f"INSERT INTO turns ({TURN_COLUMNS}) VALUES ({placeholders})", row)
     session = _require_session(conn, new.session_id)
@@ -764,12 +781,18 @@ def _tag_counts(
 
 def _delete_session(conn: driver.Connection, session_id: str, audit: AuditEvent) -> bool:
     # Turns, tags, pins and shares go with the session through ON DELETE CASCADE; the
-    # search index is a virtual table, cleared by hand first.
+    # search index is a virtual table, cleared by hand first. The earlier events about the
+    # session keep no content of it (tag names ...): only what `audit` records stays.
+    row = conn.execute("SELECT entity_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
+        return False
+    _redact_audit(
+        conn, "entity_id = ? AND target = ?", (row[0], f"session:{session_id}"), redact_details
+    )
     search.unindex_session(conn, session_id)
-    deleted = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount
-    if deleted:
-        _insert_audit(conn, audit)
-    return bool(deleted)
+    conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+    _insert_audit(conn, audit)
+    return True
 
 
 def _redact_audit(
@@ -820,48 +843,77 @@ def _erase_contributions(
     at: datetime,
     batch: int,
     redact: Callable[[JSON], JSON],
-) -> ErasureCounts:
-    counts = ErasureCounts()
+    opening_words: Callable[[str], str],
+) -> tuple[ErasureCounts, list[str]]:
+    counts, retitled = ErasureCounts(), []
     erased_metadata = codec.dump_json({"erasedAt": at.isoformat()})
-    # Sessions they took part in (their own are gone by now): empty their turns there.
+    # Sessions of their entity they took part in (their own are gone by now), then those of
+    # other entities they took part in as an external grantee: empty their turns there.
+    # A user of another entity with the same id is someone else, and keeps everything.
     joined = conn.execute(
-        "SELECT id, participants FROM sessions WHERE entity_id = ? AND owner_id != ?"
+        "SELECT id, entity_id FROM sessions WHERE entity_id = ? AND owner_id != ?"
         " AND EXISTS (SELECT 1 FROM json_each(participants) WHERE value = ?) LIMIT ?",
         (entity_id, user_id, user_id, batch),
     ).fetchall()
-    for session_id, participants in joined:
+    visited = conn.execute(
+        "SELECT id, entity_id FROM sessions INDEXED BY sessions_with_external_participants"
+        " WHERE external_participants IS NOT NULL AND EXISTS (SELECT 1 FROM"
+        " json_each(external_participants) WHERE value ->> 'entity_id' = ?"
+        " AND value ->> 'user_id' = ?) LIMIT ?",
+        (entity_id, user_id, batch),
+    ).fetchall()
+    person = Person(entity_id, user_id)
+    for session_id, session_entity_id in [*joined, *visited]:
+        own = session_entity_id == entity_id
         rowids = [
             rowid
             for (rowid,) in conn.execute(
-                "SELECT rowid FROM turns WHERE session_id = ? AND author_id = ?",
-                (session_id, user_id),
+                "SELECT rowid FROM turns WHERE session_id = ? AND author_id = ?"
+                " AND author_entity_id IS ?",
+                (session_id, user_id, None if own else entity_id),
             )
         ]
-        search.unindex_turns(conn, entity_id, rowids)
+        said = _says_something(conn, rowids)
+        search.unindex_turns(conn, session_entity_id, rowids)
         conn.executemany(
-            "UPDATE turns SET content = '', author_id = ?, parts = NULL, tool_invocations = NULL,"
-            " trace = NULL, verification = NULL, feedback = NULL, insights = NULL, metadata = ?"
-            " WHERE rowid = ?",
+            "UPDATE turns SET content = '', author_id = ?, author_entity_id = NULL, parts = NULL,"
+            " tool_invocations = NULL, trace = NULL, verification = NULL, feedback = NULL,"
+            " insights = NULL, metadata = ? WHERE rowid = ?",
             [(ERASED_AUTHOR, erased_metadata, r) for r in rowids],
         )
-        remaining = [p for p in codec.load_json(participants) if p != user_id]
-        conn.execute(
-            "UPDATE sessions SET participants = ? WHERE id = ?",
-            (codec.dump_json(remaining), session_id),
-        )
+        session = _require_session(conn, session_id)
+        if own:
+            conn.execute(
+                "UPDATE sessions SET participants = ? WHERE id = ?",
+                (codec.dump_json([p for p in session.participants if p != user_id]), session_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE sessions SET external_participants = ? WHERE id = ?",
+                (
+                    codec.people_to_json([p for p in session.external_participants if p != person]),
+                    session_id,
+                ),
+            )
+        if said and _retitle_without_erased(conn, session, at, opening_words):
+            retitled.append(session_id)
         counts.authored_turns += len(rowids)
         counts.participations += 1
+    counts.titles = len(retitled)
     rated = conn.execute(
-        "SELECT t.rowid, t.feedback FROM turns t JOIN sessions s ON s.id = t.session_id"
-        " WHERE t.feedback IS NOT NULL AND s.entity_id = ?"
-        " AND EXISTS (SELECT 1 FROM json_each(t.feedback) WHERE value ->> 'user_id' = ?)"
-        " LIMIT ?",
-        (entity_id, user_id, batch),
+        "SELECT t.rowid, t.feedback, s.entity_id FROM turns t JOIN sessions s"
+        " ON s.id = t.session_id WHERE t.feedback IS NOT NULL AND EXISTS (SELECT 1 FROM"
+        " json_each(t.feedback) f WHERE f.value ->> 'user_id' = ?"
+        " AND coalesce(f.value ->> 'entity_id', s.entity_id) = ?) LIMIT ?",
+        (user_id, entity_id, batch),
     ).fetchall()
-    for rowid, feedback in rated:
-        kept = [f for f in codec.feedback_from_json(feedback) if f.user_id != user_id]
+    for rowid, feedback, session_entity_id in rated:
+        kept = [
+            f for f in codec.feedback_from_json(feedback, session_entity_id) if f.given_by != person
+        ]
         conn.execute(
-            "UPDATE turns SET feedback = ? WHERE rowid = ?", (codec.feedback_to_json(kept), rowid)
+            "UPDATE turns SET feedback = ? WHERE rowid = ?",
+            (codec.feedback_to_json(kept, session_entity_id), rowid),
         )
         counts.feedback += 1
     counts.pins = conn.execute(
@@ -874,6 +926,7 @@ def _erase_contributions(
     counts.link_visits = conn.execute(
         "DELETE FROM share_link_visits WHERE entity_id = ? AND user_id = ?", (entity_id, user_id)
     ).rowcount
+    # Shares and templates are made by managers and admins, always of the row's entity.
     for table, column in (
         ("shares", "created_by"),
         ("shares", "revoked_by"),
@@ -883,10 +936,56 @@ def _erase_contributions(
             f"UPDATE {table} SET {column} = ? WHERE entity_id = ? AND {column} = ?",
             (ERASED_AUTHOR, entity_id, user_id),
         )
+    # Their events in their entity's trail; an event that names another actor entity is
+    # by someone else who has the same id.
     counts.audit_events = _redact_audit(
-        conn, "entity_id = ? AND actor_id = ?", (entity_id, user_id), redact, batch
+        conn,
+        "entity_id = ? AND actor_id = ? AND details ->> 'actorEntityId' IS NULL",
+        (entity_id, user_id),
+        redact,
+        batch,
     )
-    return counts
+    return counts, retitled
+
+
+def _says_something(conn: driver.Connection, rowids: list[int]) -> bool:
+    """Whether any of the turns is one titles are made from (see `_conversation`)."""
+    if not rowids:
+        return False
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM turns WHERE role IN ('USER', 'ASSISTANT')"
+        " AND trim(content, ' ' || char(9, 10, 13)) != ''"
+        f" AND rowid IN ({', '.join('?' * len(rowids))}))",
+        rowids,
+    ).fetchone()
+    return bool(found)
+
+
+def _retitle_without_erased(
+    conn: driver.Connection, session: Session, at: datetime, opening_words: Callable[[str], str]
+) -> bool:
+    """A generated title may hold words of the turns just emptied (which turns it was made
+    from is not kept): it makes way for the opening words of the first USER turn left, as
+    a new session shows, PENDING, in the index too. A MANUAL title is the owner's own."""
+    if session.title_source is TitleSource.MANUAL:
+        return False
+    first = conn.execute(
+        "SELECT content FROM turns WHERE session_id = ? AND role = 'USER'"
+        " AND trim(content, ' ' || char(9, 10, 13)) != '' ORDER BY seq LIMIT 1",
+        (session.id,),
+    ).fetchone()
+    conn.execute(
+        "UPDATE sessions SET title = ?, title_source = ?, updated_at = max(updated_at, ?)"
+        " WHERE id = ?",
+        (
+            (opening_words(first[0]) or None) if first else None,
+            TitleSource.PENDING.value,
+            to_micros(at),
+            session.id,
+        ),
+    )
+    search.index_title(conn, session.id)
+    return True
 
 
 def _expired_sessions(
@@ -965,7 +1064,7 @@ def _list_sessions(
 
 
 def _get_turn(conn: driver.Connection, turn_id: str) -> Turn | None:
-    row = conn.execute(f"{_TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
+    row = conn.execute(f"{TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
     return None if row is None else codec.turn_from_row(row)
 
 
@@ -986,7 +1085,7 @@ def _list_turns(
         params.append(before_seq)
     order = "DESC" if newest_first else "ASC"
     rows = conn.execute(
-        f"{_TURN_SELECT} WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT ?",
+        f"{TURN_SELECT} WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT ?",
         (*params, limit),
     ).fetchall()
     return [codec.turn_from_row(r) for r in rows]
@@ -1012,31 +1111,49 @@ def _touch_session_of_turn(conn: driver.Connection, turn_id: str, at: datetime) 
     )
 
 
+def _turn_entity(conn: driver.Connection, turn_id: str) -> str | None:
+    """The entity of the turn's session; None when the turn does not exist."""
+    row = conn.execute(
+        "SELECT s.entity_id FROM turns t JOIN sessions s ON s.id = t.session_id WHERE t.id = ?",
+        (turn_id,),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
 def _set_verification(
     conn: driver.Connection, turn_id: str, verification: Verification
 ) -> Turn | None:
-    updated = conn.execute(
-        "UPDATE turns SET verification = ? WHERE id = ?",
-        (codec.verification_to_json(verification), turn_id),
-    ).rowcount
-    if not updated:
+    entity_id = _turn_entity(conn, turn_id)
+    if entity_id is None:
         return None
+    conn.execute(
+        "UPDATE turns SET verification = ? WHERE id = ?",
+        (codec.verification_to_json(verification, entity_id), turn_id),
+    )
     _touch_session_of_turn(conn, turn_id, verification.verified_at)
     return _get_turn(conn, turn_id)
 
 
 def _add_feedback(conn: driver.Connection, turn_id: str, feedback: Feedback) -> Turn | None:
-    row = conn.execute("SELECT feedback FROM turns WHERE id = ?", (turn_id,)).fetchone()
+    row = conn.execute(
+        "SELECT t.feedback, s.entity_id FROM turns t JOIN sessions s ON s.id = t.session_id"
+        " WHERE t.id = ?",
+        (turn_id,),
+    ).fetchone()
     if row is None:
         return None
+    stored, entity_id = row
+    # One feedback of each kind per person: the same user id of another entity is someone
+    # else, whose feedback stays.
     items = [
         f
-        for f in codec.feedback_from_json(row[0])
-        if not (f.user_id == feedback.user_id and f.kind == feedback.kind)
+        for f in codec.feedback_from_json(stored, entity_id)
+        if not (f.given_by == feedback.given_by and f.kind == feedback.kind)
     ]
     items.append(feedback)
     conn.execute(
-        "UPDATE turns SET feedback = ? WHERE id = ?", (codec.feedback_to_json(items), turn_id)
+        "UPDATE turns SET feedback = ? WHERE id = ?",
+        (codec.feedback_to_json(items, entity_id), turn_id),
     )
     _touch_session_of_turn(conn, turn_id, feedback.at)
     return _get_turn(conn, turn_id)

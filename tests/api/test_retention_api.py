@@ -57,7 +57,7 @@ def stored_session(api: Any, owner: str, idle: timedelta, text: str, entity: str
         tags=["zoo"],
         expires_at=now + KNOWLEDGE_RETENTION,
     )
-    turn = NewTurn(new_id(), session.id, TurnRole.USER, owner, text, now)
+    turn = NewTurn(new_id(), session.id, TurnRole.USER, owner, text, now, author_entity_id=entity)
 
     async def write() -> None:
         await components.store.create_session(session, turn, 100)

@@ -34,7 +34,18 @@ def session(turn_count: int, agent_context: object = None) -> Session:
 
 
 def turn(seq: int, role: TurnRole, content: str, tools: list[ToolInvocation] | None = None) -> Turn:
-    return Turn(f"t{seq}", "s", seq, role, "alice", content, NOW, tool_invocations=tools or [])
+    return Turn(
+        f"t{seq}",
+        "s",
+        seq,
+        role,
+        "alice",
+        content,
+        NOW,
+        tool_invocations=tools or [],
+        entity_id="acme",
+        author_entity_id="acme",
+    )
 
 
 def test_tool_calls_and_results_pair_up() -> None:

@@ -42,7 +42,17 @@ def sample() -> list[ExportedSession]:
         turn_count=2,
     )
     turns = [
-        Turn("t1", "s1", 1, TurnRole.USER, "alice", "Wie spät ist es in Zürich?", NOW),
+        Turn(
+            "t1",
+            "s1",
+            1,
+            TurnRole.USER,
+            "alice",
+            "Wie spät ist es in Zürich?",
+            NOW,
+            entity_id="acme",
+            author_entity_id="acme",
+        ),
         Turn(
             "t2",
             "s1",
@@ -54,8 +64,12 @@ def sample() -> list[ExportedSession]:
             tool_invocations=[
                 ToolInvocation("c1", "clock", {"tz": "Europe/Zurich"}, {"t": "10:30"})
             ],
-            verification=Verification(Grade.A, 0.95, "checked", NOW, "grader"),
-            feedback=[Feedback("bob", FeedbackKind.THUMBS_UP, "danke", NOW)],
+            verification=Verification(
+                Grade.A, 0.95, "checked", NOW, "grader", verified_by_entity_id="acme"
+            ),
+            feedback=[Feedback("bob", FeedbackKind.THUMBS_UP, "danke", NOW, entity_id="acme")],
+            entity_id="acme",
+            author_entity_id="acme",
         ),
     ]
     return [ExportedSession(session, turns)]
@@ -128,7 +142,18 @@ def planted() -> ExportedSession:
     )
     content = "Before " + " ".join(f"[{c}]" for c in PLANTED) + " after"
     call = ToolInvocation("c2", "probe", {"key\ud800": "value\x1b"}, "out\ufffe")
-    turn = Turn("t9", "s2", 1, TurnRole.USER, "mallory", content, NOW, tool_invocations=[call])
+    turn = Turn(
+        "t9",
+        "s2",
+        1,
+        TurnRole.USER,
+        "mallory",
+        content,
+        NOW,
+        tool_invocations=[call],
+        entity_id="acme",
+        author_entity_id="acme",
+    )
     return ExportedSession(session, [turn])
 
 
@@ -192,7 +217,17 @@ def test_json_stays_valid_and_loses_only_lone_surrogates() -> None:
 
 def test_a_pdf_shows_characters_its_fonts_lack_as_replacement_characters() -> None:
     item = sample()[0]
-    item.turns[0] = Turn("t1", "s1", 1, TurnRole.USER, "alice", "中文\tok\r\nnext", NOW)
+    item.turns[0] = Turn(
+        "t1",
+        "s1",
+        1,
+        TurnRole.USER,
+        "alice",
+        "中文\tok\r\nnext",
+        NOW,
+        entity_id="acme",
+        author_entity_id="acme",
+    )
     text = pdf_text(RENDERERS[ExportFormat.PDF]([item], NOW).content)
     assert "U+4E2D ×1 by \ufffd; U+6587 ×1 by \ufffd" in words(text)
     assert "\ufffd\ufffd    ok\nnext" in text  # tabs and line ends are layout, not loss

@@ -43,7 +43,17 @@ def _session(session_id: str = "s1") -> Session:
 
 
 def _turn(seq: int, session_id: str = "s1") -> Turn:
-    return Turn(f"t{seq}", session_id, seq, TurnRole.USER, "alice", f"turn {seq}", NOW)
+    return Turn(
+        f"t{seq}",
+        session_id,
+        seq,
+        TurnRole.USER,
+        "alice",
+        f"turn {seq}",
+        NOW,
+        entity_id="acme",
+        author_entity_id="acme",
+    )
 
 
 def _share(kind: GranteeKind, user: str | None = "bob", entity: str | None = "acme") -> Share:

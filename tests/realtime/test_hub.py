@@ -161,7 +161,15 @@ def test_after_a_broker_outage_groups_catch_up_from_the_store(live: Live) -> Non
     async def behind_the_brokers_back() -> None:
         # Written to the store without a notification, as when Redis was down.
         for i in (2, 3):
-            turn = NewTurn(new_id(), session_id, TurnRole.USER, "alice", f"missed {i}", utc_now())
+            turn = NewTurn(
+                new_id(),
+                session_id,
+                TurnRole.USER,
+                "alice",
+                f"missed {i}",
+                utc_now(),
+                author_entity_id="acme",
+            )
             await store.append_turn(turn, 100)
         await store.rename_session(session_id, "Renamed meanwhile", TitleSource.MANUAL, utc_now())
         hub.subscribed(session_channel(session_id), True)

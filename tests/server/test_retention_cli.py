@@ -56,7 +56,15 @@ async def _seed(path: Path, app: str, count: int, expires_at: datetime | None) -
                 status=SessionStatus.ACTIVE,
                 expires_at=expires_at,
             )
-            turn = NewTurn(new_id(), session.id, TurnRole.USER, "alice", "hi", LONG_AGO)
+            turn = NewTurn(
+                new_id(),
+                session.id,
+                TurnRole.USER,
+                "alice",
+                "hi",
+                LONG_AGO,
+                author_entity_id="acme",
+            )
             await store.create_session(session, turn, 10)
             ids.append(session.id)
     finally:

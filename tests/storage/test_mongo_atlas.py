@@ -15,7 +15,7 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 from typer.testing import CliRunner
 
-from sessionhub.domain.models import TurnRole
+from sessionhub.domain.models import Person, TurnRole
 from sessionhub.domain.query import (
     SearchCursor,
     SearchFilter,
@@ -43,7 +43,7 @@ EVERYTHING = SearchFilter(
     chat_app_ids=("support", "knowledge"),
     since=T0,
     until=T0 + timedelta(days=1),
-    participants=("carol",),
+    participants=(Person("acme", "carol"),),
     tags=("vip",),
     include_archived=False,
 )
@@ -351,7 +351,15 @@ def test_session_filters_apply_to_the_session_after_grouping() -> None:
         "session.archived": False,
         "session.chat_app_id": {"$in": ["support", "knowledge"]},
         "session.tags": {"$in": ["vip"]},
-        "session.participants": {"$in": ["carol"]},
+        # acme's carol: among the users of an acme session, or an external grantee.
+        "$or": [
+            {"session.entity_id": {"$eq": "acme"}, "session.participants": {"$in": ["carol"]}},
+            {
+                "session.external_participants": {
+                    "$elemMatch": {"entity_id": {"$eq": "acme"}, "user_id": {"$in": ["carol"]}}
+                }
+            },
+        ],
     }
     # Participants are who took part in the session, not the author of the matching turn.
     assert "author_id" not in repr(turn_search(stages))
@@ -467,7 +475,10 @@ def _reference_keys() -> set[str]:
 @pytest.mark.parametrize("text", HOSTILE_QUERIES)
 def test_user_text_is_only_ever_a_query_value(text: str) -> None:
     hostile = SearchFilter(
-        chat_app_ids=HOSTILE_IDS, participants=HOSTILE_IDS, tags=HOSTILE_IDS, include_archived=True
+        chat_app_ids=HOSTILE_IDS,
+        participants=tuple(Person(i, i) for i in HOSTILE_IDS),
+        tags=HOSTILE_IDS,
+        include_archived=True,
     )
     scope = SearchScope(HOSTILE_IDS[0], HOSTILE_IDS[1], HOSTILE_IDS)
     for order in SearchOrder:
@@ -479,7 +490,7 @@ def test_user_text_is_only_ever_a_query_value(text: str) -> None:
                 continue
             # Words are `query` values of text/phrase/wildcard; ids and filter values are
             # `value`s of equals/in, or literals compared in $match (never expressions).
-            assert path[-1] in {"query", "value", "$in", "$lt", "$gt"}, path
+            assert path[-1] in {"query", "value", "$in", "$eq", "$lt", "$gt"}, path
             assert path[0] in {"$search", "$unionWith", "$match"}, path
             if path[-1] == "query" and path[-2] == "wildcard":
                 assert value.endswith("*") and "\\" not in value

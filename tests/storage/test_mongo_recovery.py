@@ -50,7 +50,16 @@ def make_session(**kw) -> Session:
 
 
 def make_turn(session_id: str, **kw) -> NewTurn:
-    return NewTurn(new_id(), session_id, TurnRole.USER, "alice", kw.pop("content", "hi"), T0, **kw)
+    return NewTurn(
+        new_id(),
+        session_id,
+        TurnRole.USER,
+        "alice",
+        kw.pop("content", "hi"),
+        T0,
+        author_entity_id="acme",
+        **kw,
+    )
 
 
 def event(action: str, session_id: str) -> AuditEvent:
@@ -75,7 +84,7 @@ async def test_a_turn_stored_but_never_counted_is_counted_by_the_next_append(
     session = make_session()
     await store.create_session(session, make_turn(session.id), 10)
     # The appender of seq 2 died after inserting its turn, before counting it.
-    orphan = Turn.numbered(make_turn(session.id, usage=TokenUsage(3, 4, 0.5)), 2)
+    orphan = Turn.numbered(make_turn(session.id, usage=TokenUsage(3, 4, 0.5)), 2, "acme")
     raw = await store._sessions.find_one({"_id": session.id})
     await store._turns.insert_one(codec.turn_doc(orphan, raw))
     turn, stored = await store.append_turn(make_turn(session.id, content="next"), 10)
@@ -89,7 +98,9 @@ async def test_an_uncounted_turn_still_counts_against_the_limit(store: MongoStor
     session = make_session()
     await store.create_session(session, make_turn(session.id), 2)
     raw = await store._sessions.find_one({"_id": session.id})
-    await store._turns.insert_one(codec.turn_doc(Turn.numbered(make_turn(session.id), 2), raw))
+    await store._turns.insert_one(
+        codec.turn_doc(Turn.numbered(make_turn(session.id), 2, "acme"), raw)
+    )
     with pytest.raises(LimitExceeded):
         await store.append_turn(make_turn(session.id), 2)
     assert (await store.get_session(session.id)).turn_count == 2

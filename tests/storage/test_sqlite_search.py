@@ -15,6 +15,7 @@ import pytest
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.models import (
     GranteeKind,
+    Person,
     Session,
     Share,
     ShareMode,
@@ -148,7 +149,13 @@ async def test_newest_first_walk_gives_the_exact_pages(
     elsewhere = make_session(entity="globex", owner="erin", at=T0 + timedelta(days=32))
     await store.create_session(elsewhere, None, 100)
     await store.append_turn(
-        make_turn(elsewhere.id, author="erin", content="tea kettle", at=elsewhere.created_at),
+        make_turn(
+            elsewhere.id,
+            author="erin",
+            entity="globex",
+            content="tea kettle",
+            at=elsewhere.created_at,
+        ),
         100,
     )
     scopes = [
@@ -161,7 +168,7 @@ async def test_newest_first_walk_gives_the_exact_pages(
         SearchFilter(include_archived=True),
         SearchFilter(chat_app_ids=("support",)),
         SearchFilter(tags=("brew",), include_archived=True),
-        SearchFilter(participants=("dave",)),
+        SearchFilter(participants=(Person("acme", "dave"),)),
         SearchFilter(roles=(TurnRole.ASSISTANT,)),
         SearchFilter(since=T0 + timedelta(hours=20), until=T0 + timedelta(hours=41)),
     ]
@@ -267,7 +274,9 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         await old.create_share(share, session_audit("share.created", session.id))
         shares.append(share)
     elsewhere = make_session(entity="globex", owner="gus", app="knowledge", title="Okapi zoo")
-    await old.create_session(elsewhere, make_turn(elsewhere.id, content="okapi feed"), 100)
+    await old.create_session(
+        elsewhere, make_turn(elsewhere.id, author="gus", entity="globex", content="okapi feed"), 100
+    )
 
     def as_before_0006(conn) -> None:  # the index as migrations 1-5 left it
         conn.execute("DROP TABLE search_index")
@@ -279,6 +288,9 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         conn.execute("DROP TABLE turn_sessions")
         conn.execute("DROP INDEX sessions_by_entity_span")
         conn.execute("ALTER TABLE sessions DROP COLUMN span_level")
+        conn.execute("DROP INDEX sessions_with_external_participants")
+        conn.execute("ALTER TABLE sessions DROP COLUMN external_participants")
+        conn.execute("ALTER TABLE turns DROP COLUMN author_entity_id")
         conn.execute("PRAGMA user_version = 5")
         for statement in sqlite_store._split_sql(every_migration[2][1]):
             conn.execute(statement)
@@ -571,7 +583,9 @@ async def test_the_phrase_index_follows_every_change(store: SqliteStore) -> None
     await store.create_share(share, session_audit("share.created", session.id))
     assert await found('"blue teapot"', bob) == {session.id}
     await store.revoke_share(share.id, T0, "alice", session_audit("share.revoked", session.id))
-    await store.erase_contributions("acme", "dave", T0, 100, lambda details: details)
+    await store.erase_contributions(
+        "acme", "dave", T0, 100, lambda details: details, lambda text: text
+    )
     assert await found('"red kettle"') == set()
     assert await found('"blue teapot"') == {session.id}
     await store.delete_session(session.id, session_audit("session.deleted", session.id))

@@ -21,6 +21,7 @@ from sessionhub.domain.models import (
     KeysetCursor,
     NewTurn,
     OwnerScope,
+    Person,
     Pin,
     Session,
     SessionCursor,
@@ -62,7 +63,10 @@ def make_session(
     )
 
 
-def make_turn(session_id: str, *, author: str = "alice", at: datetime = T0, **kw) -> NewTurn:
+def make_turn(
+    session_id: str, *, author: str = "alice", entity: str = "acme", at: datetime = T0, **kw
+) -> NewTurn:
+    """A turn by `author` of `entity` (an external grantee's when it is not the session's)."""
     return NewTurn(
         id=kw.pop("id", new_id()),
         session_id=session_id,
@@ -70,6 +74,7 @@ def make_turn(session_id: str, *, author: str = "alice", at: datetime = T0, **kw
         author_id=author,
         content=kw.pop("content", "hello"),
         created_at=at,
+        author_entity_id=entity,
         **kw,
     )
 
@@ -256,14 +261,18 @@ async def test_verification_and_feedback(store: Store) -> None:
     session = make_session()
     await store.create_session(session, None, 10)
     turn, _ = await store.append_turn(make_turn(session.id, role=TurnRole.ASSISTANT), 10)
-    verification = Verification(Grade.B, 0.8, "mostly right", T0, "grader")
+    verification = Verification(
+        Grade.B, 0.8, "mostly right", T0, "grader", verified_by_entity_id="acme"
+    )
     graded = await store.set_verification(turn.id, verification)
     assert graded.verification == verification
-    first = Feedback("bob", FeedbackKind.THUMBS_DOWN, "wrong", T0)
+    first = Feedback("bob", FeedbackKind.THUMBS_DOWN, "wrong", T0, entity_id="acme")
     await store.add_feedback(turn.id, first)
-    await store.add_feedback(turn.id, Feedback("carol", FeedbackKind.HALLUCINATION, None, T0))
+    await store.add_feedback(
+        turn.id, Feedback("carol", FeedbackKind.HALLUCINATION, None, T0, entity_id="acme")
+    )
     replaced = await store.add_feedback(
-        turn.id, Feedback("bob", FeedbackKind.THUMBS_DOWN, "really wrong", T0)
+        turn.id, Feedback("bob", FeedbackKind.THUMBS_DOWN, "really wrong", T0, entity_id="acme")
     )
     assert [(f.user_id, f.comment) for f in replaced.feedback] == [
         ("carol", None),
@@ -271,6 +280,59 @@ async def test_verification_and_feedback(store: Store) -> None:
     ]
     assert await store.set_verification("missing", verification) is None
     assert await store.add_feedback("missing", first) is None
+
+
+# People of other entities: a user id names a person only with its entity
+
+
+async def test_same_user_id_of_two_entities_are_two_people_in_a_session(store: Store) -> None:
+    """acme's bob and globex's bob (an external grantee) each write, give feedback and are
+    listed, and nothing of one replaces or merges with the other's."""
+    session = make_session(app="knowledge")
+    await store.create_session(session, make_turn(session.id, content="question"), 10)
+    ours, _ = await store.append_turn(make_turn(session.id, author="bob", content="ours"), 10)
+    theirs, stored = await store.append_turn(
+        make_turn(session.id, author="bob", entity="globex", content="theirs"), 10
+    )
+    assert stored.participants == ["alice", "bob"]
+    assert stored.external_participants == [Person("globex", "bob")]
+    assert stored.people == [
+        Person("acme", "alice"),
+        Person("acme", "bob"),
+        Person("globex", "bob"),
+    ]
+    # A second turn by either adds nobody.
+    _, again = await store.append_turn(
+        make_turn(session.id, author="bob", entity="globex", content="more"), 10
+    )
+    assert again.people == stored.people
+    assert await store.get_session(session.id) == again
+
+    read = {t.id: t for t in await store.list_turns(session.id, limit=10)}
+    assert (read[ours.id].author, read[ours.id].external_author) == (Person("acme", "bob"), False)
+    assert (read[theirs.id].author, read[theirs.id].external_author) == (
+        Person("globex", "bob"),
+        True,
+    )
+    assert read[theirs.id] == theirs and await store.get_turn(theirs.id) == theirs
+
+    for entity in ("acme", "globex"):
+        await store.add_feedback(
+            ours.id, Feedback("bob", FeedbackKind.THUMBS_UP, entity, T0, entity_id=entity)
+        )
+    rated = await store.add_feedback(
+        ours.id, Feedback("bob", FeedbackKind.THUMBS_UP, "globex again", T0, entity_id="globex")
+    )
+    assert [(f.given_by, f.comment) for f in rated.feedback] == [
+        (Person("acme", "bob"), "acme"),
+        (Person("globex", "bob"), "globex again"),
+    ]
+    assert (await store.get_turn(ours.id)).feedback == rated.feedback
+
+    by_their_agent = Verification(Grade.A, None, None, T0, "bob", verified_by_entity_id="globex")
+    graded = await store.set_verification(ours.id, by_their_agent)
+    assert graded.verification.verifier == Person("globex", "bob")
+    assert (await store.get_turn(ours.id)).verification == by_their_agent
 
 
 async def test_listing_is_scoped_ordered_and_keyset_paginated(store: Store) -> None:

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 from sessionhub.domain.clock import new_id
-from sessionhub.domain.erasure import redact_details
 from sessionhub.domain.models import (
     ERASED_AUTHOR,
     AuditEvent,
@@ -18,12 +17,15 @@ from sessionhub.domain.models import (
     FeedbackKind,
     GranteeKind,
     OwnerScope,
+    Person,
     Pin,
     Session,
     SessionFilter,
     Share,
     ShareMode,
+    TitleSource,
     ToolInvocation,
+    TurnRole,
 )
 from sessionhub.domain.query import (
     SearchFilter,
@@ -31,6 +33,8 @@ from sessionhub.domain.query import (
     SearchScope,
     parse_query,
 )
+from sessionhub.domain.redaction import redact_details
+from sessionhub.domain.titles import opening_words
 from sessionhub.storage.protocol import Store
 from tests.storage.test_store_contract import (
     T0,
@@ -54,7 +58,9 @@ def deletion(session: Session) -> AuditEvent:
 async def erase_all(store: Store, entity: str, user: str, batch: int) -> ErasureCounts:
     total = ErasureCounts()
     while True:
-        counts = await store.erase_contributions(entity, user, T0, batch, redact_details)
+        counts, _ = await store.erase_contributions(
+            entity, user, T0, batch, redact_details, opening_words
+        )
         if counts.is_empty():
             return total
         total.add(counts)
@@ -119,7 +125,8 @@ async def test_erasing_contributions_empties_their_turns_and_removes_the_rest(
         )
         for who in ("bob", "carol"):
             await store.add_feedback(
-                alice_turn.id, Feedback(who, FeedbackKind.OTHER, f"{who} says", T0)
+                alice_turn.id,
+                Feedback(who, FeedbackKind.OTHER, f"{who} says", T0, entity_id="acme"),
             )
     await store.pin("acme", Pin("bob", alices[0].id, T0))
     await store.pin("acme", Pin("carol", alices[0].id, T0))
@@ -159,7 +166,7 @@ async def test_erasing_contributions_empties_their_turns_and_removes_the_rest(
     # Same user id in another entity: a different person, untouched.
     globex = make_session(entity="globex", owner="alice")
     await store.create_session(
-        globex, make_turn(globex.id, author="bob", content="quokkaword"), 100
+        globex, make_turn(globex.id, author="bob", entity="globex", content="quokkaword"), 100
     )
     await store.pin("globex", Pin("bob", globex.id, T0))
     template = replace(make_template(), created_by="bob")
@@ -203,3 +210,140 @@ async def test_erasing_contributions_empties_their_turns_and_removes_the_rest(
     stored_template = await store.get_template("acme", template.template.id)
     assert stored_template is not None and stored_template.created_by == ERASED_AUTHOR
     assert await erase_all(store, "acme", "bob", batch=2) == ErasureCounts()
+
+
+async def test_erasure_acts_on_one_person_never_on_the_same_id_of_another_entity(
+    store: Store,
+) -> None:
+    """In alice's acme session, acme's gina and globex's gina (an external grantee) each
+    write and give feedback. Erasing acme's gina leaves globex's gina whole; erasing
+    globex's gina (by globex) reaches her turn, feedback and place in acme's session."""
+    session = make_session(owner="alice", app="knowledge")
+    _, opening = await store.create_session(
+        session, make_turn(session.id, content="alice opens"), 100
+    )
+    ours, _ = await store.append_turn(
+        make_turn(session.id, author="gina", content="acme gina brambleword"), 100
+    )
+    theirs, _ = await store.append_turn(
+        make_turn(session.id, author="gina", entity="globex", content="globex gina quillword"),
+        100,
+    )
+    for entity in ("acme", "globex"):
+        await store.add_feedback(
+            opening.id,
+            Feedback("gina", FeedbackKind.OTHER, f"{entity} says", T0, entity_id=entity),
+        )
+    # Her events in acme's trail name her entity; acme's gina has hers.
+    await store.append_audit(
+        event("gina", "session.read", f"session:{session.id}", actorEntityId="globex", note="x")
+    )
+    await store.append_audit(event("gina", "session.read", f"session:{session.id}", note="y"))
+
+    acme = await erase_all(store, "acme", "gina", batch=2)
+    assert acme == ErasureCounts(
+        authored_turns=1, feedback=1, participations=1, audit_events=1, titles=0
+    )
+    turns = {t.id: t for t in await store.list_turns(session.id, limit=10)}
+    assert (turns[ours.id].author_id, turns[ours.id].content) == (ERASED_AUTHOR, "")
+    assert turns[theirs.id].author == Person("globex", "gina")
+    assert turns[theirs.id].content == "globex gina quillword"
+    assert [f.given_by for f in turns[opening.id].feedback] == [Person("globex", "gina")]
+    stored = await store.get_session(session.id)
+    assert stored.people == [Person("acme", "alice"), Person("globex", "gina")]
+    assert await find(store, "acme", "alice", "brambleword") == set()
+    assert await find(store, "acme", "alice", "quillword") == {session.id}
+    details = {
+        e.details.get("actorEntityId"): e.details
+        for e in await store.list_audit("acme", AuditFilter(actor_id="gina"), None, 10)
+    }
+    assert details == {
+        "globex": {"actorEntityId": "globex", "note": "x"},
+        None: {"redacted": True},
+    }
+
+    globex = await erase_all(store, "globex", "gina", batch=2)
+    assert globex == ErasureCounts(authored_turns=1, feedback=1, participations=1)
+    assert (await store.get_turn(opening.id)).feedback == []
+    emptied = await store.get_turn(theirs.id)
+    assert (emptied.author_id, emptied.content, emptied.external_author) == (
+        ERASED_AUTHOR,
+        "",
+        False,
+    )
+    assert (await store.get_session(session.id)).people == [Person("acme", "alice")]
+    assert await find(store, "acme", "alice", "quillword") == set()
+    assert await erase_all(store, "globex", "gina", batch=2) == ErasureCounts()
+
+
+async def test_erasure_removes_feedback_a_person_gave_in_another_entitys_session(
+    store: Store,
+) -> None:
+    session = make_session(owner="alice", app="knowledge")
+    await store.create_session(session, make_turn(session.id), 100)
+    answer, _ = await store.append_turn(make_turn(session.id, content="answer"), 100)
+    for entity in ("acme", "globex"):
+        await store.add_feedback(
+            answer.id, Feedback("bob", FeedbackKind.THUMBS_UP, entity, T0, entity_id=entity)
+        )
+    assert await erase_all(store, "globex", "bob", batch=10) == ErasureCounts(feedback=1)
+    kept = await store.get_turn(answer.id)
+    assert [(f.given_by, f.comment) for f in kept.feedback] == [(Person("acme", "bob"), "acme")]
+    assert await erase_all(store, "acme", "bob", batch=10) == ErasureCounts(feedback=1)
+    assert (await store.get_turn(answer.id)).feedback == []
+
+
+async def test_erasure_takes_back_generated_titles_their_turns_may_have_made(
+    store: Store,
+) -> None:
+    """A title that is not MANUAL, of a session where their turns said something, becomes
+    the opening words of the first USER turn left (PENDING), in search too; a MANUAL title
+    is the owner's own and stays."""
+    generated = make_session(owner="alice", title=None, title_source=TitleSource.PENDING)
+    named = make_session(owner="alice", title="Silo by alice", title_source=TitleSource.MANUAL)
+    quiet = make_session(owner="alice", title=None, title_source=TitleSource.PENDING)
+    for s in (generated, named, quiet):
+        await store.create_session(s, make_turn(s.id, content="Hello there, friend!"), 100)
+    for s in (generated, named):
+        await store.append_turn(make_turn(s.id, author="bob", content="Zorblax silo plan"), 100)
+        await store.rename_session(s.id, "Zorblax silo plan", TitleSource.AUTO, T0)
+    # bob only ran a tool in the third: no title is made from that.
+    await store.append_turn(
+        make_turn(quiet.id, author="bob", role=TurnRole.TOOL, content="zorblax tool output"), 100
+    )
+    await store.rename_session(quiet.id, "Greeting a friend", TitleSource.AUTO, T0)
+
+    total, retitled = ErasureCounts(), []
+    while True:
+        counts, ids = await store.erase_contributions(
+            "acme", "bob", T0, 100, redact_details, opening_words
+        )
+        if counts.is_empty():
+            break
+        total.add(counts)
+        retitled += ids
+    assert retitled == [generated.id] and total.titles == 1
+    after = await store.get_session(generated.id)
+    assert (after.title, after.title_source) == ("Hello there, friend", TitleSource.PENDING)
+    assert (await store.get_session(named.id)).title == "Silo by alice"
+    assert (await store.get_session(quiet.id)).title == "Greeting a friend"
+    assert await find(store, "acme", "alice", "zorblax") == set()
+    assert await find(store, "acme", "alice", "friend") == {generated.id, named.id, quiet.id}
+
+
+async def test_deleting_a_session_redacts_the_earlier_events_about_it(store: Store) -> None:
+    gone, kept = make_session(), make_session()
+    for s in (gone, kept):
+        await store.create_session(s, None, 10)
+        await store.append_audit(
+            event("alice", "session.tagged", f"session:{s.id}", added=["secretword"])
+        )
+        await store.append_audit(event("alice", "session.read", f"session:{s.id}", access="READ"))
+    deleted = event("alice", "session.deleted", f"session:{gone.id}", ownerId="alice", turnCount=0)
+    assert await store.delete_session(gone.id, deleted)
+    events = await store.list_audit("acme", AuditFilter(), None, 50)
+    about = {(e.target, e.action): e.details for e in events}
+    assert about[(f"session:{gone.id}", "session.tagged")] == {"redacted": True}
+    assert about[(f"session:{gone.id}", "session.read")] == {"access": "READ", "redacted": True}
+    assert about[(f"session:{gone.id}", "session.deleted")] == {"ownerId": "alice", "turnCount": 0}
+    assert about[(f"session:{kept.id}", "session.tagged")] == {"added": ["secretword"]}

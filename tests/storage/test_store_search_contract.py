@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from sessionhub.domain.models import Session, TitleSource, TurnRole
+from sessionhub.domain.models import Person, Session, TitleSource, TurnRole
 from sessionhub.domain.query import (
     SearchCursor,
     SearchFilter,
@@ -30,7 +30,9 @@ async def add(store: Store, session: Session, *texts: str, role: TurnRole = Turn
     await store.create_session(session, None, 100)
     for i, text in enumerate(texts):
         at = session.created_at + timedelta(minutes=i)
-        await store.append_turn(make_turn(session.id, content=text, role=role, at=at), 100)
+        await store.append_turn(
+            make_turn(session.id, entity=session.entity_id, content=text, role=role, at=at), 100
+        )
 
 
 async def found(
@@ -135,11 +137,32 @@ async def test_filters(store: Store) -> None:
     assert await ids(chat_app_ids=("support",)) == {support.id}
     assert await ids(chat_app_ids=("support", "knowledge")) == {support.id, knowledge.id}
     assert await ids(tags=("vip",)) == {support.id}
-    assert await ids(participants=("carol",)) == {knowledge.id}
-    assert await ids(participants=("nobody",)) == set()
+    assert await ids(participants=(Person("acme", "carol"),)) == {knowledge.id}
+    assert await ids(participants=(Person("acme", "nobody"),)) == set()
     assert await ids(roles=(TurnRole.ASSISTANT,)) == {knowledge.id}
     assert await ids(since=T0 + timedelta(days=5)) == {knowledge.id}
     assert await ids(until=T0 + timedelta(days=5)) == {support.id}
+
+
+async def test_the_participant_filter_tells_people_of_two_entities_apart(store: Store) -> None:
+    """acme's carol took part in one of alice's sessions, globex's carol (an external
+    grantee) in the other: a filter on one of them never finds the other's session."""
+    ours, visited = make_session(), make_session(at=T0 + timedelta(days=1))
+    await add(store, ours, "deploy the docs")
+    await store.append_turn(make_turn(ours.id, author="carol", content="deploy mine"), 100)
+    await add(store, visited, "deploy the service")
+    await store.append_turn(
+        make_turn(visited.id, author="carol", entity="globex", content="deploy theirs"), 100
+    )
+
+    async def ids(*people: Person) -> set[str]:
+        return set(await found(store, "deploy", search_filter=SearchFilter(participants=people)))
+
+    assert await ids(Person("acme", "carol")) == {ours.id}
+    assert await ids(Person("globex", "carol")) == {visited.id}
+    assert await ids(Person("globex", "carol"), Person("acme", "carol")) == {ours.id, visited.id}
+    assert await ids(Person("acme", "alice")) == {ours.id, visited.id}
+    assert await ids(Person("globex", "alice")) == set()
 
 
 async def test_pages_cover_every_session_once_in_both_orders(store: Store) -> None:
