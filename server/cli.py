@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from typing import Annotated
@@ -55,14 +56,25 @@ def serve(
         f"(store: {settings.database_url_for_logs})",
         err=True,
     )
-    uvicorn.run(
+    from .shutdown import BoundedServer
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=True,
         lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
+    server = BoundedServer(config, hard_deadline=2 * settings.shutdown_timeout_seconds)
+    # uvicorn raises the signal it stopped for again once it is done: SIGTERM then ends
+    # the process as a SIGTERM does, and Ctrl-C arrives here as KeyboardInterrupt.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        # uvicorn's own code for a start that failed (it exits with it on most paths).
+        raise typer.Exit(3)
 
 
 @cli.command()
