@@ -171,6 +171,9 @@ class SqliteStore:
             self._writer = await self._connect(read_only=False)
             await self._writer._execute(search.register_functions, self._writer._conn)
             await self._writer._execute(_migrate, self._writer._conn, _migrations())
+            # SQLite opens a file it may not write read-only, without a word, and a
+            # database already migrated gives it no write to fail on: this one does.
+            await self._writer._execute(_in_transaction, self._writer._conn, _write_probe, ())
             for _ in range(self._reader_count):
                 reader = await self._connect(read_only=True)
                 self._all_readers.append(reader)

@@ -2,13 +2,15 @@
 names the database and what is wrong: a real `sessionhub serve` on a file of random
 bytes, on a database cut short, in a read-only folder (a real read-only filesystem: the
 tests run as root, for whom permission bits stop nothing), or in a folder that does not
-exist. Before, a connection whose first statement failed kept a thread alive, and the
-process printed "Application startup failed" and then hung for good."""
+exist, or on a file it may not write. Before, a connection whose first statement failed
+kept a thread alive, and the process printed "Application startup failed" and then hung
+for good; a file it may not write was opened read-only and every write failed later."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -98,6 +100,23 @@ def test_a_new_database_in_a_read_only_folder(tmp_path: Path) -> None:
         database = folder / "sessionhub.db"
         error = _the_error(_serve(tmp_path, database), database)
     assert f"its folder {folder} is read-only" in error
+
+
+def test_a_database_file_that_may_not_be_written(tmp_path: Path) -> None:
+    """SQLite opens such a file read-only without a word; the server then started and
+    failed every write. Made immutable (chattr +i), which stops root too."""
+    database = tmp_path / "sessionhub.db"
+    _a_real_database(database)
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    made = subprocess.run(["chattr", "+i", str(database)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make the file immutable here: {made.stderr.strip()}")
+    try:
+        error = _the_error(_serve(tmp_path, database), database)
+    finally:
+        subprocess.run(["chattr", "-i", str(database)], check=True)
+    assert "this user may not read and write the file" in error
 
 
 def test_a_folder_that_does_not_exist(tmp_path: Path) -> None:
