@@ -25,9 +25,11 @@ from tests.storage.test_store_contract import make_session, make_turn
 EXIT_TIMEOUT_S = 30.0
 
 
-def _serve(folder: Path, database: Path) -> str:
-    """Run `sessionhub serve` on `database` until it gives up; its output."""
-    env = _environment(folder, SESSIONHUB_DATABASE_URL=f"sqlite:///{database}")
+def _serve(folder: Path, database: Path | str) -> str:
+    """Run `sessionhub serve` on `database` (a SQLite file, or a URL) until it gives up;
+    its output."""
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    env = _environment(folder, SESSIONHUB_DATABASE_URL=url)
     try:
         done = subprocess.run(
             [*CLI, "serve", "--host", "127.0.0.1", "--port", str(_free_port())],
@@ -123,3 +125,11 @@ def test_a_folder_that_does_not_exist(tmp_path: Path) -> None:
     database = tmp_path / "missing" / "sessionhub.db"
     error = _the_error(_serve(tmp_path, database), database)
     assert f"its folder {tmp_path / 'missing'} does not exist" in error
+
+
+def test_a_mongodb_that_does_not_answer(tmp_path: Path) -> None:
+    # Port 1 on loopback: nothing listens there.
+    url = "mongodb://127.0.0.1:1/sessionhub?serverSelectionTimeoutMS=500&connectTimeoutMS=500"
+    output = _serve(tmp_path, url)
+    errors = [line for line in output.splitlines() if "MongoDB could not be reached" in line]
+    assert len(errors) == 1 and "127.0.0.1:1" in errors[0], output
