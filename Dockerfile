@@ -25,5 +25,8 @@ ENV SESSIONHUB_HOST=0.0.0.0 \
     SESSIONHUB_LOG_JSON=true
 EXPOSE 8000
 VOLUME ["/var/lib/sessionhub"]
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
+# Readiness, not liveness: Docker's one health state is what `docker ps` shows and what
+# compose's `service_healthy` waits for, and a full or failing disk should show there.
+# urlopen raises on a 503, which exits non-zero.
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
 CMD ["sessionhub", "serve"]

@@ -66,6 +66,9 @@ class InProcessBroker:
         self._listeners.clear()
         self._channels.clear()
 
+    def problem(self) -> str | None:
+        return None
+
     def stats(self) -> dict[str, int | float]:
         return {
             "broker_channels": len(self._channels),

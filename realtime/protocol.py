@@ -44,3 +44,6 @@ class ChannelBroker(Broker, Protocol):
     async def start(self) -> None: ...
 
     def stats(self) -> dict[str, int | float]: ...
+
+    def problem(self) -> str | None:
+        """What keeps the broker from carrying events now (for readiness), or None."""

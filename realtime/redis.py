@@ -313,6 +313,11 @@ class RedisBroker:
         low, high = self._backoff
         return min(high, low * math.pow(2, attempt))
 
+    def problem(self) -> str | None:
+        if self._sub_connected:
+            return None
+        return "Redis does not answer (reconnecting): live updates from other instances wait for it"
+
     def stats(self) -> dict[str, int | float]:
         return {
             "broker_channels": len(self._wanted),

@@ -24,7 +24,7 @@ from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
 from ..domain.clock import Clock, SystemClock
 from ..domain.erasure import ErasureService
-from ..domain.errors import DomainError, StoreUnavailable
+from ..domain.errors import DomainError
 from ..domain.export import ExportLimits, ExportService
 from ..domain.models import Principal
 from ..domain.offload import Offload, ProcessOffload, ThreadOffload
@@ -64,7 +64,9 @@ from .graphql_http import GraphQLHTTP
 from .logging import configure_logging
 from .metrics import metrics_endpoint
 from .query_limits import QueryLimits
+from .readiness import Readiness
 from .settings import Settings, load_settings, token_config
+from .startup import StartupFailures
 from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
 from .worker_pool import WorkerPool
@@ -354,10 +356,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await store.close()
 
     async def healthz(request: Request) -> Response:
-        try:
-            await store.ping()
-        except StoreUnavailable as exc:
-            return JSONResponse({"status": "unavailable", "store": exc.message}, status_code=503)
+        # Liveness: the process answers. No store I/O: a store that cannot read or write
+        # is readiness's to report (/readyz); restarting the process would not cure it.
         return JSONResponse(
             {
                 "status": "ok",
@@ -370,11 +370,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", websocket.handle),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", Readiness(store, broker).endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint(hub.stats), methods=["GET"]),
     ]
     if settings.graphiql:
         routes.append(Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR)))
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ServerTiming)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(StartupFailures), Middleware(ServerTiming)],
+    )
     app.state.components = components
     app.state.schema = schema
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from typing import Annotated
@@ -55,7 +56,9 @@ def serve(
         f"(store: {settings.database_url_for_logs})",
         err=True,
     )
-    uvicorn.run(
+    from .shutdown import BoundedServer
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -67,7 +70,16 @@ def serve(
         http="h11",
         h11_max_incomplete_event_size=settings.max_header_bytes,
         ws_max_size=settings.max_body_bytes,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
+    server = BoundedServer(config, hard_deadline=2 * settings.shutdown_timeout_seconds)
+    # uvicorn raises the signal it stopped for again once it is done: SIGTERM then ends
+    # the process as a SIGTERM does, and Ctrl-C arrives here as KeyboardInterrupt.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        # uvicorn's own code for a start that failed (it exits with it on most paths).
+        raise typer.Exit(3)
 
 
 @cli.command()

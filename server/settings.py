@@ -192,6 +192,14 @@ class Settings(BaseSettings):
         description="redis://, rediss:// or unix:// URL of the pub/sub broker that joins several "
         "instances; unset: in-process (one instance).",
     )
+    shutdown_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="After SIGTERM, how long requests in flight may take to finish before "
+        "they are cancelled; a process still running twice this long after the signal (its "
+        "event loop stuck in work) exits at once.",
+    )
     ws_init_timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="How long a WebSocket may wait before connection_init."
     )

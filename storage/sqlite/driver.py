@@ -10,6 +10,8 @@ uses it as `sqlite`.
 
 from __future__ import annotations
 
+import asyncio
+
 import aiosqlite
 import sqlean as sqlite
 
@@ -26,11 +28,19 @@ def connect_memory() -> Connection:
     return sqlite.connect(":memory:", isolation_level=None)
 
 
-def connect(path: str) -> aiosqlite.Connection:
+async def connect(path: str) -> aiosqlite.Connection:
     """An aiosqlite connection (a thread owning one SQLite connection) in autocommit mode:
     the store opens its own transactions."""
 
     def connector() -> Connection:
         return sqlite.connect(path, isolation_level=None, check_same_thread=False)
 
-    return aiosqlite.Connection(connector, iter_chunk_size=64)
+    conn = aiosqlite.Connection(connector, iter_chunk_size=64)
+    try:
+        return await conn
+    except BaseException:
+        # When SQLite cannot open the file, aiosqlite stops the thread without waiting
+        # for it. A thread still running when the event loop closes dies reporting to
+        # it, with a traceback ("Event loop is closed") after the server's own message.
+        await asyncio.to_thread(conn._thread.join)
+        raise

@@ -59,7 +59,7 @@ from ...domain.query import (
     SessionHit,
 )
 from ...domain.redaction import redact_details
-from . import codec, driver, search, tokenizer
+from . import codec, driver, health, search, tokenizer
 from .codec import SESSION_COLUMNS, TURN_COLUMNS, TURN_SELECT, opt_micros, to_micros
 
 log = structlog.get_logger(__name__)
@@ -100,6 +100,21 @@ def _translated_errors() -> Iterator[None]:
         raise StoreUnavailable(f"The database failed: {exc}") from exc
 
 
+def _driver_words(exc: StoreUnavailable) -> str:
+    """SQLite's own message behind a translated error."""
+    return str(exc.__cause__) if exc.__cause__ is not None else exc.message
+
+
+@contextmanager
+def _opening_errors(path: str) -> Iterator[None]:
+    try:
+        yield
+    except driver.DatabaseError as exc:
+        raise StoreUnavailable(
+            f"The SQLite database {path} cannot be opened: {health.why_unopenable(path, exc)}."
+        ) from exc
+
+
 class SqliteStore:
     def __init__(self, path: str, *, readers: int = 4, busy_timeout_ms: int = 5000) -> None:
         self._path = path
@@ -114,6 +129,7 @@ class SqliteStore:
         self._learning: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
         self._closing = asyncio.Event()
+        self._opened_file: health.FileIdentity | None = None
 
     # Connections
 
@@ -131,7 +147,14 @@ class SqliteStore:
         ]
         if read_only:
             pragmas.append("PRAGMA query_only = ON")
-        await conn._execute(_apply_pragmas, conn._conn, pragmas)
+        try:
+            await conn._execute(_apply_pragmas, conn._conn, pragmas)
+        except BaseException:
+            # The first statement is where SQLite reads the file (and finds it is no
+            # database). aiosqlite's thread is not a daemon: left running, it would keep
+            # the process from ever exiting.
+            await conn.close()
+            raise
         return conn
 
     async def open(self) -> None:
@@ -145,10 +168,13 @@ class SqliteStore:
             raise
 
     async def _open(self) -> None:
-        with _translated_errors():
+        with _opening_errors(self._path):
             self._writer = await self._connect(read_only=False)
             await self._writer._execute(search.register_functions, self._writer._conn)
             await self._writer._execute(_migrate, self._writer._conn, _migrations())
+            # SQLite opens a file it may not write read-only, without a word, and a
+            # database already migrated gives it no write to fail on: this one does.
+            await self._writer._execute(_in_transaction, self._writer._conn, _write_probe, ())
             for _ in range(self._reader_count):
                 reader = await self._connect(read_only=True)
                 self._all_readers.append(reader)
@@ -168,6 +194,7 @@ class SqliteStore:
                 )
                 checkpointer = await self._connect(read_only=False)
                 self._checkpoints = asyncio.create_task(self._checkpoint_forever(checkpointer))
+                self._opened_file = health.FileIdentity.of(self._path)
 
     async def _checkpoint_forever(self, conn: aiosqlite.Connection) -> None:
         # Stopped by an event rather than cancelled, so that no checkpoint is cut off
@@ -261,6 +288,23 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._read(_ping)
+
+    async def check_ready(self) -> None:
+        """The file the store opened is still at its path, on a writable filesystem with
+        room left; a reader reads the schema; the writer commits a one-page write (which
+        reaches the WAL file, so a filesystem that stopped taking writes fails it)."""
+        if self._opened_file is not None:
+            problem = health.file_problem(self._path, self._opened_file)
+            if problem is not None:
+                raise StoreUnavailable(problem)
+        try:
+            await self._read(_read_probe)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"reading {self._path} fails: {_driver_words(exc)}") from exc
+        try:
+            await self._write(_write_probe, maintenance=True)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"writing {self._path} fails: {_driver_words(exc)}") from exc
 
     # Sessions
 
@@ -598,6 +642,17 @@ def _truncate_wal(conn: driver.Connection) -> None:
 
 def _ping(conn: driver.Connection) -> None:
     conn.execute("SELECT 1").fetchone()
+
+
+def _read_probe(conn: driver.Connection) -> None:
+    conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+
+
+def _write_probe(conn: driver.Connection) -> None:
+    # Setting the schema version to itself changes nothing but is a real write of the
+    # database header: a WAL frame of one page.
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    conn.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def _get_session(conn: driver.Connection, session_id: str) -> Session | None:

@@ -233,9 +233,11 @@ async def test_redis_outage_loses_nothing_and_never_fails_a_publish(
         await heard_b.wait_for(lambda: heard_b.confirmed)
         await a.publish(TurnAdded(_turn(1)))
         await heard_b.wait_for(lambda: len(heard_b.notes) == 1)
+        assert b.problem() is None
 
         redis_server.stop()
         await until(lambda: not b.stats()["redis_connected"])
+        assert "Redis does not answer" in (b.problem() or "")
         started = time.monotonic()
         for seq in (2, 3):
             await a.publish(TurnAdded(_turn(seq)))
@@ -249,6 +251,7 @@ async def test_redis_outage_loses_nothing_and_never_fails_a_publish(
         # do is say that the channel may have missed notifications: the hub then reads the
         # store after each group's cursor. A sends its backlog once Redis is back.
         await heard_b.wait_for(lambda: ("s:s1", True) in heard_b.confirmed)
+        assert b.problem() is None
         await until(lambda: a.stats()["redis_publish_backlog"] == 0)
         assert a.stats()["redis_published"] == 3
         assert b.stats()["redis_reconnects"] >= 1

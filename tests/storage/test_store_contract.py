@@ -763,6 +763,20 @@ async def test_ping_answers(store: Store) -> None:
     await store.ping()
 
 
+async def test_a_healthy_store_is_ready_and_the_check_changes_nothing(store: Store) -> None:
+    session = make_session()
+    await store.create_session(session, make_turn(session.id, content="first words"), 10)
+    before = await store.get_session(session.id)
+    for _ in range(3):
+        await store.check_ready()
+    stored = await store.get_session(session.id)
+    assert stored == before and stored is not None and stored.turn_count == 1
+    turns = await store.list_turns(session.id, limit=10)
+    assert [t.content for t in turns] == ["first words"]
+    appended, _ = await store.append_turn(make_turn(session.id, content="then these"), 10)
+    assert appended.seq == 2
+
+
 def expiry_audit(session: Session) -> AuditEvent:
     return AuditEvent(
         new_id(),
