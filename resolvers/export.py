@@ -5,52 +5,26 @@ from __future__ import annotations
 import base64
 
 import strawberry
-from graphql import FieldNode, FragmentDefinitionNode, InlineFragmentNode, SelectionSetNode
 from strawberry.types import Info
 
 from ..auth.permissions import auth_mutation
 from ..domain.documents import ExportFormat as DomainExportFormat
-from ..domain.errors import LimitExceeded
 from ..schema.enums import ExportFormat
 from ..schema.types import Export, ItemResult
 from .context import Context
 from .roles import PEOPLE
 
 _TEXT_FORMATS = {DomainExportFormat.MARKDOWN, DomainExportFormat.JSON}
-_FIELD = "exportSessions"
-
-
-def _export_keys(
-    selections: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode], seen: set[str]
-) -> set[str]:
-    """The response keys of the exportSessions fields of a selection, through fragments;
-    @skip and @include are not weighed, so a skipped one counts too."""
-    keys: set[str] = set()
-    for selection in selections.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value == _FIELD:
-                keys.add((selection.alias or selection.name).value)
-        elif isinstance(selection, InlineFragmentNode):
-            keys |= _export_keys(selection.selection_set, fragments, seen)
-        elif selection.name.value not in seen and selection.name.value in fragments:
-            seen.add(selection.name.value)
-            keys |= _export_keys(fragments[selection.name.value].selection_set, fragments, seen)
-    return keys
+# Aliases would make one request render documents many times over: the server's query
+# limits refuse a whole operation that asks for this field twice, before anything runs
+# (refusing only the second would not do: Export! is non-null, so its error would void
+# the data of the first, a document already made and audited).
+ONCE_PER_REQUEST = frozenset({"exportSessions"})
 
 
 async def _export_sessions(
     info: Info[Context, None], ids: list[strawberry.ID], format: ExportFormat
 ) -> Export:
-    # Aliases would make one request render documents many times over. The whole request
-    # is refused, before anything is rendered: Export! is non-null, so an error in one
-    # field voids the data of all the others, a document already made included.
-    fragments = info._raw_info.fragments  # graphql-core's resolve info, beneath Strawberry's
-    asked = len(_export_keys(info.operation.selection_set, fragments, set()))
-    if asked > 1:
-        raise LimitExceeded(
-            f"One {_FIELD} per request: this one asks for {asked}, and none was made. Give all "
-            f"the sessions to one {_FIELD}, or send one request per format."
-        )
     made = await info.context.exports.export(info.context.require_principal(), list(ids), format)
     content = made.document.content
     return Export(

@@ -44,7 +44,7 @@ from ..realtime.websocket import GraphQLWebSocket
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
 from ..resolvers.erasure import ErasureMutations
-from ..resolvers.export import ExportMutations
+from ..resolvers.export import ONCE_PER_REQUEST, ExportMutations
 from ..resolvers.organise import OrganiseMutations, OrganiseQueries
 from ..resolvers.retention import RetentionMutations
 from ..resolvers.search import SearchQueries
@@ -208,6 +208,7 @@ def document_limits(settings: Settings) -> DocumentLimits:
             max_aliases=settings.max_query_aliases,
             max_selections=settings.max_query_selections,
             max_cost=settings.max_query_cost,
+            once_per_operation=ONCE_PER_REQUEST,
         ),
         cache_bytes=settings.document_cache_bytes,
     )

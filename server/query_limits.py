@@ -15,6 +15,9 @@ large is refused before graphql-core validates it:
 - same-name fields: in one selection set, fragments spread, fields that share a response
   name (what OverlappingFieldsCanBeMerged compares pairwise);
 - fragments: definitions in the document;
+- root fields that run at most once per operation (`once_per_operation`: an export renders
+  a document; aliases must not make one request render many), counted by response key
+  through fragments;
 - cost: an estimate of the objects the response may hold (what execution's work grows
   with; scalar fields are bounded by the selections). A field with a selection costs 1,
   and its selection's cost once per item: a paged field (`first`/`last`) gives the page
@@ -71,6 +74,7 @@ class QueryLimits:
     max_same_name: int = 32
     max_fragments: int = 100
     max_cost: int = 20_000
+    once_per_operation: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -86,6 +90,8 @@ class _Shape:
     per_item: int = 0
     # Response names of this level, fragments spread: how many fields share each.
     names: Counter[str] | None = None
+    # Fields of this level that may run once: their response keys, fragments spread.
+    once: dict[str, set[str]] | None = None
 
     def add(self, other: _Shape) -> None:
         self.depth = max(self.depth, other.depth)
@@ -97,6 +103,11 @@ class _Shape:
             if self.names is None:
                 self.names = Counter()
             self.names.update(other.names)
+        if other.once:
+            if self.once is None:
+                self.once = {}
+            for name, keys in other.once.items():
+                self.once.setdefault(name, set()).update(keys)
 
     def cost(self, items: int | None) -> int:
         return self.fixed + self.per_item * (LIST_ESTIMATE if items is None else items)
@@ -241,7 +252,11 @@ class _Walk:
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 shape.add(self._field(selection, parent, depth))
-                shape.names[(selection.alias or selection.name).value] += 1
+                key = (selection.alias or selection.name).value
+                shape.names[key] += 1
+                if selection.name.value in self._limits.once_per_operation:
+                    shape.once = shape.once or {}
+                    shape.once.setdefault(selection.name.value, set()).add(key)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 inner = self._schema.get_type(condition.name.value) if condition else parent
@@ -365,6 +380,15 @@ def _shape_errors(
                 operation,
             )
         )
+    for name, keys in sorted((shape.once or {}).items()):
+        if len(keys) > 1:
+            errors.append(
+                _limit_error(
+                    f"One {name} per request: this one asks for {len(keys)}, and none was "
+                    f"made. Give all the sessions to one {name}, or send one request each.",
+                    operation,
+                )
+            )
     if widest[0] > limits.max_same_name:
         errors.append(
             _limit_error(

@@ -18,8 +18,8 @@ import pytest
 
 from sessionhub.storage.sqlite.store import SqliteStore
 from tests.server.filesystems import remount_read_only, tmpfs
-from tests.server.test_end_to_end import CLI, _environment, _free_port
 from tests.storage.test_store_contract import make_session, make_turn
+from tests.support.servers import CLI, environment, free_port
 
 # Generous: the attack is a hang; a failed start takes about a second.
 EXIT_TIMEOUT_S = 30.0
@@ -29,10 +29,10 @@ def _serve(folder: Path, database: Path | str) -> str:
     """Run `sessionhub serve` on `database` (a SQLite file, or a URL) until it gives up;
     its output."""
     url = database if isinstance(database, str) else f"sqlite:///{database}"
-    env = _environment(folder, SESSIONHUB_DATABASE_URL=url)
+    env = environment(folder, SESSIONHUB_DATABASE_URL=url)
     try:
         done = subprocess.run(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(_free_port())],
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(free_port())],
             env=env,
             cwd=folder,
             stdin=subprocess.DEVNULL,

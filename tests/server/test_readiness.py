@@ -20,15 +20,8 @@ from starlette.testclient import TestClient
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings
 from tests.server.filesystems import ext4, fail_ext4, tmpfs
-from tests.server.test_end_to_end import (
-    APPEND,
-    SEND,
-    Client,
-    Server,
-    _environment,
-    _free_port,
-    start_server,
-)
+from tests.server.test_end_to_end import APPEND, SEND
+from tests.support.servers import Client, Server, environment, free_port, start_server
 
 # How long readiness may take to see a change: it answers from its last check for up to
 # a second.
@@ -145,7 +138,7 @@ def test_a_flood_of_readiness_probes_checks_the_store_at_most_once_a_second(
 def test_a_redis_broker_that_does_not_answer_turns_readiness_red(
     settings_factory: Callable[..., Settings],
 ) -> None:
-    nothing_there = f"redis://127.0.0.1:{_free_port()}/0"
+    nothing_there = f"redis://127.0.0.1:{free_port()}/0"
     with TestClient(create_app(settings_factory(redis_url=nothing_there))) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503
@@ -162,7 +155,7 @@ def test_a_full_disk_turns_readiness_red_and_writes_come_back_without_a_restart(
     tmp_path: Path,
 ) -> None:
     with tmpfs(tmp_path / "disk", "16m") as disk:
-        env = _environment(
+        env = environment(
             tmp_path,
             SESSIONHUB_DATABASE_URL=f"sqlite:///{disk / 'sessionhub.db'}",
             SESSIONHUB_TITLE_WORKER_PROCESS="false",
@@ -216,7 +209,7 @@ def test_a_full_disk_turns_readiness_red_and_writes_come_back_without_a_restart(
 
 def test_a_filesystem_that_turns_read_only_under_the_server(tmp_path: Path) -> None:
     with ext4(tmp_path / "disk", tmp_path / "disk.img", 32) as disk:
-        env = _environment(
+        env = environment(
             tmp_path,
             SESSIONHUB_DATABASE_URL=f"sqlite:///{disk / 'sessionhub.db'}",
             SESSIONHUB_TITLE_WORKER_PROCESS="false",

@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from sessionhub.server.shutdown import EXIT_FORCED
-from tests.server.test_end_to_end import Server, _environment, _free_port, start_server
+from tests.support.servers import Server, environment, free_port, start_server
 
 # Generous bounds: what they catch is a process that does not end at all.
 EXIT_TIMEOUT_S = 20.0
@@ -38,7 +38,7 @@ def _terminated_within(server: Server, seconds: float) -> int:
 
 
 def _server(tmp_path: Path) -> Server:
-    env = _environment(
+    env = environment(
         tmp_path,
         SESSIONHUB_SHUTDOWN_TIMEOUT_SECONDS=str(SHUTDOWN_TIMEOUT_S),
         SESSIONHUB_TITLE_WORKER_PROCESS="false",
@@ -105,7 +105,7 @@ SPINNING_APP = textwrap.dedent(
 
 
 def test_the_watchdog_ends_a_server_whose_event_loop_is_stuck() -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", SPINNING_APP, str(port)],
         stdin=subprocess.DEVNULL,
