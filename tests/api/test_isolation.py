@@ -94,7 +94,7 @@ query {{
 
 # Arguments for fields that page: ask for everything a test session holds (a few turns),
 # within the server's query cost limit.
-FIELD_ARGUMENTS = {("Session", "turns"): "(first: 50)"}
+FIELD_ARGUMENTS = {("Session", "turns"): "(first: 20)"}
 
 
 def _named(type_ref: dict) -> dict:
@@ -168,7 +168,7 @@ class World:
             assert body["data"]["session"]["id"] == session_id
             views.append(content)
         for query in (
-            "{ sessions(filter: {archived: null}, first: 10) "
+            "{ sessions(filter: {archived: null}, first: 5) "
             f"{{ edges {{ cursor dateGroup node {{ {self.session_selection} }} }} }} }}",
             f"{{ pinnedSessions {{ {self.session_selection} }} }}",
         ):

@@ -54,10 +54,13 @@ def test_sigterm_ends_an_idle_server(tmp_path: Path) -> None:
 def test_sigterm_ends_a_server_waiting_for_a_request_body(tmp_path: Path) -> None:
     server = _server(tmp_path)
     port = int(server.base_url.rsplit(":", 1)[1])
+    token = server.token()
     with socket.create_connection(("127.0.0.1", port)) as slow:
+        # With a token: a request without one is refused before its body is read.
         slow.sendall(
             b"POST /graphql HTTP/1.1\r\nHost: sessionhub\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 100000\r\n\r\n{"query": "'
+            + f"Authorization: Bearer {token}\r\n".encode()
+            + b'Content-Length: 100000\r\n\r\n{"query": "'
         )
         time.sleep(0.3)  # the request is in the app, reading its body
         code = _terminated_within(server, EXIT_TIMEOUT_S)
