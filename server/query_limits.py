@@ -11,10 +11,12 @@ large is refused before graphql-core validates it:
 
 - depth: nesting of fields with selections, through fragments (introspection fields are
   left to graphql-core's MaxIntrospectionDepthRule, as Strawberry's limiter did);
-- aliases, and selections: fields once every fragment is spread (what the rules walk);
+- aliases, and selections: fields once every fragment is spread (what the rules walk),
+  per operation and for all the operations of the document together;
 - same-name fields: in one selection set, fragments spread, fields that share a response
   name (what OverlappingFieldsCanBeMerged compares pairwise);
-- fragments: definitions in the document;
+- fragments and operations: definitions in the document (a request runs one operation;
+  graphql-core's rules walk each operation's fragments again);
 - root fields that run at most once per operation (`once_per_operation`: an export renders
   a document; aliases must not make one request render many), counted by response key
   through fragments;
@@ -61,6 +63,9 @@ from ..domain.pagination import MAX_PAGE_SIZE
 
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 LIST_ESTIMATE = 5
+# Refusals reported at most: each error's location is a scan of the text, so a document of
+# many operations would otherwise cost the square of its length to refuse.
+MAX_ERRORS = 10
 # A paged field whose size is not given (its argument has no default) serves this many.
 DEFAULT_PAGE = 50
 _PAGE_ARGUMENTS = ("first", "last")
@@ -73,6 +78,7 @@ class QueryLimits:
     max_selections: int = 2_000
     max_same_name: int = 32
     max_fragments: int = 100
+    max_operations: int = 20
     max_cost: int = 20_000
     once_per_operation: frozenset[str] = frozenset()
 
@@ -156,6 +162,13 @@ def measure(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) 
     `Measured.cost_errors`, which has the request's variables."""
     fragments = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) > limits.max_operations:
+        error = _limit_error(
+            f"The document holds {len(operations):,} operations; the limit is "
+            f"{limits.max_operations:,}.",
+            operations[limits.max_operations],
+        )
+        return Measured(schema, document, limits, [error], {}, False)
     if len(fragments) > limits.max_fragments:
         error = _limit_error(
             f"The document defines {len(fragments):,} fragments; the limit is "
@@ -168,14 +181,26 @@ def measure(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) 
         return Measured(schema, document, limits, [walk.cycle], {}, False)
     errors: list[GraphQLError] = []
     costs: dict[str | None, int] = {}
+    selections = 0
     for operation in operations:
+        if len(errors) >= MAX_ERRORS:
+            break
         shape = walk.operation(operation)
+        selections += shape.selections
         errors += _shape_errors(shape, walk.widest, limits, operation)
         cost = shape.cost(None)
         costs[operation.name.value if operation.name else None] = cost
         if not walk.cost_uses_variables:
             errors += _cost_errors(cost, limits, operation)
-    return Measured(schema, document, limits, errors, costs, walk.cost_uses_variables)
+    if not errors and selections > limits.max_selections:
+        errors.append(
+            _limit_error(
+                f"The document's operations select {selections:,} fields in all once their "
+                f"fragments are spread; the limit is {limits.max_selections:,}.",
+                operations[0],
+            )
+        )
+    return Measured(schema, document, limits, errors[:MAX_ERRORS], costs, walk.cost_uses_variables)
 
 
 class _Walk:
