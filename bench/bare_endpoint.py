@@ -32,7 +32,7 @@ from sessionhub.domain.errors import DomainError, Unauthenticated
 from sessionhub.domain.models import Turn
 from sessionhub.domain.pagination import encode_turn_cursor
 from sessionhub.server.app import create_app
-from sessionhub.server.cli import freeze_long_lived_heap
+from sessionhub.server.cli import freeze_long_lived_heap, uvicorn_options
 from sessionhub.server.settings import load_settings, token_config
 
 TURNS = 20
@@ -138,14 +138,7 @@ def main() -> None:
     app = build_app()
     # What `sessionhub serve` does before starting uvicorn, with the options it gives it.
     freeze_long_lived_heap()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        lifespan="on",
-    )
+    uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ..auth.tokens import TokenIssuer
 from ..domain.models import Role, UserType
 from .errors import SettingsError
-from .settings import load_settings, token_config
+from .settings import Settings, load_settings, token_config
 
 cli = typer.Typer(help="sessionhub: keeps the conversations of AI chat apps.", no_args_is_help=True)
 
@@ -31,6 +31,21 @@ def freeze_long_lived_heap() -> None:
     50 ms a time, every few thousand requests, on the 2-core machine; 3 ms after)."""
     gc.collect()
     gc.freeze()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` asks of uvicorn (bench/bare_endpoint.py runs with the same)."""
+    return {
+        "log_level": settings.log_level,
+        "proxy_headers": True,
+        "lifespan": "on",
+        # h11 refuses a request line and headers beyond its limit before the app sees
+        # them; httptools has no such limit (a 10 MB header reached the app whole).
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "ws_max_size": settings.max_body_bytes,
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+    }
 
 
 @cli.command()
@@ -59,18 +74,7 @@ def serve(
     from .shutdown import BoundedServer
 
     config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        lifespan="on",
-        # h11 refuses a request line and headers beyond its limit before the app sees
-        # them; httptools has no such limit (a 10 MB header reached the app whole).
-        http="h11",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        ws_max_size=settings.max_body_bytes,
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        app, host=settings.host, port=settings.port, **uvicorn_options(settings)
     )
     server = BoundedServer(config, hard_deadline=2 * settings.shutdown_timeout_seconds)
     # uvicorn raises the signal it stopped for again once it is done: SIGTERM then ends
