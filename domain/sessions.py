@@ -34,7 +34,6 @@ from .models import (
     OwnerScope,
     Pin,
     Principal,
-    Role,
     Session,
     SessionFilter,
     SessionStatus,
@@ -58,6 +57,8 @@ from .policy import (
     can_verify,
     is_owner,
     manages_by_role,
+    may_act_on_behalf,
+    may_append_role,
     sees_whole_entity,
 )
 from .templates import find_template
@@ -314,7 +315,7 @@ class SessionService:
         session, access = await self._load(principal, command.session_id)
         if not can_interact(access):
             raise Forbidden("You may read this session but not write to it.")
-        author = self._acting_user(principal, command.on_behalf_of)
+        author = self._acting_user(principal, command.on_behalf_of, session)
         turn = NewTurn(
             new_id(), session.id, TurnRole.USER, author, text, now, parts, metadata=metadata
         )
@@ -330,6 +331,12 @@ class SessionService:
         session, access = await self._load(principal, command.session_id)
         if not can_interact(access):
             raise Forbidden("You may read this session but not write to it.")
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        if not may_append_role(principal, session, access, command.role, chat_app):
+            raise Forbidden(
+                f"Only the session's owner and its entity's agent service may append "
+                f"{command.role.value} turns; as a collaborator you write USER turns."
+            )
         tools = self._tool_invocations(command)
         required = command.role is TurnRole.USER or not (tools or command.parts)
         text = check.content(command.content, self._limits, required=required)
@@ -337,7 +344,7 @@ class SessionService:
         check.count(usage.input_tokens, "input token count")
         check.count(usage.output_tokens, "output token count")
         check.number(usage.cost, "cost", low=0, high=1e9)
-        author = self._acting_user(principal, command.on_behalf_of)
+        author = self._acting_user(principal, command.on_behalf_of, session)
         turn = NewTurn(
             id=new_id(),
             session_id=session.id,
@@ -668,11 +675,14 @@ class SessionService:
             for app in self._chat_apps.all()
         }
 
-    def _acting_user(self, principal: Principal, on_behalf_of: str | None) -> str:
+    def _acting_user(
+        self, principal: Principal, on_behalf_of: str | None, session: Session | None = None
+    ) -> str:
+        """Who a write is authored by; `session` is the one written to, None for a new one."""
         if on_behalf_of is None or on_behalf_of == principal.user_id:
             return principal.user_id
-        if not principal.has(Role.SERVICE):
-            raise Forbidden("Only a service may act on behalf of another user.")
+        if not may_act_on_behalf(principal, session):
+            raise Forbidden("Only a service of the session's entity may act on behalf of a user.")
         return check.identifier(on_behalf_of, self._limits, "onBehalfOf user id")
 
     def _new_session(

@@ -61,6 +61,11 @@ class SessionSettings:
     allow_pinning: bool
     max_session_history: int = strawberry.field(description="Most turns a session may hold.")
     retention_days: int
+    agent_turns_from_collaborators: bool = strawberry.field(
+        description="People of the session's entity other than its owner who interact with "
+        "it may append ASSISTANT and TOOL turns too. Off: USER turns only, as for everyone "
+        "outside the entity; SYSTEM turns are the owner's and the agent service's alone."
+    )
 
 
 @strawberry.type
@@ -84,6 +89,7 @@ class ChatApp:
                 allow_pinning=s.allow_pinning,
                 max_session_history=s.max_session_history,
                 retention_days=s.retention_days,
+                agent_turns_from_collaborators=s.agent_turns_from_collaborators,
             ),
         )
 
@@ -286,8 +292,18 @@ class ContextMessage:
     content: str
     tool_calls: list[ToolCall]
     tool_call_id: str | None
-    name: str | None
+    name: str | None = strawberry.field(
+        description="The tool's name on a tool message; on a collaborator's user message the "
+        "participant name (letters, digits, _ and -) to pass as the message's `name`."
+    )
     seq: int | None = strawberry.field(description="The turn this message comes from.")
+    author_id: strawberry.ID | None = strawberry.field(
+        description="Who wrote the turn (null for the session's system prompt)."
+    )
+    collaborator: bool = strawberry.field(
+        description="A user message written by someone other than the session's owner (a "
+        "grantee, an admin, a service as itself); its content starts with a line saying so."
+    )
 
 
 @strawberry.type(description="What an agent needs to resume the session.")
@@ -313,6 +329,8 @@ class AgentContext:
                     tool_call_id=m.tool_call_id,
                     name=m.name,
                     seq=m.seq,
+                    author_id=strawberry.ID(m.author_id) if m.author_id is not None else None,
+                    collaborator=m.collaborator,
                 )
                 for m in c.messages
             ],
