@@ -40,6 +40,15 @@ def manages_by_role(principal: Principal, session: Session) -> bool:
     )
 
 
+def shares_can_add(principal: Principal, session: Session) -> bool:
+    """Whether some share could give `principal` more than its roles give on `session`:
+    not for its managers (MANAGE), nor for the service of its entity (INTERACT, the most a
+    share grants), whose reads then need no look at the shares."""
+    if principal.entity_id != session.entity_id:
+        return True
+    return not (manages_by_role(principal, session) or principal.has(Role.SERVICE))
+
+
 def access_to(
     principal: Principal,
     session: Session,

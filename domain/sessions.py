@@ -56,10 +56,10 @@ from .policy import (
     can_set_status,
     can_verify,
     is_owner,
-    manages_by_role,
     may_act_on_behalf,
     may_append_role,
     sees_whole_entity,
+    shares_can_add,
 )
 from .templates import find_template
 from .titles import TitleScheduler, opening_words
@@ -602,12 +602,13 @@ class SessionService:
     async def _access(
         self, principal: Principal, session: Session, shares: list[Share] | None = None
     ) -> Access:
-        if shares is None:
-            # The owner's and admins' own reads need no look at the shares.
-            manages = manages_by_role(principal, session)
-            shares = [] if manages else await self._store.list_shares(session.id)
         opened: set[str] = set()
-        if any(s.grantee_kind is GranteeKind.LINK for s in shares):
+        if shares is None:
+            if shares_can_add(principal, session):
+                shares, opened = await self._grants(principal, session.id)
+            else:
+                shares = []
+        elif any(s.grantee_kind is GranteeKind.LINK for s in shares):
             opened = await self._store.opened_link_ids(
                 session.id, principal.entity_id, principal.user_id
             )
@@ -620,10 +621,22 @@ class SessionService:
             opened,
         )
 
+    async def _grants(self, principal: Principal, session_id: str) -> tuple[list[Share], set[str]]:
+        """The session's shares and the links `principal` opened on it. Both are read for
+        every id a principal asks about without a role that settles it, whether the session
+        exists or not: an id of another entity costs what a missing id costs, so that its
+        answer time does not tell that it exists."""
+        shares = await self._store.list_shares(session_id)
+        opened = await self._store.opened_link_ids(
+            session_id, principal.entity_id, principal.user_id
+        )
+        return shares, opened
+
     async def _load(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
         check.identifier(session_id, self._limits, "session id")
         session = await self._store.get_session(session_id)
         if session is None:
+            await self._grants(principal, session_id)
             raise session_not_found(session_id)
         access = await self._access(principal, session)
         if not can_read(access):
@@ -642,12 +655,14 @@ class SessionService:
     async def _load_turn(self, principal: Principal, turn_id: str) -> tuple[Turn, Session, Access]:
         check.identifier(turn_id, self._limits, "turn id")
         turn = await self._store.get_turn(turn_id)
-        if turn is None:
-            raise turn_not_found(turn_id)
         try:
-            session, access = await self._load(principal, turn.session_id)
+            # A missing turn's own id stands for its session: no session has it, and the
+            # look-ups are those of a turn in a session the caller may not see.
+            session, access = await self._load(principal, turn.session_id if turn else turn_id)
         except NotFound as exc:
             raise turn_not_found(turn_id) from exc
+        if turn is None:
+            raise turn_not_found(turn_id)
         return turn, session, access
 
     def _view_of(self, session: Session, access: Access) -> SessionView:

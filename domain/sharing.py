@@ -183,13 +183,19 @@ class SharingService:
     async def open_link(self, principal: Principal, token: str) -> SessionView:
         if not token or len(token) > 200:
             raise NotFound(LINK_NOT_FOUND)
-        share = await self._store.share_by_token_hash(hash_link_token(token))
+        token_hash = hash_link_token(token)
+        share = await self._store.share_by_token_hash(token_hash)
         now = self._clock.now()
-        if share is None or share.grantee_kind is not GranteeKind.LINK or not share.is_live(now):
-            raise NotFound(LINK_NOT_FOUND)
-        session = await self._store.get_session(share.session_id)
-        if session is None or not may_open_link(
-            principal, session, self._chat_apps.get(session.chat_app_id)
+        # The session is looked up whatever the share (an unknown token's hash names none):
+        # an unknown, revoked or expired token costs what a link the caller may not open
+        # costs, so that the answer's time does not tell a live link of another entity.
+        session = await self._store.get_session(share.session_id if share else token_hash)
+        if (
+            share is None
+            or share.grantee_kind is not GranteeKind.LINK
+            or not share.is_live(now)
+            or session is None
+            or not may_open_link(principal, session, self._chat_apps.get(session.chat_app_id))
         ):
             raise NotFound(LINK_NOT_FOUND)
         opened = (
