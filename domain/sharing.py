@@ -7,6 +7,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
@@ -63,6 +64,11 @@ class SharedPage:
     has_next: bool
 
 
+class AttemptCounter(Protocol):
+    async def count(self, principal: Principal) -> None:
+        """One more attempt by `principal`; RateLimited once there were too many."""
+
+
 def hash_link_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -76,6 +82,7 @@ class SharingService:
         clock: Clock,
         sessions: SessionService,
         limits: check.Limits | None = None,
+        link_opens: AttemptCounter | None = None,
     ) -> None:
         self._store = store
         self._chat_apps = chat_apps
@@ -83,6 +90,7 @@ class SharingService:
         self._clock = clock
         self._sessions = sessions
         self._limits = limits or check.Limits()
+        self._link_opens = link_opens
 
     async def share(self, principal: Principal, command: ShareSession) -> NewShare:
         session, _ = await self._sessions.load_managed(principal, command.session_id)
@@ -181,6 +189,9 @@ class SharingService:
         return revoked
 
     async def open_link(self, principal: Principal, token: str) -> SessionView:
+        if self._link_opens is not None:
+            # Every try counts, a good token or not: guessing tokens is what this stops.
+            await self._link_opens.count(principal)
         if not token or len(token) > 200:
             raise NotFound(LINK_NOT_FOUND)
         token_hash = hash_link_token(token)

@@ -68,6 +68,7 @@ from .error_codes import ErrorCodes, RequireOperationName, coded
 from .graphql_http import GraphQLHTTP
 from .logging import configure_logging
 from .metrics import metrics_endpoint
+from .rate_limits import PrincipalRateLimit
 from .settings import Settings, load_settings, token_config
 from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
@@ -237,7 +238,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         title_offload,
     )
     sessions = SessionService(store, chat_apps, broker, clock, limits, titles=titles)
-    sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)
+    link_opens = PrincipalRateLimit(
+        settings.link_open_rate, "share links opened", "link-open", settings.redis_url
+    )
+    sharing = SharingService(store, chat_apps, broker, clock, sessions, limits, link_opens)
     audit = AuditService(store)
     exports = ExportService(store, sessions, clock)
     search = SearchService(store, sessions, clock)
@@ -334,6 +338,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     await task
             await titles.stop()
             await hub.close()
+            await link_opens.close()
             await broker.close()
             await store.close()
 

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..auth.tokens import HS256, RS256, TokenConfig
 from .errors import SettingsError
+from .rate_limits import parse_rate
 
 ENV_PREFIX = "SESSIONHUB_"
 MIN_SECRET_CHARS = 32
@@ -114,6 +115,13 @@ class Settings(BaseSettings):
         description="redis://, rediss:// or unix:// URL of the pub/sub broker that joins several "
         "instances; unset: in-process (one instance).",
     )
+    link_open_rate: str = Field(
+        "10/minute",
+        description="Share links one principal may open (sessionByShareLink), unknown tokens "
+        "included: `N/second`, `N/minute`, `N/hour`, `N/day` or `N per 5 minutes`, several "
+        "joined by `;`. A burst of N passes at once; shared by the instances through Redis "
+        "when SESSIONHUB_REDIS_URL is set.",
+    )
     ws_init_timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="How long a WebSocket may wait before connection_init."
     )
@@ -161,6 +169,17 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
+
+    @field_validator("link_open_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            items = parse_rate(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write e.g. 10/minute or 10/minute;100/hour") from exc
+        if any(item.amount < 1 for item in items):
+            raise ValueError("each rate must allow at least one attempt")
+        return value
 
     @field_validator("jwt_secret")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,7 +136,8 @@ class World:
 def world(settings_factory: Callable[..., Settings], tmp_path: Path) -> Iterator[World]:
     chat_apps = tmp_path / "chat_apps.toml"
     chat_apps.write_text(CHAT_APPS)
-    settings = settings_factory(chat_apps_file=chat_apps)
+    # The share expiry sweep writes every second by default: once, at start, here.
+    settings = settings_factory(chat_apps_file=chat_apps, share_expiry_sweep_seconds=3600)
     with TestClient(create_app(settings)) as client:
         made = World(client, TokenIssuer(token_config(settings)))
         try:
@@ -227,3 +229,164 @@ def test_a_link_of_another_entity_costs_what_an_unknown_token_costs(world: World
     assert foreign == unknown == revoked
     assert any("FROM shares" in s for s in foreign)
     assert any("FROM sessions" in s for s in foreign)
+
+
+# ---------------------------------------------------------------------------------------
+# Opening share links: a rate per principal, failed tries counted
+
+
+def _link(world: World, alice: str) -> tuple[str, str]:
+    session_id, _ = _alices_session(world, link=False)
+    made = world.ok(alice, SHARE, {"input": {"sessionId": session_id, "granteeKind": "LINK"}})
+    return session_id, made["shareSession"]["linkToken"]
+
+
+def _limited(body: dict) -> dict:
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "LIMIT_EXCEEDED", body
+    assert body.get("data") is None, body
+    return error
+
+
+@pytest.fixture
+def limited_world(settings_factory: Callable[..., Settings], tmp_path: Path) -> Iterator[World]:
+    chat_apps = tmp_path / "chat_apps.toml"
+    chat_apps.write_text(CHAT_APPS)
+    settings = settings_factory(chat_apps_file=chat_apps, link_open_rate="3/2 seconds")
+    with TestClient(create_app(settings)) as client:
+        made = World(client, TokenIssuer(token_config(settings)))
+        try:
+            yield made
+        finally:
+            made.statements.close()
+
+
+def test_guessing_link_tokens_is_held_back_per_principal(limited_world: World) -> None:
+    world = limited_world
+    alice = world.token("alice", "acme")
+    session_id, token = _link(world, alice)
+    dave = world.token("dave", "acme")
+
+    # Three guesses use dave's rate up: unknown tokens count like good ones.
+    for _ in range(3):
+        world.probe(dave, BY_LINK, {"token": secrets.token_urlsafe(32)})
+    refused = world.post(dave, BY_LINK, {"token": token})
+
+    assert refused.status_code == 429
+    retry_after = int(refused.headers["retry-after"])
+    assert 1 <= retry_after <= 2
+    error = _limited(refused.json())
+    assert error["extensions"]["retryAfter"] == retry_after
+    assert error["message"] == (
+        f"Too many share links opened (3 per 2 seconds); try again in {retry_after} s."
+    )
+    # Held back, the good token opened nothing: the session is not dave's to read.
+    assert world.ok(dave, READ, {"id": session_id}) == {"session": None}
+
+    # Another principal, even of the same entity and with the same token, is not held back.
+    erin = world.token("erin", "acme")
+    assert world.ok(erin, BY_LINK, {"token": token})["sessionByShareLink"]["id"] == session_id
+
+    # Once the window has passed, dave opens the link.
+    time.sleep(retry_after + 0.05)
+    assert world.ok(dave, BY_LINK, {"token": token})["sessionByShareLink"]["id"] == session_id
+    assert world.ok(dave, READ, {"id": session_id}) == {"session": {"id": session_id}}
+
+
+def test_429_only_when_rate_limits_are_all_that_held_the_request_back(
+    limited_world: World,
+) -> None:
+    world = limited_world
+    dave = world.token("dave", "acme")
+    for _ in range(3):
+        world.probe(dave, BY_LINK, {"token": "unknown"})
+
+    only_limits = world.post(
+        dave,
+        'query { a: sessionByShareLink(token: "t1") { id } '
+        'b: sessionByShareLink(token: "t2") { id } c: session(id: "nope") { id } }',
+        {},
+    )
+    assert only_limits.status_code == 429 and only_limits.headers["retry-after"]
+    errors = only_limits.json()["errors"]
+    assert errors and {e["extensions"]["code"] for e in errors} == {"LIMIT_EXCEEDED"}
+
+    # A refusal of another kind beside it: the status is the one that refusal makes.
+    mixed = world.post(
+        dave,
+        'query { b: session(id: "") { id } a: sessionByShareLink(token: "t3") { id } }',
+        {},
+    )
+    assert mixed.status_code == 200 and "retry-after" not in mixed.headers, mixed.json()
+    codes = {e["path"][0]: e["extensions"] for e in mixed.json()["errors"]}
+    assert codes["a"]["code"] == "LIMIT_EXCEEDED" and codes["a"]["retryAfter"] >= 1
+    assert codes["b"] == {"code": "BAD_USER_INPUT"}
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+def test_over_the_websocket_the_refusal_carries_its_wait(
+    limited_world: World, protocol: str
+) -> None:
+    world = limited_world
+    _, token = _link(world, world.token("alice", "acme"))
+    dave = world.token("dave", "acme")
+    for _ in range(3):
+        world.probe(dave, BY_LINK, {"token": secrets.token_urlsafe(32)})
+
+    legacy = protocol == "graphql-ws"
+    with world.client.websocket_connect("/graphql", subprotocols=[protocol]) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {dave}"}})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        ws.send_json(
+            {
+                "id": "1",
+                "type": "start" if legacy else "subscribe",
+                "payload": {"query": BY_LINK, "variables": {"token": token}},
+            }
+        )
+        message = ws.receive_json()
+        while message["type"] == "ka":
+            message = ws.receive_json()
+    assert message["type"] == ("data" if legacy else "next"), message
+    error = _limited(message["payload"])
+    assert 1 <= error["extensions"]["retryAfter"] <= 2
+    assert f"try again in {error['extensions']['retryAfter']} s" in error["message"]
+
+
+def test_instances_sharing_redis_share_the_count(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from tests.realtime.conftest import RedisServer
+
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    chat_apps = tmp_path / "chat_apps.toml"
+    chat_apps.write_text(CHAT_APPS)
+    settings = settings_factory(
+        chat_apps_file=chat_apps, link_open_rate="3/minute", redis_url=redis_server.url
+    )
+    try:
+        with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+            issuer = TokenIssuer(token_config(settings))
+            first, second = World(one, issuer), World(two, issuer)
+            dave = first.token("dave", "acme")
+            first.probe(dave, BY_LINK, {"token": "guess-1"})
+            second.probe(dave, BY_LINK, {"token": "guess-2"})
+            first.probe(dave, BY_LINK, {"token": "guess-3"})
+            refused = second.post(dave, BY_LINK, {"token": "guess-4"})
+            assert refused.status_code == 429
+            _limited(refused.json())
+            with redis_server.client() as client:
+                assert list(client.scan_iter(match="sessionhub:rate:link-open:*"))
+
+            # Redis gone: each instance counts on its own meanwhile, and still holds back.
+            redis_server.stop()
+            for attempt in range(3):
+                first.probe(dave, BY_LINK, {"token": f"guess-{5 + attempt}"})
+            refused = first.post(dave, BY_LINK, {"token": "guess-8"})
+            assert refused.status_code == 429
+            _limited(refused.json())
+            first.statements.close()
+            second.statements.close()
+    finally:
+        redis_server.stop()

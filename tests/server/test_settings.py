@@ -37,6 +37,9 @@ def test_shipped_chat_apps() -> None:
         ("SESSIONHUB_CHAT_APPS_FILE", "/no/such/apps.toml"),
         ("SESSIONHUB_ENVIRONMENT", "staging"),
         ("SESSIONHUB_SQLITE_READERS", "0"),
+        ("SESSIONHUB_LINK_OPEN_RATE", "ten a minute"),
+        ("SESSIONHUB_LINK_OPEN_RATE", "0/minute"),
+        ("SESSIONHUB_LINK_OPEN_RATE", "10/minute;0/hour"),
     ],
 )
 def test_a_bad_value_names_its_variable(
