@@ -1023,6 +1023,9 @@ class Worlds:
                 dev_secret_file=folder / "dev-secret",
                 # Expiry must hold at once, not when the sweep records it.
                 share_expiry_sweep_seconds=3600,
+                # Each principal opens the links of hundreds of cells; the rate of link
+                # opens is tests/security/test_speakers_probing.py's subject, not this one's.
+                link_open_rate="100000/minute",
                 log_level="warning",
             )
             clock = SettableClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
