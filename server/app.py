@@ -213,6 +213,10 @@ def build_title_generator(settings: Settings, offload: Offload) -> TitleGenerato
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_json)
+    if (weak_secret := settings.jwt_secret_weakness) is not None:
+        log.warning(
+            "settings.weak_jwt_secret", setting="SESSIONHUB_JWT_SECRET", problem=weak_secret
+        )
     clock = clock or SystemClock()
     chat_apps = ChatAppRegistry(load_chat_apps(settings.chat_apps_file))
     verifier = TokenVerifier(token_config(settings))

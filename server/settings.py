@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..auth.secret_strength import weakness
 from ..auth.tokens import HS256, RS256, TokenConfig
 from .errors import SettingsError
 from .rate_limits import parse_rate
@@ -183,9 +184,16 @@ class Settings(BaseSettings):
 
     @field_validator("jwt_secret")
     @classmethod
-    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+    def _strong_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return value
+        if len(value.get_secret_value()) < MIN_SECRET_CHARS:
             raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters")
+        # Refused in production; development warns at start (jwt_secret_weakness), as its
+        # fixtures and local setups use known secrets on purpose.
+        problem = weakness(value.get_secret_value())
+        if problem is not None and info.data.get("environment") == "production":
+            raise ValueError(problem)
         return value
 
     @field_validator("jwt_public_key_file", "jwt_private_key_file", "chat_apps_file")
@@ -220,6 +228,11 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def jwt_secret_weakness(self) -> str | None:
+        """Why the JWT secret is too easy to guess (in development, where it is allowed)."""
+        return None if self.jwt_secret is None else weakness(self.jwt_secret.get_secret_value())
 
 
 def load_settings(**overrides: object) -> Settings:

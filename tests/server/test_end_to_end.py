@@ -545,3 +545,55 @@ def test_token_with_unknown_role_fails_naming_it(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "wizard" in done.stderr
     assert done.stdout.strip() == ""
+
+
+# The JWT secret in production
+
+
+def test_a_guessable_secret_stops_a_production_server(tmp_path: Path) -> None:
+    env = _environment(
+        tmp_path, SESSIONHUB_ENVIRONMENT="production", SESSIONHUB_JWT_SECRET=" " * 32
+    )
+    for command in (["serve"], ["token", "--user", "alice", "--entity", "acme"]):
+        done = subprocess.run(
+            [*CLI, *command],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=EXIT_TIMEOUT_S,
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert "SESSIONHUB_JWT_SECRET: Value error, too easy to guess" in done.stderr
+        assert not done.stdout
+
+
+def test_cli_tokens_work_with_a_random_production_secret(tmp_path: Path) -> None:
+    env = _environment(
+        tmp_path,
+        SESSIONHUB_ENVIRONMENT="production",
+        SESSIONHUB_JWT_SECRET=secrets.token_urlsafe(32),
+    )
+    server = start_server(tmp_path, env)
+    try:
+        alice = Client(server, server.token("alice", "acme"))
+        assert alice.ok("{ me { userId entityId } }")["me"] == {
+            "userId": "alice",
+            "entityId": "acme",
+        }
+    finally:
+        server.stop()
+    assert "weak_jwt_secret" not in server.log()
+
+
+def test_development_runs_with_a_guessable_secret_and_warns(tmp_path: Path) -> None:
+    server = start_server(tmp_path, _environment(tmp_path, SESSIONHUB_JWT_SECRET=" " * 32))
+    try:
+        alice = Client(server, server.token("alice", "acme"))
+        assert alice.ok("{ me { userId } }")["me"] == {"userId": "alice"}
+    finally:
+        server.stop()
+    log = server.log()
+    assert "settings.weak_jwt_secret" in log and "SESSIONHUB_JWT_SECRET" in log
+    assert "too easy to guess" in log
