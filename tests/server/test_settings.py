@@ -196,7 +196,9 @@ async def test_a_mongodb_url_builds_the_mongo_store(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize(
-    "secret", [" " * 32, "changeme" * 4, "a" * 31 + "b", "0123456789abcdef" * 2]
+    "secret",
+    [" " * 32, "changeme" * 4, "a" * 31 + "b", "0123456789abcdef" * 2],
+    ids=["32 spaces", "changeme x4", "a x31 and b", "a sequence twice"],
 )
 def test_production_refuses_a_guessable_jwt_secret(
     monkeypatch: pytest.MonkeyPatch, secret: str
@@ -214,6 +216,7 @@ def test_production_refuses_a_guessable_jwt_secret(
         secrets.token_urlsafe(24),  # 32 url-safe characters
         "".join(secrets.choice(string.ascii_letters + string.digits + "-_") for _ in range(32)),
     ],
+    ids=["token_urlsafe(32)", "token_urlsafe(24)", "32 url-safe characters"],
 )
 def test_production_takes_a_random_jwt_secret(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     monkeypatch.setenv("SESSIONHUB_ENVIRONMENT", "production")
