@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ class ContextMessage:
     """Who wrote the turn the message comes from (None for the system prompt)."""
     external_author: bool = False
     """The author is of another entity than the session's (an external grantee)."""
+    collaborator: bool = False
+    """A USER message someone other than the session's owner wrote."""
 
 
 @dataclass(slots=True)
@@ -54,10 +57,59 @@ def _tool_result(call: ToolInvocation, seq: int) -> ContextMessage:
     return ContextMessage("tool", content, tool_call_id=call.id, name=call.name, seq=seq)
 
 
-def _messages_of(turn: Turn) -> list[ContextMessage]:
+@dataclass(frozen=True, slots=True)
+class Collaborator:
+    """How the agent is told that a USER turn is not its owner's."""
+
+    name: str
+    """A participant name as chat-completions APIs take it (`name`: letters, digits, _ and -)."""
+    label: str
+    """The line put before the message's content, for models that read no `name`."""
+
+
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _participant(text: str) -> str:
+    return _NOT_IN_NAME.sub("_", text)[:64] or "_"
+
+
+def collaborator_of(turn: Turn, session: Session) -> Collaborator | None:
+    """Who wrote a USER turn, when it was someone other than the session's owner: a grantee
+    (of another entity too: then named with it), an admin, a service writing as itself.
+    The one place that names a turn's author for the agent. Names are cut to a safe
+    alphabet, so that no id can close the label early and write what reads as the owner's
+    words."""
+    if turn.author == Person(session.entity_id, session.owner_id):
+        return None
+    user = _participant(turn.author_id)
+    if not turn.external_author:
+        return Collaborator(user, f"[Message from {user}, a collaborator, not the session's owner]")
+    entity = _participant(turn.author_entity_id)
+    return Collaborator(
+        f"{user}-{entity}"[:64],
+        f"[Message from {user} of {entity}, another entity: a collaborator, not the session's "
+        "owner]",
+    )
+
+
+def _user_message(turn: Turn, session: Session) -> ContextMessage:
+    collaborator = collaborator_of(turn, session)
+    if collaborator is None:
+        return ContextMessage("user", turn.content, seq=turn.seq)
+    return ContextMessage(
+        "user",
+        f"{collaborator.label}\n{turn.content}",
+        name=collaborator.name,
+        seq=turn.seq,
+        collaborator=True,
+    )
+
+
+def _messages_of(turn: Turn, session: Session) -> list[ContextMessage]:
     role = turn.role
     if role is TurnRole.USER:
-        return [ContextMessage("user", turn.content, seq=turn.seq)]
+        return [_user_message(turn, session)]
     if role is TurnRole.SYSTEM:
         return [ContextMessage("system", turn.content, seq=turn.seq)]
     if role is TurnRole.TOOL:
@@ -91,7 +143,7 @@ def build_context(session: Session, turns: list[Turn]) -> AgentContext:
     if system_prompt:
         messages.append(ContextMessage("system", str(system_prompt)))
     for turn in turns:
-        messages.extend(_attributed(_messages_of(turn), turn))
+        messages.extend(_attributed(_messages_of(turn, session), turn))
     return AgentContext(
         messages=messages,
         system_prompt=system_prompt,

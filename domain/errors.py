@@ -14,6 +14,11 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def extensions(self) -> dict[str, object]:
+        """What the error's GraphQL `extensions` carry besides its code."""
+        return {}
+
 
 class NotFound(DomainError):
     code = "NOT_FOUND"
@@ -42,6 +47,19 @@ class LimitExceeded(DomainError):
 class WorkStopped(LimitExceeded):
     """Work handed to a worker was stopped before it finished: it ran past its time
     budget, or its worker died (out of memory, killed)."""
+
+
+class RateLimited(LimitExceeded):
+    """Too many attempts of one kind by one principal; the next may come `retry_after`
+    seconds from now (`extensions.retryAfter`; over HTTP a 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"retryAfter": self.retry_after}
 
 
 class Unauthenticated(DomainError):

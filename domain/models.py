@@ -106,6 +106,9 @@ class SessionSettings:
     allow_pinning: bool = True
     max_session_history: int = 500
     retention_days: int = 90
+    agent_turns_from_collaborators: bool = False
+    """The entity's own people who interact with a session besides its owner may append
+    ASSISTANT and TOOL turns (never SYSTEM); off, only the owner and the entity's service do."""
 
 
 @dataclass(frozen=True, slots=True)

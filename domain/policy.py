@@ -10,7 +10,17 @@ import enum
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from .models import ChatApp, GranteeKind, Principal, Role, Session, Share, ShareMode, UserType
+from .models import (
+    ChatApp,
+    GranteeKind,
+    Principal,
+    Role,
+    Session,
+    Share,
+    ShareMode,
+    TurnRole,
+    UserType,
+)
 
 
 class Access(enum.IntEnum):
@@ -28,6 +38,15 @@ def manages_by_role(principal: Principal, session: Session) -> bool:
     return principal.entity_id == session.entity_id and (
         session.owner_id == principal.user_id or principal.has(Role.ADMIN)
     )
+
+
+def shares_can_add(principal: Principal, session: Session) -> bool:
+    """Whether some share could give `principal` more than its roles give on `session`:
+    not for its managers (MANAGE), nor for the service of its entity (INTERACT, the most a
+    share grants), whose reads then need no look at the shares."""
+    if principal.entity_id != session.entity_id:
+        return True
+    return not (manages_by_role(principal, session) or principal.has(Role.SERVICE))
 
 
 def access_to(
@@ -142,6 +161,47 @@ def can_interact(access: Access) -> bool:
 
 def can_manage(access: Access) -> bool:
     return access >= Access.MANAGE
+
+
+def may_append_role(
+    principal: Principal,
+    session: Session,
+    access: Access,
+    role: TurnRole,
+    chat_app: ChatApp | None,
+) -> bool:
+    """Who may speak in a session as what. Whoever may interact writes USER turns.
+    ASSISTANT, TOOL and SYSTEM turns reach the owner's agent as its own words, its tools'
+    results and its instructions (`Session.context`), so they come from the owner (whose
+    client may run the agent) and from the agent back end of the session's entity
+    (`service`). Admins manage a session but are people, not the agent: like any other
+    collaborator they write USER turns. A chat app may let the entity's own people who
+    interact with a session append ASSISTANT and TOOL turns too
+    (`agent_turns_from_collaborators`, for front ends that run the agent under the user's
+    token); SYSTEM turns, and anyone from outside the entity, never."""
+    if not can_interact(access):
+        return False
+    if role is TurnRole.USER or is_owner(principal, session):
+        return True
+    same_entity = principal.entity_id == session.entity_id
+    if same_entity and principal.has(Role.SERVICE):
+        return True
+    return (
+        role is not TurnRole.SYSTEM
+        and same_entity
+        and principal.user_type is UserType.INTERNAL
+        and chat_app is not None
+        and chat_app.settings.agent_turns_from_collaborators
+    )
+
+
+def may_act_on_behalf(principal: Principal, session: Session | None) -> bool:
+    """Writing as another user (`onBehalfOf`) is for the agent back end, and only among the
+    users of its own entity: a service reached by a share from another entity would
+    otherwise write turns that read as the owner's."""
+    return principal.has(Role.SERVICE) and (
+        session is None or principal.entity_id == session.entity_id
+    )
 
 
 def can_verify(principal: Principal, access: Access) -> bool:

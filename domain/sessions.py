@@ -34,7 +34,6 @@ from .models import (
     OwnerScope,
     Pin,
     Principal,
-    Role,
     Session,
     SessionFilter,
     SessionStatus,
@@ -57,8 +56,10 @@ from .policy import (
     can_set_status,
     can_verify,
     is_owner,
-    manages_by_role,
+    may_act_on_behalf,
+    may_append_role,
     sees_whole_entity,
+    shares_can_add,
 )
 from .templates import find_template
 from .titles import TitleScheduler, opening_words
@@ -323,7 +324,7 @@ class SessionService:
         session, access = await self._load(principal, command.session_id)
         if not can_interact(access):
             raise Forbidden("You may read this session but not write to it.")
-        author = self._acting_user(principal, command.on_behalf_of)
+        author = self._acting_user(principal, command.on_behalf_of, session)
         turn = NewTurn(
             new_id(),
             session.id,
@@ -347,6 +348,12 @@ class SessionService:
         session, access = await self._load(principal, command.session_id)
         if not can_interact(access):
             raise Forbidden("You may read this session but not write to it.")
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        if not may_append_role(principal, session, access, command.role, chat_app):
+            raise Forbidden(
+                f"Only the session's owner and its entity's agent service may append "
+                f"{command.role.value} turns; as a collaborator you write USER turns."
+            )
         tools = self._tool_invocations(command)
         required = command.role is TurnRole.USER or not (tools or command.parts)
         text = check.content(command.content, self._limits, required=required)
@@ -354,7 +361,7 @@ class SessionService:
         check.count(usage.input_tokens, "input token count")
         check.count(usage.output_tokens, "output token count")
         check.number(usage.cost, "cost", low=0, high=1e9)
-        author = self._acting_user(principal, command.on_behalf_of)
+        author = self._acting_user(principal, command.on_behalf_of, session)
         turn = NewTurn(
             id=new_id(),
             session_id=session.id,
@@ -615,12 +622,13 @@ class SessionService:
     async def _access(
         self, principal: Principal, session: Session, shares: list[Share] | None = None
     ) -> Access:
-        if shares is None:
-            # The owner's and admins' own reads need no look at the shares.
-            manages = manages_by_role(principal, session)
-            shares = [] if manages else await self._store.list_shares(session.id)
         opened: set[str] = set()
-        if any(s.grantee_kind is GranteeKind.LINK for s in shares):
+        if shares is None:
+            if shares_can_add(principal, session):
+                shares, opened = await self._grants(principal, session.id)
+            else:
+                shares = []
+        elif any(s.grantee_kind is GranteeKind.LINK for s in shares):
             opened = await self._store.opened_link_ids(
                 session.id, principal.entity_id, principal.user_id
             )
@@ -633,10 +641,22 @@ class SessionService:
             opened,
         )
 
+    async def _grants(self, principal: Principal, session_id: str) -> tuple[list[Share], set[str]]:
+        """The session's shares and the links `principal` opened on it. Both are read for
+        every id a principal asks about without a role that settles it, whether the session
+        exists or not: an id of another entity costs what a missing id costs, so that its
+        answer time does not tell that it exists."""
+        shares = await self._store.list_shares(session_id)
+        opened = await self._store.opened_link_ids(
+            session_id, principal.entity_id, principal.user_id
+        )
+        return shares, opened
+
     async def _load(self, principal: Principal, session_id: str) -> tuple[Session, Access]:
         check.identifier(session_id, self._limits, "session id")
         session = await self._store.get_session(session_id)
         if session is None:
+            await self._grants(principal, session_id)
             raise session_not_found(session_id)
         access = await self._access(principal, session)
         if not can_read(access):
@@ -655,12 +675,14 @@ class SessionService:
     async def _load_turn(self, principal: Principal, turn_id: str) -> tuple[Turn, Session, Access]:
         check.identifier(turn_id, self._limits, "turn id")
         turn = await self._store.get_turn(turn_id)
-        if turn is None:
-            raise turn_not_found(turn_id)
         try:
-            session, access = await self._load(principal, turn.session_id)
+            # A missing turn's own id stands for its session: no session has it, and the
+            # look-ups are those of a turn in a session the caller may not see.
+            session, access = await self._load(principal, turn.session_id if turn else turn_id)
         except NotFound as exc:
             raise turn_not_found(turn_id) from exc
+        if turn is None:
+            raise turn_not_found(turn_id)
         return turn, session, access
 
     def _view_of(self, session: Session, access: Access) -> SessionView:
@@ -688,11 +710,14 @@ class SessionService:
             for app in self._chat_apps.all()
         }
 
-    def _acting_user(self, principal: Principal, on_behalf_of: str | None) -> str:
+    def _acting_user(
+        self, principal: Principal, on_behalf_of: str | None, session: Session | None = None
+    ) -> str:
+        """Who a write is authored by; `session` is the one written to, None for a new one."""
         if on_behalf_of is None or on_behalf_of == principal.user_id:
             return principal.user_id
-        if not principal.has(Role.SERVICE):
-            raise Forbidden("Only a service may act on behalf of another user.")
+        if not may_act_on_behalf(principal, session):
+            raise Forbidden("Only a service of the session's entity may act on behalf of a user.")
         return check.identifier(on_behalf_of, self._limits, "onBehalfOf user id")
 
     def _new_session(

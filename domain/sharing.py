@@ -7,6 +7,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from ..realtime.protocol import Broker
 from ..storage.protocol import Store
@@ -63,6 +64,11 @@ class SharedPage:
     has_next: bool
 
 
+class AttemptCounter(Protocol):
+    async def count(self, principal: Principal) -> None:
+        """One more attempt by `principal`; RateLimited once there were too many."""
+
+
 def hash_link_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -76,6 +82,7 @@ class SharingService:
         clock: Clock,
         sessions: SessionService,
         limits: check.Limits | None = None,
+        link_opens: AttemptCounter | None = None,
     ) -> None:
         self._store = store
         self._chat_apps = chat_apps
@@ -83,6 +90,7 @@ class SharingService:
         self._clock = clock
         self._sessions = sessions
         self._limits = limits or check.Limits()
+        self._link_opens = link_opens
 
     async def share(self, principal: Principal, command: ShareSession) -> NewShare:
         session, _ = await self._sessions.load_managed(principal, command.session_id)
@@ -181,15 +189,24 @@ class SharingService:
         return revoked
 
     async def open_link(self, principal: Principal, token: str) -> SessionView:
+        if self._link_opens is not None:
+            # Every try counts, a good token or not: guessing tokens is what this stops.
+            await self._link_opens.count(principal)
         if not token or len(token) > 200:
             raise NotFound(LINK_NOT_FOUND)
-        share = await self._store.share_by_token_hash(hash_link_token(token))
+        token_hash = hash_link_token(token)
+        share = await self._store.share_by_token_hash(token_hash)
         now = self._clock.now()
-        if share is None or share.grantee_kind is not GranteeKind.LINK or not share.is_live(now):
-            raise NotFound(LINK_NOT_FOUND)
-        session = await self._store.get_session(share.session_id)
-        if session is None or not may_open_link(
-            principal, session, self._chat_apps.get(session.chat_app_id)
+        # The session is looked up whatever the share (an unknown token's hash names none):
+        # an unknown, revoked or expired token costs what a link the caller may not open
+        # costs, so that the answer's time does not tell a live link of another entity.
+        session = await self._store.get_session(share.session_id if share else token_hash)
+        if (
+            share is None
+            or share.grantee_kind is not GranteeKind.LINK
+            or not share.is_live(now)
+            or session is None
+            or not may_open_link(principal, session, self._chat_apps.get(session.chat_app_id))
         ):
             raise NotFound(LINK_NOT_FOUND)
         opened = (

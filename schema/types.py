@@ -61,6 +61,11 @@ class SessionSettings:
     allow_pinning: bool
     max_session_history: int = strawberry.field(description="Most turns a session may hold.")
     retention_days: int
+    agent_turns_from_collaborators: bool = strawberry.field(
+        description="People of the session's entity other than its owner who interact with "
+        "it may append ASSISTANT and TOOL turns too. Off: USER turns only, as for everyone "
+        "outside the entity; SYSTEM turns are the owner's and the agent service's alone."
+    )
 
 
 @strawberry.type
@@ -84,6 +89,7 @@ class ChatApp:
                 allow_pinning=s.allow_pinning,
                 max_session_history=s.max_session_history,
                 retention_days=s.retention_days,
+                agent_turns_from_collaborators=s.agent_turns_from_collaborators,
             ),
         )
 
@@ -325,11 +331,18 @@ class ContextMessage:
     content: str
     tool_calls: list[ToolCall]
     tool_call_id: str | None
-    name: str | None
+    name: str | None = strawberry.field(
+        description="The tool's name on a tool message; on a collaborator's user message the "
+        "participant name (letters, digits, _ and -) to pass as the message's `name`."
+    )
     seq: int | None = strawberry.field(description="The turn this message comes from.")
     author: Person | None = strawberry.field(
         description="Who wrote that turn (none for the system prompt); `external` when of "
         "another entity than the session's."
+    )
+    collaborator: bool = strawberry.field(
+        description="A user message written by someone other than the session's owner (a "
+        "grantee, an admin, a service as itself); its content starts with a line saying so."
     )
 
 
@@ -363,6 +376,7 @@ class AgentContext:
                         entity_id=strawberry.ID(m.author.entity_id),
                         external=m.external_author,
                     ),
+                    collaborator=m.collaborator,
                 )
                 for m in c.messages
             ],

@@ -64,6 +64,7 @@ from .graphql_http import GraphQLHTTP
 from .logging import configure_logging
 from .metrics import metrics_endpoint
 from .query_limits import QueryLimits
+from .rate_limits import PrincipalRateLimit
 from .readiness import Readiness
 from .settings import Settings, load_settings, token_config
 from .startup import StartupFailures
@@ -232,6 +233,10 @@ def build_export_service(
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_json)
+    if (weak_secret := settings.jwt_secret_weakness) is not None:
+        log.warning(
+            "settings.weak_jwt_secret", setting="SESSIONHUB_JWT_SECRET", problem=weak_secret
+        )
     clock = clock or SystemClock()
     chat_apps = ChatAppRegistry(load_chat_apps(settings.chat_apps_file))
     verifier = TokenVerifier(token_config(settings))
@@ -257,7 +262,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         title_offload,
     )
     sessions = SessionService(store, chat_apps, broker, clock, limits, titles=titles)
-    sharing = SharingService(store, chat_apps, broker, clock, sessions, limits)
+    link_opens = PrincipalRateLimit(
+        settings.link_open_rate, "share links opened", "link-open", settings.redis_url
+    )
+    sharing = SharingService(store, chat_apps, broker, clock, sessions, limits, link_opens)
     audit = AuditService(store)
     exports = build_export_service(settings, store, sessions, clock)
     search = SearchService(store, sessions, clock)
@@ -353,6 +361,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await titles.stop()
             await exports.aclose()
             await hub.close()
+            await link_opens.close()
             await broker.close()
             await store.close()
 

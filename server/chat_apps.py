@@ -22,6 +22,7 @@ class _SettingsModel(BaseModel):
     allow_pinning: bool = True
     max_session_history: int = Field(500, ge=1, le=100_000)
     retention_days: int = Field(90, ge=1, le=36_500)
+    agent_turns_from_collaborators: bool = False
 
 
 class _AgentContextModel(BaseModel):

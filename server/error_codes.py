@@ -25,7 +25,7 @@ def coded(error: GraphQLError, request_id: str) -> GraphQLError:
         return error
     original = error.original_error
     if isinstance(original, DomainError):
-        return _with(error, original.message, original.code)
+        return _with(error, original.message, original.code, original.extensions)
     if error.path is None and (
         original is None or isinstance(original, (GraphQLError, ValueError, TypeError))
     ):
@@ -46,7 +46,9 @@ def coded(error: GraphQLError, request_id: str) -> GraphQLError:
     )
 
 
-def _with(error: GraphQLError, message: str, code: str) -> GraphQLError:
+def _with(
+    error: GraphQLError, message: str, code: str, extra: dict[str, object] | None = None
+) -> GraphQLError:
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -54,7 +56,7 @@ def _with(error: GraphQLError, message: str, code: str) -> GraphQLError:
         positions=error.positions,
         path=error.path,
         original_error=None,
-        extensions={**(error.extensions or {}), "code": code},
+        extensions={**(error.extensions or {}), **(extra or {}), "code": code},
     )
 
 

@@ -125,12 +125,25 @@ class GraphQLHTTP:
         if not request_error:
             payload["data"] = result.data
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
+        headers = {"x-request-id": request_id}
+        retry_after = _retry_after(payload.get("errors"))
+        if retry_after is not None:
+            status = 429
+            headers["retry-after"] = str(retry_after)
         return Response(
-            orjson.dumps(payload),
-            status_code=status,
-            media_type=media_type,
-            headers={"x-request-id": request_id},
+            orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers
         )
+
+
+def _retry_after(errors: list[dict[str, Any]] | None) -> int | None:
+    """The longest wait when every error of the response is a rate limit's (they carry
+    `retryAfter`): the request was held back by nothing else, and a 429 with Retry-After
+    tells any HTTP client to come back later. With any other error among them the status
+    stays what that error makes it; the rate-limited fields still carry `retryAfter`."""
+    waits = [(error.get("extensions") or {}).get("retryAfter") for error in errors or ()]
+    if not waits or not all(isinstance(wait, int) for wait in waits):
+        return None
+    return max(waits)
 
 
 def _response_media_type(request: Request) -> str:

@@ -16,8 +16,10 @@ from urllib.parse import unquote
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..auth.secret_strength import weakness
 from ..auth.tokens import HS256, RS256, TokenConfig
 from .errors import SettingsError
+from .rate_limits import parse_rate
 
 ENV_PREFIX = "SESSIONHUB_"
 MIN_SECRET_CHARS = 32
@@ -200,6 +202,13 @@ class Settings(BaseSettings):
         "they are cancelled; a process still running twice this long after the signal (its "
         "event loop stuck in work) exits at once.",
     )
+    link_open_rate: str = Field(
+        "10/minute",
+        description="Share links one principal may open (sessionByShareLink), unknown tokens "
+        "included: `N/second`, `N/minute`, `N/hour`, `N/day` or `N per 5 minutes`, several "
+        "joined by `;`. A burst of N passes at once; shared by the instances through Redis "
+        "when SESSIONHUB_REDIS_URL is set.",
+    )
     ws_init_timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="How long a WebSocket may wait before connection_init."
     )
@@ -248,11 +257,29 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
 
+    @field_validator("link_open_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            items = parse_rate(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write e.g. 10/minute or 10/minute;100/hour") from exc
+        if any(item.amount < 1 for item in items):
+            raise ValueError("each rate must allow at least one attempt")
+        return value
+
     @field_validator("jwt_secret")
     @classmethod
-    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+    def _strong_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return value
+        if len(value.get_secret_value()) < MIN_SECRET_CHARS:
             raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters")
+        # Refused in production; development warns at start (jwt_secret_weakness), as its
+        # fixtures and local setups use known secrets on purpose.
+        problem = weakness(value.get_secret_value())
+        if problem is not None and info.data.get("environment") == "production":
+            raise ValueError(problem)
         return value
 
     @field_validator("jwt_public_key_file", "jwt_private_key_file", "chat_apps_file")
@@ -287,6 +314,11 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def jwt_secret_weakness(self) -> str | None:
+        """Why the JWT secret is too easy to guess (in development, where it is allowed)."""
+        return None if self.jwt_secret is None else weakness(self.jwt_secret.get_secret_value())
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -23,7 +23,9 @@ that the test can catch the implementation:
   where external sharing is on) → the share's mode. Roles never cross entities; a share
   is live when neither revoked nor expired.
 - read, search (finding it by its own words), export and pin need READ, send and
-  feedback INTERACT, rename, delete, share and revoke MANAGE. Who cannot READ gets NOT_FOUND (null, or absent from a list) for everything;
+  feedback INTERACT, rename, delete, share and revoke MANAGE; speak (appendTurn of an
+  ASSISTANT turn) needs INTERACT and being the owner or the service of the session's
+  entity (the shipped `knowledge` app keeps agent_turns_from_collaborators off). Who cannot READ gets NOT_FOUND (null, or absent from a list) for everything;
   who can read but lacks the access gets FORBIDDEN.
 - Before any of that, each field's @auth role gate: a principal holding none of its roles
   gets FORBIDDEN whatever the session. The oracle states the gates itself (`GATES`); a
@@ -172,6 +174,7 @@ GATES: dict[str, frozenset[Role]] = {
     "sessionByShareLink": PEOPLE,
     "pinnedSessions": PEOPLE,
     "sendMessage": WRITERS,
+    "appendTurn": WRITERS,
     "addFeedback": WRITERS,
     "renameSession": OWNERS,
     "deleteSession": OWNERS,
@@ -253,6 +256,16 @@ def needs(field: str, level: Access) -> Callable[[Principal, Grant], tuple[str, 
         return (OK,)
 
     return expect
+
+
+def speaks_as_agent(p: Principal, g: Grant) -> tuple[str, ...]:
+    """An ASSISTANT turn goes into the owner's agent as its own words: whoever may interact
+    gets this far, and then only the owner and the entity's agent back end are heard."""
+    outcome = needs("appendTurn", Access.INTERACT)(p, g)
+    if outcome != (OK,):
+        return outcome
+    agent = is_owner(p) or (p.entity == SESSION_ENTITY and Role.SERVICE in p.roles)
+    return (OK,) if agent else (FORBIDDEN,)
 
 
 def listed(p: Principal, g: Grant) -> tuple[str, ...]:
@@ -647,6 +660,19 @@ OPERATIONS: dict[str, Operation] = {
         needs("sendMessage", Access.INTERACT),
         sent,
     ),
+    "speak": Operation(
+        (
+            _mutation(
+                "appendTurn",
+                "mutation($input: AppendTurnInput!) { appendTurn(input: $input) { id } }",
+                lambda t: {
+                    "input": {"sessionId": t.session, "role": "ASSISTANT", "content": MESSAGE}
+                },
+            ),
+        ),
+        speaks_as_agent,
+        sent,
+    ),
     "feedback": Operation(
         (
             _mutation(
@@ -997,6 +1023,9 @@ class Worlds:
                 dev_secret_file=folder / "dev-secret",
                 # Expiry must hold at once, not when the sweep records it.
                 share_expiry_sweep_seconds=3600,
+                # Each principal opens the links of hundreds of cells; the rate of link
+                # opens is tests/security/test_speakers_probing.py's subject, not this one's.
+                link_open_rate="100000/minute",
                 log_level="warning",
             )
             clock = SettableClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
@@ -1050,6 +1079,7 @@ def test_the_walked_operations_are_the_expected_ones() -> None:
         "read",
         "list",
         "send",
+        "speak",
         "feedback",
         "rename",
         "delete",
@@ -1061,7 +1091,7 @@ def test_the_walked_operations_are_the_expected_ones() -> None:
     }
     probed = {probe.field for op in OPERATIONS.values() for probe in op.probes}
     assert probed <= set(GATES), "the oracle needs the role gate of every probed field"
-    assert len(CELLS) == len(PRINCIPALS) * len(GRANTS) * len(OPERATIONS) == 2750
+    assert len(CELLS) == len(PRINCIPALS) * len(GRANTS) * len(OPERATIONS) == 3000
 
 
 def role_gate(app: Any, field: str) -> tuple[frozenset[Role], Any]:

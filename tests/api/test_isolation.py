@@ -94,7 +94,7 @@ query {{
 
 # Arguments for fields that page: ask for everything a test session holds (a few turns),
 # within the server's query cost limit.
-FIELD_ARGUMENTS = {("Session", "turns"): "(first: 20)"}
+FIELD_ARGUMENTS = {("Session", "turns"): "(first: 20)", ("Session", "context"): "(maxTurns: 20)"}
 
 
 def _named(type_ref: dict) -> dict:
@@ -833,7 +833,10 @@ def test_an_admin_of_the_entity_manages_alices_sessions(api: Any) -> None:
         {"id": world.support},
     )
     admin.ok("mutation($id: ID!) { archiveSession(id: $id) { id } }", {"id": world.support})
-    admin.ok(APPEND, {"input": {"sessionId": world.support, "content": "Closed by admin."}})
+    # An admin manages the session but speaks in it as a person, not as the agent.
+    closing = {"sessionId": world.support, "content": "Closed by admin."}
+    assert admin.error(APPEND, {"input": closing})["extensions"]["code"] == "FORBIDDEN"
+    admin.ok(APPEND, {"input": {**closing, "role": "USER"}})
     assert world.alice.ok(view, {"id": world.support})["session"] == {
         "title": "Router outage",
         "titleSource": "MANUAL",

@@ -17,6 +17,7 @@ from sessionhub.domain.models import (
     Share,
     ShareMode,
     TitleSource,
+    TurnRole,
     UserType,
 )
 from sessionhub.domain.policy import (
@@ -24,6 +25,8 @@ from sessionhub.domain.policy import (
     access_to,
     can_verify,
     is_expired,
+    may_act_on_behalf,
+    may_append_role,
     may_open_link,
     may_share,
 )
@@ -233,3 +236,64 @@ def test_an_expired_session_is_gone_for_everyone() -> None:
         assert access_to(principal, expiring, EXTERNAL_ON, [], NOW) is Access.NONE
     owner_access = access_to(who(SESSION.owner_id, SESSION.entity_id), later, EXTERNAL_ON, [], NOW)
     assert owner_access is Access.MANAGE
+
+
+COLLABORATORS_SPEAK = ChatApp(
+    "knowledge",
+    "K",
+    SessionSettings(
+        allow_sharing=True, allow_external_sharing=True, agent_turns_from_collaborators=True
+    ),
+)
+AGENT_ROLES = (TurnRole.ASSISTANT, TurnRole.TOOL, TurnRole.SYSTEM)
+
+
+@pytest.mark.parametrize(
+    ("principal", "access", "speaks_as_agent"),
+    [
+        (who("alice", "acme"), Access.MANAGE, True),
+        (who("agent", "acme", Role.SERVICE), Access.INTERACT, True),
+        # An admin manages the session but is a person, not the agent.
+        (who("root", "acme", Role.ADMIN), Access.MANAGE, False),
+        (who("bob", "acme"), Access.INTERACT, False),
+        (who("dan", "partner", external=True), Access.INTERACT, False),
+        # A service reached by a share from another entity is a collaborator there.
+        (who("agent", "partner", Role.SERVICE), Access.INTERACT, False),
+        (who("alice", "partner"), Access.INTERACT, False),
+    ],
+)
+def test_only_the_owner_and_the_entitys_service_speak_as_the_agent(
+    principal: Principal, access: Access, speaks_as_agent: bool
+) -> None:
+    assert may_append_role(principal, SESSION, access, TurnRole.USER, EXTERNAL_ON)
+    for role in AGENT_ROLES:
+        assert may_append_role(principal, SESSION, access, role, EXTERNAL_ON) is speaks_as_agent
+    # Without INTERACT nobody writes anything.
+    for role in (TurnRole.USER, *AGENT_ROLES):
+        assert not may_append_role(principal, SESSION, Access.READ, role, EXTERNAL_ON)
+
+
+@pytest.mark.parametrize(
+    ("principal", "allowed"),
+    [
+        (who("bob", "acme"), {TurnRole.USER, TurnRole.ASSISTANT, TurnRole.TOOL}),
+        (who("root", "acme", Role.ADMIN), {TurnRole.USER, TurnRole.ASSISTANT, TurnRole.TOOL}),
+        (who("ext", "acme", external=True), {TurnRole.USER}),
+        (who("dan", "partner"), {TurnRole.USER}),
+        (who("agent", "partner", Role.SERVICE), {TurnRole.USER}),
+    ],
+)
+def test_the_chat_app_may_let_the_entitys_people_append_agent_turns(
+    principal: Principal, allowed: set[TurnRole]
+) -> None:
+    for role in (TurnRole.USER, *AGENT_ROLES):
+        permitted = may_append_role(principal, SESSION, Access.INTERACT, role, COLLABORATORS_SPEAK)
+        assert permitted is (role in allowed), role
+
+
+def test_only_a_service_of_the_sessions_entity_acts_on_behalf_of_a_user() -> None:
+    assert may_act_on_behalf(who("agent", "acme", Role.SERVICE), SESSION)
+    assert may_act_on_behalf(who("agent", "acme", Role.SERVICE), None)
+    assert not may_act_on_behalf(who("agent", "partner", Role.SERVICE), SESSION)
+    assert may_act_on_behalf(who("agent", "partner", Role.SERVICE), None)
+    assert not may_act_on_behalf(who("root", "acme", Role.ADMIN), SESSION)

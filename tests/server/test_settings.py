@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+import string
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,9 @@ def test_shipped_chat_apps() -> None:
         ("SESSIONHUB_EXPORT_MAX_CHARS", "0"),
         ("SESSIONHUB_EXPORT_MAX_PDF_CHARS", "0"),
         ("SESSIONHUB_EXPORT_MAX_BYTES", "100"),
+        ("SESSIONHUB_LINK_OPEN_RATE", "ten a minute"),
+        ("SESSIONHUB_LINK_OPEN_RATE", "0/minute"),
+        ("SESSIONHUB_LINK_OPEN_RATE", "10/minute;0/hour"),
     ],
 )
 def test_a_bad_value_names_its_variable(
@@ -195,3 +200,41 @@ async def test_a_mongodb_url_builds_the_mongo_store(monkeypatch: pytest.MonkeyPa
         assert store._db.name == "chats"
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [" " * 32, "changeme" * 4, "a" * 31 + "b", "0123456789abcdef" * 2],
+    ids=["32 spaces", "changeme x4", "a x31 and b", "a sequence twice"],
+)
+def test_production_refuses_a_guessable_jwt_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("SESSIONHUB_ENVIRONMENT", "production")
+    monkeypatch.setenv("SESSIONHUB_JWT_SECRET", secret)
+    with pytest.raises(SettingsError, match=r"SESSIONHUB_JWT_SECRET: .*too easy to guess"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        secrets.token_urlsafe(32),
+        secrets.token_urlsafe(24),  # 32 url-safe characters
+        "".join(secrets.choice(string.ascii_letters + string.digits + "-_") for _ in range(32)),
+    ],
+    ids=["token_urlsafe(32)", "token_urlsafe(24)", "32 url-safe characters"],
+)
+def test_production_takes_a_random_jwt_secret(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv("SESSIONHUB_ENVIRONMENT", "production")
+    monkeypatch.setenv("SESSIONHUB_JWT_SECRET", secret)
+    settings = load_settings()
+    assert settings.jwt_secret_weakness is None
+    assert token_config(settings).verify_key == secret
+
+
+def test_development_takes_a_guessable_jwt_secret_and_says_so() -> None:
+    # create_app logs the problem at start (tests/server/test_end_to_end.py reads it).
+    settings = load_settings(jwt_secret=" " * 32)
+    assert settings.jwt_secret_weakness is not None
+    assert token_config(settings).verify_key == " " * 32
