@@ -71,7 +71,7 @@ class Statements:
         self._written.clear()
         self._read.clear()
         probe()
-        statements = _without_index_merges(self._written) + self._read
+        statements = _without_maintenance(self._written) + self._read
         return [_LITERAL.sub("?", s) for s in statements]
 
     def close(self) -> None:
@@ -79,23 +79,17 @@ class Statements:
             connection.set_trace_callback(None)
 
 
-def _without_index_merges(writer: list[str]) -> list[str]:
-    """The writer's statements less the background FTS5 merges (a transaction of their own
-    that any earlier write may set off at any time)."""
-    kept: list[str] = []
-    transaction: list[str] = []
-    for statement in writer:
-        if statement.startswith("BEGIN"):
-            transaction = [statement]
-        elif transaction:
-            transaction.append(statement)
-            if statement in ("COMMIT", "ROLLBACK"):
-                if not any("VALUES ('merge'" in s for s in transaction):
-                    kept += transaction
-                transaction = []
-        else:
-            kept.append(statement)
-    return kept + transaction
+def _without_maintenance(writer: list[str]) -> list[str]:
+    """The writer's statements less what the store does by itself at any time: background
+    FTS5 merges (which any earlier write may set off) with the statements SQLite runs
+    inside them (`-- ...`), and the transaction brackets, which a probe's window may cut.
+    What a request writes (an audit event, a visit) stays."""
+    return [
+        statement
+        for statement in writer
+        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "--"))
+        and "VALUES ('merge'" not in statement
+    ]
 
 
 class World:
