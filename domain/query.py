@@ -20,6 +20,8 @@ from .models import Person, Session, TurnRole
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
+# A hit shows the session's best matching turns, at most this many.
+TURNS_PER_HIT = 3
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 

@@ -90,6 +90,8 @@ class BulkOutcome:
 
 
 MAX_TAG_COUNTS = 1000
+# pinnedSessions shows a user's most recent pins, at most this many.
+PINNED_SHOWN = 100
 
 
 @dataclass(slots=True)
@@ -184,7 +186,7 @@ class SessionService:
         )
         return bool(pinned)
 
-    async def pinned(self, principal: Principal, limit: int = 100) -> list[SessionView]:
+    async def pinned(self, principal: Principal, limit: int = PINNED_SHOWN) -> list[SessionView]:
         sessions = await self._store.list_pinned(principal.entity_id, principal.user_id, limit)
         views = []
         for session in sessions:

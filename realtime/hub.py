@@ -42,7 +42,7 @@ from .protocol import ChannelBroker
 
 log = structlog.get_logger("sessionhub.realtime")
 
-LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+LIMIT_EXCEEDED = LimitExceeded.code
 RENDER_CACHE = 64
 RENDER_CACHE_ITEM = 64 * 1024
 """The newest TurnAdded payloads a group rendered live (each up to this size) are kept, so

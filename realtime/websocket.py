@@ -46,12 +46,11 @@ from graphql import (
 )
 from graphql.execution import Executor, create_source_event_stream, execute_subscription_event
 from graphql.language import Visitor, visit
-from graphql.utilities import get_operation_ast
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from ..domain.clock import new_id
-from ..domain.errors import DomainError, Unauthenticated
+from ..domain.errors import DomainError, LimitExceeded, Unauthenticated
 from ..domain.models import Principal
 from .hub import EndReason, FeedEvent, Hub, Member, SessionFeed, SidebarFeed
 
@@ -63,6 +62,9 @@ SUBPROTOCOLS = (TRANSPORT_WS, LEGACY_WS)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 MAX_OPERATIONS = 100
+# What a connection's live subscriptions may keep of their documents and variables: the
+# rest of a message is gone once it is read, these stay for the subscription's life.
+MAX_SUBSCRIPTION_BYTES = 1024 * 1024
 
 
 class PreparedDocument(Protocol):
@@ -70,6 +72,10 @@ class PreparedDocument(Protocol):
 
     document: DocumentNode | None
     errors: list[GraphQLError]
+
+    def operation(self, name: str | None) -> OperationDefinitionNode | None: ...
+
+    def no_operation(self, name: str | None) -> str: ...
 
     def cost_errors(
         self, operation: OperationDefinitionNode, variables: dict[str, Any] | None
@@ -82,7 +88,7 @@ class ExecutionOutcome(Protocol):
 
 
 Execute = Callable[
-    [str, dict[str, Any] | None, Any, str | None, set[StrawberryOperationType]],
+    [Any, dict[str, Any] | None, Any, str | None, set[StrawberryOperationType]],
     Awaitable[ExecutionOutcome],
 ]
 
@@ -174,6 +180,7 @@ class _Connection:
         self.expiry: asyncio.TimerHandle | None = None
         self.closing: asyncio.Task[None] | None = None
         self.gone = False
+        self.subscription_bytes = 0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -319,7 +326,7 @@ class _Connection:
         payload = message.get("payload")
         if len(self.operations) >= MAX_OPERATIONS:
             operation.fail(
-                [_error(f"At most {MAX_OPERATIONS} operations per connection.", "LIMIT_EXCEEDED")]
+                [_error(f"At most {MAX_OPERATIONS} operations per connection.", LimitExceeded.code)]
             )
             return
         self.operations[op_id] = operation
@@ -411,6 +418,7 @@ class _Operation:
         self.waiting: asyncio.Event | None = None
         self.below = 0
         self.finished = False
+        self.kept_bytes = 0
         connection.endpoint.operations += 1
 
     def start(self, payload: dict[str, Any]) -> None:
@@ -438,6 +446,8 @@ class _Operation:
     def _release(self) -> None:
         self.finished = True
         self.connection.endpoint.operations -= 1
+        self.connection.subscription_bytes -= self.kept_bytes
+        self.kept_bytes = 0
         if self.waiting is not None:
             self.waiting.set()
         if self.connection.operations.get(self.id) is self:
@@ -506,25 +516,22 @@ class _Operation:
             if prepared.document is None or prepared.errors:
                 raise _RequestErrors(prepared.errors)
             document = prepared.document
-            operation = get_operation_ast(document, operation_name)
+            operation = prepared.operation(operation_name)
             if operation is None:
-                message = (
-                    f"The document has no operation named {operation_name!r}."
-                    if operation_name
-                    else "The document holds several operations; name one in 'operationName'."
-                )
-                raise _RequestErrors([GraphQLError(message)])
+                problem = prepared.no_operation(operation_name)
+                raise _RequestErrors([GraphQLError(problem)])
+            assert self.connection.principal is not None
+            context = endpoint.make_context(self.connection.principal, request_id)
+            if operation.operation is not OperationType.SUBSCRIPTION:
+                await self._execute(prepared, variables, operation_name, context)
+                return
             too_costly = prepared.cost_errors(operation, variables)
             if too_costly:
                 raise _RequestErrors(too_costly)
-            assert self.connection.principal is not None
-            context = endpoint.make_context(self.connection.principal, request_id)
-            if operation.operation is OperationType.SUBSCRIPTION:
-                await self._subscribe(
-                    query, document, operation, variables, operation_name, context
-                )
-            else:
-                await self._execute(query, variables, operation_name, context)
+            declared = {v.variable.name.value for v in operation.variable_definitions or ()}
+            variables = {k: v for k, v in (variables or {}).items() if k in declared}
+            self._keep(len(query) + len(orjson.dumps(variables)))
+            await self._subscribe(query, document, operation, variables, operation_name, context)
         except asyncio.CancelledError:
             raise
         except _RequestErrors as exc:
@@ -538,15 +545,33 @@ class _Operation:
     def _coded(self, error: GraphQLError, request_id: str) -> dict[str, Any]:
         return self.connection.endpoint.code_error(error, request_id).formatted
 
+    def _keep(self, size: int) -> None:
+        """Count what the subscription keeps (its document and declared variables) against
+        the connection's room; LIMIT_EXCEEDED when it has none left."""
+        connection = self.connection
+        if connection.subscription_bytes + size > MAX_SUBSCRIPTION_BYTES:
+            raise _RequestErrors(
+                [
+                    GraphQLError(
+                        f"This connection's subscriptions would keep {size:,} more bytes of "
+                        f"documents and variables beside the {connection.subscription_bytes:,}"
+                        f" they keep; the limit is {MAX_SUBSCRIPTION_BYTES:,}.",
+                        extensions={"code": LimitExceeded.code},
+                    )
+                ]
+            )
+        connection.subscription_bytes += size
+        self.kept_bytes = size
+
     async def _execute(
         self,
-        query: str,
+        prepared: PreparedDocument,
         variables: dict[str, Any] | None,
         operation_name: str | None,
         context: Any,
     ) -> None:
         result = await self.connection.endpoint.execute(
-            query,
+            prepared,
             variables,
             context,
             operation_name,

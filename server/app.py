@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import structlog
-from graphql import specified_rules
+from graphql import GraphQLSchema, specified_rules
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -61,6 +61,7 @@ from .documents import DocumentLimits, Documents
 from .error_codes import ErrorCodes, coded
 from .execution import LeanPipeline
 from .graphql_http import GraphQLHTTP
+from .list_sizes import introspection_cost, list_sizes
 from .logging import configure_logging
 from .metrics import metrics_endpoint
 from .query_limits import QueryLimits
@@ -200,7 +201,9 @@ def build_title_generator(settings: Settings, offload: Offload) -> TitleGenerato
     )
 
 
-def document_limits(settings: Settings) -> DocumentLimits:
+def document_limits(
+    settings: Settings, schema: GraphQLSchema, chat_apps: ChatAppRegistry, limits: Limits
+) -> DocumentLimits:
     return DocumentLimits(
         max_characters=settings.max_document_chars,
         max_tokens=settings.max_query_tokens,
@@ -210,6 +213,8 @@ def document_limits(settings: Settings) -> DocumentLimits:
             max_selections=settings.max_query_selections,
             max_cost=settings.max_query_cost,
             once_per_operation=ONCE_PER_REQUEST,
+            list_sizes=list_sizes(chat_apps.all(), limits),
+            introspection_cost=introspection_cost(schema),
         ),
         cache_bytes=settings.document_cache_bytes,
     )
@@ -302,7 +307,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # codes are for anyone who calls the schema directly.
         extensions=[ErrorCodes],
     )
-    documents = Documents(schema._schema, document_limits(settings), specified_rules)
+    documents = Documents(
+        schema._schema,
+        document_limits(settings, schema._schema, chat_apps, limits),
+        specified_rules,
+    )
     pipeline = LeanPipeline(schema, documents)
     graphiql_page = (
         (lambda: FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html"))
@@ -323,7 +332,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         components.context,
         coded,
         documents.prepare,
-        pipeline.execute,
+        pipeline.run,
         init_timeout=settings.ws_init_timeout_seconds,
         keepalive=settings.ws_keepalive_seconds,
     )

@@ -40,6 +40,16 @@ class DocumentLimits:
     cache_bytes: int = 32 * 1024 * 1024
 
 
+SEVERAL_OPERATIONS = "The document holds several operations; name one in 'operationName'."
+
+
+def no_operation(name: str | None, operations: int) -> str:
+    """Why a request runs no operation of its document, which holds `operations`."""
+    if name:
+        return f"The document has no operation named {name!r}."
+    return SEVERAL_OPERATIONS if operations else "The document holds no operation to run."
+
+
 class Prepared:
     """A document ready to execute, or the errors that refuse it. `plans` is the executor's
     store for what it learns of the document (schema.fast_execution): it lives and dies
@@ -65,13 +75,21 @@ class Prepared:
             else []
         )
 
+    def operation(self, name: str | None) -> OperationDefinitionNode | None:
+        """The operation a request names, or the document's only one when it names none."""
+        if name is None:
+            return self.operations[0] if len(self.operations) == 1 else None
+        return next((o for o in self.operations if o.name and o.name.value == name), None)
+
+    def no_operation(self, name: str | None) -> str:
+        """Why `operation(name)` found none."""
+        return no_operation(name, len(self.operations))
+
     def cost_errors(
         self, operation: OperationDefinitionNode, variables: dict[str, Any] | None
     ) -> list[GraphQLError]:
-        """Refusal of an operation whose page sizes, given by variables, cost too much."""
-        if self.measured is None or not self.measured.cost_uses_variables:
-            return []
-        return self.measured.cost_errors(operation, variables)
+        """Refusal of an operation whose sizes, given by variables, cost too much."""
+        return [] if self.measured is None else self.measured.cost_errors(operation, variables)
 
 
 class Documents:
@@ -93,10 +111,6 @@ class Documents:
     def cached_bytes(self) -> int:
         """The estimated size of what the cache holds."""
         return self._cached_bytes
-
-    @property
-    def limits(self) -> DocumentLimits:
-        return self._limits
 
     def prepare(self, text: str) -> Prepared:
         if len(text) > self._limits.max_characters:

@@ -33,10 +33,8 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from .documents import Documents
+from .documents import SEVERAL_OPERATIONS, Documents, Prepared
 from .error_codes import BAD_USER_INPUT
-
-SEVERAL_OPERATIONS = "The document holds several operations; name one in 'operationName'."
 
 
 class Result:
@@ -50,13 +48,10 @@ class Result:
 
 
 class LeanPipeline:
-    def __init__(
-        self, schema: Schema, documents: Documents, *, require_operation_name: bool = True
-    ) -> None:
+    def __init__(self, schema: Schema, documents: Documents) -> None:
         self._schema = schema._schema
         self._executor_class = schema.execution_context_class
         self._documents = documents
-        self._require_operation_name = require_operation_name
 
     async def execute(
         self,
@@ -66,7 +61,20 @@ class LeanPipeline:
         operation_name: str | None,
         allowed: Iterable[OperationType],
     ) -> Result:
-        prepared = self._documents.prepare(query)
+        return await self.run(
+            self._documents.prepare(query), variables, context, operation_name, allowed
+        )
+
+    async def run(
+        self,
+        prepared: Prepared,
+        variables: dict[str, Any] | None,
+        context: Any,
+        operation_name: str | None,
+        allowed: Iterable[OperationType],
+    ) -> Result:
+        """`execute` for a document already prepared (the WebSocket prepares it first to
+        tell subscriptions from the rest)."""
         if prepared.document is None:
             return Result(None, prepared.errors)  # the document does not parse
         operations = prepared.operations
@@ -82,7 +90,7 @@ class LeanPipeline:
         if operation_type not in allowed:
             raise InvalidOperationTypeError(operation_type)
         errors = prepared.errors
-        if self._require_operation_name and operation_name is None and len(operations) > 1:
+        if operation_name is None and len(operations) > 1:
             errors = [
                 *errors,
                 GraphQLError(SEVERAL_OPERATIONS, extensions={"code": BAD_USER_INPUT}),

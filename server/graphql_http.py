@@ -20,9 +20,10 @@ from strawberry.types.graphql import OperationType
 
 from ..auth.tokens import TokenVerifier
 from ..domain.clock import new_id
-from ..domain.errors import Unauthenticated
+from ..domain.errors import LimitExceeded, Unauthenticated
 from ..domain.models import Principal
 from ..resolvers.context import Context
+from .documents import no_operation
 from .error_codes import BAD_USER_INPUT, coded
 from .execution import LeanPipeline
 
@@ -89,11 +90,8 @@ class GraphQLHTTP:
                 query, variables, context, operation_name, allowed
             )
         except CannotGetOperationTypeError:
-            message = (
-                f"The document has no operation named {operation_name!r}."
-                if operation_name
-                else "The document holds several operations; name one in 'operationName'."
-            )
+            # Several operations and no name is a validation error; this is none at all.
+            message = no_operation(operation_name, 0)
             return _error_response(400, message, BAD_USER_INPUT, media_type, request_id)
         except InvalidOperationTypeError as exc:
             if exc.operation_type is OperationType.SUBSCRIPTION:
@@ -189,7 +187,7 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     """The body, refused as too large by its declared length before a byte of it is read,
     and while it streams in when it has none (or lies)."""
     too_large = RequestProblem(
-        413, f"The request body exceeds {max_bytes:,} bytes.", "LIMIT_EXCEEDED"
+        413, f"The request body exceeds {max_bytes:,} bytes.", LimitExceeded.code
     )
     declared = request.headers.get("content-length")
     if declared is not None:

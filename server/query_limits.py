@@ -21,12 +21,13 @@ large is refused before graphql-core validates it:
   a document; aliases must not make one request render many), counted by response key
   through fragments;
 - cost: an estimate of the objects the response may hold (what execution's work grows
-  with; scalar fields are bounded by the selections). A field with a selection costs 1,
-  and its selection's cost once per item: a paged field (`first`/`last`) gives the page
-  size to the lists inside it (edges, nodes), other lists of objects count LIST_ESTIMATE
-  items. A page
-  size given by a variable is read from the request's variables, so such an operation's
-  cost is computed again for each request (`Measured.cost_for`).
+  with; scalar fields are bounded by the selections). A field with a selection costs 1, and
+  its selection's cost once per item of its list: how many items a list holds is declared
+  per field (list_sizes.py), from a slicing argument (`first`, `last`, `maxTurns`) or the
+  domain's own bound; a connection's size applies to its edges and nodes. An introspection
+  field costs what a full introspection returns. A size given by a variable is read from
+  the request's coerced variables, so such an operation's cost is computed again for each
+  request (`Measured.cost_errors`).
 
 Fragment cycles are refused here too (graphql-core's rule for them recurses once per
 fragment on a chain): fragments are measured in the order their spreads allow, without
@@ -36,7 +37,8 @@ recursion across fragments.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -51,24 +53,26 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
     get_named_type,
     is_composite_type,
 )
+from graphql.execution import get_variable_values
 from graphql.type import GraphQLInterfaceType, GraphQLObjectType
 
-from ..domain.pagination import MAX_PAGE_SIZE
+from ..domain.errors import LimitExceeded
+from .list_sizes import ListSize
 
-LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
-LIST_ESTIMATE = 5
+LIMIT_EXCEEDED = LimitExceeded.code
+# Items of a list no size is declared for (tests/server/test_list_sizes.py keeps the
+# schema's lists of objects declared).
+UNDECLARED_LIST = 10
 # Refusals reported at most: each error's location is a scan of the text, so a document of
 # many operations would otherwise cost the square of its length to refuse.
 MAX_ERRORS = 10
-# A paged field whose size is not given (its argument has no default) serves this many.
-DEFAULT_PAGE = 50
-_PAGE_ARGUMENTS = ("first", "last")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ class QueryLimits:
     max_operations: int = 20
     max_cost: int = 20_000
     once_per_operation: frozenset[str] = frozenset()
+    list_sizes: Mapping[str, ListSize] = field(default_factory=dict)
+    introspection_cost: int = 0
 
 
 @dataclass(slots=True)
@@ -93,7 +99,8 @@ class _Shape:
     aliases: int = 0
     selections: int = 0
     fixed: int = 0
-    per_item: int = 0
+    # Lists of this level sized by the field above (by field name): the cost of one item.
+    per_item: dict[str, int] | None = None
     # Response names of this level, fragments spread: how many fields share each.
     names: Counter[str] | None = None
     # Fields of this level that may run once: their response keys, fragments spread.
@@ -104,7 +111,11 @@ class _Shape:
         self.aliases += other.aliases
         self.selections += other.selections
         self.fixed += other.fixed
-        self.per_item += other.per_item
+        if other.per_item:
+            if self.per_item is None:
+                self.per_item = {}
+            for name, cost in other.per_item.items():
+                self.per_item[name] = self.per_item.get(name, 0) + cost
         if other.names:
             if self.names is None:
                 self.names = Counter()
@@ -115,8 +126,12 @@ class _Shape:
             for name, keys in other.once.items():
                 self.once.setdefault(name, set()).update(keys)
 
-    def cost(self, items: int | None) -> int:
-        return self.fixed + self.per_item * (LIST_ESTIMATE if items is None else items)
+    def cost(self, items: int = UNDECLARED_LIST, sized: tuple[str, ...] = ()) -> int:
+        """With `items` for the lists named in `sized`."""
+        lists = self.per_item or {}
+        return self.fixed + sum(
+            cost * (items if name in sized else UNDECLARED_LIST) for name, cost in lists.items()
+        )
 
 
 class Measured:
@@ -140,20 +155,21 @@ class Measured:
         self._costs = costs
         self._cost_uses_variables = cost_uses_variables
 
-    @property
-    def cost_uses_variables(self) -> bool:
-        return self._cost_uses_variables
-
     def cost_errors(
         self, operation: OperationDefinitionNode, variables: dict[str, Any] | None
     ) -> list[GraphQLError]:
-        """The error of running `operation` with these variables, if it costs too much."""
-        if self._cost_uses_variables:
-            walk = _Walk(self._schema, self._document, self._limits, variables or {})
-            cost = walk.operation(operation).cost(None)
-        else:
+        """The error of running `operation` with these variables, if it costs too much;
+        none when the variables do not coerce (execution says what is wrong with them)."""
+        if not self._cost_uses_variables:
             cost = self._costs.get(operation.name.value if operation.name else None, 0)
-        return _cost_errors(cost, self._limits, operation)
+            return _cost_errors(cost, self._limits, operation)
+        coerced = get_variable_values(
+            self._schema, operation.variable_definitions or (), variables or {}, max_errors=1
+        )
+        if isinstance(coerced, list):
+            return []
+        walk = _Walk(self._schema, self._document, self._limits, coerced.coerced)
+        return _cost_errors(walk.operation(operation).cost(), self._limits, operation)
 
 
 def measure(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -> Measured:
@@ -188,7 +204,7 @@ def measure(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) 
         shape = walk.operation(operation)
         selections += shape.selections
         errors += _shape_errors(shape, walk.widest, limits, operation)
-        cost = shape.cost(None)
+        cost = shape.cost()
         costs[operation.name.value if operation.name else None] = cost
         if not walk.cost_uses_variables:
             errors += _cost_errors(cost, limits, operation)
@@ -217,8 +233,8 @@ class _Walk:
     ) -> None:
         self._schema = schema
         self._limits = limits
+        self._sizes = limits.list_sizes
         self._variables = variables
-        self._defaults: dict[str, Any] = {}
         self._fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -236,11 +252,6 @@ class _Walk:
 
     def operation(self, operation: OperationDefinitionNode) -> _Shape:
         self.widest = self._fragments_widest
-        self._defaults = {
-            v.variable.name.value: v.default_value.value
-            for v in operation.variable_definitions or ()
-            if isinstance(v.default_value, IntValueNode)
-        }
         root = self._schema.get_root_type(operation.operation)
         return self._selection_set(operation.selection_set, root, 0)
 
@@ -302,12 +313,12 @@ class _Walk:
             return _Shape(aliases=aliases, selections=1)
         name = field.name.value
         if name.startswith("__"):
-            # Introspection: bounded by the schema's size and graphql-core's
-            # MaxIntrospectionDepthRule; neither depth nor cost, as Strawberry's limiter.
+            # Introspection: its whole answer is what it may cost; neither depth (as
+            # Strawberry's limiter) nor its own lists (MaxIntrospectionDepthRule's).
             named = self._schema.get_type("__Schema" if name == "__schema" else "__Type")
             child = self._selection_set(field.selection_set, named, depth + 1)
-            child_cost = child.fixed + child.per_item
-            return _Shape(0, aliases + child.aliases, 1 + child.selections, 1 + child_cost)
+            cost = 1 + self._limits.introspection_cost
+            return _Shape(0, aliases + child.aliases, 1 + child.selections, cost)
         if depth >= self._limits.max_depth:
             # Deeper than allowed: measured no further (the operation is refused anyway).
             return _Shape(depth=self._limits.max_depth - depth + 1, aliases=aliases, selections=1)
@@ -318,40 +329,43 @@ class _Walk:
         )
         field_type = definition.type if definition is not None else None
         named = get_named_type(field_type) if field_type is not None else None
+        size = self._sizes.get(f"{parent.name}.{name}") if parent is not None else None
         child = self._selection_set(field.selection_set, named, depth + 1)
-        cost = 1 + child.cost(self._page_size(field, definition) if definition else None)
         shape = _Shape(
             depth=child.depth + 1, aliases=aliases + child.aliases, selections=1 + child.selections
         )
-        if _is_list(field_type) and is_composite_type(named):
-            shape.per_item = cost
+        if size is not None and size.sized:  # a connection: its size is its lists'
+            one = 1 + child.cost(self._items(field, size), size.sized)
         else:
-            shape.fixed = cost
+            one = 1 + child.cost()
+        if not (_is_list(field_type) and is_composite_type(named)):
+            shape.fixed = one
+        elif size is not None and not size.sized:  # a list that says its own size
+            shape.fixed = self._items(field, size) * one
+        else:  # a list the field above sizes
+            shape.per_item = {name: one}
         return shape
 
-    def _page_size(self, field: FieldNode, definition: Any) -> int | None:
-        """The page a paged field serves (its `first` or `last`), None for other fields."""
-        if not any(name in definition.args for name in _PAGE_ARGUMENTS):
-            return None
+    def _items(self, field: FieldNode, size: ListSize) -> int:
+        """Items of the list `size` describes: the first slicing argument given, else the
+        assumed number; a variable's value is the request's."""
         given = {a.name.value: a.value for a in field.arguments or ()}
-        for name in _PAGE_ARGUMENTS:
+        for name in size.slicing:
             value = given.get(name)
             if isinstance(value, IntValueNode):
-                return _clamp(int(value.value))
+                return _bounded(int(value.value), size)
+            if isinstance(value, ListValueNode):
+                return _bounded(len(value.values), size)
             if isinstance(value, VariableNode):
                 self.cost_uses_variables = True
-                variable = value.name.value
                 if self._variables is None:
-                    return MAX_PAGE_SIZE  # measured again with the request's variables
-                if isinstance(self._variables.get(variable), int):
-                    return _clamp(self._variables[variable])
-                if variable in self._defaults:
-                    return _clamp(int(self._defaults[variable]))
-        for name in _PAGE_ARGUMENTS:
-            argument = definition.args.get(name)
-            if argument is not None and isinstance(argument.default_value, int):
-                return _clamp(argument.default_value)
-        return DEFAULT_PAGE
+                    return size.maximum  # measured again with the request's variables
+                items = self._variables.get(value.name.value)
+                if isinstance(items, list):
+                    return _bounded(len(items), size)
+                if isinstance(items, int):
+                    return _bounded(items, size)
+        return size.assumed
 
 
 def _spread_names(selection_set: SelectionSetNode) -> set[str]:
@@ -372,8 +386,8 @@ def _is_list(field_type: Any) -> bool:
     return isinstance(field_type, GraphQLList)
 
 
-def _clamp(size: int) -> int:
-    return max(1, min(size, MAX_PAGE_SIZE))
+def _bounded(items: int, size: ListSize) -> int:
+    return max(0, min(items, size.maximum))
 
 
 def _label(operation: OperationDefinitionNode) -> str:

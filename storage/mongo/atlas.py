@@ -50,6 +50,7 @@ from pymongo.errors import PyMongoError
 from ...domain.errors import StoreUnavailable
 from ...domain.models import TurnRole
 from ...domain.query import (
+    TURNS_PER_HIT,
     SearchCursor,
     SearchFilter,
     SearchOrder,
@@ -67,7 +68,6 @@ from .codec import STATE
 DEFINITION_FILE = "atlas_search_index.json"
 TURNS_INDEX = "turns_search"
 SESSIONS_INDEX = "sessions_search"
-TURNS_PER_HIT = 3
 TOOL_FIELDS = "tool_invocations.*"
 _WILDCARD_SPECIAL = ("\\", "*", "?")
 

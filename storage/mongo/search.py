@@ -37,6 +37,7 @@ import snowballstemmer
 
 from ...domain.models import Person, Turn, TurnRole
 from ...domain.query import (
+    TURNS_PER_HIT,
     SearchCursor,
     SearchFilter,
     SearchOrder,
@@ -50,7 +51,6 @@ from ...domain.query import (
 from ...domain.timecodec import to_micros
 from . import codec
 
-TURNS_PER_HIT = 3
 SNIPPET_TOKENS = 16
 ELLIPSIS = "…"
 # BM25 with a fixed average row length: a row's score depends on that row only, so a

@@ -28,6 +28,7 @@ import orjson
 
 from ...domain.models import Session, TurnRole
 from ...domain.query import (
+    TURNS_PER_HIT,
     SearchCursor,
     SearchFilter,
     SearchOrder,
@@ -45,7 +46,6 @@ from .codec import SESSION_COLUMNS, to_micros
 _SESSION_COLUMNS_OF_S = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
 
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
-TURNS_PER_HIT = 3
 TITLE_ROLE = "TITLE"
 _HIGHLIGHT = f"highlight(search_index, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}')"
 SNIPPET_WORDS = 16

@@ -219,15 +219,29 @@ def test_pages_multiplied_by_aliases_are_refused_before_anything_runs(
     response = post(server, {"query": f"{{ {reads} }}"}, token)
     assert codes(response) == {"LIMIT_EXCEEDED"}
     assert "the limit is 20,000" in response.text
-    # A page size from a variable counts as what the request gives it.
+    # A page size from a variable counts as what the request gives it, however it is
+    # spelled (100.0 is the Int 100), and as the operation's default inside a fragment.
     paged = (
-        "query($n: Int) { sessions(first: $n) { edges { node { turns(last: 100) "
+        "query($n: Int) { sessions(first: $n) { edges { node { turns(last: 10) "
         "{ nodes { id toolInvocations { name } } } } } } }"
     )
-    assert codes(post(server, {"query": paged, "variables": {"n": 100}}, token)) == {
-        "LIMIT_EXCEEDED"
-    }
+    for n in (100, 100.0):
+        refused = post(server, {"query": paged, "variables": {"n": n}}, token)
+        assert codes(refused) == {"LIMIT_EXCEEDED"}, n
     assert "errors" not in post(server, {"query": paged, "variables": {"n": 10}}, token).json()
+    defaulted = (
+        "query($n: Int = 100) { ...F } fragment F on Query { sessions(first: $n) "
+        "{ edges { node { turns(last: 10) { nodes { id toolInvocations { name } } } } } } }"
+    )
+    assert codes(post(server, {"query": defaulted}, token)) == {"LIMIT_EXCEEDED"}
+    # A context holds as many messages as the chat app keeps: many of them cost so.
+    contexts = " ".join(
+        f"a{i}: sessions(first: 100) {{ edges {{ node {{ context {{ messages {{ content }} }} }} }} }}"
+        for i in range(24)
+    )
+    assert codes(post(server, {"query": f"{{ {contexts} }}"}, token)) == {"LIMIT_EXCEEDED"}
+    introspections = " ".join(f"a{i}: __schema {{ types {{ name }} }}" for i in range(40))
+    assert codes(post(server, {"query": f"{{ {introspections} }}"}, token)) == {"LIMIT_EXCEEDED"}
 
 
 def test_shutdown_does_not_wait_for_an_attack(tmp_path: Path) -> None:
@@ -320,6 +334,55 @@ def test_large_documents_over_the_websocket_are_not_kept(server: Server, token: 
     assert grown < 60 * MIB, f"RSS grew by {grown / MIB:.0f} MiB"
     assert all(a["type"] == "error" for a in answers)
     assert all(a["payload"][0]["extensions"]["code"] == "LIMIT_EXCEEDED" for a in answers)
+
+
+def test_subscriptions_keep_a_bounded_share_of_what_they_were_sent(
+    server: Server, token: str
+) -> None:
+    """A subscription lives on after its message: it keeps its document and its declared
+    variables, within a room per connection; undeclared variables are dropped at once.
+    Before, each subscription sent with an unused 3.9 MB variable kept it (twice)."""
+    url = server.base_url.replace("http://", "ws://") + "/graphql"
+    sidebar = "subscription { mySessions { change } }"
+
+    async def attack() -> tuple[list[dict], list[dict]]:
+        async with websockets.connect(
+            url, subprotocols=["graphql-transport-ws"], max_size=None
+        ) as socket_:
+            await socket_.send(
+                orjson.dumps({"type": "connection_init", "payload": {"token": token}}).decode()
+            )
+            await socket_.recv()
+
+            async def subscribe(op_id: str, query: str, variables: dict) -> dict | None:
+                message = {"query": query, "variables": variables}
+                await socket_.send(
+                    orjson.dumps({"type": "subscribe", "id": op_id, "payload": message}).decode()
+                )
+                try:
+                    return orjson.loads(await asyncio.wait_for(socket_.recv(), 0.2))
+                except TimeoutError:
+                    return None  # subscribed, and quiet until something happens
+
+            padded = [
+                await subscribe(f"v{n}", sidebar, {"pad": f"{n}" + "x" * int(3.9 * MIB)})
+                for n in range(30)
+            ]
+            documents = [
+                await subscribe(f"d{n}", f"# {n} {'c' * 60_000}\n{sidebar}", {}) for n in range(20)
+            ]
+            return [p for p in padded if p is not None], [d for d in documents if d]
+
+    before = rss_bytes(server)
+    padded_errors, document_errors = asyncio.run(attack())
+    grown = rss_bytes(server) - before
+    assert grown < 80 * MIB, f"RSS grew by {grown / MIB:.0f} MiB"
+    assert padded_errors == []
+    # About 1 MiB of room: the sidebar subscriptions hold little, the 60 KB documents fill it.
+    assert 2 <= len(document_errors) <= 6, document_errors
+    for error in document_errors:
+        assert error["payload"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+        assert "the limit is 1,048,576" in error["payload"][0]["message"]
 
 
 # Point 4: bodies and headers before the size limit and authentication

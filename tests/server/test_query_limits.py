@@ -5,32 +5,46 @@ slow."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from graphql import GraphQLSchema, get_introspection_query, parse, validate
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
+from sessionhub.domain.validation import Limits
 from sessionhub.server.app import create_app
+from sessionhub.server.chat_apps import load_chat_apps
+from sessionhub.server.list_sizes import introspection_cost, list_sizes
 from sessionhub.server.query_limits import MAX_ERRORS, QueryLimits, measure
-from sessionhub.server.settings import Settings
-
-LIMITS = QueryLimits()
+from sessionhub.server.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="module")
-def schema(tmp_path_factory: pytest.TempPathFactory) -> GraphQLSchema:
-    from sessionhub.server.settings import load_settings
-
+def settings_of_module(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     folder = tmp_path_factory.mktemp("schema")
-    settings: Settings = load_settings(
+    return load_settings(
         database_url=f"sqlite:///{folder / 'x.db'}",
         jwt_secret="test-secret-that-is-long-enough-for-hs256-0123456789",
         dev_secret_file=folder / "dev-secret",
     )
-    return create_app(settings).state.schema._schema
 
 
-def messages(schema: GraphQLSchema, query: str, limits: QueryLimits = LIMITS) -> list[str]:
+@pytest.fixture(scope="module")
+def schema(settings_of_module: Settings) -> GraphQLSchema:
+    return create_app(settings_of_module).state.schema._schema
+
+
+@pytest.fixture(scope="module")
+def served(schema: GraphQLSchema, settings_of_module: Settings) -> QueryLimits:
+    """The limits the server measures with (its list sizes, its introspection's cost)."""
+    apps = load_chat_apps(settings_of_module.chat_apps_file)
+    return QueryLimits(
+        list_sizes=list_sizes(apps, Limits()), introspection_cost=introspection_cost(schema)
+    )
+
+
+def messages(schema: GraphQLSchema, query: str, limits: QueryLimits) -> list[str]:
     return [e.message for e in measure(schema, parse(query), limits).errors]
 
 
@@ -58,28 +72,29 @@ SHAPES = [
 @pytest.mark.parametrize("query", SHAPES)
 @pytest.mark.parametrize("max_depth", [2, 4, 5, 6, 15])
 def test_depth_is_refused_exactly_where_strawberrys_limiter_refuses_it(
-    schema: GraphQLSchema, query: str, max_depth: int
+    schema: GraphQLSchema, served: QueryLimits, query: str, max_depth: int
 ) -> None:
     strawberry_refuses = bool(validate(schema, parse(query), [depth_rule(max_depth, None)]))
-    ours = messages(schema, query, QueryLimits(max_depth=max_depth))
+    ours = messages(schema, query, dataclasses.replace(served, max_depth=max_depth))
     assert any("deeper than" in m for m in ours) == strawberry_refuses
 
 
 @pytest.mark.parametrize("query", SHAPES)
 @pytest.mark.parametrize("max_aliases", [0, 1, 2, 3, 50])
 def test_aliases_are_counted_as_strawberrys_limiter_counts_them(
-    schema: GraphQLSchema, query: str, max_aliases: int
+    schema: GraphQLSchema, served: QueryLimits, query: str, max_aliases: int
 ) -> None:
     strawberry_refuses = bool(validate(schema, parse(query), [aliases_rule(max_aliases)]))
-    ours = messages(schema, query, QueryLimits(max_aliases=max_aliases))
+    ours = messages(schema, query, dataclasses.replace(served, max_aliases=max_aliases))
     assert any("aliases" in m for m in ours) == strawberry_refuses
 
 
 def test_a_fragment_chain_is_counted_exactly_without_being_walked(
     schema: GraphQLSchema,
+    served: QueryLimits,
 ) -> None:
     """90 levels: 2^90 fields, counted in one pass (walked, it would never finish)."""
-    found = messages(schema, chain(90))
+    found = messages(schema, chain(90), served)
     assert f"selects {2**91:,} fields once its fragments are spread" in found[0]
     assert f"selects 'me' {2**90:,} times in one selection set" in found[1]
 
@@ -92,27 +107,32 @@ def test_a_fragment_chain_is_counted_exactly_without_being_walked(
         ("{ sessions(first: 10) { edges { node { turns(last: 20) { nodes { id } } } } } }", 231),
         # No size given: the argument's default (sessions: 30), else 50 (turns).
         ("{ sessions { edges { node { turns { nodes { id } } } } } }", 1 + 30 * 53),
-        # Lists that are not paged count 5 items.
+        # Other lists count what bounds them: a turn's tool invocations, 100.
         (
             "{ sessions(first: 2) { edges { node { turns(last: 3) { nodes { toolInvocations "
             "{ name } } } } } } }",
-            1 + 2 * (1 + 1 + 1 + 3 * (1 + 5)),
+            1 + 2 * (1 + 1 + 1 + 3 * (1 + 100)),
         ),
+        # The context's messages: as many as maxTurns asks, at most the longest history.
+        ('{ session(id: "s") { context(maxTurns: 7) { messages { content } } } }', 1 + 1 + 7),
+        ('{ session(id: "s") { context { messages { content } } } }', 1 + 1 + 1_000),
         # Fragments cost what they select where they are spread.
         (
             "query { sessions(first: 4) { ...P } } "
             "fragment P on SessionConnection { edges { node { id } } }",
             1 + 4 * 2,
         ),
-        # Introspection: its lists count as other lists.
-        ("{ __schema { types { name fields { name } } } }", 1 + (1 + 5)),
+        # Introspection: what a full introspection of the schema returns, whatever it asks.
+        ("{ __schema { types { name fields { name } } } }", None),
+        ('{ a: __type(name: "Session") { name } }', None),
     ],
 )
 def test_cost_counts_the_objects_a_response_may_hold(
-    schema: GraphQLSchema, query: str, cost: int
+    schema: GraphQLSchema, served: QueryLimits, query: str, cost: int | None
 ) -> None:
-    assert messages(schema, query, QueryLimits(max_cost=cost)) == []
-    refused = messages(schema, query, QueryLimits(max_cost=cost - 1))
+    cost = cost or 1 + served.introspection_cost
+    assert messages(schema, query, dataclasses.replace(served, max_cost=cost)) == []
+    refused = messages(schema, query, dataclasses.replace(served, max_cost=cost - 1))
     assert refused == [
         f"The operation may return about {cost:,} items and fields; the limit is {cost - 1:,}. "
         "Ask for smaller pages (first/last) or fewer fields."
@@ -121,6 +141,7 @@ def test_cost_counts_the_objects_a_response_may_hold(
 
 def test_a_page_size_from_a_variable_costs_what_the_request_gives(
     schema: GraphQLSchema,
+    served: QueryLimits,
 ) -> None:
     query = (
         "query($n: Int, $m: Int = 5) { sessions(first: $n) { edges { node { turns(last: $m) "
@@ -128,7 +149,9 @@ def test_a_page_size_from_a_variable_costs_what_the_request_gives(
     )
     # 1, and per session: the edge, the node, turns, and its m turns.
     operation_cost = {10: 1 + 10 * (3 + 5), 100: 1 + 100 * (3 + 5)}
-    measured = measure(schema, parse(query), QueryLimits(max_cost=operation_cost[10]))
+    measured = measure(
+        schema, parse(query), dataclasses.replace(served, max_cost=operation_cost[10])
+    )
     assert measured.errors == []  # left to the request
     operation = parse(query).definitions[0]
     assert measured.cost_errors(operation, {"n": 10}) == []
@@ -141,12 +164,13 @@ def test_a_page_size_from_a_variable_costs_what_the_request_gives(
 
 def test_fragment_cycles_are_refused_and_unknown_fragments_left_to_graphql_core(
     schema: GraphQLSchema,
+    served: QueryLimits,
 ) -> None:
     cycle = "query { ...A } fragment A on Query { ...B } fragment B on Query { ...C me { userId } } fragment C on Query { ...A }"
-    (error,) = measure(schema, parse(cycle), LIMITS).errors
+    (error,) = measure(schema, parse(cycle), served).errors
     assert "spreads itself" in error.message
     assert error.extensions == {"code": "BAD_USER_INPUT"}
-    assert messages(schema, "query { ...Nowhere }") == []
+    assert messages(schema, "query { ...Nowhere }", served) == []
 
 
 @pytest.mark.parametrize(
@@ -172,22 +196,23 @@ def test_fragment_cycles_are_refused_and_unknown_fragments_left_to_graphql_core(
     ],
 )
 def test_documents_that_would_make_every_rule_work_per_operation_are_refused(
-    schema: GraphQLSchema, query: str, says: str
+    schema: GraphQLSchema, served: QueryLimits, query: str, says: str
 ) -> None:
-    assert messages(schema, query, QueryLimits(max_selections=1_000)) == [says]
+    assert messages(schema, query, dataclasses.replace(served, max_selections=1_000)) == [says]
 
 
-def test_refusals_stop_at_a_few(schema: GraphQLSchema) -> None:
+def test_refusals_stop_at_a_few(schema: GraphQLSchema, served: QueryLimits) -> None:
     """Each error's location is a scan of the text: a document of many refused operations
     gets the first few, not one per operation."""
     query = "\n".join(f"query Q{i} {{ " + "me { userId } " * 40 + "}" for i in range(20))
-    assert len(messages(schema, query)) == MAX_ERRORS
+    assert len(messages(schema, query, served)) == MAX_ERRORS
 
 
 def test_a_field_that_runs_once_per_operation_counts_through_fragments(
     schema: GraphQLSchema,
+    served: QueryLimits,
 ) -> None:
-    limits = QueryLimits(once_per_operation=frozenset({"exportSessions"}))
+    limits = dataclasses.replace(served, once_per_operation=frozenset({"exportSessions"}))
     one = 'mutation { e: exportSessions(ids: ["a"], format: JSON) { fileName } }'
     same_key = one.replace("{ e:", '{ e: exportSessions(ids: ["a"], format: JSON) { fileName } e:')
     hidden = (
