@@ -61,6 +61,7 @@ from .policy import (
     sees_whole_entity,
     shares_can_add,
 )
+from .redaction import redact_details
 from .templates import find_template
 from .titles import TitleScheduler, opening_words
 
@@ -475,7 +476,7 @@ class SessionService:
         # Read before they go with the session: their grantees' sidebars hear of the deletion.
         now = self._clock.now()
         shares = tuple(s for s in await self._store.list_shares(session.id) if s.is_live(now))
-        if not await self._store.delete_session(session.id, audit):
+        if not await self._store.delete_session(session.id, audit, redact_details):
             raise session_not_found(session.id)
         await self._broker.publish(
             SessionDeleted(session.id, session.entity_id, session.owner_id, shares)

@@ -20,10 +20,11 @@ that running it again (a retry, or the recovery sweep) finishes it:
   update, then copies it into `audit` (an upsert keyed by the event's domain id, so a
   second copy is a no-op) and pulls it from the outbox. A crash in between leaves the
   event in the outbox, where recovery finds it.
-- Deleting a session first marks it `state: "deleting"` (with its audit event in the
-  outbox). Every read treats a marked session as gone. Then turns, pins, shares and link
-  visits go, the event is copied to `audit`, and the session document goes last. Deleting
-  a marked session again, or recovery, finishes the work.
+- Deleting a session first redacts the earlier audit events about it, then marks it
+  `state: "deleting"` (with its audit event in the outbox). Every read treats a marked
+  session as gone. Then turns, pins, shares and link visits go, the event is copied to
+  `audit`, and the session document goes last. Deleting a marked session again, or
+  recovery, finishes the work.
 - A session created with its first turn is inserted hidden (`state: "creating"`); the
   same update that counts the turn reveals it. If the turn fails, the hidden session is
   removed; if the process dies, recovery removes hidden sessions older than an hour.
@@ -111,7 +112,6 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
-from ...domain.redaction import redact_details
 from ...domain.timecodec import from_micros
 from . import atlas, codec, driver, indexes, search
 from .codec import OUTBOX, STATE, Doc, time_fields, us
@@ -439,8 +439,10 @@ class MongoStore:
         return [(g["_id"], g["n"]) for g in groups]
 
     @_translated
-    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        return await self._delete(session_id, audit, {})
+    async def delete_session(
+        self, session_id: str, audit: AuditEvent, redact: Callable[[JSON], JSON]
+    ) -> bool:
+        return await self._delete(session_id, audit, {}, redact) is not None
 
     @_translated
     async def remove_expired(
@@ -450,6 +452,7 @@ class MongoStore:
         batch: int,
         dry_run: bool,
         audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
         entity_id: str | None = None,
         after_id: str | None = None,
     ) -> list[Session]:
@@ -469,7 +472,11 @@ class MongoStore:
             return sessions
         # Each session is deleted on its own, as deleteSession does, and only if it is
         # still expired (an append in between moves the expiry and keeps it).
-        return [s for s in sessions if await self._delete(s.id, audit_for(s), expired)]
+        return [
+            s
+            for s in sessions
+            if await self._delete(s.id, audit_for(s), expired, redact) is not None
+        ]
 
     @_translated
     async def erase_sessions(
@@ -479,18 +486,17 @@ class MongoStore:
         redact: Callable[[JSON], JSON],
     ) -> tuple[list[Session], int]:
         # Each session is deleted as deleteSession deletes it (atomic, or resumable without
-        # transactions); redacting first means a rerun after a crash redacts what is left.
+        # transactions).
         erased, redacted = [], 0
         for session_id in session_ids:
             doc = await self._sessions.find_one({"_id": session_id, **VISIBLE})
             if doc is None:
                 continue
             session = codec.session_from(doc)
-            redacted += await self._redact_audit(
-                {"entity_id": session.entity_id, "target": f"session:{session.id}"}, redact, 0
-            )
-            if await self._delete(session.id, audit_for(session), {}):
+            count = await self._delete(session.id, audit_for(session), {}, redact)
+            if count is not None:
                 erased.append(session)
+                redacted += count
         return erased, redacted
 
     @_translated
@@ -657,8 +663,27 @@ class MongoStore:
             )
         return len(docs)
 
-    async def _delete(self, session_id: str, audit: AuditEvent, condition: Doc) -> bool:
-        async def work(s: Any) -> bool:
+    async def _delete(
+        self, session_id: str, audit: AuditEvent, condition: Doc, redact: Callable[[JSON], JSON]
+    ) -> int | None:
+        """Delete the session (if it matches `condition`); how many earlier events about it
+        were redacted, None when nothing was deleted. The earlier events keep no content of
+        the session (tag names ...): they are redacted before the session is marked, so that
+        whatever stops the deletion after the mark, finishing it (a rerun, recovery) has
+        nothing left to redact."""
+
+        async def work(s: Any) -> int | None:
+            redacted = 0
+            doc = await self._sessions.find_one(
+                {"_id": session_id, **VISIBLE, **condition}, {"entity_id": 1}, session=s
+            )
+            if doc is not None:
+                redacted = await self._redact_audit(
+                    {"entity_id": doc["entity_id"], "target": f"session:{session_id}"},
+                    redact,
+                    0,
+                    s,
+                )
             marked = await self._sessions.find_one_and_update(
                 {"_id": session_id, **VISIBLE, **condition},
                 {"$set": {STATE: DELETING}, "$push": {OUTBOX: codec.audit_doc(audit)}},
@@ -667,37 +692,28 @@ class MongoStore:
             )
             if marked is None:
                 if condition:
-                    return False  # no longer expired, or someone else's deletion
+                    return None  # no longer expired, or someone else's deletion
                 # Nothing visible to delete, unless an earlier attempt was interrupted.
                 pending = await self._sessions.find_one(
                     {"_id": session_id, STATE: DELETING}, {"_id": 1}, session=s
                 )
                 if pending is None:
-                    return False
+                    return None
             await self._finish_delete(session_id, s)
-            return True
+            return redacted
 
         return await self._atomic(work)
 
     async def _finish_delete(self, session_id: str, s: Any) -> None:
-        """The rest of a deletion once the session is marked; safe to run again. The
-        earlier events about the session keep no content of it (tag names ...): they are
-        redacted before its own deletion event (in the outbox) reaches `audit`."""
+        """The rest of a deletion once the session is marked; safe to run again."""
         for children in (self._turns, self._pins, self._visits, self._shares):
             await children.delete_many({"session_id": session_id}, session=s)
         doc = await self._sessions.find_one(
-            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1, "entity_id": 1}, session=s
+            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1}, session=s
         )
         if doc is None:
             return
-        outbox = doc.get(OUTBOX) or []
-        earlier = {
-            "entity_id": doc["entity_id"],
-            "target": f"session:{session_id}",
-            "_id": {"$nin": [event["_id"] for event in outbox]},
-        }
-        await self._redact_audit(earlier, redact_details, 0, s)
-        for event in outbox:
+        for event in doc.get(OUTBOX) or []:
             await self._put_audit(event, s)
         await self._sessions.delete_one({"_id": session_id, STATE: DELETING}, session=s)
 

@@ -58,7 +58,6 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
-from ...domain.redaction import redact_details
 from . import codec, driver, health, search, tokenizer
 from .codec import SESSION_COLUMNS, TURN_COLUMNS, TURN_SELECT, opt_micros, to_micros
 
@@ -326,8 +325,11 @@ class SqliteStore:
     ) -> Session | None:
         return await self._write(_set_archived, session_id, archived_at, at)
 
-    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        return await self._write(_delete_session, session_id, audit, purge=True)
+    async def delete_session(
+        self, session_id: str, audit: AuditEvent, redact: Callable[[JSON], JSON]
+    ) -> bool:
+        deleted = await self._write(_delete_session, session_id, audit, redact, purge=True)
+        return deleted is not None
 
     async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
         return await self._write(_set_tags, session_id, tags, at)
@@ -356,6 +358,7 @@ class SqliteStore:
         batch: int,
         dry_run: bool,
         audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
         entity_id: str | None = None,
         after_id: str | None = None,
     ) -> list[Session]:
@@ -365,7 +368,15 @@ class SqliteStore:
         if dry_run:
             return await self._read(_expired_sessions, now, chat_app_id, entity_id, after_id, batch)
         return await self._write(
-            _remove_expired, now, chat_app_id, entity_id, after_id, batch, audit_for, purge=True
+            _remove_expired,
+            now,
+            chat_app_id,
+            entity_id,
+            after_id,
+            batch,
+            audit_for,
+            redact,
+            purge=True,
         )
 
     async def erase_sessions(
@@ -834,20 +845,24 @@ def _tag_counts(
     return [(tag, n) for tag, n in rows]
 
 
-def _delete_session(conn: driver.Connection, session_id: str, audit: AuditEvent) -> bool:
+def _delete_session(
+    conn: driver.Connection, session_id: str, audit: AuditEvent, redact: Callable[[JSON], JSON]
+) -> int | None:
+    """Delete the session; how many earlier events about it were redacted, None when there
+    was no session."""
     # Turns, tags, pins and shares go with the session through ON DELETE CASCADE; the
     # search index is a virtual table, cleared by hand first. The earlier events about the
     # session keep no content of it (tag names ...): only what `audit` records stays.
     row = conn.execute("SELECT entity_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
     if row is None:
-        return False
-    _redact_audit(
-        conn, "entity_id = ? AND target = ?", (row[0], f"session:{session_id}"), redact_details
+        return None
+    redacted = _redact_audit(
+        conn, "entity_id = ? AND target = ?", (row[0], f"session:{session_id}"), redact
     )
     search.unindex_session(conn, session_id)
     conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
     _insert_audit(conn, audit)
-    return True
+    return redacted
 
 
 def _redact_audit(
@@ -880,13 +895,7 @@ def _erase_sessions(
         session = _get_session(conn, session_id)
         if session is None:
             continue
-        redacted += _redact_audit(
-            conn,
-            "entity_id = ? AND target = ?",
-            (session.entity_id, f"session:{session.id}"),
-            redact,
-        )
-        _delete_session(conn, session.id, audit_for(session))
+        redacted += _delete_session(conn, session.id, audit_for(session), redact) or 0
         erased.append(session)
     return erased, redacted
 
@@ -1075,9 +1084,10 @@ def _remove_expired(
     after_id: str | None,
     batch: int,
     audit_for: Callable[[Session], AuditEvent],
+    redact: Callable[[JSON], JSON],
 ) -> list[Session]:
     expired = _expired_sessions(conn, now, chat_app_id, entity_id, after_id, batch)
-    return [s for s in expired if _delete_session(conn, s.id, audit_for(s))]
+    return [s for s in expired if _delete_session(conn, s.id, audit_for(s), redact) is not None]
 
 
 def _list_sessions(

@@ -331,19 +331,57 @@ async def test_erasure_takes_back_generated_titles_their_turns_may_have_made(
     assert await find(store, "acme", "alice", "friend") == {generated.id, named.id, quiet.id}
 
 
-async def test_deleting_a_session_redacts_the_earlier_events_about_it(store: Store) -> None:
-    gone, kept = make_session(), make_session()
-    for s in (gone, kept):
+class CountingRedaction:
+    """A redaction rule as the domain hands it to the store, counting what it was given:
+    what the store does with earlier events is the domain's rule, applied once each."""
+
+    def __init__(self) -> None:
+        self.given: list[object] = []
+
+    def __call__(self, details: object) -> dict:
+        self.given.append(details)
+        return {"cut": "by the domain's rule", "redacted": True}
+
+
+async def test_every_deletion_redacts_earlier_events_by_the_rule_it_is_given(
+    store: Store,
+) -> None:
+    """deleteSession, retention and erasure alike redact the earlier events about a deleted
+    session with the rule the domain passes, once per event (never a second time with
+    another rule), and leave the events of other sessions and the deletion's own alone."""
+    deleted, expired, erased, kept = (
+        make_session(),
+        make_session(expires_at=T0),
+        make_session(owner="bob"),
+        make_session(),
+    )
+    for s in (deleted, expired, erased, kept):
         await store.create_session(s, None, 10)
         await store.append_audit(
             event("alice", "session.tagged", f"session:{s.id}", added=["secretword"])
         )
         await store.append_audit(event("alice", "session.read", f"session:{s.id}", access="READ"))
-    deleted = event("alice", "session.deleted", f"session:{gone.id}", ownerId="alice", turnCount=0)
-    assert await store.delete_session(gone.id, deleted)
+    rule = CountingRedaction()
+    assert await store.delete_session(
+        deleted.id,
+        event("alice", "session.deleted", f"session:{deleted.id}", ownerId="alice"),
+        rule,
+    )
+    removed = await store.remove_expired(T0 + timedelta(days=1), None, 10, False, deletion, rule)
+    assert [s.id for s in removed] == [expired.id]
+    gone, redacted = await store.erase_sessions([erased.id], deletion, rule)
+    assert ([s.id for s in gone], redacted) == ([erased.id], 2)
+
+    assert len(rule.given) == 6, "each earlier event is redacted exactly once"
+    assert {"added": ["secretword"]} in rule.given and {"access": "READ"} in rule.given
     events = await store.list_audit("acme", AuditFilter(), None, 50)
     about = {(e.target, e.action): e.details for e in events}
-    assert about[(f"session:{gone.id}", "session.tagged")] == {"redacted": True}
-    assert about[(f"session:{gone.id}", "session.read")] == {"access": "READ", "redacted": True}
-    assert about[(f"session:{gone.id}", "session.deleted")] == {"ownerId": "alice", "turnCount": 0}
+    for s in (deleted, expired, erased):
+        for action in ("session.tagged", "session.read"):
+            assert about[(f"session:{s.id}", action)] == {
+                "cut": "by the domain's rule",
+                "redacted": True,
+            }
+    assert about[(f"session:{deleted.id}", "session.deleted")] == {"ownerId": "alice"}
     assert about[(f"session:{kept.id}", "session.tagged")] == {"added": ["secretword"]}
+    assert about[(f"session:{kept.id}", "session.read")] == {"access": "READ"}
