@@ -122,12 +122,6 @@ TURN_COLUMNS = (
     "verification, feedback, insights, metadata, input_tokens, output_tokens, cost, created_at, "
     "author_entity_id"
 )
-# What turn_from_row reads: the columns and the entity of the turn's session, which the
-# people of the turn (author, feedback, verifier) belong to unless they name another.
-TURN_SELECT = (
-    f"SELECT {TURN_COLUMNS}, (SELECT s.entity_id FROM sessions s WHERE s.id = turns.session_id)"
-    " FROM turns"
-)
 
 
 def _other_entity(entity_id: str, session_entity_id: str) -> str | None:
@@ -246,9 +240,10 @@ def turn_row(t: Turn) -> tuple:
     )
 
 
-def turn_from_row(r: tuple) -> Turn:
-    """A row of TURN_SELECT."""
-    tools, entity_id = r[7], r[18]
+def turn_from_row(r: tuple, entity_id: str) -> Turn:
+    """A row of TURN_COLUMNS, of a session of `entity_id`: the entity the people of the
+    turn (author, feedback, verifier) belong to unless they name another."""
+    tools = r[7]
     return Turn(
         id=r[0],
         session_id=r[1],

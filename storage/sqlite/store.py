@@ -59,7 +59,7 @@ from ...domain.query import (
     SessionHit,
 )
 from . import codec, driver, health, search, tokenizer
-from .codec import SESSION_COLUMNS, TURN_COLUMNS, TURN_SELECT, opt_micros, to_micros
+from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +71,7 @@ CHECKPOINT_SECONDS = 0.5
 # The WAL file is cut back to this size when it restarts (it can grow under a burst).
 _WAL_KEPT = 64 * 1024 * 1024
 _SESSION_SELECT = f"SELECT {SESSION_COLUMNS} FROM sessions"
+_TURN_SELECT = f"SELECT {TURN_COLUMNS} FROM turns"
 _SHARE_COLUMNS = (
     "id, session_id, entity_id, grantee_kind, grantee_entity_id, grantee_user_id, mode, "
     "created_by, created_at, expires_at, revoked_at, revoked_by, token_hash"
@@ -1129,8 +1130,16 @@ def _list_sessions(
 
 
 def _get_turn(conn: driver.Connection, turn_id: str) -> Turn | None:
-    row = conn.execute(f"{TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
-    return None if row is None else codec.turn_from_row(row)
+    row = conn.execute(f"{_TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
+    if row is None:
+        return None
+    entity_id = _session_entity(conn, row[1])
+    return None if entity_id is None else codec.turn_from_row(row, entity_id)
+
+
+def _session_entity(conn: driver.Connection, session_id: str) -> str | None:
+    row = conn.execute("SELECT entity_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return None if row is None else row[0]
 
 
 def _list_turns(
@@ -1149,11 +1158,15 @@ def _list_turns(
         clauses.append("seq < ?")
         params.append(before_seq)
     order = "DESC" if newest_first else "ASC"
+    # The session's entity once for the page, not a look-up per row.
+    entity_id = _session_entity(conn, session_id)
+    if entity_id is None:
+        return []
     rows = conn.execute(
-        f"{TURN_SELECT} WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT ?",
+        f"{_TURN_SELECT} WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT ?",
         (*params, limit),
     ).fetchall()
-    return [codec.turn_from_row(r) for r in rows]
+    return [codec.turn_from_row(r, entity_id) for r in rows]
 
 
 def _conversation(
