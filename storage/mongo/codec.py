@@ -20,8 +20,9 @@ another entity (an external grantee) with their entity beside it: `author_entity
 turn, `entity_id` on a feedback item, `verified_by_entity_id` on a verification, and
 `external_participants` ({entity_id, user_id}) on a session, whose `participants` are the
 users of its own entity. Documents written before people carried their entity have none of
-these fields, and read as people of the session's entity, which is all they could mean;
-they need no upgrade, as that is also how such references are written now.
+these fields, and read as people of the session's entity (as such references are written
+now); those the stored trail settles as an external grantee's are rewritten once at start
+(upgrades.py).
 
 Nothing here imports Motor or PyMongo: documents are plain dicts.
 """

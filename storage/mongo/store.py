@@ -113,7 +113,7 @@ from ...domain.query import (
     SessionHit,
 )
 from ...domain.timecodec import from_micros
-from . import atlas, codec, driver, indexes, search
+from . import atlas, codec, driver, indexes, search, upgrades
 from .codec import OUTBOX, STATE, Doc, time_fields, us
 
 T = TypeVar("T")
@@ -265,6 +265,7 @@ class MongoStore:
             self._transactions = await self._server_has_transactions()
         await indexes.ensure(self._db)
         await self._recover(datetime.now(UTC))
+        await upgrades.run_pending(self._db)
 
     async def _server_has_transactions(self) -> bool:
         try:
