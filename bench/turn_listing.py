@@ -88,7 +88,7 @@ def generate(path: Path, turns: int, per_session: int, seed: int) -> list[str]:
             status=SessionStatus.ACTIVE,
         )
         conn.execute(
-            f"INSERT INTO sessions ({codec.SESSION_COLUMNS}) VALUES ({', '.join('?' * 22)})",
+            f"INSERT INTO sessions ({codec.SESSION_COLUMNS}) VALUES ({', '.join('?' * len(codec.SESSION_COLUMNS.split(',')))})",
             codec.session_row(session),
         )
         rows = []

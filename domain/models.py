@@ -207,6 +207,9 @@ class Session:
     external_participants: list[Person] = field(default_factory=list)
     """People of other entities (external grantees) who took part, in the order they
     first did."""
+    title_version: int = 0
+    """How many times the title changed: a title job stores its title only over the
+    version it read (`Store.rename_session`)."""
 
     @property
     def people(self) -> list[Person]:

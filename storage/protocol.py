@@ -66,10 +66,19 @@ class Store(Protocol):
     async def get_session(self, session_id: str) -> Session | None: ...
 
     async def rename_session(
-        self, session_id: str, title: str, source: TitleSource, at: datetime
+        self,
+        session_id: str,
+        title: str,
+        source: TitleSource,
+        at: datetime,
+        *,
+        if_title_version: int | None = None,
     ) -> Session | None:
-        """Set the title. An AUTO title never replaces a MANUAL one (the row is returned
-        unchanged). None when the session does not exist."""
+        """Set the title and count the change in `title_version` (as every change of the
+        title does, the erasure's too). An AUTO title never replaces a MANUAL one, and with
+        `if_title_version` the title is set only if the session's `title_version` is still
+        that: the title has not changed since it was read (the row is returned unchanged
+        otherwise). None when the session does not exist."""
 
     async def set_archived(
         self, session_id: str, archived_at: datetime | None, at: datetime

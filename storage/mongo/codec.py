@@ -129,6 +129,7 @@ def session_doc(s: Session) -> Doc:
         "owner_id": s.owner_id,
         "title": s.title,
         "title_source": s.title_source.value,
+        "title_version": s.title_version,
     }
     put_time(doc, "created_at", s.created_at)
     put_time(doc, "updated_at", s.updated_at)
@@ -173,6 +174,7 @@ def session_from(doc: Doc) -> Session:
         metadata=doc.get("metadata"),
         expires_at=get_time(doc, "expires_at"),
         usage=usage_from(doc.get("usage")),
+        title_version=doc.get("title_version") or 0,
     )
 
 

@@ -169,6 +169,14 @@ def _live_at(now_us: int) -> Doc:
     return {"$or": [{"expires_at_us": None}, {"expires_at_us": {"$gt": now_us}}]}
 
 
+def _title_version_is(version: int) -> Doc:
+    """The session's title changed `version` times (documents written before the count
+    existed have none: 0)."""
+    if version == 0:
+        return {"title_version": {"$in": [0, None]}}
+    return {"title_version": version}
+
+
 def _older_than(field: str, at_us: int, doc_id: str) -> Doc:
     """Keyset condition: strictly after (at, id) in a newest-first order."""
     return {"$or": [{field: {"$lt": at_us}}, {field: at_us, "_id": {"$lt": doc_id}}]}
@@ -341,18 +349,27 @@ class MongoStore:
 
     @_translated
     async def rename_session(
-        self, session_id: str, title: str, source: TitleSource, at: datetime
+        self,
+        session_id: str,
+        title: str,
+        source: TitleSource,
+        at: datetime,
+        *,
+        if_title_version: int | None = None,
     ) -> Session | None:
         query: Doc = {"_id": session_id, **VISIBLE}
         if source is not TitleSource.MANUAL:
             query["title_source"] = {"$ne": TitleSource.MANUAL.value}
+        if if_title_version is not None:
+            query.update(_title_version_is(if_title_version))
         update = {
             "$set": {
                 "title": title,
                 "title_source": source.value,
                 "title_terms": search.term_set(title),
                 **time_fields("updated_at", at),
-            }
+            },
+            "$inc": {"title_version": 1},
         }
         doc = await self._sessions.find_one_and_update(query, update, return_document=AFTER)
         if doc is None:
@@ -644,6 +661,7 @@ class MongoStore:
                     "title_terms": search.term_set(title),
                 },
                 "$max": time_fields("updated_at", at),
+                "$inc": {"title_version": 1},
             },
         )
         return changed.matched_count > 0

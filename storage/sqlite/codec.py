@@ -48,7 +48,7 @@ SESSION_COLUMNS = (
     "id, entity_id, chat_app_id, owner_id, title, title_source, created_at, updated_at, "
     "last_activity_at, turn_count, archived_at, tags, participants, status, template_id, "
     "agent_context, metadata, expires_at, input_tokens, output_tokens, cost, "
-    "external_participants"
+    "external_participants, title_version"
 )
 
 
@@ -89,6 +89,7 @@ def session_row(s: Session) -> tuple:
         s.usage.output_tokens,
         s.usage.cost,
         people_to_json(s.external_participants),
+        s.title_version,
     )
 
 
@@ -114,6 +115,7 @@ def session_from_row(r: tuple) -> Session:
         expires_at=opt_datetime(r[17]),
         usage=TokenUsage(r[18], r[19], r[20]),
         external_participants=people_from_json(r[21]),
+        title_version=r[22],
     )
 
 

@@ -317,9 +317,15 @@ class SqliteStore:
         return await self._read(_get_session, session_id)
 
     async def rename_session(
-        self, session_id: str, title: str, source: TitleSource, at: datetime
+        self,
+        session_id: str,
+        title: str,
+        source: TitleSource,
+        at: datetime,
+        *,
+        if_title_version: int | None = None,
     ) -> Session | None:
-        return await self._write(_rename_session, session_id, title, source, at)
+        return await self._write(_rename_session, session_id, title, source, at, if_title_version)
 
     async def set_archived(
         self, session_id: str, archived_at: datetime | None, at: datetime
@@ -682,7 +688,7 @@ def _require_session(conn: driver.Connection, session_id: str) -> Session:
 def _create_session(
     conn: driver.Connection, session: Session, first_turn: NewTurn | None, max_turns: int
 ) -> tuple[Session, Turn | None]:
-    placeholders = ", ".join("?" * 22)
+    placeholders = ", ".join("?" * len(SESSION_COLUMNS.split(",")))
     conn.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({placeholders})",
         codec.session_row(session),
@@ -760,12 +766,27 @@ def _append_turn(
 
 
 def _rename_session(
-    conn: driver.Connection, session_id: str, title: str, source: TitleSource, at: datetime
+    conn: driver.Connection,
+    session_id: str,
+    title: str,
+    source: TitleSource,
+    at: datetime,
+    if_title_version: int | None,
 ) -> Session | None:
     conn.execute(
-        "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?"
-        " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')",
-        (title, source.value, to_micros(at), session_id, source.value),
+        "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?,"
+        " title_version = title_version + 1"
+        " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')"
+        " AND (? IS NULL OR title_version = ?)",
+        (
+            title,
+            source.value,
+            to_micros(at),
+            session_id,
+            source.value,
+            if_title_version,
+            if_title_version,
+        ),
     )
     search.index_title(conn, session_id)
     return _get_session(conn, session_id)
@@ -1040,8 +1061,8 @@ def _retitle_without_erased(
         (session.id,),
     ).fetchone()
     conn.execute(
-        "UPDATE sessions SET title = ?, title_source = ?, updated_at = max(updated_at, ?)"
-        " WHERE id = ?",
+        "UPDATE sessions SET title = ?, title_source = ?, updated_at = max(updated_at, ?),"
+        " title_version = title_version + 1 WHERE id = ?",
         (
             (opening_words(first[0]) or None) if first else None,
             TitleSource.PENDING.value,

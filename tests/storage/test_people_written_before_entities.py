@@ -164,6 +164,7 @@ async def test_sqlite_upgrade_settles_external_people_written_before_0014(tmp_pa
         conn.execute("DROP INDEX sessions_with_external_participants")
         conn.execute("ALTER TABLE sessions DROP COLUMN external_participants")
         conn.execute("ALTER TABLE turns DROP COLUMN author_entity_id")
+        conn.execute("ALTER TABLE sessions DROP COLUMN title_version")
         conn.execute("PRAGMA user_version = 13")
 
     await store._write(as_before_0014)

@@ -292,6 +292,7 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         conn.execute("DROP INDEX sessions_with_external_participants")
         conn.execute("ALTER TABLE sessions DROP COLUMN external_participants")
         conn.execute("ALTER TABLE turns DROP COLUMN author_entity_id")
+        conn.execute("ALTER TABLE sessions DROP COLUMN title_version")
         conn.execute("PRAGMA user_version = 5")
         for statement in sqlite_store._split_sql(every_migration[2][1]):
             conn.execute(statement)
