@@ -8,8 +8,9 @@ At `open` the store asks the server `hello`. A replica set member or a mongos su
 multi-document transactions: then every write that touches several collections (create a
 session with its first turn, append a turn, delete a session with its turns, pins, shares
 and link visits, create or revoke a share with its audit event, record a link visit, the
-expiry sweep) runs in one transaction through `with_transaction`, which retries the whole
-unit on transient errors (write conflicts, elections) and unknown commit results.
+expiry sweep, erasing a person's turns in one session) runs in one transaction through
+`with_transaction`, which retries the whole unit on transient errors (write conflicts,
+elections) and unknown commit results.
 
 A standalone server has no transactions. The same code then runs step by step, ordered so
 that an interruption at any point leaves nothing half-done that a reader can see, and so
@@ -126,6 +127,9 @@ DELETING = "deleting"
 # A hidden session whose creation has not finished after this long was abandoned.
 CREATION_GRACE = timedelta(hours=1)
 DAY_US = 86_400_000_000
+# On a session: the people whose erasure found a title to take back there and has not yet
+# taken it (see `_empty_turns_of`).
+TAKE_BACK_TITLE = "take_back_title"
 # Appends that lose the race for a seq retry; this bounds pathological contention.
 MAX_SEQ_ATTEMPTS = 1000
 RECOVERY_BATCH = 100
@@ -557,28 +561,14 @@ class MongoStore:
             "terms": [],
         }
         for doc, own in [*((d, True) for d in joined), *((d, False) for d in visited)]:
-            theirs: Doc = {
-                "session_id": doc["_id"],
-                "author_id": user_id,
-                "author_entity_id": {"$exists": False} if own else entity_id,
-            }
-            said = await self._turns.find_one(
-                {
-                    **theirs,
-                    "role": {"$in": [TurnRole.USER.value, TurnRole.ASSISTANT.value]},
-                    "content": {"$regex": r"\S"},
-                },
-                {"_id": 1},
+            emptied_count, took_title = await self._atomic(
+                lambda s, doc=doc, own=own: self._empty_turns_of(
+                    doc["_id"], user_id, person, own, emptied, at, opening_words, s
+                )
             )
-            result = await self._turns.update_many(
-                theirs, {"$set": emptied, "$unset": {"author_entity_id": ""}}
-            )
-            leave = {"participants": user_id} if own else {"external_participants": person}
-            await self._sessions.update_one({"_id": doc["_id"]}, {"$pull": leave})
-            session = codec.session_from(doc)
-            if said is not None and await self._retitle_without_erased(session, at, opening_words):
-                retitled.append(session.id)
-            counts.authored_turns += result.modified_count
+            if took_title:
+                retitled.append(doc["_id"])
+            counts.authored_turns += emptied_count
             counts.participations += 1
         counts.titles = len(retitled)
         # Their feedback: on turns of their entity's sessions by id alone, elsewhere with
@@ -633,38 +623,87 @@ class MongoStore:
         )
         return counts, retitled
 
-    async def _retitle_without_erased(
-        self, session: Session, at: datetime, opening_words: Callable[[str], str]
-    ) -> bool:
-        """As SQLite's: a title that is not MANUAL makes way for the opening words of the
-        first USER turn left, PENDING."""
-        first = await (
-            self._turns.find(
-                {
-                    "session_id": session.id,
-                    "role": TurnRole.USER.value,
-                    "content": {"$regex": r"\S"},
-                },
-                {"content": 1},
-            )
-            .sort("seq", 1)
-            .limit(1)
-            .to_list(None)
-        )
-        title = (opening_words(first[0]["content"]) or None) if first else None
-        changed = await self._sessions.update_one(
-            {"_id": session.id, "title_source": {"$ne": TitleSource.MANUAL.value}},
+    async def _empty_turns_of(
+        self,
+        session_id: str,
+        user_id: str,
+        person: Doc,
+        own: bool,
+        emptied: Doc,
+        at: datetime,
+        opening_words: Callable[[str], str],
+        s: Any,
+    ) -> tuple[int, bool]:
+        """Empty the person's turns in one session and let them leave it; how many turns
+        were emptied, and whether its title was taken back. In a transaction where the
+        server has them; step by step otherwise, in an order a rerun finishes: a title that
+        needs taking back is first marked on the session (TAKE_BACK_TITLE) while the turns
+        that say so are still there, and the mark goes in the one update that takes the
+        title back and the person out of the session, so a rerun after the turns were
+        emptied still finds the session (the person is still among its people) and the
+        mark."""
+        theirs: Doc = {
+            "session_id": session_id,
+            "author_id": user_id,
+            "author_entity_id": {"$exists": False} if own else person["entity_id"],
+        }
+        said = await self._turns.find_one(
             {
-                "$set": {
-                    "title": title,
-                    "title_source": TitleSource.PENDING.value,
-                    "title_terms": search.term_set(title),
-                },
-                "$max": time_fields("updated_at", at),
-                "$inc": {"title_version": 1},
+                **theirs,
+                "role": {"$in": [TurnRole.USER.value, TurnRole.ASSISTANT.value]},
+                "content": {"$regex": r"\S"},
             },
+            {"_id": 1},
+            session=s,
         )
-        return changed.matched_count > 0
+        if said is not None:
+            await self._sessions.update_one(
+                {"_id": session_id, "title_source": {"$ne": TitleSource.MANUAL.value}},
+                {"$addToSet": {TAKE_BACK_TITLE: person}},
+                session=s,
+            )
+        result = await self._turns.update_many(
+            theirs, {"$set": emptied, "$unset": {"author_entity_id": ""}}, session=s
+        )
+        leave = {"participants": user_id} if own else {"external_participants": person}
+        update: Doc = {"$pull": {**leave, TAKE_BACK_TITLE: person}}
+        marked = await self._sessions.find_one(
+            {
+                "_id": session_id,
+                "title_source": {"$ne": TitleSource.MANUAL.value},
+                TAKE_BACK_TITLE: person,
+            },
+            {"_id": 1},
+            session=s,
+        )
+        if marked is not None:
+            # A generated title may hold words of the turns just emptied (which turns it was
+            # made from is not kept): the opening words of the first USER turn left stand
+            # in, PENDING, as SQLite's erasure does. A MANUAL title is the owner's own.
+            first = await (
+                self._turns.find(
+                    {
+                        "session_id": session_id,
+                        "role": TurnRole.USER.value,
+                        "content": {"$regex": r"\S"},
+                    },
+                    {"content": 1},
+                    session=s,
+                )
+                .sort("seq", 1)
+                .limit(1)
+                .to_list(None)
+            )
+            title = (opening_words(first[0]["content"]) or None) if first else None
+            update["$set"] = {
+                "title": title,
+                "title_source": TitleSource.PENDING.value,
+                "title_terms": search.term_set(title),
+            }
+            update["$max"] = time_fields("updated_at", at)
+            update["$inc"] = {"title_version": 1}
+        await self._sessions.update_one({"_id": session_id}, update, session=s)
+        return result.modified_count, marked is not None
 
     async def _redact_audit(
         self, query: Doc, redact: Callable[[JSON], JSON], limit: int, s: Any = None

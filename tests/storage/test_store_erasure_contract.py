@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.models import (
     ERASED_AUTHOR,
@@ -385,3 +387,40 @@ async def test_every_deletion_redacts_earlier_events_by_the_rule_it_is_given(
     assert about[(f"session:{deleted.id}", "session.deleted")] == {"ownerId": "alice"}
     assert about[(f"session:{kept.id}", "session.tagged")] == {"added": ["secretword"]}
     assert about[(f"session:{kept.id}", "session.read")] == {"access": "READ"}
+
+
+class Stopped(Exception):
+    """The process stopping at that point."""
+
+
+def stop_here(text: str) -> str:
+    raise Stopped
+
+
+async def test_an_erasure_stopped_after_emptying_turns_takes_the_title_back_when_run_again(
+    store: Store,
+) -> None:
+    """Erasure promises that running it again finishes an interrupted one. The store calls
+    `opening_words` once the person's turns are emptied, to make the stand-in of a title
+    that may hold their words: stopping there and running again must still take the
+    generated title back (and leave nothing else of theirs)."""
+    session = make_session(title="Zorblax silo plan", title_source=TitleSource.AUTO)
+    await store.create_session(session, make_turn(session.id, content="Hello there friend"), 10)
+    await store.append_turn(make_turn(session.id, author="bob", content="zorblax silo"), 10)
+    with pytest.raises(Stopped):
+        await store.erase_contributions("acme", "bob", T0, 10, redact_details, stop_here)
+
+    counts = await erase_all(store, "acme", "bob", 10)
+    assert counts.titles == 1
+    after = await store.get_session(session.id)
+    assert (after.title, after.title_source) == (
+        opening_words("Hello there friend"),
+        TitleSource.PENDING,
+    )
+    assert after.participants == ["alice"]
+    assert [t.content for t in await store.list_turns(session.id, limit=10)] == [
+        "Hello there friend",
+        "",
+    ]
+    assert await find(store, "acme", "alice", "zorblax") == set()
+    assert (await erase_all(store, "acme", "bob", 10)).is_empty()
