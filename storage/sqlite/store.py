@@ -72,6 +72,7 @@ CHECKPOINT_SECONDS = 0.5
 _WAL_KEPT = 64 * 1024 * 1024
 _SESSION_SELECT = f"SELECT {SESSION_COLUMNS} FROM sessions"
 _TURN_SELECT = f"SELECT {TURN_COLUMNS} FROM turns"
+_TURN_COLUMNS_OF_T = ", ".join(f"t.{c.strip()}" for c in TURN_COLUMNS.split(","))
 _SHARE_COLUMNS = (
     "id, session_id, entity_id, grantee_kind, grantee_entity_id, grantee_user_id, mode, "
     "created_by, created_at, expires_at, revoked_at, revoked_by, token_hash"
@@ -1151,11 +1152,14 @@ def _list_sessions(
 
 
 def _get_turn(conn: driver.Connection, turn_id: str) -> Turn | None:
-    row = conn.execute(f"{_TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
-    if row is None:
-        return None
-    entity_id = _session_entity(conn, row[1])
-    return None if entity_id is None else codec.turn_from_row(row, entity_id)
+    # One statement whether the turn exists or not: a turn of another entity costs what a
+    # missing one costs (tests/security/test_speakers_probing.py).
+    row = conn.execute(
+        f"SELECT {_TURN_COLUMNS_OF_T}, s.entity_id FROM turns t"
+        " JOIN sessions s ON s.id = t.session_id WHERE t.id = ?",
+        (turn_id,),
+    ).fetchone()
+    return None if row is None else codec.turn_from_row(row[:-1], row[-1])
 
 
 def _session_entity(conn: driver.Connection, session_id: str) -> str | None:
