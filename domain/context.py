@@ -85,6 +85,12 @@ def collaborator_of(turn: Turn, session: Session) -> Collaborator | None:
     user = _participant(turn.author_id)
     if not turn.external_author:
         return Collaborator(user, f"[Message from {user}, a collaborator, not the session's owner]")
+    if turn.author_entity_id is None:
+        # Someone the reader of the context may not know (people.py): nameless here too.
+        return Collaborator(
+            user,
+            "[Message from someone of another entity: a collaborator, not the session's owner]",
+        )
     entity = _participant(turn.author_entity_id)
     return Collaborator(
         f"{user}-{entity}"[:64],

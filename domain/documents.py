@@ -60,6 +60,7 @@ def _json_text(value: Any) -> str:
 
 
 def _person(person: Person, session_entity_id: str) -> dict[str, Any]:
+    """`entityId` null: someone of an entity the exporter is not shown (people.py)."""
     return {
         "userId": person.user_id,
         "entityId": person.entity_id,
@@ -68,9 +69,12 @@ def _person(person: Person, session_entity_id: str) -> dict[str, Any]:
 
 
 def _name(person: Person, session_entity_id: str) -> str:
-    """A person as the text says them: an external grantee with their entity."""
+    """A person as the text says them: an external grantee with their entity, someone the
+    exporter is not shown as such."""
     if person.entity_id == session_entity_id:
         return person.user_id
+    if person.entity_id is None:
+        return "someone external"
     return f"{person.user_id} (external, {person.entity_id})"
 
 

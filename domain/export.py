@@ -23,6 +23,7 @@ from .documents import Document, ExportedSession, ExportFormat, render_within
 from .errors import LimitExceeded, NotFound, WorkStopped
 from .models import Principal, Session, Turn
 from .offload import Offload
+from .people import session_seen_by, turns_seen_by
 from .sessions import SessionService
 
 # Turns read from the store at a time, so that the character budget stops the reading of
@@ -164,7 +165,14 @@ class ExportService:
                 results.append(ItemResult(session_id, ItemStatus.NOT_FOUND, exc.message))
                 continue
             weight.add_session(session)
-            exported.append(ExportedSession(session, await self._read_turns(session, weight)))
+            turns = await self._read_turns(session, weight)
+            # People as the exporter may see them, as in the API (people.py).
+            exported.append(
+                ExportedSession(
+                    session_seen_by(principal.entity_id, session),
+                    turns_seen_by(principal.entity_id, turns),
+                )
+            )
             results.append(ItemResult(session_id, ItemStatus.DONE))
         try:
             document = await self._offload.run(

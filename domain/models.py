@@ -80,9 +80,10 @@ class ShareMode(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Person:
     """Someone who did something in a session. A user id names a person only within its
-    entity: acme's bob and globex's bob are two people."""
+    entity: acme's bob and globex's bob are two people. As shown to a viewer, entity_id is
+    None for someone of an entity the viewer is not shown (people.py)."""
 
-    entity_id: str
+    entity_id: str | None
     user_id: str
 
 
@@ -207,6 +208,9 @@ class Session:
     external_participants: list[Person] = field(default_factory=list)
     """People of other entities (external grantees) who took part, in the order they
     first did."""
+    title_version: int = 0
+    """How many times the title changed: a title job stores its title only over the
+    version it read (`Store.rename_session`)."""
 
     @property
     def people(self) -> list[Person]:
@@ -234,7 +238,8 @@ class Verification:
     notes: str | None
     verified_at: datetime
     verified_by: str
-    verified_by_entity_id: str = field(kw_only=True)
+    verified_by_entity_id: str | None = field(kw_only=True)
+    """None only as shown to a viewer who may not know the verifier (people.py)."""
 
     @property
     def verifier(self) -> Person:
@@ -249,9 +254,9 @@ class Feedback:
     kind: FeedbackKind
     comment: str | None
     at: datetime
-    entity_id: str = field(kw_only=True)
+    entity_id: str | None = field(kw_only=True)
     """The entity of the user who gave it (another than the session's for an external
-    grantee)."""
+    grantee; None only as shown to a viewer who may not know them, people.py)."""
 
     @property
     def given_by(self) -> Person:
@@ -309,8 +314,9 @@ class Turn:
     usage: TokenUsage = field(default_factory=TokenUsage)
     entity_id: str = field(kw_only=True)
     """The entity of the turn's session."""
-    author_entity_id: str = field(kw_only=True)
-    """The author's entity: `entity_id`, or another for an external grantee's turn."""
+    author_entity_id: str | None = field(kw_only=True)
+    """The author's entity: `entity_id`, or another for an external grantee's turn (None
+    only as shown to a viewer who may not know them, people.py)."""
 
     @property
     def author(self) -> Person:

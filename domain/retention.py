@@ -16,6 +16,7 @@ from ..storage.protocol import Store
 from .clock import Clock, new_id
 from .errors import Forbidden, InvalidInput
 from .models import AuditEvent, Principal, Role, Session
+from .redaction import redact_details
 
 SYSTEM_ACTOR = "system"
 DEFAULT_BATCH = 500
@@ -90,6 +91,7 @@ class RetentionService:
                 batch,
                 dry_run,
                 lambda s: expiry_audit(s, self._clock),
+                redact_details,
                 entity_id=entity_id,
                 after_id=after if dry_run else None,
             )

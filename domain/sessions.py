@@ -47,6 +47,7 @@ from .models import (
     Verification,
 )
 from .pagination import decode_session_cursor, page_size
+from .people import session_seen_by, turn_seen_by, turns_seen_by
 from .policy import (
     Access,
     access_to,
@@ -61,6 +62,7 @@ from .policy import (
     sees_whole_entity,
     shares_can_add,
 )
+from .redaction import redact_details
 from .templates import find_template
 from .titles import TitleScheduler, opening_words
 
@@ -78,6 +80,12 @@ class SessionView:
     viewer: Principal | None = None
     """Set when a listing found the session: reading its turns or context through this
     view is then a read of the session, audited once for anyone but the owner."""
+    audience: str = field(kw_only=True)
+    """The entity of whom the view is for: the session, its turns and its context show
+    people as that entity may see them (people.py)."""
+
+    def __post_init__(self) -> None:
+        self.session = session_seen_by(self.audience, self.session)
 
 
 @dataclass(slots=True)
@@ -128,7 +136,7 @@ class SessionService:
             await self._store.append_audit(
                 audit_event(principal, session, "session.read", self._clock.now(), access=access)
             )
-        return self._view_of(session, access)
+        return self._view_of(principal, session, access)
 
     async def find_quietly(self, principal: Principal, session: Session) -> SessionView | None:
         """The caller's view of a session found by a listing; reading its turns or context
@@ -137,7 +145,9 @@ class SessionService:
         if not can_read(access):
             return None
         chat_app = self._chat_apps.get(session.chat_app_id)
-        return SessionView(session, access, chat_app, None, viewer=principal)
+        return SessionView(
+            session, access, chat_app, None, viewer=principal, audience=principal.entity_id
+        )
 
     async def find(self, principal: Principal, session_id: str) -> SessionView | None:
         try:
@@ -176,6 +186,7 @@ class SessionService:
                     chat_app,
                     s.id in pinned,
                     viewer=principal,
+                    audience=principal.entity_id,
                 )
             )
         return SessionPage(views, has_next)
@@ -194,7 +205,16 @@ class SessionService:
             # A pin outlives the access that allowed it; what is no longer readable is hidden.
             if can_read(access):
                 chat_app = self._chat_apps.get(session.chat_app_id)
-                views.append(SessionView(session, access, chat_app, True, viewer=principal))
+                views.append(
+                    SessionView(
+                        session,
+                        access,
+                        chat_app,
+                        True,
+                        viewer=principal,
+                        audience=principal.entity_id,
+                    )
+                )
         return views
 
     async def turns(
@@ -218,13 +238,17 @@ class SessionService:
             has_after = len(turns) > limit
             turns = turns[:limit]
             has_before = bool(turns) and turns[0].seq > 1 if after_seq is None else after_seq > 0
-            return TurnPage(turns, has_more_before=has_before, has_more_after=has_after)
+            return TurnPage(
+                turns_seen_by(view.audience, turns),
+                has_more_before=has_before,
+                has_more_after=has_after,
+            )
         limit = page_size(last, 50)
         turns = await self._store.list_turns(
             session_id, before_seq=before_seq, limit=limit + 1, newest_first=True
         )
         has_before = len(turns) > limit
-        turns = list(reversed(turns[:limit]))
+        turns = turns_seen_by(view.audience, list(reversed(turns[:limit])))
         has_after = before_seq is not None and before_seq <= view.session.turn_count
         return TurnPage(turns, has_more_before=has_before, has_more_after=has_after)
 
@@ -235,7 +259,7 @@ class SessionService:
         await self._record_listed_read(view)
         limit = min(max_turns or history, history)
         newest = await self._store.list_turns(view.session.id, limit=limit, newest_first=True)
-        return build_context(view.session, list(reversed(newest)))
+        return build_context(view.session, turns_seen_by(view.audience, list(reversed(newest))))
 
     # Creating and conversing
 
@@ -284,7 +308,7 @@ class SessionService:
                 turn, limit, chat_app.settings.retention_days
             )
             await self._broker.publish(TurnAdded(added))
-        return SessionView(stored, Access.MANAGE, chat_app, False)
+        return SessionView(stored, Access.MANAGE, chat_app, False, audience=principal.entity_id)
 
     async def send_message(
         self, principal: Principal, command: SendMessage
@@ -321,7 +345,8 @@ class SessionService:
             assert added is not None
             await self._broker.publish(SessionCreated(stored))
             await self._broker.publish(TurnAdded(added))
-            return SessionView(stored, Access.MANAGE, chat_app, False), added
+            view = SessionView(stored, Access.MANAGE, chat_app, False, audience=principal.entity_id)
+            return view, turn_seen_by(principal.entity_id, added)
 
         session, access = await self._load(principal, command.session_id)
         if not can_interact(access):
@@ -344,7 +369,7 @@ class SessionService:
         await self._broker.publish(TurnAdded(added))
         if self._titles is not None:
             self._titles.notify(stored, added)
-        return self._view_of(stored, access), added
+        return self._view_of(principal, stored, access), turn_seen_by(principal.entity_id, added)
 
     async def append_turn(self, principal: Principal, command: AppendTurn) -> Turn:
         session, access = await self._load(principal, command.session_id)
@@ -385,7 +410,7 @@ class SessionService:
         await self._broker.publish(TurnAdded(added))
         if self._titles is not None:
             self._titles.notify(stored, added)
-        return added
+        return turn_seen_by(principal.entity_id, added)
 
     async def set_verification(
         self, principal: Principal, turn_id: str, command: SetVerification
@@ -407,7 +432,7 @@ class SessionService:
         if updated is None:
             raise turn_not_found(turn_id)
         await self._broker.publish(TurnUpdated(updated))
-        return updated
+        return turn_seen_by(principal.entity_id, updated)
 
     async def add_feedback(self, principal: Principal, turn_id: str, command: AddFeedback) -> Turn:
         turn, _, access = await self._load_turn(principal, turn_id)
@@ -426,7 +451,7 @@ class SessionService:
         if updated is None:
             raise turn_not_found(turn_id)
         await self._broker.publish(TurnUpdated(updated))
-        return updated
+        return turn_seen_by(principal.entity_id, updated)
 
     # Organising
 
@@ -439,7 +464,7 @@ class SessionService:
         if renamed is None:
             raise session_not_found(session_id)
         await self._broker.publish(SessionUpdated(renamed))
-        return self._view_of(renamed, access)
+        return self._view_of(principal, renamed, access)
 
     async def set_pinned(self, principal: Principal, session_id: str, pinned: bool) -> SessionView:
         session, access = await self._load(principal, session_id)
@@ -452,7 +477,7 @@ class SessionService:
             )
         else:
             await self._store.unpin(principal.entity_id, principal.user_id, session.id)
-        return SessionView(session, access, chat_app, pinned)
+        return SessionView(session, access, chat_app, pinned, audience=principal.entity_id)
 
     async def set_archived(
         self, principal: Principal, session_id: str, archived: bool
@@ -466,7 +491,7 @@ class SessionService:
             if updated is None:
                 raise session_not_found(session_id)
             await self._broker.publish(SessionUpdated(updated))
-        return self._view_of(updated, access)
+        return self._view_of(principal, updated, access)
 
     async def delete(self, principal: Principal, session_id: str) -> None:
         session, _ = await self.load_managed(principal, session_id)
@@ -477,7 +502,7 @@ class SessionService:
         # Read before they go with the session: their grantees' sidebars hear of the deletion.
         now = self._clock.now()
         shares = tuple(s for s in await self._store.list_shares(session.id) if s.is_live(now))
-        if not await self._store.delete_session(session.id, audit):
+        if not await self._store.delete_session(session.id, audit, redact_details):
             raise session_not_found(session.id)
         await self._broker.publish(
             SessionDeleted(session.id, session.entity_id, session.owner_id, shares)
@@ -491,7 +516,7 @@ class SessionService:
         if not can_set_status(principal, session, access):
             raise Forbidden("Only the session's owner, an admin or the agent service may do that.")
         if session.status is status:
-            return self._view_of(session, access)
+            return self._view_of(principal, session, access)
         now = self._clock.now()
         updated = await self._store.set_status(session.id, status, now)
         if updated is None:
@@ -499,7 +524,7 @@ class SessionService:
         action = "session.completed" if status is SessionStatus.COMPLETED else "session.reopened"
         await self._store.append_audit(audit_event(principal, updated, action, now))
         await self._broker.publish(SessionUpdated(updated))
-        return self._view_of(updated, access)
+        return self._view_of(principal, updated, access)
 
     # Many sessions at once: each id its own result, one bad id never stops the others.
 
@@ -594,7 +619,7 @@ class SessionService:
             else:
                 outcome.results.append(ItemResult(session_id, ItemStatus.DONE))
                 if changed is not None:
-                    outcome.sessions.append(self._view_of(changed, access))
+                    outcome.sessions.append(self._view_of(principal, changed, access))
         return outcome
 
     def chat_apps(self) -> list[ChatApp]:
@@ -687,8 +712,9 @@ class SessionService:
             raise turn_not_found(turn_id)
         return turn, session, access
 
-    def _view_of(self, session: Session, access: Access) -> SessionView:
-        return SessionView(session, access, self._chat_apps.get(session.chat_app_id), None)
+    def _view_of(self, principal: Principal, session: Session, access: Access) -> SessionView:
+        chat_app = self._chat_apps.get(session.chat_app_id)
+        return SessionView(session, access, chat_app, None, audience=principal.entity_id)
 
     def _chat_app(self, chat_app_id: str) -> ChatApp:
         chat_app = self._chat_apps.get(chat_app_id)

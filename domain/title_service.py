@@ -4,7 +4,9 @@ The session service tells the `TitleService` about each committed turn (`notify`
 never waits); the service decides whether the session needs a title now and, if so, puts
 its id on a bounded queue. Background workers take ids off the queue, read the turns
 they need from the store, generate, and store the title as AUTO — which the store never
-lets replace a MANUAL one — then publish `SessionUpdated`. The search index is updated in
+lets replace a MANUAL one, nor a title that changed since the job read the session (a
+rename, or an erasure that took back a title made from the turns it emptied) — then
+publish `SessionUpdated`. The search index is updated in
 the store's rename transaction, so search sees a new title as soon as it is stored.
 
 When a session needs a title:
@@ -219,14 +221,25 @@ class TitleService:
         if title == session.title and session.title_source is TitleSource.AUTO:
             return None
         try:
+            # Only over the title the job read: the title may have changed while it was
+            # being made (generating can take seconds): renamed by someone, or taken back by
+            # an erasure that emptied turns this title may have been made from.
             renamed = await self._store.rename_session(
-                session.id, title, TitleSource.AUTO, self._clock.now()
+                session.id,
+                title,
+                TitleSource.AUTO,
+                self._clock.now(),
+                if_title_version=session.title_version,
             )
         except DomainError:
             log.warning("titles.rename_failed", session_id=session.id)
             return None
-        # The store refuses AUTO over MANUAL: someone renamed it meanwhile, they win.
-        if renamed is None or renamed.title_source is not TitleSource.AUTO:
+        if (
+            renamed is None
+            or renamed.title_source is not TitleSource.AUTO
+            or renamed.title_version != session.title_version + 1
+        ):
+            log.info("titles.changed_meanwhile", session_id=session.id)
             return None
         await self._broker.publish(SessionUpdated(renamed))
         log.debug("titles.titled", session_id=session.id)

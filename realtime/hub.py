@@ -9,6 +9,9 @@ store (turns after the group's cursor, by seq), which makes a missed notificatio
 harmless: the next one, or the catch-up after a broker outage, reads everything after
 the cursor.
 
+Events show people as the subscriber's entity may see them (domain/people.py): a session's
+groups are per entity of their subscribers, and a sidebar's are per principal anyway.
+
 Session feeds: a member joins the live feed first (buffering), then replays the turns
 after its `afterSeq` from the store, then drains the buffer, dropping every turn it has
 already sent. Its turns are therefore gapless and without duplicates.
@@ -34,6 +37,7 @@ from ..domain.clock import Clock
 from ..domain.errors import LimitExceeded, NotFound
 from ..domain.events import SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
 from ..domain.models import Principal, Session, Share, Turn, UserType
+from ..domain.people import session_seen_by, turn_seen_by
 from ..domain.policy import can_read, is_owner
 from ..domain.sessions import SessionService
 from ..storage.protocol import Store
@@ -107,6 +111,20 @@ class Sink(Protocol):
 # Feeds: what subscription resolvers return
 
 
+def _as_seen_by(entity_id: str, present: Callable[[FeedEvent], Any]) -> Callable[[FeedEvent], Any]:
+    """`present` of each event with its people as a subscriber of `entity_id` sees them."""
+
+    def seen(event: FeedEvent) -> Any:
+        match event:
+            case TurnAdded(turn=turn) | TurnUpdated(turn=turn):
+                event = replace(event, turn=turn_seen_by(entity_id, turn))
+            case SessionUpdated(session=session) | SidebarChange(session=Session() as session):
+                event = replace(event, session=session_seen_by(entity_id, session))
+        return present(event)
+
+    return seen
+
+
 class SessionFeed:
     """`sessionEvents`: the resolver checked access; iterate it (one subscriber, through
     schema.subscribe), or let the WebSocket endpoint attach it to a shared group."""
@@ -123,11 +141,12 @@ class SessionFeed:
         self.principal = principal
         self.session_id = session_id
         self.after_seq = after_seq
-        self.present = present
+        self.present = _as_seen_by(principal.entity_id, present)
 
     @property
     def topic(self) -> Hashable:
-        return ("session", self.session_id)
+        # Members of a group get one rendering: the people in it as their entity sees them.
+        return ("session", self.session_id, self.principal.entity_id)
 
     def __aiter__(self) -> Any:
         return self.hub.stream(self)
@@ -139,7 +158,7 @@ class SidebarFeed:
     def __init__(self, hub: Hub, principal: Principal, present: Callable[[FeedEvent], Any]) -> None:
         self.hub = hub
         self.principal = principal
-        self.present = present
+        self.present = _as_seen_by(principal.entity_id, present)
         self.after_seq = None
 
     @property

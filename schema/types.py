@@ -169,8 +169,13 @@ class ToolInvocation:
     "its entity: acme's bob and globex's bob are two people."
 )
 class Person:
-    user_id: strawberry.ID
-    entity_id: strawberry.ID
+    user_id: strawberry.ID = strawberry.field(
+        description="`external` for someone whose identity the caller is not shown."
+    )
+    entity_id: strawberry.ID | None = strawberry.field(
+        description="Null for someone of a third entity: a guest of another entity than "
+        "the session's and the caller's is shown to a guest without user id or entity."
+    )
     external: bool = strawberry.field(
         description="Of another entity than the session's: an external grantee."
     )
@@ -179,7 +184,7 @@ class Person:
     def of(cls, person: models.Person, session_entity_id: str) -> Person:
         return cls(
             user_id=strawberry.ID(person.user_id),
-            entity_id=strawberry.ID(person.entity_id),
+            entity_id=None if person.entity_id is None else strawberry.ID(person.entity_id),
             external=person.entity_id != session_entity_id,
         )
 
@@ -373,7 +378,9 @@ class AgentContext:
                     if m.author is None
                     else Person(
                         user_id=strawberry.ID(m.author.user_id),
-                        entity_id=strawberry.ID(m.author.entity_id),
+                        entity_id=None
+                        if m.author.entity_id is None
+                        else strawberry.ID(m.author.entity_id),
                         external=m.external_author,
                     ),
                     collaborator=m.collaborator,

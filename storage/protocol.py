@@ -66,10 +66,19 @@ class Store(Protocol):
     async def get_session(self, session_id: str) -> Session | None: ...
 
     async def rename_session(
-        self, session_id: str, title: str, source: TitleSource, at: datetime
+        self,
+        session_id: str,
+        title: str,
+        source: TitleSource,
+        at: datetime,
+        *,
+        if_title_version: int | None = None,
     ) -> Session | None:
-        """Set the title. An AUTO title never replaces a MANUAL one (the row is returned
-        unchanged). None when the session does not exist."""
+        """Set the title and count the change in `title_version` (as every change of the
+        title does, the erasure's too). An AUTO title never replaces a MANUAL one, and with
+        `if_title_version` the title is set only if the session's `title_version` is still
+        that: the title has not changed since it was read (the row is returned unchanged
+        otherwise). None when the session does not exist."""
 
     async def set_archived(
         self, session_id: str, archived_at: datetime | None, at: datetime
@@ -97,14 +106,16 @@ class Store(Protocol):
         batch: int,
         dry_run: bool,
         audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
         entity_id: str | None = None,
         after_id: str | None = None,
     ) -> list[Session]:
         """Delete up to `batch` sessions expired at `now` (expires_at <= now), of one chat
         app and one entity when given, in id order after `after_id`, each exactly as
-        `delete_session` does (turns, tags, pins, shares, link visits, search entries) with
-        `audit_for(session)` recorded alongside. Returns the sessions removed. With
-        `dry_run` nothing changes and the sessions that would be removed are returned."""
+        `delete_session` does (turns, tags, pins, shares, link visits, search entries, earlier
+        events redacted with `redact`) with `audit_for(session)` recorded alongside. Returns
+        the sessions removed. With `dry_run` nothing changes and the sessions that would be
+        removed are returned."""
 
     async def erase_sessions(
         self,
@@ -113,8 +124,8 @@ class Store(Protocol):
         redact: Callable[[JSON], JSON],
     ) -> tuple[list[Session], int]:
         """Right to erasure, the sessions a user owns: delete each as `delete_session`
-        does, with `audit_for(session)` recorded, and replace the details of every earlier
-        audit event about them with `redact(details)`, in one transaction. Returns the
+        does, with `audit_for(session)` recorded and the earlier audit events about them
+        redacted with `redact`, in one transaction. Returns the
         sessions deleted (those already gone are skipped) and how many events it redacted."""
 
     async def erase_contributions(
@@ -148,11 +159,15 @@ class Store(Protocol):
         """The tags on the scope's sessions not expired at `now`, with how many sessions
         carry each, most used first (ties by name), at most `limit` of them."""
 
-    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        """Remove the session with its turns, pins and shares, redact the details of the
-        earlier audit events about it (`redaction.redact_details`) and record `audit`,
-        atomically. False when there was nothing to delete. Every deletion of a session
-        (`remove_expired`, `erase_sessions`) does the same."""
+    async def delete_session(
+        self, session_id: str, audit: AuditEvent, redact: Callable[[JSON], JSON]
+    ) -> bool:
+        """Remove the session with its turns, pins and shares, replace the details of the
+        earlier audit events about it with `redact(details)` and record `audit`, atomically.
+        False when there was nothing to delete. Every deletion of a session
+        (`remove_expired`, `erase_sessions`) does the same. `redact` is the domain's rule
+        (`redaction.redact_details`); it marks what it returns `"redacted": true`, and an
+        event so marked is never redacted again."""
 
     async def list_sessions(
         self,

@@ -20,8 +20,9 @@ another entity (an external grantee) with their entity beside it: `author_entity
 turn, `entity_id` on a feedback item, `verified_by_entity_id` on a verification, and
 `external_participants` ({entity_id, user_id}) on a session, whose `participants` are the
 users of its own entity. Documents written before people carried their entity have none of
-these fields, and read as people of the session's entity, which is all they could mean;
-they need no upgrade, as that is also how such references are written now.
+these fields, and read as people of the session's entity (as such references are written
+now); those the stored trail settles as an external grantee's are rewritten once at start
+(upgrades.py).
 
 Nothing here imports Motor or PyMongo: documents are plain dicts.
 """
@@ -128,6 +129,7 @@ def session_doc(s: Session) -> Doc:
         "owner_id": s.owner_id,
         "title": s.title,
         "title_source": s.title_source.value,
+        "title_version": s.title_version,
     }
     put_time(doc, "created_at", s.created_at)
     put_time(doc, "updated_at", s.updated_at)
@@ -172,6 +174,7 @@ def session_from(doc: Doc) -> Session:
         metadata=doc.get("metadata"),
         expires_at=get_time(doc, "expires_at"),
         usage=usage_from(doc.get("usage")),
+        title_version=doc.get("title_version") or 0,
     )
 
 

@@ -8,8 +8,9 @@ At `open` the store asks the server `hello`. A replica set member or a mongos su
 multi-document transactions: then every write that touches several collections (create a
 session with its first turn, append a turn, delete a session with its turns, pins, shares
 and link visits, create or revoke a share with its audit event, record a link visit, the
-expiry sweep) runs in one transaction through `with_transaction`, which retries the whole
-unit on transient errors (write conflicts, elections) and unknown commit results.
+expiry sweep, erasing a person's turns in one session) runs in one transaction through
+`with_transaction`, which retries the whole unit on transient errors (write conflicts,
+elections) and unknown commit results.
 
 A standalone server has no transactions. The same code then runs step by step, ordered so
 that an interruption at any point leaves nothing half-done that a reader can see, and so
@@ -20,10 +21,11 @@ that running it again (a retry, or the recovery sweep) finishes it:
   update, then copies it into `audit` (an upsert keyed by the event's domain id, so a
   second copy is a no-op) and pulls it from the outbox. A crash in between leaves the
   event in the outbox, where recovery finds it.
-- Deleting a session first marks it `state: "deleting"` (with its audit event in the
-  outbox). Every read treats a marked session as gone. Then turns, pins, shares and link
-  visits go, the event is copied to `audit`, and the session document goes last. Deleting
-  a marked session again, or recovery, finishes the work.
+- Deleting a session first redacts the earlier audit events about it, then marks it
+  `state: "deleting"` (with its audit event in the outbox). Every read treats a marked
+  session as gone. Then turns, pins, shares and link visits go, the event is copied to
+  `audit`, and the session document goes last. Deleting a marked session again, or
+  recovery, finishes the work.
 - A session created with its first turn is inserted hidden (`state: "creating"`); the
   same update that counts the turn reveals it. If the turn fails, the hidden session is
   removed; if the process dies, recovery removes hidden sessions older than an hour.
@@ -111,9 +113,8 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
-from ...domain.redaction import redact_details
 from ...domain.timecodec import from_micros
-from . import atlas, codec, driver, indexes, search
+from . import atlas, codec, driver, indexes, search, upgrades
 from .codec import OUTBOX, STATE, Doc, time_fields, us
 
 T = TypeVar("T")
@@ -126,6 +127,9 @@ DELETING = "deleting"
 # A hidden session whose creation has not finished after this long was abandoned.
 CREATION_GRACE = timedelta(hours=1)
 DAY_US = 86_400_000_000
+# On a session: the people whose erasure found a title to take back there and has not yet
+# taken it (see `_empty_turns_of`).
+TAKE_BACK_TITLE = "take_back_title"
 # Appends that lose the race for a seq retry; this bounds pathological contention.
 MAX_SEQ_ATTEMPTS = 1000
 RECOVERY_BATCH = 100
@@ -167,6 +171,14 @@ def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
 def _live_at(now_us: int) -> Doc:
     """Not expired at `now_us`: no expiry (null or absent), or a later one."""
     return {"$or": [{"expires_at_us": None}, {"expires_at_us": {"$gt": now_us}}]}
+
+
+def _title_version_is(version: int) -> Doc:
+    """The session's title changed `version` times (documents written before the count
+    existed have none: 0)."""
+    if version == 0:
+        return {"title_version": {"$in": [0, None]}}
+    return {"title_version": version}
 
 
 def _older_than(field: str, at_us: int, doc_id: str) -> Doc:
@@ -265,6 +277,7 @@ class MongoStore:
             self._transactions = await self._server_has_transactions()
         await indexes.ensure(self._db)
         await self._recover(datetime.now(UTC))
+        await upgrades.run_pending(self._db)
 
     async def _server_has_transactions(self) -> bool:
         try:
@@ -340,18 +353,27 @@ class MongoStore:
 
     @_translated
     async def rename_session(
-        self, session_id: str, title: str, source: TitleSource, at: datetime
+        self,
+        session_id: str,
+        title: str,
+        source: TitleSource,
+        at: datetime,
+        *,
+        if_title_version: int | None = None,
     ) -> Session | None:
         query: Doc = {"_id": session_id, **VISIBLE}
         if source is not TitleSource.MANUAL:
             query["title_source"] = {"$ne": TitleSource.MANUAL.value}
+        if if_title_version is not None:
+            query.update(_title_version_is(if_title_version))
         update = {
             "$set": {
                 "title": title,
                 "title_source": source.value,
                 "title_terms": search.term_set(title),
                 **time_fields("updated_at", at),
-            }
+            },
+            "$inc": {"title_version": 1},
         }
         doc = await self._sessions.find_one_and_update(query, update, return_document=AFTER)
         if doc is None:
@@ -439,8 +461,10 @@ class MongoStore:
         return [(g["_id"], g["n"]) for g in groups]
 
     @_translated
-    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        return await self._delete(session_id, audit, {})
+    async def delete_session(
+        self, session_id: str, audit: AuditEvent, redact: Callable[[JSON], JSON]
+    ) -> bool:
+        return await self._delete(session_id, audit, {}, redact) is not None
 
     @_translated
     async def remove_expired(
@@ -450,6 +474,7 @@ class MongoStore:
         batch: int,
         dry_run: bool,
         audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
         entity_id: str | None = None,
         after_id: str | None = None,
     ) -> list[Session]:
@@ -469,7 +494,11 @@ class MongoStore:
             return sessions
         # Each session is deleted on its own, as deleteSession does, and only if it is
         # still expired (an append in between moves the expiry and keeps it).
-        return [s for s in sessions if await self._delete(s.id, audit_for(s), expired)]
+        return [
+            s
+            for s in sessions
+            if await self._delete(s.id, audit_for(s), expired, redact) is not None
+        ]
 
     @_translated
     async def erase_sessions(
@@ -479,18 +508,17 @@ class MongoStore:
         redact: Callable[[JSON], JSON],
     ) -> tuple[list[Session], int]:
         # Each session is deleted as deleteSession deletes it (atomic, or resumable without
-        # transactions); redacting first means a rerun after a crash redacts what is left.
+        # transactions).
         erased, redacted = [], 0
         for session_id in session_ids:
             doc = await self._sessions.find_one({"_id": session_id, **VISIBLE})
             if doc is None:
                 continue
             session = codec.session_from(doc)
-            redacted += await self._redact_audit(
-                {"entity_id": session.entity_id, "target": f"session:{session.id}"}, redact, 0
-            )
-            if await self._delete(session.id, audit_for(session), {}):
+            count = await self._delete(session.id, audit_for(session), {}, redact)
+            if count is not None:
                 erased.append(session)
+                redacted += count
         return erased, redacted
 
     @_translated
@@ -533,28 +561,14 @@ class MongoStore:
             "terms": [],
         }
         for doc, own in [*((d, True) for d in joined), *((d, False) for d in visited)]:
-            theirs: Doc = {
-                "session_id": doc["_id"],
-                "author_id": user_id,
-                "author_entity_id": {"$exists": False} if own else entity_id,
-            }
-            said = await self._turns.find_one(
-                {
-                    **theirs,
-                    "role": {"$in": [TurnRole.USER.value, TurnRole.ASSISTANT.value]},
-                    "content": {"$regex": r"\S"},
-                },
-                {"_id": 1},
+            emptied_count, took_title = await self._atomic(
+                lambda s, doc=doc, own=own: self._empty_turns_of(
+                    doc["_id"], user_id, person, own, emptied, at, opening_words, s
+                )
             )
-            result = await self._turns.update_many(
-                theirs, {"$set": emptied, "$unset": {"author_entity_id": ""}}
-            )
-            leave = {"participants": user_id} if own else {"external_participants": person}
-            await self._sessions.update_one({"_id": doc["_id"]}, {"$pull": leave})
-            session = codec.session_from(doc)
-            if said is not None and await self._retitle_without_erased(session, at, opening_words):
-                retitled.append(session.id)
-            counts.authored_turns += result.modified_count
+            if took_title:
+                retitled.append(doc["_id"])
+            counts.authored_turns += emptied_count
             counts.participations += 1
         counts.titles = len(retitled)
         # Their feedback: on turns of their entity's sessions by id alone, elsewhere with
@@ -609,37 +623,87 @@ class MongoStore:
         )
         return counts, retitled
 
-    async def _retitle_without_erased(
-        self, session: Session, at: datetime, opening_words: Callable[[str], str]
-    ) -> bool:
-        """As SQLite's: a title that is not MANUAL makes way for the opening words of the
-        first USER turn left, PENDING."""
-        first = await (
-            self._turns.find(
-                {
-                    "session_id": session.id,
-                    "role": TurnRole.USER.value,
-                    "content": {"$regex": r"\S"},
-                },
-                {"content": 1},
-            )
-            .sort("seq", 1)
-            .limit(1)
-            .to_list(None)
-        )
-        title = (opening_words(first[0]["content"]) or None) if first else None
-        changed = await self._sessions.update_one(
-            {"_id": session.id, "title_source": {"$ne": TitleSource.MANUAL.value}},
+    async def _empty_turns_of(
+        self,
+        session_id: str,
+        user_id: str,
+        person: Doc,
+        own: bool,
+        emptied: Doc,
+        at: datetime,
+        opening_words: Callable[[str], str],
+        s: Any,
+    ) -> tuple[int, bool]:
+        """Empty the person's turns in one session and let them leave it; how many turns
+        were emptied, and whether its title was taken back. In a transaction where the
+        server has them; step by step otherwise, in an order a rerun finishes: a title that
+        needs taking back is first marked on the session (TAKE_BACK_TITLE) while the turns
+        that say so are still there, and the mark goes in the one update that takes the
+        title back and the person out of the session, so a rerun after the turns were
+        emptied still finds the session (the person is still among its people) and the
+        mark."""
+        theirs: Doc = {
+            "session_id": session_id,
+            "author_id": user_id,
+            "author_entity_id": {"$exists": False} if own else person["entity_id"],
+        }
+        said = await self._turns.find_one(
             {
-                "$set": {
-                    "title": title,
-                    "title_source": TitleSource.PENDING.value,
-                    "title_terms": search.term_set(title),
-                },
-                "$max": time_fields("updated_at", at),
+                **theirs,
+                "role": {"$in": [TurnRole.USER.value, TurnRole.ASSISTANT.value]},
+                "content": {"$regex": r"\S"},
             },
+            {"_id": 1},
+            session=s,
         )
-        return changed.matched_count > 0
+        if said is not None:
+            await self._sessions.update_one(
+                {"_id": session_id, "title_source": {"$ne": TitleSource.MANUAL.value}},
+                {"$addToSet": {TAKE_BACK_TITLE: person}},
+                session=s,
+            )
+        result = await self._turns.update_many(
+            theirs, {"$set": emptied, "$unset": {"author_entity_id": ""}}, session=s
+        )
+        leave = {"participants": user_id} if own else {"external_participants": person}
+        update: Doc = {"$pull": {**leave, TAKE_BACK_TITLE: person}}
+        marked = await self._sessions.find_one(
+            {
+                "_id": session_id,
+                "title_source": {"$ne": TitleSource.MANUAL.value},
+                TAKE_BACK_TITLE: person,
+            },
+            {"_id": 1},
+            session=s,
+        )
+        if marked is not None:
+            # A generated title may hold words of the turns just emptied (which turns it was
+            # made from is not kept): the opening words of the first USER turn left stand
+            # in, PENDING, as SQLite's erasure does. A MANUAL title is the owner's own.
+            first = await (
+                self._turns.find(
+                    {
+                        "session_id": session_id,
+                        "role": TurnRole.USER.value,
+                        "content": {"$regex": r"\S"},
+                    },
+                    {"content": 1},
+                    session=s,
+                )
+                .sort("seq", 1)
+                .limit(1)
+                .to_list(None)
+            )
+            title = (opening_words(first[0]["content"]) or None) if first else None
+            update["$set"] = {
+                "title": title,
+                "title_source": TitleSource.PENDING.value,
+                "title_terms": search.term_set(title),
+            }
+            update["$max"] = time_fields("updated_at", at)
+            update["$inc"] = {"title_version": 1}
+        await self._sessions.update_one({"_id": session_id}, update, session=s)
+        return result.modified_count, marked is not None
 
     async def _redact_audit(
         self, query: Doc, redact: Callable[[JSON], JSON], limit: int, s: Any = None
@@ -657,8 +721,27 @@ class MongoStore:
             )
         return len(docs)
 
-    async def _delete(self, session_id: str, audit: AuditEvent, condition: Doc) -> bool:
-        async def work(s: Any) -> bool:
+    async def _delete(
+        self, session_id: str, audit: AuditEvent, condition: Doc, redact: Callable[[JSON], JSON]
+    ) -> int | None:
+        """Delete the session (if it matches `condition`); how many earlier events about it
+        were redacted, None when nothing was deleted. The earlier events keep no content of
+        the session (tag names ...): they are redacted before the session is marked, so that
+        whatever stops the deletion after the mark, finishing it (a rerun, recovery) has
+        nothing left to redact."""
+
+        async def work(s: Any) -> int | None:
+            redacted = 0
+            doc = await self._sessions.find_one(
+                {"_id": session_id, **VISIBLE, **condition}, {"entity_id": 1}, session=s
+            )
+            if doc is not None:
+                redacted = await self._redact_audit(
+                    {"entity_id": doc["entity_id"], "target": f"session:{session_id}"},
+                    redact,
+                    0,
+                    s,
+                )
             marked = await self._sessions.find_one_and_update(
                 {"_id": session_id, **VISIBLE, **condition},
                 {"$set": {STATE: DELETING}, "$push": {OUTBOX: codec.audit_doc(audit)}},
@@ -667,37 +750,28 @@ class MongoStore:
             )
             if marked is None:
                 if condition:
-                    return False  # no longer expired, or someone else's deletion
+                    return None  # no longer expired, or someone else's deletion
                 # Nothing visible to delete, unless an earlier attempt was interrupted.
                 pending = await self._sessions.find_one(
                     {"_id": session_id, STATE: DELETING}, {"_id": 1}, session=s
                 )
                 if pending is None:
-                    return False
+                    return None
             await self._finish_delete(session_id, s)
-            return True
+            return redacted
 
         return await self._atomic(work)
 
     async def _finish_delete(self, session_id: str, s: Any) -> None:
-        """The rest of a deletion once the session is marked; safe to run again. The
-        earlier events about the session keep no content of it (tag names ...): they are
-        redacted before its own deletion event (in the outbox) reaches `audit`."""
+        """The rest of a deletion once the session is marked; safe to run again."""
         for children in (self._turns, self._pins, self._visits, self._shares):
             await children.delete_many({"session_id": session_id}, session=s)
         doc = await self._sessions.find_one(
-            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1, "entity_id": 1}, session=s
+            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1}, session=s
         )
         if doc is None:
             return
-        outbox = doc.get(OUTBOX) or []
-        earlier = {
-            "entity_id": doc["entity_id"],
-            "target": f"session:{session_id}",
-            "_id": {"$nin": [event["_id"] for event in outbox]},
-        }
-        await self._redact_audit(earlier, redact_details, 0, s)
-        for event in outbox:
+        for event in doc.get(OUTBOX) or []:
             await self._put_audit(event, s)
         await self._sessions.delete_one({"_id": session_id, STATE: DELETING}, session=s)
 

@@ -48,7 +48,7 @@ SESSION_COLUMNS = (
     "id, entity_id, chat_app_id, owner_id, title, title_source, created_at, updated_at, "
     "last_activity_at, turn_count, archived_at, tags, participants, status, template_id, "
     "agent_context, metadata, expires_at, input_tokens, output_tokens, cost, "
-    "external_participants"
+    "external_participants, title_version"
 )
 
 
@@ -89,6 +89,7 @@ def session_row(s: Session) -> tuple:
         s.usage.output_tokens,
         s.usage.cost,
         people_to_json(s.external_participants),
+        s.title_version,
     )
 
 
@@ -114,6 +115,7 @@ def session_from_row(r: tuple) -> Session:
         expires_at=opt_datetime(r[17]),
         usage=TokenUsage(r[18], r[19], r[20]),
         external_participants=people_from_json(r[21]),
+        title_version=r[22],
     )
 
 
@@ -121,12 +123,6 @@ TURN_COLUMNS = (
     "id, session_id, seq, role, author_id, content, parts, tool_invocations, trace, "
     "verification, feedback, insights, metadata, input_tokens, output_tokens, cost, created_at, "
     "author_entity_id"
-)
-# What turn_from_row reads: the columns and the entity of the turn's session, which the
-# people of the turn (author, feedback, verifier) belong to unless they name another.
-TURN_SELECT = (
-    f"SELECT {TURN_COLUMNS}, (SELECT s.entity_id FROM sessions s WHERE s.id = turns.session_id)"
-    " FROM turns"
 )
 
 
@@ -246,9 +242,10 @@ def turn_row(t: Turn) -> tuple:
     )
 
 
-def turn_from_row(r: tuple) -> Turn:
-    """A row of TURN_SELECT."""
-    tools, entity_id = r[7], r[18]
+def turn_from_row(r: tuple, entity_id: str) -> Turn:
+    """A row of TURN_COLUMNS, of a session of `entity_id`: the entity the people of the
+    turn (author, feedback, verifier) belong to unless they name another."""
+    tools = r[7]
     return Turn(
         id=r[0],
         session_id=r[1],

@@ -58,9 +58,8 @@ from ...domain.query import (
     SearchScope,
     SessionHit,
 )
-from ...domain.redaction import redact_details
 from . import codec, driver, health, search, tokenizer
-from .codec import SESSION_COLUMNS, TURN_COLUMNS, TURN_SELECT, opt_micros, to_micros
+from .codec import SESSION_COLUMNS, TURN_COLUMNS, opt_micros, to_micros
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +71,8 @@ CHECKPOINT_SECONDS = 0.5
 # The WAL file is cut back to this size when it restarts (it can grow under a burst).
 _WAL_KEPT = 64 * 1024 * 1024
 _SESSION_SELECT = f"SELECT {SESSION_COLUMNS} FROM sessions"
+_TURN_SELECT = f"SELECT {TURN_COLUMNS} FROM turns"
+_TURN_COLUMNS_OF_T = ", ".join(f"t.{c.strip()}" for c in TURN_COLUMNS.split(","))
 _SHARE_COLUMNS = (
     "id, session_id, entity_id, grantee_kind, grantee_entity_id, grantee_user_id, mode, "
     "created_by, created_at, expires_at, revoked_at, revoked_by, token_hash"
@@ -317,17 +318,26 @@ class SqliteStore:
         return await self._read(_get_session, session_id)
 
     async def rename_session(
-        self, session_id: str, title: str, source: TitleSource, at: datetime
+        self,
+        session_id: str,
+        title: str,
+        source: TitleSource,
+        at: datetime,
+        *,
+        if_title_version: int | None = None,
     ) -> Session | None:
-        return await self._write(_rename_session, session_id, title, source, at)
+        return await self._write(_rename_session, session_id, title, source, at, if_title_version)
 
     async def set_archived(
         self, session_id: str, archived_at: datetime | None, at: datetime
     ) -> Session | None:
         return await self._write(_set_archived, session_id, archived_at, at)
 
-    async def delete_session(self, session_id: str, audit: AuditEvent) -> bool:
-        return await self._write(_delete_session, session_id, audit, purge=True)
+    async def delete_session(
+        self, session_id: str, audit: AuditEvent, redact: Callable[[JSON], JSON]
+    ) -> bool:
+        deleted = await self._write(_delete_session, session_id, audit, redact, purge=True)
+        return deleted is not None
 
     async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
         return await self._write(_set_tags, session_id, tags, at)
@@ -356,6 +366,7 @@ class SqliteStore:
         batch: int,
         dry_run: bool,
         audit_for: Callable[[Session], AuditEvent],
+        redact: Callable[[JSON], JSON],
         entity_id: str | None = None,
         after_id: str | None = None,
     ) -> list[Session]:
@@ -365,7 +376,15 @@ class SqliteStore:
         if dry_run:
             return await self._read(_expired_sessions, now, chat_app_id, entity_id, after_id, batch)
         return await self._write(
-            _remove_expired, now, chat_app_id, entity_id, after_id, batch, audit_for, purge=True
+            _remove_expired,
+            now,
+            chat_app_id,
+            entity_id,
+            after_id,
+            batch,
+            audit_for,
+            redact,
+            purge=True,
         )
 
     async def erase_sessions(
@@ -670,7 +689,7 @@ def _require_session(conn: driver.Connection, session_id: str) -> Session:
 def _create_session(
     conn: driver.Connection, session: Session, first_turn: NewTurn | None, max_turns: int
 ) -> tuple[Session, Turn | None]:
-    placeholders = ", ".join("?" * 22)
+    placeholders = ", ".join("?" * len(SESSION_COLUMNS.split(",")))
     conn.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({placeholders})",
         codec.session_row(session),
@@ -748,12 +767,27 @@ def _append_turn(
 
 
 def _rename_session(
-    conn: driver.Connection, session_id: str, title: str, source: TitleSource, at: datetime
+    conn: driver.Connection,
+    session_id: str,
+    title: str,
+    source: TitleSource,
+    at: datetime,
+    if_title_version: int | None,
 ) -> Session | None:
     conn.execute(
-        "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?"
-        " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')",
-        (title, source.value, to_micros(at), session_id, source.value),
+        "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?,"
+        " title_version = title_version + 1"
+        " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')"
+        " AND (? IS NULL OR title_version = ?)",
+        (
+            title,
+            source.value,
+            to_micros(at),
+            session_id,
+            source.value,
+            if_title_version,
+            if_title_version,
+        ),
     )
     search.index_title(conn, session_id)
     return _get_session(conn, session_id)
@@ -834,20 +868,24 @@ def _tag_counts(
     return [(tag, n) for tag, n in rows]
 
 
-def _delete_session(conn: driver.Connection, session_id: str, audit: AuditEvent) -> bool:
+def _delete_session(
+    conn: driver.Connection, session_id: str, audit: AuditEvent, redact: Callable[[JSON], JSON]
+) -> int | None:
+    """Delete the session; how many earlier events about it were redacted, None when there
+    was no session."""
     # Turns, tags, pins and shares go with the session through ON DELETE CASCADE; the
     # search index is a virtual table, cleared by hand first. The earlier events about the
     # session keep no content of it (tag names ...): only what `audit` records stays.
     row = conn.execute("SELECT entity_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
     if row is None:
-        return False
-    _redact_audit(
-        conn, "entity_id = ? AND target = ?", (row[0], f"session:{session_id}"), redact_details
+        return None
+    redacted = _redact_audit(
+        conn, "entity_id = ? AND target = ?", (row[0], f"session:{session_id}"), redact
     )
     search.unindex_session(conn, session_id)
     conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
     _insert_audit(conn, audit)
-    return True
+    return redacted
 
 
 def _redact_audit(
@@ -880,13 +918,7 @@ def _erase_sessions(
         session = _get_session(conn, session_id)
         if session is None:
             continue
-        redacted += _redact_audit(
-            conn,
-            "entity_id = ? AND target = ?",
-            (session.entity_id, f"session:{session.id}"),
-            redact,
-        )
-        _delete_session(conn, session.id, audit_for(session))
+        redacted += _delete_session(conn, session.id, audit_for(session), redact) or 0
         erased.append(session)
     return erased, redacted
 
@@ -1030,8 +1062,8 @@ def _retitle_without_erased(
         (session.id,),
     ).fetchone()
     conn.execute(
-        "UPDATE sessions SET title = ?, title_source = ?, updated_at = max(updated_at, ?)"
-        " WHERE id = ?",
+        "UPDATE sessions SET title = ?, title_source = ?, updated_at = max(updated_at, ?),"
+        " title_version = title_version + 1 WHERE id = ?",
         (
             (opening_words(first[0]) or None) if first else None,
             TitleSource.PENDING.value,
@@ -1075,9 +1107,10 @@ def _remove_expired(
     after_id: str | None,
     batch: int,
     audit_for: Callable[[Session], AuditEvent],
+    redact: Callable[[JSON], JSON],
 ) -> list[Session]:
     expired = _expired_sessions(conn, now, chat_app_id, entity_id, after_id, batch)
-    return [s for s in expired if _delete_session(conn, s.id, audit_for(s))]
+    return [s for s in expired if _delete_session(conn, s.id, audit_for(s), redact) is not None]
 
 
 def _list_sessions(
@@ -1119,8 +1152,19 @@ def _list_sessions(
 
 
 def _get_turn(conn: driver.Connection, turn_id: str) -> Turn | None:
-    row = conn.execute(f"{TURN_SELECT} WHERE id = ?", (turn_id,)).fetchone()
-    return None if row is None else codec.turn_from_row(row)
+    # One statement whether the turn exists or not: a turn of another entity costs what a
+    # missing one costs (tests/security/test_speakers_probing.py).
+    row = conn.execute(
+        f"SELECT {_TURN_COLUMNS_OF_T}, s.entity_id FROM turns t"
+        " JOIN sessions s ON s.id = t.session_id WHERE t.id = ?",
+        (turn_id,),
+    ).fetchone()
+    return None if row is None else codec.turn_from_row(row[:-1], row[-1])
+
+
+def _session_entity(conn: driver.Connection, session_id: str) -> str | None:
+    row = conn.execute("SELECT entity_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return None if row is None else row[0]
 
 
 def _list_turns(
@@ -1139,11 +1183,15 @@ def _list_turns(
         clauses.append("seq < ?")
         params.append(before_seq)
     order = "DESC" if newest_first else "ASC"
+    # The session's entity once for the page, not a look-up per row.
+    entity_id = _session_entity(conn, session_id)
+    if entity_id is None:
+        return []
     rows = conn.execute(
-        f"{TURN_SELECT} WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT ?",
+        f"{_TURN_SELECT} WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT ?",
         (*params, limit),
     ).fetchall()
-    return [codec.turn_from_row(r) for r in rows]
+    return [codec.turn_from_row(r, entity_id) for r in rows]
 
 
 def _conversation(

@@ -12,13 +12,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from mongomock_motor import AsyncMongoMockClient
 
 from sessionhub.domain.chat_apps import ChatAppRegistry
+from sessionhub.domain.clock import new_id
 from sessionhub.domain.commands import AppendTurn, CreateSession, SendMessage
+from sessionhub.domain.erasure import ErasureService
 from sessionhub.domain.events import SessionUpdated
 from sessionhub.domain.models import (
     ChatApp,
+    NewTurn,
     Principal,
+    Role,
+    Session,
     SessionSettings,
     TitleSource,
     TurnRole,
@@ -28,7 +34,10 @@ from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, pars
 from sessionhub.domain.sessions import SessionService
 from sessionhub.domain.title_service import TitlePolicy, TitleService
 from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleGenerator, TurnText
+from sessionhub.domain.validation import Limits
 from sessionhub.realtime.memory import InProcessBroker
+from sessionhub.storage.mongo import MongoStore
+from sessionhub.storage.protocol import Store
 from sessionhub.storage.sqlite.store import SqliteStore
 
 ALICE = Principal("alice", "acme")
@@ -386,3 +395,75 @@ async def test_every_dataset_conversation_ends_with_an_auto_title(env: Env) -> N
         sid = await env.converse(c["turns"])
         title, source = await env.title(sid)
         assert source is TitleSource.AUTO and title and len(title) <= 60, (c["subject"], title)
+
+
+# A title job that read the turns before an erasure (issue 20, point 7)
+
+BOB_WORDS = "Zorblaxian quindlewhisk reconciliation for the grain silo"
+
+
+@pytest.fixture(params=["sqlite-file", "mongo-mock"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    store: Store
+    if request.param == "sqlite-file":
+        store = SqliteStore(str(tmp_path / "race.db"), readers=2)
+    else:
+        store = MongoStore(AsyncMongoMockClient(), "race")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_a_title_made_from_erased_words_is_not_stored_after_the_erasure(
+    any_store: Store,
+) -> None:
+    """The title job reads bob's words, then (an LLM takes seconds) the erasure empties his
+    turn and takes the title back; the job's title, made of his words, must not land on
+    top of the erasure's stand-in. The generator holds the job until the erasure is done."""
+    store = any_store
+    generator = GatedGenerator()
+    broker = InProcessBroker()
+    clock = SteppingClock()
+    titles = TitleService(store, APPS, broker, clock, generator)
+    erasure = ErasureService(store, broker, clock, Limits(), titles=titles)
+    now = clock.now()
+    session = Session(
+        id=new_id(),
+        entity_id="acme",
+        chat_app_id="auto",
+        owner_id="alice",
+        title="Hello",
+        title_source=TitleSource.PENDING,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=now,
+        participants=["alice"],
+    )
+    await store.create_session(session, None, 100)
+    for author, role, text in (
+        ("alice", TurnRole.USER, "Hello!"),
+        ("bob", TurnRole.USER, BOB_WORDS),
+        ("agent", TurnRole.ASSISTANT, "Sure, I can help."),
+    ):
+        turn = NewTurn(
+            new_id(), session.id, role, author, text, clock.now(), author_entity_id="acme"
+        )
+        await store.append_turn(turn, 100)
+    titles.start()
+    try:
+        titles.schedule(session.id)
+        await generator.entered.wait()  # the job holds bob's words now
+        await erasure.erase(Principal("root", "acme", roles=frozenset({Role.ADMIN})), "bob")
+        erased = await store.get_session(session.id)
+        assert (erased.title, erased.title_source) == ("Hello", TitleSource.PENDING)
+        generator.gate.set()
+        await titles.drain()
+    finally:
+        await titles.stop()
+    after = await store.get_session(session.id)
+    assert "Zorblaxian" not in (after.title or ""), after.title
+    # Nothing left to title (a greeting and an answer): the stand-in stays.
+    assert (after.title, after.title_source) == ("Hello", TitleSource.PENDING)
+    assert generator.calls == 2, "the job ran again, from the turns the erasure left"

@@ -324,3 +324,90 @@ def test_deleting_sessions_leaves_their_tags_nowhere_in_the_audit_or_the_files(
         }
     kept_events = [e for e in events if e["target"] == f"session:{kept}"]
     assert [e["details"] for e in kept_events] == [{"added": ["grommetfaddle"], "removed": []}]
+
+
+# Guests of two other entities in one session: neither learns who the other is
+
+GUEST_VIEW = """query($id: ID!) { session(id: $id) {
+  participants people { userId entityId external }
+  turns(first: 50) { nodes { content authorId author { userId entityId external }
+    feedback { userId givenBy { userId entityId external } } } }
+  context { messages { content name author { userId entityId external } } } } }"""
+LIVE_TURNS = """subscription($id: ID!, $after: Int) { sessionEvents(sessionId: $id, afterSeq: $after)
+  { __typename ... on TurnAdded { seq turn { content authorId author { userId entityId external } } }
+    ... on SessionUpdated { session { people { userId entityId external } } } } }"""
+SOMEONE_ELSES_GUEST = {"userId": "external", "entityId": None, "external": True}
+
+
+def test_a_guest_of_another_entity_sees_a_third_entitys_guest_without_their_identity(
+    api: Api,
+) -> None:
+    """acme's alice shares her session with globex's gina and initech's ivan. Each guest
+    sees alice's entity's people and their own entity's as they are, but the other guest
+    only as someone external: neither their user id nor their entity, in the session's
+    people, turn authors, feedback, the agent context, exports, or live events."""
+    alice = api.as_("alice", "acme")
+    gina, ivan = api.as_("gina", "globex"), api.as_("ivan", "initech")
+    session = start(alice, "Planning the joint roadmap")
+    share(alice, session, "gina", "globex")
+    share(alice, session, "ivan", "initech")
+    say(gina, session, "We can ship in May")
+    answer = api.as_("agent", "acme", Role.SERVICE).ok(
+        APPEND, {"i": {"sessionId": session, "role": "ASSISTANT", "content": "Noted."}}
+    )["appendTurn"]["id"]
+    gina.ok(FEEDBACK, {"t": answer, "k": "THUMBS_UP", "c": "good"})
+    say(ivan, session, "We agree too")
+
+    with api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_json(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {ivan.token}"}}
+        )
+        assert ws.receive_json()["type"] == "connection_ack"
+        ws.send_json(
+            {
+                "id": "ev",
+                "type": "subscribe",
+                "payload": {"query": LIVE_TURNS, "variables": {"id": session, "after": 0}},
+            }
+        )
+        say(gina, session, "One more thing from us")
+        live = []
+        while len([m for m in live if m["__typename"] == "TurnAdded"]) < 5:
+            message = ws.receive_json()
+            assert message["type"] == "next", message
+            live.append(message["payload"]["data"]["sessionEvents"])
+    seen = ivan.ok(GUEST_VIEW, {"id": session})["session"]
+    exported = [
+        base64.b64decode(
+            ivan.ok(EXPORT, {"ids": [session], "f": f})["exportSessions"]["contentBase64"]
+        ).decode()
+        for f in ("JSON", "MARKDOWN")
+    ]
+    authors = {t["content"]: (t["authorId"], t["author"]) for t in seen["turns"]["nodes"]}
+    assert authors["We can ship in May"] == ("external", SOMEONE_ELSES_GUEST)
+    assert authors["We agree too"] == (
+        "ivan",
+        {"userId": "ivan", "entityId": "initech", "external": True},
+    )
+    assert authors["Noted."][1] == {"userId": "agent", "entityId": "acme", "external": False}
+    (feedback,) = next(t for t in seen["turns"]["nodes"] if t["content"] == "Noted.")["feedback"]
+    assert (feedback["userId"], feedback["givenBy"]) == ("external", SOMEONE_ELSES_GUEST)
+    assert seen["people"] == [
+        {"userId": "alice", "entityId": "acme", "external": False},
+        {"userId": "agent", "entityId": "acme", "external": False},
+        SOMEONE_ELSES_GUEST,
+        {"userId": "ivan", "entityId": "initech", "external": True},
+    ]
+    live_authors = {e["turn"]["content"]: e["turn"]["author"] for e in live if "turn" in e}
+    assert live_authors["One more thing from us"] == SOMEONE_ELSES_GUEST
+    everything = json.dumps([live, seen]) + "".join(exported)
+    assert "globex" not in everything.lower()
+    assert '"gina"' not in everything and "gina (" not in everything
+
+    # The host's entity sees everyone as they are; gina sees ivan as ivan saw her.
+    hosts = alice.ok(GUEST_VIEW, {"id": session})["session"]["people"]
+    assert {"userId": "gina", "entityId": "globex", "external": True} in hosts
+    assert {"userId": "ivan", "entityId": "initech", "external": True} in hosts
+    ginas = gina.ok(GUEST_VIEW, {"id": session})["session"]
+    assert "initech" not in json.dumps(ginas).lower()
+    assert {"userId": "gina", "entityId": "globex", "external": True} in ginas["people"]

@@ -29,6 +29,7 @@ from sessionhub.domain.models import (
     Turn,
     TurnRole,
 )
+from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.mongo import MongoStore, codec
 
 T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
@@ -121,13 +122,19 @@ async def test_an_interrupted_delete_is_invisible_and_finished_by_a_retry(
     assert await store.get_session(session.id) is None
     assert await store.list_sessions(OwnerScope("acme", "alice"), SessionFilter(), None, 10) == []
     assert await store.list_pinned("acme", "alice", 10) == []
-    assert await store.delete_session(session.id, event("session.deleted", session.id)) is True
+    assert (
+        await store.delete_session(session.id, event("session.deleted", session.id), redact_details)
+        is True
+    )
     assert await store.list_turns(session.id, limit=10) == []
     assert await store._sessions.find_one({"_id": session.id}) is None
     # The event of the first attempt is recorded, once; the retry's is not added.
     events = await store.list_audit("acme", AuditFilter(), None, 10)
     assert [e.id for e in events] == [first.id]
-    assert await store.delete_session(session.id, event("session.deleted", session.id)) is False
+    assert (
+        await store.delete_session(session.id, event("session.deleted", session.id), redact_details)
+        is False
+    )
 
 
 async def test_the_sweep_finishes_deletes_and_delivers_outboxes(store: MongoStore) -> None:

@@ -29,6 +29,7 @@ from sessionhub.domain.query import (
     SearchScope,
     parse_query,
 )
+from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.sqlite import search as sqlite_search
 from sessionhub.storage.sqlite.store import SqliteStore
 
@@ -291,6 +292,7 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         conn.execute("DROP INDEX sessions_with_external_participants")
         conn.execute("ALTER TABLE sessions DROP COLUMN external_participants")
         conn.execute("ALTER TABLE turns DROP COLUMN author_entity_id")
+        conn.execute("ALTER TABLE sessions DROP COLUMN title_version")
         conn.execute("PRAGMA user_version = 5")
         for statement in sqlite_store._split_sql(every_migration[2][1]):
             conn.execute(statement)
@@ -433,7 +435,9 @@ async def test_a_turn_written_where_a_deleted_one_was_is_found_in_its_own_sessio
     kept, dropped = make_session(owner="alice"), make_session(owner="alice")
     await store.create_session(kept, make_turn(kept.id, content="okapi"), 100)
     await store.create_session(dropped, make_turn(dropped.id, content="okapi walrus"), 100)
-    assert await store.delete_session(dropped.id, session_audit("session.deleted", dropped.id))
+    assert await store.delete_session(
+        dropped.id, session_audit("session.deleted", dropped.id), redact_details
+    )
     await store.append_turn(make_turn(kept.id, content="walrus"), 100)
     for order in SearchOrder:
         hits = await store.search(
@@ -588,7 +592,9 @@ async def test_the_phrase_index_follows_every_change(store: SqliteStore) -> None
     )
     assert await found('"red kettle"') == set()
     assert await found('"blue teapot"') == {session.id}
-    await store.delete_session(session.id, session_audit("session.deleted", session.id))
+    await store.delete_session(
+        session.id, session_audit("session.deleted", session.id), redact_details
+    )
     assert await found('"blue teapot"') == set()
 
 

@@ -39,6 +39,7 @@ from sessionhub.domain.models import (
     TurnText,
     Verification,
 )
+from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.protocol import Store
 
 T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
@@ -589,7 +590,7 @@ async def test_delete_cascades_and_keeps_the_audit_event(store: Store) -> None:
     await store.create_share(link, session_audit("share.created", session.id))
     await store.record_link_visit(link, "acme", "carol", T0, None)
     event = session_audit("session.deleted", session.id)
-    assert await store.delete_session(session.id, event) is True
+    assert await store.delete_session(session.id, event, redact_details) is True
     assert await store.get_session(session.id) is None
     assert await store.get_turn(turn.id) is None
     assert await store.list_turns(session.id, limit=10) == []
@@ -602,7 +603,7 @@ async def test_delete_cascades_and_keeps_the_audit_event(store: Store) -> None:
         "share.created",
         "share.created",
     ]
-    assert await store.delete_session(session.id, audit_event()) is False
+    assert await store.delete_session(session.id, audit_event(), redact_details) is False
 
 
 async def test_shares_read_back(store: Store) -> None:
@@ -803,7 +804,7 @@ async def test_remove_expired_deletes_with_children_and_audits(store: Store) -> 
     await store.record_link_visit(link, "acme", "carol", T0, None)
     await store.set_tags(gone.id, ["billing"], T0)
 
-    removed = await store.remove_expired(now, None, 100, False, expiry_audit)
+    removed = await store.remove_expired(now, None, 100, False, expiry_audit, redact_details)
     assert [(s.id, s.chat_app_id, s.turn_count) for s in removed] == [(gone.id, "support", 1)]
     assert await store.get_session(gone.id) is None
     assert await store.list_turns(gone.id, limit=10) == []
@@ -823,7 +824,7 @@ async def test_remove_expired_deletes_with_children_and_audits(store: Store) -> 
     for kept in (live, forever):
         assert await store.get_session(kept.id) is not None
         assert len(await store.list_turns(kept.id, limit=10)) == 1
-    assert await store.remove_expired(now, None, 100, False, expiry_audit) == []
+    assert await store.remove_expired(now, None, 100, False, expiry_audit, redact_details) == []
 
 
 async def test_remove_expired_respects_batch_chat_app_and_entity(store: Store) -> None:
@@ -833,13 +834,17 @@ async def test_remove_expired_respects_batch_chat_app_and_entity(store: Store) -
     other_entity = make_session(entity="globex", expires_at=T0)
     for s in (*support, other_app, other_entity):
         await store.create_session(s, None, 10)
-    first = await store.remove_expired(now, "support", 2, False, expiry_audit, entity_id="acme")
+    first = await store.remove_expired(
+        now, "support", 2, False, expiry_audit, redact_details, entity_id="acme"
+    )
     assert len(first) == 2
-    rest = await store.remove_expired(now, "support", 10, False, expiry_audit, entity_id="acme")
+    rest = await store.remove_expired(
+        now, "support", 10, False, expiry_audit, redact_details, entity_id="acme"
+    )
     assert sorted(s.id for s in first + rest) == sorted(s.id for s in support)
     assert await store.get_session(other_app.id) is not None
     assert await store.get_session(other_entity.id) is not None
-    everything = await store.remove_expired(now, None, 10, False, expiry_audit)
+    everything = await store.remove_expired(now, None, 10, False, expiry_audit, redact_details)
     assert {s.id for s in everything} == {other_app.id, other_entity.id}
 
 
@@ -848,9 +853,11 @@ async def test_remove_expired_dry_run_changes_nothing(store: Store) -> None:
     expired = sorted((make_session(expires_at=T0) for _ in range(3)), key=lambda s: s.id)
     for s in expired:
         await store.create_session(s, make_turn(s.id), 10)
-    page = await store.remove_expired(now, None, 2, True, expiry_audit)
+    page = await store.remove_expired(now, None, 2, True, expiry_audit, redact_details)
     assert [s.id for s in page] == [s.id for s in expired[:2]]
-    after = await store.remove_expired(now, None, 2, True, expiry_audit, after_id=page[-1].id)
+    after = await store.remove_expired(
+        now, None, 2, True, expiry_audit, redact_details, after_id=page[-1].id
+    )
     assert [s.id for s in after] == [expired[2].id]
     for s in expired:
         assert await store.get_session(s.id) is not None

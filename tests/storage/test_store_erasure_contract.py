@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.models import (
     ERASED_AUTHOR,
@@ -331,19 +333,94 @@ async def test_erasure_takes_back_generated_titles_their_turns_may_have_made(
     assert await find(store, "acme", "alice", "friend") == {generated.id, named.id, quiet.id}
 
 
-async def test_deleting_a_session_redacts_the_earlier_events_about_it(store: Store) -> None:
-    gone, kept = make_session(), make_session()
-    for s in (gone, kept):
+class CountingRedaction:
+    """A redaction rule as the domain hands it to the store, counting what it was given:
+    what the store does with earlier events is the domain's rule, applied once each."""
+
+    def __init__(self) -> None:
+        self.given: list[object] = []
+
+    def __call__(self, details: object) -> dict:
+        self.given.append(details)
+        return {"cut": "by the domain's rule", "redacted": True}
+
+
+async def test_every_deletion_redacts_earlier_events_by_the_rule_it_is_given(
+    store: Store,
+) -> None:
+    """deleteSession, retention and erasure alike redact the earlier events about a deleted
+    session with the rule the domain passes, once per event (never a second time with
+    another rule), and leave the events of other sessions and the deletion's own alone."""
+    deleted, expired, erased, kept = (
+        make_session(),
+        make_session(expires_at=T0),
+        make_session(owner="bob"),
+        make_session(),
+    )
+    for s in (deleted, expired, erased, kept):
         await store.create_session(s, None, 10)
         await store.append_audit(
             event("alice", "session.tagged", f"session:{s.id}", added=["secretword"])
         )
         await store.append_audit(event("alice", "session.read", f"session:{s.id}", access="READ"))
-    deleted = event("alice", "session.deleted", f"session:{gone.id}", ownerId="alice", turnCount=0)
-    assert await store.delete_session(gone.id, deleted)
+    rule = CountingRedaction()
+    assert await store.delete_session(
+        deleted.id,
+        event("alice", "session.deleted", f"session:{deleted.id}", ownerId="alice"),
+        rule,
+    )
+    removed = await store.remove_expired(T0 + timedelta(days=1), None, 10, False, deletion, rule)
+    assert [s.id for s in removed] == [expired.id]
+    gone, redacted = await store.erase_sessions([erased.id], deletion, rule)
+    assert ([s.id for s in gone], redacted) == ([erased.id], 2)
+
+    assert len(rule.given) == 6, "each earlier event is redacted exactly once"
+    assert {"added": ["secretword"]} in rule.given and {"access": "READ"} in rule.given
     events = await store.list_audit("acme", AuditFilter(), None, 50)
     about = {(e.target, e.action): e.details for e in events}
-    assert about[(f"session:{gone.id}", "session.tagged")] == {"redacted": True}
-    assert about[(f"session:{gone.id}", "session.read")] == {"access": "READ", "redacted": True}
-    assert about[(f"session:{gone.id}", "session.deleted")] == {"ownerId": "alice", "turnCount": 0}
+    for s in (deleted, expired, erased):
+        for action in ("session.tagged", "session.read"):
+            assert about[(f"session:{s.id}", action)] == {
+                "cut": "by the domain's rule",
+                "redacted": True,
+            }
+    assert about[(f"session:{deleted.id}", "session.deleted")] == {"ownerId": "alice"}
     assert about[(f"session:{kept.id}", "session.tagged")] == {"added": ["secretword"]}
+    assert about[(f"session:{kept.id}", "session.read")] == {"access": "READ"}
+
+
+class Stopped(Exception):
+    """The process stopping at that point."""
+
+
+def stop_here(text: str) -> str:
+    raise Stopped
+
+
+async def test_an_erasure_stopped_after_emptying_turns_takes_the_title_back_when_run_again(
+    store: Store,
+) -> None:
+    """Erasure promises that running it again finishes an interrupted one. The store calls
+    `opening_words` once the person's turns are emptied, to make the stand-in of a title
+    that may hold their words: stopping there and running again must still take the
+    generated title back (and leave nothing else of theirs)."""
+    session = make_session(title="Zorblax silo plan", title_source=TitleSource.AUTO)
+    await store.create_session(session, make_turn(session.id, content="Hello there friend"), 10)
+    await store.append_turn(make_turn(session.id, author="bob", content="zorblax silo"), 10)
+    with pytest.raises(Stopped):
+        await store.erase_contributions("acme", "bob", T0, 10, redact_details, stop_here)
+
+    counts = await erase_all(store, "acme", "bob", 10)
+    assert counts.titles == 1
+    after = await store.get_session(session.id)
+    assert (after.title, after.title_source) == (
+        opening_words("Hello there friend"),
+        TitleSource.PENDING,
+    )
+    assert after.participants == ["alice"]
+    assert [t.content for t in await store.list_turns(session.id, limit=10)] == [
+        "Hello there friend",
+        "",
+    ]
+    assert await find(store, "acme", "alice", "zorblax") == set()
+    assert (await erase_all(store, "acme", "bob", 10)).is_empty()

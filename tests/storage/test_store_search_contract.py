@@ -17,6 +17,7 @@ from sessionhub.domain.query import (
     SearchScope,
     parse_query,
 )
+from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.protocol import Store
 
 from .test_store_contract import T0, make_session, make_turn, session_audit
@@ -106,7 +107,7 @@ async def test_changes_are_searchable_as_soon_as_they_return(store: Store) -> No
     await store.rename_session(s.id, "Fresh title", TitleSource.MANUAL, T0)
     assert await found(store, "fresh") == [s.id]
     assert await found(store, "old") == []
-    await store.delete_session(s.id, session_audit("session.deleted", s.id))
+    await store.delete_session(s.id, session_audit("session.deleted", s.id), redact_details)
     assert await found(store, "zebra") == []
     assert await found(store, "fresh") == []
 
