@@ -388,9 +388,11 @@ class SessionService:
     async def set_verification(
         self, principal: Principal, turn_id: str, command: SetVerification
     ) -> Turn:
-        turn, _, access = await self._load_turn(principal, turn_id)
-        if not can_verify(principal, access):
-            raise Forbidden("Only the owner, an admin or the agent service grades turns.")
+        turn, session, access = await self._load_turn(principal, turn_id)
+        if not can_verify(principal, session, access):
+            raise Forbidden(
+                "Only the session's owner, an admin or its entity's agent service grades turns."
+            )
         verification = Verification(
             grade=command.grade,
             score=check.number(command.score, "score", low=0, high=1),
