@@ -363,7 +363,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await hub.close()
             await link_opens.close()
             await broker.close()
+            await readiness.close()
             await store.close()
+
+    readiness = Readiness(store, broker)
 
     async def healthz(request: Request) -> Response:
         # Liveness: the process answers. No store I/O: a store that cannot read or write
@@ -380,7 +383,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", websocket.handle),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(store, broker).endpoint, methods=["GET"]),
+        Route("/readyz", readiness.endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint(hub.stats), methods=["GET"]),
     ]
     if settings.graphiql:
