@@ -225,6 +225,7 @@ def build_export_service(
         max_pdf_chars=settings.export_max_pdf_chars,
         max_bytes=settings.export_max_bytes,
         max_in_progress=settings.export_workers + settings.export_queue_size,
+        max_in_progress_per_principal=settings.export_max_in_progress_per_principal,
     )
     pool = WorkerPool(settings.export_workers, settings.export_time_budget_seconds)
     return ExportService(store, sessions, clock, pool, limits)
