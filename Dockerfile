@@ -25,8 +25,10 @@ ENV SESSIONHUB_HOST=0.0.0.0 \
     SESSIONHUB_LOG_JSON=true
 EXPOSE 8000
 VOLUME ["/var/lib/sessionhub"]
-# Readiness, not liveness: Docker's one health state is what `docker ps` shows and what
-# compose's `service_healthy` waits for, and a full or failing disk should show there.
-# urlopen raises on a 503, which exits non-zero.
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
+# Liveness, not readiness: Swarm (and other supervisors) replace a container whose health
+# check fails, and a replacement does not cure a full or failing disk, it only loops.
+# Readiness (/readyz) is for what routes traffic: docker-compose.yml overrides this check
+# with it, where an unhealthy container is shown, not replaced. urlopen raises on a
+# non-2xx answer, which exits non-zero.
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
 CMD ["sessionhub", "serve"]

@@ -5,7 +5,9 @@ A document's cost grows with what it holds, so an export is weighed before it is
 its turns and characters against `ExportLimits`, refused with LIMIT_EXCEEDED and the
 figures when over. It is then rendered where the `Offload` given says (the server's is a
 pool of worker processes that stops a render past its time budget), never on the event
-loop, and at most `max_in_progress` exports are loaded or rendered at once.
+loop, and at most `max_in_progress` exports are loaded or rendered at once, of which at
+most `max_in_progress_per_principal` for one principal (one WebSocket may run a hundred
+operations at once: one person's slow PDFs would otherwise take every place).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ExportLimits:
     """Bytes of the document made."""
     max_in_progress: int = 10
     """Exports being loaded or rendered at once, on this server."""
+    max_in_progress_per_principal: int = 2
+    """Of those, for one principal (entity and user id)."""
 
     def max_chars_for(self, fmt: ExportFormat) -> int:
         return self.max_pdf_chars if fmt is ExportFormat.PDF else self.max_chars
@@ -136,19 +140,32 @@ class ExportService:
         self._offload = offload
         self._limits = limits or ExportLimits()
         self._in_progress = 0
+        self._in_progress_by: dict[tuple[str, str], int] = {}
 
     async def export(self, principal: Principal, ids: list[str], fmt: ExportFormat) -> Export:
         wanted = distinct_ids(ids)
+        who = (principal.entity_id, principal.user_id)
+        theirs = self._in_progress_by.get(who, 0)
+        if theirs >= self._limits.max_in_progress_per_principal:
+            raise LimitExceeded(
+                f"You are making {theirs} exports already, as many as one user may make at "
+                "once. Try again when one of them is done."
+            )
         if self._in_progress >= self._limits.max_in_progress:
             raise LimitExceeded(
                 f"The server is making {self._in_progress} exports already, as many as it "
                 "makes at once. Try again in a minute."
             )
         self._in_progress += 1
+        self._in_progress_by[who] = theirs + 1
         try:
             return await self._export(principal, wanted, fmt)
         finally:
             self._in_progress -= 1
+            if self._in_progress_by[who] == 1:
+                del self._in_progress_by[who]
+            else:
+                self._in_progress_by[who] -= 1
 
     async def aclose(self) -> None:
         await self._offload.aclose()

@@ -64,7 +64,11 @@ class ProcessOffload:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_serve_the_parent,
+                # Background work: where the scheduler has an idle class (Linux), the
+                # worker runs only on a core nothing else wants; a nice value alone still
+                # lets it hold a core for a few milliseconds while a request waits.
+                initializer=prepare_worker,
+                initargs=(True,),
             )
         pool = self._pool
         try:
@@ -81,16 +85,16 @@ class ProcessOffload:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
-def _serve_the_parent() -> None:
-    """Set up the worker process: it ends with the server, at the server's word."""
+def prepare_worker(idle: bool) -> None:
+    """Set up a worker process (every pool's initializer: the title worker's here, the
+    export workers' in server/worker_pool.py): it ends with the server, at the server's
+    word, and on a busy machine requests come first. With `idle`, it runs in the
+    scheduler's idle class where there is one (Linux)."""
     # Ctrl-C reaches the whole process group; the server stops the worker in its own time
     # (aclose), and a worker dying of KeyboardInterrupt first would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Background work: on a busy machine, requests come first. Where the scheduler has an
-    # idle class (Linux), the worker runs only on a core nothing else wants: a nice value
-    # alone still lets it hold a core for a few milliseconds while a request waits.
     os.nice(WORKER_NICENESS)
-    if hasattr(os, "SCHED_IDLE"):
+    if idle and hasattr(os, "SCHED_IDLE"):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     threading.Thread(target=exit_with_the_parent, name="exit-with-parent", daemon=True).start()
 

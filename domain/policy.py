@@ -204,9 +204,17 @@ def may_act_on_behalf(principal: Principal, session: Session | None) -> bool:
     )
 
 
-def can_verify(principal: Principal, access: Access) -> bool:
-    """Verification grades come from the owner, an admin or the agent back end."""
-    return access >= Access.MANAGE or (access >= Access.INTERACT and principal.has(Role.SERVICE))
+def can_verify(principal: Principal, session: Session, access: Access) -> bool:
+    """Verification grades come from the owner, an admin or the agent back end of the
+    session's entity: a service reached by a share from another entity interacts as a
+    collaborator does, and does not grade the owner's agent."""
+    if access >= Access.MANAGE:
+        return True
+    return (
+        access >= Access.INTERACT
+        and principal.has(Role.SERVICE)
+        and principal.entity_id == session.entity_id
+    )
 
 
 def can_set_status(principal: Principal, session: Session, access: Access) -> bool:

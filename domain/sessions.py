@@ -141,7 +141,7 @@ class SessionService:
     async def find_quietly(self, principal: Principal, session: Session) -> SessionView | None:
         """The caller's view of a session found by a listing; reading its turns or context
         is audited then, not the listing itself."""
-        access = await self._access(principal, session)
+        access = await self._listed_access(principal, session)
         if not can_read(access):
             return None
         chat_app = self._chat_apps.get(session.chat_app_id)
@@ -201,7 +201,7 @@ class SessionService:
         sessions = await self._store.list_pinned(principal.entity_id, principal.user_id, limit)
         views = []
         for session in sessions:
-            access = await self._access(principal, session)
+            access = await self._listed_access(principal, session)
             # A pin outlives the access that allowed it; what is no longer readable is hidden.
             if can_read(access):
                 chat_app = self._chat_apps.get(session.chat_app_id)
@@ -415,9 +415,11 @@ class SessionService:
     async def set_verification(
         self, principal: Principal, turn_id: str, command: SetVerification
     ) -> Turn:
-        turn, _, access = await self._load_turn(principal, turn_id)
-        if not can_verify(principal, access):
-            raise Forbidden("Only the owner, an admin or the agent service grades turns.")
+        turn, session, access = await self._load_turn(principal, turn_id)
+        if not can_verify(principal, session, access):
+            raise Forbidden(
+                "Only the session's owner, an admin or its entity's agent service grades turns."
+            )
         verification = Verification(
             grade=command.grade,
             score=check.number(command.score, "score", low=0, high=1),
@@ -667,6 +669,17 @@ class SessionService:
             self._clock.now(),
             opened,
         )
+
+    async def _listed_access(self, principal: Principal, session: Session) -> Access:
+        """Access to a session a listing found in the caller's own scope (their sessions,
+        their entity's for those who oversee it, those shared with them, their pins): its
+        existence is no secret to them, so it is spared the look-ups that make a named id
+        cost what a missing one does (`_grants`), and the links they opened are read only
+        where the session has a LINK share."""
+        shares = (
+            await self._store.list_shares(session.id) if shares_can_add(principal, session) else []
+        )
+        return await self._access(principal, session, shares)
 
     async def _grants(self, principal: Principal, session_id: str) -> tuple[list[Share], set[str]]:
         """The session's shares and the links `principal` opened on it. Both are read for

@@ -230,6 +230,7 @@ def build_export_service(
         max_pdf_chars=settings.export_max_pdf_chars,
         max_bytes=settings.export_max_bytes,
         max_in_progress=settings.export_workers + settings.export_queue_size,
+        max_in_progress_per_principal=settings.export_max_in_progress_per_principal,
     )
     pool = WorkerPool(settings.export_workers, settings.export_time_budget_seconds)
     return ExportService(store, sessions, clock, pool, limits)
@@ -372,7 +373,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await hub.close()
             await link_opens.close()
             await broker.close()
+            await readiness.close()
             await store.close()
+
+    readiness = Readiness(store, broker)
 
     async def healthz(request: Request) -> Response:
         # Liveness: the process answers. No store I/O: a store that cannot read or write
@@ -389,7 +393,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", websocket.handle),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(store, broker).endpoint, methods=["GET"]),
+        Route("/readyz", readiness.endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint(hub.stats), methods=["GET"]),
     ]
     if settings.graphiql:

@@ -191,7 +191,8 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     )
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        # isdigit() alone takes "²" and other digits int() refuses.
+        if not (declared.isascii() and declared.isdigit()):
             raise RequestProblem(400, "The Content-Length header is not a number of bytes.")
         if int(declared) > max_bytes:
             raise too_large

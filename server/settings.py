@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         le=3600,
         description="How long one export may render before its worker is stopped (LIMIT_EXCEEDED).",
     )
+    export_max_in_progress_per_principal: int = Field(
+        2,
+        ge=1,
+        le=1000,
+        description="Exports one user (entity and user id) may have in progress at once; "
+        "past them, LIMIT_EXCEEDED.",
+    )
     export_max_turns: int = Field(
         20_000, ge=1, le=10_000_000, description="Turns of all the sessions of one export."
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
@@ -22,7 +21,7 @@ from typing import TypeVar, TypeVarTuple
 from pebble import ProcessExpired, ProcessPool
 
 from ..domain.errors import WorkStopped
-from ..domain.offload import WORKER_NICENESS, exit_with_the_parent
+from ..domain.offload import prepare_worker
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -63,16 +62,11 @@ class WorkerPool:
         if self._pool is None:
             self._pool = ProcessPool(
                 max_workers=self._workers,
-                initializer=_serve_the_parent,
+                # Niced like the title worker, but not in the idle class: a person is
+                # waiting for this work, and on a busy machine the idle class would hold it
+                # back until its time budget ran out.
+                initializer=prepare_worker,
+                initargs=(False,),
                 context=multiprocessing.get_context("spawn"),
             )
         return self._pool
-
-
-def _serve_the_parent() -> None:
-    """Set up a worker process: below the server's priority, and gone with the server."""
-    # Niced like the title worker, so that requests come first, but not in the idle
-    # class: a person is waiting for this work, and on a busy machine the idle class would
-    # hold it back until its time budget ran out.
-    os.nice(WORKER_NICENESS)
-    threading.Thread(target=exit_with_the_parent, name="exit-with-parent", daemon=True).start()

@@ -49,9 +49,6 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def ping(self) -> None:
-        """Raise StoreUnavailable unless the database answers."""
-
     async def check_ready(self) -> None:
         """Raise StoreUnavailable, naming what is wrong, unless the store can read and
         write now (readiness: a store that answers may still be unable to write)."""

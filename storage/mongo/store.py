@@ -291,13 +291,10 @@ class MongoStore:
         driver.close(self._client)
 
     @_translated
-    async def ping(self) -> None:
-        await self._db.command("ping")
-
     async def check_ready(self) -> None:
         """The primary answers (a command goes to the primary, where writes go). A full
         disk or a lost volume is mongod's to refuse: it stops rather than take writes."""
-        await self.ping()
+        await self._db.command("ping")
 
     async def _atomic(self, work: Callable[[Any], Awaitable[T]]) -> T:
         """Run `work(session)` in a transaction when the server has them, else directly

@@ -11,6 +11,7 @@ uses it as `sqlite`.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import aiosqlite
 import sqlean as sqlite
@@ -42,5 +43,15 @@ async def connect(path: str) -> aiosqlite.Connection:
         # When SQLite cannot open the file, aiosqlite stops the thread without waiting
         # for it. A thread still running when the event loop closes dies reporting to
         # it, with a traceback ("Event loop is closed") after the server's own message.
-        await asyncio.to_thread(conn._thread.join)
+        thread = connection_thread(conn)
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
         raise
+
+
+def connection_thread(conn: aiosqlite.Connection) -> threading.Thread | None:
+    """The thread that owns `conn`'s SQLite connection, or None if it cannot be found.
+    aiosqlite keeps it as `_thread`, which it does not document (aiosqlite 0.22);
+    tests/storage/test_sqlite_driver.py fails if an upgrade moves it."""
+    thread = getattr(conn, "_thread", None)
+    return thread if isinstance(thread, threading.Thread) else None

@@ -287,9 +287,6 @@ class SqliteStore:
         finally:
             self._readers.put_nowait(reader)
 
-    async def ping(self) -> None:
-        await self._read(_ping)
-
     async def check_ready(self) -> None:
         """The file the store opened is still at its path, on a writable filesystem with
         room left; a reader reads the schema; the writer commits a one-page write (which
@@ -657,10 +654,6 @@ def _truncate_wal(conn: driver.Connection) -> None:
     # Waits (busy_timeout) for readers still on older snapshots; should one outlast it,
     # the next deletion's checkpoint finishes the job.
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-
-
-def _ping(conn: driver.Connection) -> None:
-    conn.execute("SELECT 1").fetchone()
 
 
 def _read_probe(conn: driver.Connection) -> None:

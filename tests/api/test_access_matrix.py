@@ -4,7 +4,7 @@ alice@acme owns a session in the chat app `knowledge` (sharing and external shar
 and grants it: not at all; to bob@acme (USER); to acme (ENTITY); to dan@partner
 (EXTERNAL); or by a LINK, which the principal under test opens while it is live. Each
 grant is READ or INTERACT and live, expired (the app's clock is moved past `expiresAt`)
-or revoked (by alice). Ten principals then try each operation. Every cell has a session
+or revoked (by alice). Eleven principals then try each operation. Every cell has a session
 of its own (with a manual title, so that background titling cannot change it), so that no
 cell sees another's writes. The sessions and grants of all the selected cells are made in
 bulk (aliased mutations) on a module-scoped app with a settable clock (the list cells get
@@ -25,7 +25,10 @@ that the test can catch the implementation:
 - read, search (finding it by its own words), export and pin need READ, send and
   feedback INTERACT, rename, delete, share and revoke MANAGE; speak (appendTurn of an
   ASSISTANT turn) needs INTERACT and being the owner or the service of the session's
-  entity (the shipped `knowledge` app keeps agent_turns_from_collaborators off). Who cannot READ gets NOT_FOUND (null, or absent from a list) for everything;
+  entity (the shipped `knowledge` app keeps agent_turns_from_collaborators off); grade
+  (setVerification) needs MANAGE, or INTERACT as the service of the session's entity: a
+  service of another entity that a share reaches (dan@partner's service, named by the
+  EXTERNAL share) interacts as a collaborator and grades nothing. Who cannot READ gets NOT_FOUND (null, or absent from a list) for everything;
   who can read but lacks the access gets FORBIDDEN.
 - Before any of that, each field's @auth role gate: a principal holding none of its roles
   gets FORBIDDEN whatever the session. The oracle states the gates itself (`GATES`); a
@@ -100,6 +103,8 @@ PRINCIPALS = [
     _principal("auditor(aud@acme)", "aud", "acme", Role.AUDITOR),
     _principal("other-entity-admin(ea@globex)", "ea", "globex", Role.ENTITY_ADMIN),
     _principal("service(agent@acme)", "agent", "acme", Role.SERVICE),
+    # The agent back end of another entity, under the name the EXTERNAL share grants to.
+    _principal("other-entity-service(dan@partner)", "dan", "partner", Role.SERVICE),
     _principal("entity-admin(ea@acme)", "ea", "acme", Role.ENTITY_ADMIN),
     _principal("admin(root@acme)", "root", "acme", Role.ADMIN),
     _principal("other-admin(root@globex)", "root", "globex", Role.ADMIN),
@@ -163,6 +168,7 @@ MODE_ACCESS = {"READ": Access.READ, "INTERACT": Access.INTERACT}
 PEOPLE = frozenset({Role.USER, Role.ENTITY_ADMIN, Role.AUDITOR, Role.ADMIN})
 WRITERS = frozenset({Role.USER, Role.SERVICE, Role.ADMIN})
 OWNERS = frozenset({Role.USER, Role.ADMIN})
+GRADERS = frozenset({Role.USER, Role.SERVICE, Role.ADMIN})
 OVERSEERS = frozenset({Role.AUDITOR, Role.ENTITY_ADMIN, Role.ADMIN})
 
 # The @auth role gate of every field the matrix touches (empty: any authenticated caller),
@@ -176,6 +182,7 @@ GATES: dict[str, frozenset[Role]] = {
     "sendMessage": WRITERS,
     "appendTurn": WRITERS,
     "addFeedback": WRITERS,
+    "setVerification": GRADERS,
     "renameSession": OWNERS,
     "deleteSession": OWNERS,
     "shareSession": OWNERS,
@@ -266,6 +273,19 @@ def speaks_as_agent(p: Principal, g: Grant) -> tuple[str, ...]:
         return outcome
     agent = is_owner(p) or (p.entity == SESSION_ENTITY and Role.SERVICE in p.roles)
     return (OK,) if agent else (FORBIDDEN,)
+
+
+def grades(p: Principal, g: Grant) -> tuple[str, ...]:
+    """A verification grade judges the owner's agent: its managers give it, and the agent
+    back end of the session's entity; whoever else may interact (a service of another
+    entity included) is refused."""
+    outcome = needs("setVerification", Access.INTERACT)(p, g)
+    if outcome != (OK,):
+        return outcome
+    grader = expected_access(p, g) >= Access.MANAGE or (
+        p.entity == SESSION_ENTITY and Role.SERVICE in p.roles
+    )
+    return (OK,) if grader else (FORBIDDEN,)
 
 
 def listed(p: Principal, g: Grant) -> tuple[str, ...]:
@@ -489,10 +509,12 @@ def observe(caller: Caller, probe: Probe, target: Target) -> str:
 PAGE = "edges { node { id } } pageInfo { hasNextPage endCursor }"
 MESSAGE = "A message from the principal under test."
 COMMENT = "Feedback from the principal under test."
+NOTES = "Graded by the principal under test."
 NEW_TITLE = "Renamed by the principal under test"
 SNAPSHOT = (
     "id title titleSource turnCount tags "
-    "turns(first: 100) { nodes { id seq authorId content feedback { userId kind comment } } } "
+    "turns(first: 100) { nodes { id seq authorId content feedback { userId kind comment } "
+    "verification { grade notes verifiedBy } } } "
     "shares { id granteeKind granteeEntityId granteeUserId mode live revokedAt revokedBy }"
 )
 
@@ -535,6 +557,7 @@ def sent(c: Change) -> dict | None:
             "authorId": c.principal.user,
             "content": MESSAGE,
             "feedback": [],
+            "verification": None,
         }
     )
     return expected
@@ -547,6 +570,18 @@ def given_feedback(c: Change) -> dict | None:
     _turns(expected)[0]["feedback"].append(
         {"userId": c.principal.user, "kind": "OTHER", "comment": COMMENT}
     )
+    return expected
+
+
+def graded(c: Change) -> dict | None:
+    if not c.succeeded:
+        return c.before
+    expected = copy.deepcopy(c.before)
+    _turns(expected)[0]["verification"] = {
+        "grade": "C",
+        "notes": NOTES,
+        "verifiedBy": c.principal.user,
+    }
     return expected
 
 
@@ -684,6 +719,18 @@ OPERATIONS: dict[str, Operation] = {
         ),
         needs("addFeedback", Access.INTERACT),
         given_feedback,
+    ),
+    "grade": Operation(
+        (
+            _mutation(
+                "setVerification",
+                "mutation($turn: ID!, $notes: String!) { setVerification(turnId: $turn, "
+                "input: {grade: C, notes: $notes}) { id } }",
+                lambda t: {"turn": t.turn, "notes": NOTES},
+            ),
+        ),
+        grades,
+        graded,
     ),
     "rename": Operation(
         (
@@ -1081,6 +1128,7 @@ def test_the_walked_operations_are_the_expected_ones() -> None:
         "send",
         "speak",
         "feedback",
+        "grade",
         "rename",
         "delete",
         "share",
@@ -1091,7 +1139,7 @@ def test_the_walked_operations_are_the_expected_ones() -> None:
     }
     probed = {probe.field for op in OPERATIONS.values() for probe in op.probes}
     assert probed <= set(GATES), "the oracle needs the role gate of every probed field"
-    assert len(CELLS) == len(PRINCIPALS) * len(GRANTS) * len(OPERATIONS) == 3000
+    assert len(CELLS) == len(PRINCIPALS) * len(GRANTS) * len(OPERATIONS) == 3575
 
 
 def role_gate(app: Any, field: str) -> tuple[frozenset[Role], Any]:

@@ -106,6 +106,19 @@ class Hub:
             self.client.post("/graphql", content=content, headers=self.auth(headers))
         )
 
+    def post_as_bytes(self, content: bytes, headers: list[tuple[bytes, bytes]]) -> httpx.Response:
+        """A POST whose headers reach the app byte for byte: the TestClient re-encodes
+        header values as UTF-8, an ASGI transport passes them as they are."""
+
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                auth = [(b"authorization", f"Bearer {self.token}".encode())]
+                return await c.post("/graphql", content=content, headers=auth + headers)
+
+        assert self.client.portal is not None, "start the TestClient first"
+        return self._record(self.client.portal.call(send))
+
     def get(self, params: dict[str, str]) -> httpx.Response:
         return self._record(self.client.get("/graphql", params=params, headers=self.auth()))
 
@@ -713,6 +726,17 @@ CASES = [
         says=r"exceeds 4,194,304 bytes",
         code="LIMIT_EXCEEDED",
         status=413,
+    ),
+    Bad(
+        # "²" (byte 0xB2, read as Latin-1 like every header) is a digit to str.isdigit(),
+        # not to int().
+        "Content-Length in digits that are not ASCII",
+        lambda h: h.post_as_bytes(
+            b'{"query": "{ me { userId } }"}',
+            [(b"content-type", b"application/json"), (b"content-length", b"\xb2")],
+        ),
+        says=r"The Content-Length header is not a number of bytes",
+        status=400,
     ),
     Bad(
         "mutation over GET",

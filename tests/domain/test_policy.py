@@ -206,11 +206,13 @@ def test_who_may_make_which_grant(principal: Principal, kind: GranteeKind, allow
     assert may_share(principal, kind) is allowed
 
 
-def test_only_owner_admin_or_service_grade_turns() -> None:
-    assert can_verify(who("alice", "acme"), Access.MANAGE)
-    assert can_verify(who("agent", "acme", Role.SERVICE), Access.INTERACT)
-    assert not can_verify(who("bob", "acme"), Access.INTERACT)
-    assert not can_verify(who("aud", "acme", Role.AUDITOR), Access.READ)
+def test_only_owner_admin_or_the_entitys_service_grade_turns() -> None:
+    assert can_verify(who("alice", "acme"), SESSION, Access.MANAGE)
+    assert can_verify(who("agent", "acme", Role.SERVICE), SESSION, Access.INTERACT)
+    assert not can_verify(who("bob", "acme"), SESSION, Access.INTERACT)
+    assert not can_verify(who("aud", "acme", Role.AUDITOR), SESSION, Access.READ)
+    # A service of another entity holding INTERACT through a share is a collaborator.
+    assert not can_verify(who("bot", "globex", Role.SERVICE), SESSION, Access.INTERACT)
 
 
 def test_turning_sharing_off_ends_every_share() -> None:

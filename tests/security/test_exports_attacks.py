@@ -6,7 +6,9 @@ session; the owner's exports, of that session alone or with others, must still b
 in every format, whole, saying what was replaced.
 Point 2: an export costs what it holds, so it is weighed before it is made and stopped
 past its time budget; an export over a budget answers LIMIT_EXCEEDED with the figures and
-leaves no trace in the audit trail; aliases cannot make one request render many.
+leaves no trace in the audit trail; aliases cannot make one request render many, and one
+principal (one WebSocket runs up to 100 operations at once) cannot take every export the
+server makes at once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -254,3 +257,49 @@ def test_fragments_cannot_hide_a_second_export(api: Api) -> None:
     twice = f'mutation {{ md: exportSessions(ids: ["{sid}"], format: MARKDOWN) {{ fileName }} md: exportSessions(ids: ["{sid}"], format: MARKDOWN) {{ fileName }} }}'
     assert alice.post(twice)["data"]["md"]["fileName"].endswith(".md")
     assert len(exported_events(api)) == 1
+
+
+# Point 2: one principal, many operations at once
+
+
+def test_one_principal_cannot_hold_every_export_the_server_makes_at_once(
+    settings_factory,
+) -> None:
+    # A PDF of 600,000 characters takes seconds to lay out (~100,000 a second here): the
+    # socket's first two are still rendering when the third arrives.
+    with app_with(settings_factory, export_workers=3) as api:
+        alice, bob = api.as_("alice", "acme"), api.as_("bob", "acme")
+        sid, _ = start(alice, "lorem ipsum dolor " * 5_500)
+        for _ in range(5):
+            say(alice, sid, "sit amet consectetur " * 4_700)
+        bobs, _ = start(bob, "The roadmap for next year.")
+        pdf = {"query": EXPORT, "variables": {"ids": [sid], "format": "PDF"}}
+        with api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json(
+                {"type": "connection_init", "payload": {"Authorization": f"Bearer {alice.token}"}}
+            )
+            assert ws.receive_json() == {"type": "connection_ack"}
+            for op in ("1", "2"):
+                ws.send_json({"id": op, "type": "subscribe", "payload": pdf})
+            time.sleep(0.5)
+            ws.send_json({"id": "3", "type": "subscribe", "payload": pdf})
+            third = ws.receive_json()
+            assert third["id"] == "3", third
+            (error,) = third["payload"]["errors"]
+            assert error["extensions"]["code"] == "LIMIT_EXCEEDED", error
+            assert error["message"] == (
+                "You are making 2 exports already, as many as one user may make at once. "
+                "Try again when one of them is done."
+            )
+            # Over HTTP too, it is the same principal; another one still exports.
+            assert refusal(alice, [sid], "MARKDOWN") == error["message"]
+            assert export(bob, [bobs], "MARKDOWN")["results"] == [
+                {"id": bobs, "status": "DONE", "message": None}
+            ]
+        # The socket closed: its exports were stopped, and their places are free again.
+        deadline = time.monotonic() + 30
+        while "errors" in (body := alice.post(EXPORT, {"ids": [sid], "format": "JSON"})):
+            assert "exports already" in body["errors"][0]["message"], body
+            assert time.monotonic() < deadline, body
+            time.sleep(0.1)
+        assert body["data"]["exportSessions"]["results"][0]["status"] == "DONE"

@@ -8,7 +8,9 @@ mouth with appendTurn: a SYSTEM instruction, an ASSISTANT answer, a TOOL turn ca
 forged tool output. Every try answers FORBIDDEN and leaves the session as it was (its turn
 count and the context its agent would be given). The owner and acme's own service still
 append every role; collaborators still write USER turns, which the context marks as not
-the owner's.
+the owner's. What else the agent back end may do to a session — grade its turns
+(setVerification), complete or reopen it — is likewise for the service of the session's
+entity only: globex's service reached by a share gets FORBIDDEN and changes nothing.
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ SHARE = "mutation($input: ShareInput!) { shareSession(input: $input) { id linkTo
 BY_LINK = "query($token: String!) { sessionByShareLink(token: $token) { id } }"
 STATE = """query($id: ID!) { session(id: $id) { turnCount
   context { messages { role content name author { userId entityId external } collaborator seq toolCallId } } } }"""
+GRADE = """mutation($turn: ID!, $input: VerificationInput!) {
+  setVerification(turnId: $turn, input: $input) { id verification { grade notes verifiedBy } } }"""
+COMPLETE = "mutation($id: ID!) { completeSession(id: $id) { id status } }"
+REOPEN = "mutation($id: ID!) { reopenSession(id: $id) { id status } }"
+GRADES = """query($id: ID!) { session(id: $id) { status
+  turns(first: 10) { nodes { id role verification { grade score notes verifiedBy } } } } }"""
 CREATE = """mutation($input: CreateSessionInput!) {
   createSession(input: $input) { id turnCount turns(first: 10) { nodes { role authorId content } } } }"""
 
@@ -247,6 +255,40 @@ def test_a_foreign_service_may_not_write_as_the_owner(server: Server, transport:
     )
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert server.ok(alice, STATE, {"id": session_id})["session"] == before
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_foreign_service_may_not_grade_turns(server: Server, transport: str) -> None:
+    alice = server.token("alice", "acme")
+    agent = server.token("agent", "acme", Role.SERVICE)
+    session_id = _new_session(server, alice)
+    answer = server.ok(
+        agent, APPEND, {"input": {"sessionId": session_id, **AGENT_TURNS["ASSISTANT"]}}
+    )
+    turn_id = next(
+        t["id"]
+        for t in server.ok(alice, GRADES, {"id": session_id})["session"]["turns"]["nodes"]
+        if t["role"] == "ASSISTANT"
+    )
+    assert answer["appendTurn"]["role"] == "ASSISTANT"
+    graded = server.ok(agent, GRADE, {"turn": turn_id, "input": {"grade": "A", "score": 1}})
+    assert graded["setVerification"]["verification"]["verifiedBy"] == "agent"
+    bot = _attacker(server, "external-service", alice, session_id)
+    # The grant is real: globex's service writes USER turns into the session.
+    server.ok(bot.token, SEND, {"input": {"sessionId": session_id, "content": "Hi all"}})
+    before = server.ok(alice, GRADES, {"id": session_id})["session"]
+
+    error = server.refused(
+        bot.token,
+        GRADE,
+        {"turn": turn_id, "input": {"grade": "F", "score": 0, "notes": "Wrong; ignore it."}},
+        transport,
+    )
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    for status_change in (COMPLETE, REOPEN):
+        error = server.refused(bot.token, status_change, {"id": session_id}, transport)
+        assert error["extensions"]["code"] == "FORBIDDEN"
+    assert server.ok(alice, GRADES, {"id": session_id})["session"] == before
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -225,6 +225,52 @@ def test_a_link_of_another_entity_costs_what_an_unknown_token_costs(world: World
     assert any("FROM sessions" in s for s in foreign)
 
 
+# The store's look-up of the links a principal opened on one session.
+OPENED_LINKS = "SELECT share_id FROM share_link_visits WHERE"
+LISTINGS = {
+    "searchSessions": (
+        'query { searchSessions(query: "numbers") { edges { node { session { id } } } } }',
+        lambda data: [e["node"]["session"]["id"] for e in data["searchSessions"]["edges"]],
+    ),
+    "sharedWithMe": (
+        "query { sharedWithMe { edges { node { id } } } }",
+        lambda data: [e["node"]["id"] for e in data["sharedWithMe"]["edges"]],
+    ),
+    "pinnedSessions": (
+        "query { pinnedSessions { id } }",
+        lambda data: [s["id"] for s in data["pinnedSessions"]],
+    ),
+}
+
+
+def test_listings_read_opened_links_only_where_a_session_has_a_link(world: World) -> None:
+    """What a listing finds is in the caller's own scope (their entity's sessions for an
+    auditor, those shared with them, their pins): no answer time of it tells them
+    anything, and it is spared the look-ups that make a named id cost what a missing one
+    does, which would add one query per session to every page."""
+    alice = world.token("alice", "acme")
+    aud = world.token("aud", "acme", Role.AUDITOR)
+    sessions = [_alices_session(world, link=False)[0] for _ in range(3)]
+    sessions.append(_alices_session(world, link=True)[0])
+    for session_id in sessions:
+        grant = {"sessionId": session_id, "granteeKind": "USER", "userId": "aud"}
+        world.ok(alice, SHARE, {"input": grant})
+        world.ok(aud, "mutation($id: ID!) { pinSession(id: $id) { id } }", {"id": session_id})
+
+    for name, (query, found) in LISTINGS.items():
+        answers: list[dict] = []
+        statements = world.statements.during(
+            lambda q=query, into=answers: into.append(world.ok(aud, q, {}))
+        )
+        assert sorted(found(answers[0])) == sorted(sessions), name
+        visits = [s for s in statements if s.startswith(OPENED_LINKS)]
+        assert len(visits) == 1, (name, visits)  # the session with a LINK share, alone
+
+    # A session named by its id is still looked up in full, LINK share or none.
+    named = world.statements.during(lambda: world.ok(aud, READ, {"id": sessions[0]}))
+    assert any(s.startswith(OPENED_LINKS) for s in named)
+
+
 # ---------------------------------------------------------------------------------------
 # Opening share links: a rate per principal, failed tries counted
 

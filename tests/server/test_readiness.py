@@ -8,9 +8,13 @@ turn. The disks here are real filesystems the tests mount (tests/server/filesyst
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,9 @@ from tests.support.servers import Client, Server, environment, free_port, start_
 # How long readiness may take to see a change: it answers from its last check for up to
 # a second.
 CHANGE_TIMEOUT_S = 15.0
+# What "at all" means for a probe of a store that does not answer: far above the bound
+# readiness keeps (2 s), far below the ten minutes a blocked probe would wait.
+PROBE_HANG_S = 15.0
 TURNS_PAGE = """
 query Turns($id: ID!, $after: String) {
   session(id: $id) {
@@ -133,6 +140,67 @@ def test_a_flood_of_readiness_probes_checks_the_store_at_most_once_a_second(
             assert client.get("/readyz").status_code == 200
         elapsed = time.monotonic() - started
         assert 1 <= checks <= int(elapsed) + 2, (checks, elapsed)
+
+
+# Another process: SQLite's POSIX locks do not stand between two connections of one process
+# that use two copies of the library (the stdlib's and the store's).
+_HOLD_WRITE_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("CREATE TABLE batch_job (n INTEGER)")
+print("held", flush=True)
+sys.stdin.read()
+db.execute("ROLLBACK")
+"""
+
+
+@contextlib.contextmanager
+def _write_lock_held(database: str) -> Iterator[None]:
+    """The database's write lock held by a long transaction of another process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_WRITE_LOCK, database],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.communicate(timeout=PROBE_HANG_S)
+
+
+def test_a_store_held_by_a_long_write_answers_busy_and_never_holds_the_probes(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Another connection (a batch job, a long erasure) holds the database's write lock;
+    with a long busy timeout the store's own write probe would wait all of it, and every
+    probe behind it. Readiness answers within its bound instead, and recovers by itself."""
+    settings = settings_factory(sqlite_busy_timeout_ms=600_000)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        pool = ThreadPoolExecutor(4)
+        try:
+            with _write_lock_held(settings.sqlite_path):
+                time.sleep(1.1)  # past the answer readiness keeps for a second
+                probes = [pool.submit(client.get, "/readyz") for _ in range(4)]
+                answers = [probe.result(timeout=PROBE_HANG_S) for probe in probes]
+                assert client.get("/healthz").status_code == 200
+        finally:
+            pool.shutdown()  # once the lock is let go, should a probe still wait for it
+        for answer in answers:
+            assert answer.status_code == 503, answer.text
+            assert answer.json() == {
+                "status": "unavailable",
+                "store": "busy: the store did not answer within 2 s",
+                "broker": "ok",
+            }
+        deadline = time.monotonic() + CHANGE_TIMEOUT_S
+        while (ready := client.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.2)
+        assert ready.json() == {"status": "ok", "store": "ok", "broker": "ok"}
 
 
 def test_a_redis_broker_that_does_not_answer_turns_readiness_red(

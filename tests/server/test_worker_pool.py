@@ -56,6 +56,9 @@ async def test_calls_run_in_worker_processes_started_on_first_use() -> None:
         assert worker != os.getpid() and worker in children()
         # Below the server's priority, so that requests come first.
         assert await pool.run(os.nice, 0) == min(19, os.nice(0) + WORKER_NICENESS)
+        if hasattr(os, "SCHED_IDLE"):
+            # Not in the idle class, unlike the title worker: a person waits for this work.
+            assert await pool.run(os.sched_getscheduler, 0) != os.SCHED_IDLE
         assert len(children() - before) == 2
     finally:
         await pool.aclose()
@@ -147,3 +150,54 @@ def test_a_busy_worker_ends_when_its_parent_is_killed() -> None:
     )
     assert parent.returncode == -signal.SIGKILL, parent.stderr
     assert wait_gone(int(parent.stdout))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "sessionhub.server.worker_pool.WorkerPool(workers=1, time_budget_seconds=600)",
+        "sessionhub.domain.offload.ProcessOffload()",
+    ],
+    ids=["export-workers", "title-worker"],
+)
+def test_ctrl_c_leaves_the_workers_to_the_server(make: str) -> None:
+    """Ctrl-C sends SIGINT to the whole process group: the server stops its workers in its
+    own time, and a worker that died of it first would only print a traceback."""
+    module = make.split("(")[0].rsplit(".", 1)[0]
+    script = (
+        "import asyncio, os, signal, time\n"
+        f"import {module}\n"
+        "async def main():\n"
+        f"    pool = {make}\n"
+        "    print(await pool.run(os.getpid), flush=True)\n"
+        "    interrupted = asyncio.Event()\n"
+        "    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)\n"
+        "    busy = asyncio.create_task(pool.run(time.sleep, 2))\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    print('ready', flush=True)\n"
+        "    await interrupted.wait()\n"
+        "    await busy  # the call under way when Ctrl-C came ends as it would have\n"
+        "    print(await pool.run(os.getpid), flush=True)\n"
+        "    await pool.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None
+        worker = int(server.stdout.readline())
+        assert server.stdout.readline() == "ready\n"
+        os.killpg(server.pid, signal.SIGINT)
+        out, err = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert int(out) == worker  # the same worker, still at work

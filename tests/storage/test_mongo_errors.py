@@ -37,11 +37,9 @@ async def test_a_refused_connection_is_store_unavailable() -> None:
     )
     try:
         with pytest.raises(StoreUnavailable) as raised:
-            await store.ping()
+            await store.check_ready()
         assert isinstance(raised.value.__cause__, ServerSelectionTimeoutError)
         assert raised.value.code == "SERVICE_UNAVAILABLE"
-        with pytest.raises(StoreUnavailable) as raised:
-            await store.check_ready()
         assert "MongoDB could not be reached" in raised.value.message
         with pytest.raises(StoreUnavailable):
             await store.open()

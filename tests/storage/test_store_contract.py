@@ -760,10 +760,6 @@ async def test_entity_wide_listing(store: Store) -> None:
     assert {s.id for s in listed} == {mine.id, theirs.id}
 
 
-async def test_ping_answers(store: Store) -> None:
-    await store.ping()
-
-
 async def test_a_healthy_store_is_ready_and_the_check_changes_nothing(store: Store) -> None:
     session = make_session()
     await store.create_session(session, make_turn(session.id, content="first words"), 10)
