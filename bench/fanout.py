@@ -193,6 +193,8 @@ def deployment(scenario: str) -> Iterator[tuple[str, str, str]]:
             SESSIONHUB_CHAT_APPS_FILE=str(folder / "chat_apps.toml"),
             SESSIONHUB_LOG_LEVEL="warning",
             SESSIONHUB_SUBSCRIPTION_QUEUE_LIMIT="10000",
+            # Every subscriber here is alice: one token for a thousand sockets.
+            SESSIONHUB_WS_MAX_CONNECTIONS_PER_PRINCIPAL="10000",
         )
         processes: list[Process] = []
         try:

@@ -62,9 +62,11 @@ SUBPROTOCOLS = (TRANSPORT_WS, LEGACY_WS)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 MAX_OPERATIONS = 100
-# What a connection's live subscriptions may keep of their documents and variables: the
-# rest of a message is gone once it is read, these stay for the subscription's life.
-MAX_SUBSCRIPTION_BYTES = 1024 * 1024
+# What a connection's live subscriptions may keep: their prepared documents (each counted
+# once, at the document cache's estimate of what a parsed document holds) and their
+# variables. The rest of a message is gone once it is read; these stay for the
+# subscription's life.
+MAX_SUBSCRIPTION_BYTES = 4 * 1024 * 1024
 
 
 class PreparedDocument(Protocol):
@@ -72,6 +74,7 @@ class PreparedDocument(Protocol):
 
     document: DocumentNode | None
     errors: list[GraphQLError]
+    size: int  # the bytes it holds, estimated
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None: ...
 
@@ -88,7 +91,7 @@ class ExecutionOutcome(Protocol):
 
 
 Execute = Callable[
-    [Any, dict[str, Any] | None, Any, str | None, set[StrawberryOperationType]],
+    [PreparedDocument, dict[str, Any] | None, Any, str | None, set[StrawberryOperationType]],
     Awaitable[ExecutionOutcome],
 ]
 
@@ -118,6 +121,7 @@ class GraphQLWebSocket:
         *,
         init_timeout: float = 10.0,
         keepalive: float = 15.0,
+        max_connections_per_principal: int = 32,
     ) -> None:
         self.graphql_schema = schema._schema
         self.hub = hub
@@ -128,6 +132,9 @@ class GraphQLWebSocket:
         self.execute = execute
         self.init_timeout = init_timeout
         self.keepalive = keepalive
+        self.max_connections_per_principal = max_connections_per_principal
+        # Open connections of each principal (entity, user): what one token may hold.
+        self.by_principal: dict[tuple[str, str], int] = {}
         self.connections = 0
         self.operations = 0
         self.tasks = 0
@@ -181,6 +188,9 @@ class _Connection:
         self.closing: asyncio.Task[None] | None = None
         self.gone = False
         self.subscription_bytes = 0
+        # Documents the connection's subscriptions keep, counted once each: id -> (the
+        # document, kept alive so that its id is not reused; subscriptions; its size).
+        self.documents: dict[int, tuple[Any, int, int]] = {}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,6 +224,14 @@ class _Connection:
 
     def _teardown(self) -> None:
         self.gone = True
+        if self.principal is not None:
+            who = (self.principal.entity_id, self.principal.user_id)
+            left = self.endpoint.by_principal.get(who, 1) - 1
+            if left > 0:
+                self.endpoint.by_principal[who] = left
+            else:
+                self.endpoint.by_principal.pop(who, None)
+            self.principal = None
         for operation in list(self.operations.values()):
             operation.stop()
         self.operations.clear()
@@ -286,6 +304,14 @@ class _Connection:
             if self.legacy:
                 self.send({"type": "connection_error", "payload": {"message": exc.message}})
             raise _Closed(4401, "Unauthorized") from None
+        endpoint = self.endpoint
+        who = (principal.entity_id, principal.user_id)
+        if endpoint.by_principal.get(who, 0) >= endpoint.max_connections_per_principal:
+            raise _Closed(
+                4429,
+                f"Too many connections: at most {endpoint.max_connections_per_principal} per user",
+            )
+        endpoint.by_principal[who] = endpoint.by_principal.get(who, 0) + 1
         self.principal = principal
         expires = _expiry(authorization)
         if expires is not None:
@@ -418,7 +444,8 @@ class _Operation:
         self.waiting: asyncio.Event | None = None
         self.below = 0
         self.finished = False
-        self.kept_bytes = 0
+        # What the subscription keeps: its document's id and its variables' bytes.
+        self.kept: tuple[int, int] | None = None
         connection.endpoint.operations += 1
 
     def start(self, payload: dict[str, Any]) -> None:
@@ -446,8 +473,17 @@ class _Operation:
     def _release(self) -> None:
         self.finished = True
         self.connection.endpoint.operations -= 1
-        self.connection.subscription_bytes -= self.kept_bytes
-        self.kept_bytes = 0
+        if self.kept is not None:
+            document, variable_bytes = self.kept
+            connection = self.connection
+            kept, keeping, size = connection.documents[document]
+            connection.subscription_bytes -= variable_bytes
+            if keeping > 1:
+                connection.documents[document] = (kept, keeping - 1, size)
+            else:
+                connection.subscription_bytes -= size
+                del connection.documents[document]
+            self.kept = None
         if self.waiting is not None:
             self.waiting.set()
         if self.connection.operations.get(self.id) is self:
@@ -530,7 +566,7 @@ class _Operation:
                 raise _RequestErrors(too_costly)
             declared = {v.variable.name.value for v in operation.variable_definitions or ()}
             variables = {k: v for k, v in (variables or {}).items() if k in declared}
-            self._keep(len(query) + len(orjson.dumps(variables)))
+            self._keep(prepared, len(orjson.dumps(variables)))
             await self._subscribe(query, document, operation, variables, operation_name, context)
         except asyncio.CancelledError:
             raise
@@ -545,10 +581,14 @@ class _Operation:
     def _coded(self, error: GraphQLError, request_id: str) -> dict[str, Any]:
         return self.connection.endpoint.code_error(error, request_id).formatted
 
-    def _keep(self, size: int) -> None:
-        """Count what the subscription keeps (its document and declared variables) against
-        the connection's room; LIMIT_EXCEEDED when it has none left."""
+    def _keep(self, prepared: PreparedDocument, variable_bytes: int) -> None:
+        """Count what the subscription keeps (its document, once per connection, and its
+        declared variables) against the connection's room; LIMIT_EXCEEDED when there is
+        none left."""
         connection = self.connection
+        document = id(prepared.document)
+        _, keeping, _ = connection.documents.get(document, (None, 0, 0))
+        size = variable_bytes + (0 if keeping else prepared.size)
         if connection.subscription_bytes + size > MAX_SUBSCRIPTION_BYTES:
             raise _RequestErrors(
                 [
@@ -561,7 +601,8 @@ class _Operation:
                 ]
             )
         connection.subscription_bytes += size
-        self.kept_bytes = size
+        connection.documents[document] = (prepared.document, keeping + 1, prepared.size)
+        self.kept = (document, variable_bytes)
 
     async def _execute(
         self,

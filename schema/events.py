@@ -1,6 +1,7 @@
 """What subscriptions send. Every field here is the same for every reader of the session
-(nothing per caller, such as `Session.pinned`), so that one execution of a subscription's
-selection serves all its subscribers."""
+of one entity (nothing per caller, such as `Session.pinned`; people of a third entity are
+shown by what the reader's entity may know of them), so that one execution of a
+subscription's selection serves all its subscribers of that entity."""
 
 from __future__ import annotations
 

@@ -20,11 +20,18 @@ and hand it to graphql-core's own `execute_fields`, which does it all again the 
 and reports the error with its path and locations. Reading attributes has no side effects,
 so doing it twice is harmless. Abstract types, `is_type_of`, @defer/@stream and schema
 extensions with a `resolve` hook (field middleware) always take the usual way.
+
+What a response may hold is also counted here, as it is made (`ObjectBudget`): every object
+completed, the usual way or by a plan, spends one from the request's budget, and a request
+that runs out ends with LIMIT_EXCEEDED. The query limits estimate the same thing before
+execution from declared list sizes; this is the bound when a list holds more than its
+declaration says (a session's shares, a turn's tool messages in a context).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from math import isfinite
 from typing import Any
 
@@ -45,6 +52,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from ..domain.errors import LimitExceeded
+
 Complete = Callable[[Any], Any]
 Plan = Callable[[Any], dict[str, Any]]
 
@@ -59,6 +68,29 @@ class _GiveUp(Exception):
 
 
 _UNPLANNED = object()
+
+
+class ObjectBudget:
+    """The objects one response may still hold."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, objects: int) -> None:
+        self.left -= objects
+        if self.left < 0:
+            raise LimitExceeded(
+                f"The response would hold more than {self.limit:,} objects; ask for smaller "
+                "pages (first/last, maxTurns), fewer lists or fewer aliases."
+            )
+
+
+# The budget of the request being executed: plans are shared by the requests of a
+# document, so they find it here rather than in themselves.
+OBJECT_BUDGET: ContextVar[ObjectBudget | None] = ContextVar("object_budget", default=None)
 
 
 class FastExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -76,6 +108,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         # id(grouped field set) -> (the set, kept alive so that its id is not reused; plan)
         self._plans: dict[int, tuple[Any, Plan | None]] = {}
         self._shared = document_plans
+        self._budget = OBJECT_BUDGET.get()
         # Which fields a selection holds depends on the variables only through directives
         # (@skip, @include): without any, plans can serve every request of the document.
         self._share = (
@@ -92,6 +125,8 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: Any,
         position_context: Any,
     ) -> Any:
+        if self._budget is not None:
+            self._budget.spend(1)
         if self._fast:
             plan = self._plan(parent_type, grouped_field_set)
             if plan is not None:
@@ -209,6 +244,9 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
                     return None
                 if not isinstance(value, (list, tuple)):
                     raise _GiveUp
+                budget = OBJECT_BUDGET.get()
+                if budget is not None:
+                    budget.spend(len(value))
                 return [item(v) for v in value]
 
             return list_of

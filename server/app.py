@@ -313,7 +313,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         document_limits(settings, schema._schema, chat_apps, limits),
         specified_rules,
     )
-    pipeline = LeanPipeline(schema, documents)
+    pipeline = LeanPipeline(schema, documents, max_objects=settings.max_query_cost)
     graphiql_page = (
         (lambda: FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html"))
         if settings.graphiql
@@ -336,6 +336,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         pipeline.run,
         init_timeout=settings.ws_init_timeout_seconds,
         keepalive=settings.ws_keepalive_seconds,
+        max_connections_per_principal=settings.ws_max_connections_per_principal,
     )
 
     @contextlib.asynccontextmanager

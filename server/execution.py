@@ -16,8 +16,9 @@ of the server's GraphQL time. `LeanPipeline` does the same steps, with the same 
    mutation the client did not mean), and the cost of an operation whose page sizes come
    from variables;
 4. graphql-core's `execute` on the cached document with the schema's executor class
-   (FastExecutor), no field middleware, Strawberry's `is_awaitable`; an exception that
-   escapes it becomes the result's only error, as in Strawberry.
+   (FastExecutor), no field middleware, Strawberry's `is_awaitable`, and the request's
+   budget of objects (the query cost limit, enforced as the response is made); an
+   exception that escapes it becomes the result's only error, as in Strawberry.
 
 Errors get their codes from the transport (ErrorCodes' `coded`).
 """
@@ -33,6 +34,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from ..schema.fast_execution import OBJECT_BUDGET, ObjectBudget
 from .documents import SEVERAL_OPERATIONS, Documents, Prepared
 from .error_codes import BAD_USER_INPUT
 
@@ -48,10 +50,11 @@ class Result:
 
 
 class LeanPipeline:
-    def __init__(self, schema: Schema, documents: Documents) -> None:
+    def __init__(self, schema: Schema, documents: Documents, *, max_objects: int) -> None:
         self._schema = schema._schema
         self._executor_class = schema.execution_context_class
         self._documents = documents
+        self._max_objects = max_objects
 
     async def execute(
         self,
@@ -77,30 +80,23 @@ class LeanPipeline:
         tell subscriptions from the rest)."""
         if prepared.document is None:
             return Result(None, prepared.errors)  # the document does not parse
-        operations = prepared.operations
-        if operation_name is not None:
-            operation = next(
-                (o for o in operations if o.name and o.name.value == operation_name), None
-            )
-        else:
-            operation = operations[0] if operations else None
+        operation = prepared.operation(operation_name)
         if operation is None:
+            if operation_name is None and prepared.operations:
+                several = GraphQLError(SEVERAL_OPERATIONS, extensions={"code": BAD_USER_INPUT})
+                return Result(None, [*prepared.errors, several])
             raise CannotGetOperationTypeError(operation_name)
         operation_type = OperationType(operation.operation.value)
         if operation_type not in allowed:
             raise InvalidOperationTypeError(operation_type)
         errors = prepared.errors
-        if operation_name is None and len(operations) > 1:
-            errors = [
-                *errors,
-                GraphQLError(SEVERAL_OPERATIONS, extensions={"code": BAD_USER_INPUT}),
-            ]
         if not errors:
             errors = prepared.cost_errors(operation, variables)
         if errors:
             return Result(None, errors)
         if operation_name is None and operation.name is not None:
             operation_name = operation.name.value  # Strawberry names the first operation
+        budget = OBJECT_BUDGET.set(ObjectBudget(self._max_objects))
         try:
             result = execute(
                 self._schema,
@@ -120,4 +116,6 @@ class LeanPipeline:
                 exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
             )
             return Result(None, [error])
+        finally:
+            OBJECT_BUDGET.reset(budget)
         return Result(result.data, result.errors)

@@ -2,10 +2,13 @@
 multiplies a list's selection by.
 
 Most lists are bounded by the domain's own limits (a page of 100, a turn's 100 tool
-invocations, a chat app's history); a few only by use (a session's shares, a turn's
-feedback), which count an assumed number. An introspection field (`__schema`, `__type`)
-costs what a full introspection of the schema returns: bounded by the schema's size, and
-graphql-core's MaxIntrospectionDepthRule keeps its nesting in check.
+invocations, a bulk mutation's ids); some only by use (a session's shares, a turn's
+feedback, a context's messages: a turn with tool calls makes several), which count an
+assumed, typical number. The cost computed from these sizes is what a request is refused
+by before it runs; the objects of its response are also counted as it is made
+(schema.fast_execution.ObjectBudget), against the same limit, which bounds what an
+assumed size underestimates. An introspection field (`__schema`, `__type`) costs what a
+full introspection of the schema returns, once for each alias inside it.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def list_sizes(chat_apps: Iterable[ChatApp], limits: Limits) -> Mapping[str, Lis
     to it: a new list field must say how long it gets)."""
     apps = list(chat_apps)
     history = max((a.settings.max_session_history for a in apps), default=500)
+    most_file_templates = max((len(a.templates) for a in apps), default=0)
     by_use = _fixed(ASSUMED_BY_USE)
     return {
         "Query.sessions": _page(30, "first"),
@@ -78,7 +82,9 @@ def list_sizes(chat_apps: Iterable[ChatApp], limits: Limits) -> Mapping[str, Lis
         "ContextMessage.toolCalls": _fixed(limits.max_tool_invocations),
         "SessionTemplate.starterTurns": _fixed(limits.max_starter_turns),
         "SearchHit.turns": _fixed(TURNS_PER_HIT),
-        "Query.templates": by_use,
+        "Query.templates": ListSize(
+            ASSUMED_BY_USE, limits.max_templates_per_chat_app + most_file_templates
+        ),
         "Session.shares": by_use,
         "Session.people": by_use,
         "SessionInfo.people": by_use,

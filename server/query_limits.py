@@ -317,7 +317,8 @@ class _Walk:
             # Strawberry's limiter) nor its own lists (MaxIntrospectionDepthRule's).
             named = self._schema.get_type("__Schema" if name == "__schema" else "__Type")
             child = self._selection_set(field.selection_set, named, depth + 1)
-            cost = 1 + self._limits.introspection_cost
+            # Each alias inside may ask for the whole schema again.
+            cost = 1 + self._limits.introspection_cost * (1 + child.aliases)
             return _Shape(0, aliases + child.aliases, 1 + child.selections, cost)
         if depth >= self._limits.max_depth:
             # Deeper than allowed: measured no further (the operation is refused anyway).

@@ -22,12 +22,15 @@ import asyncio
 import contextlib
 import time
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..domain.errors import DomainError
 from ..realtime.protocol import ChannelBroker
 from ..storage.protocol import Store
+
+log = structlog.get_logger("sessionhub.readiness")
 
 INTERVAL_SECONDS = 1.0
 ANSWER_WITHIN_SECONDS = 2.0
@@ -93,4 +96,9 @@ class Readiness:
             await self._store.check_ready()
         except DomainError as exc:
             return exc.message
+        except Exception:
+            # Unexpected: logged here, since a check that outlived its probe has nobody
+            # else to report to.
+            log.exception("readiness.store_check_failed")
+            return "the store check failed unexpectedly (see the log)"
         return OK

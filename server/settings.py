@@ -118,8 +118,8 @@ class Settings(BaseSettings):
         20_000,
         ge=100,
         le=100_000_000,
-        description="Objects an operation may return, estimated from its page sizes "
-        "(first/last) and list fields.",
+        description="Objects an operation may return: estimated before it runs from its page "
+        "sizes and the lists' declared sizes, and counted as its response is made.",
     )
     document_cache_bytes: int = Field(
         32 * 1024 * 1024,
@@ -218,6 +218,12 @@ class Settings(BaseSettings):
     )
     ws_init_timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="How long a WebSocket may wait before connection_init."
+    )
+    ws_max_connections_per_principal: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="WebSocket connections one user (entity and user id) may hold open at once.",
     )
     ws_keepalive_seconds: float = Field(
         15.0, gt=0, le=600, description="Interval of `ka` messages on legacy graphql-ws sockets."

@@ -100,6 +100,8 @@ class Cluster:
             SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-secret"),
             SESSIONHUB_CHAT_APPS_FILE=str(chat_apps),
             SESSIONHUB_LOG_LEVEL="warning",
+            # Hundreds of sockets of one user, as hundreds of users would open them.
+            SESSIONHUB_WS_MAX_CONNECTIONS_PER_PRINCIPAL="1000",
             **settings,
         )
         if redis_url:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import orjson
@@ -369,7 +370,7 @@ def test_subscriptions_keep_a_bounded_share_of_what_they_were_sent(
                 for n in range(30)
             ]
             documents = [
-                await subscribe(f"d{n}", f"# {n} {'c' * 60_000}\n{sidebar}", {}) for n in range(20)
+                await subscribe(f"d{n}", f"# {n} {'c' * 2_000}\n{sidebar}", {}) for n in range(20)
             ]
             return [p for p in padded if p is not None], [d for d in documents if d]
 
@@ -378,11 +379,42 @@ def test_subscriptions_keep_a_bounded_share_of_what_they_were_sent(
     grown = rss_bytes(server) - before
     assert grown < 80 * MIB, f"RSS grew by {grown / MIB:.0f} MiB"
     assert padded_errors == []
-    # About 1 MiB of room: the sidebar subscriptions hold little, the 60 KB documents fill it.
-    assert 2 <= len(document_errors) <= 6, document_errors
+    # 4 MiB of room, a parsed document counted at about 160 bytes a character: the 30
+    # sidebar subscriptions share one small document; a dozen 2 KB documents fill it.
+    assert 5 <= len(document_errors) <= 10, document_errors
     for error in document_errors:
         assert error["payload"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
-        assert "the limit is 1,048,576" in error["payload"][0]["message"]
+        assert "the limit is 4,194,304" in error["payload"][0]["message"]
+
+
+def test_one_user_holds_a_bounded_number_of_sockets(server: Server, token: str) -> None:
+    url = server.base_url.replace("http://", "ws://") + "/graphql"
+
+    async def init(stack: contextlib.AsyncExitStack, jwt: str) -> Any:
+        socket_ = await stack.enter_async_context(
+            websockets.connect(url, subprotocols=["graphql-transport-ws"])
+        )
+        await socket_.send(
+            orjson.dumps({"type": "connection_init", "payload": {"token": jwt}}).decode()
+        )
+        return socket_
+
+    async def attack() -> tuple[int, str]:
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(32):
+                socket_ = await init(stack, token)
+                assert orjson.loads(await socket_.recv())["type"] == "connection_ack"
+            one_more = await init(stack, token)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(one_more.recv(), 10)
+            other = await init(stack, server.token("ann", "acme"))
+            assert orjson.loads(await other.recv())["type"] == "connection_ack"
+            assert closed.value.rcvd is not None
+            return closed.value.rcvd.code, closed.value.rcvd.reason
+
+    code, reason = asyncio.run(attack())
+    assert code == 4429
+    assert "at most 32 per user" in reason
 
 
 # Point 4: bodies and headers before the size limit and authentication
