@@ -382,6 +382,7 @@ class GeneratedSession:
             if i == 1 and self.retitle is not None:
                 s.title, s.title_source = self.retitle[0], TitleSource.AUTO
                 s.updated_at = self.retitle[1]
+                s.title_version += 1  # as rename_session counts it
         s.usage = usage
         if self.archived_at is not None:
             s.archived_at = self.archived_at
