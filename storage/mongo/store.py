@@ -373,9 +373,7 @@ class MongoStore:
             "$inc": {"title_version": 1},
         }
         doc = await self._sessions.find_one_and_update(query, update, return_document=AFTER)
-        if doc is None:
-            return await self.get_session(session_id)
-        return codec.session_from(doc)
+        return None if doc is None else codec.session_from(doc)
 
     @_translated
     async def set_archived(

@@ -767,7 +767,7 @@ def _rename_session(
     at: datetime,
     if_title_version: int | None,
 ) -> Session | None:
-    conn.execute(
+    renamed = conn.execute(
         "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?,"
         " title_version = title_version + 1"
         " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')"
@@ -781,7 +781,9 @@ def _rename_session(
             if_title_version,
             if_title_version,
         ),
-    )
+    ).rowcount
+    if not renamed:
+        return None
     search.index_title(conn, session_id)
     return _get_session(conn, session_id)
 
