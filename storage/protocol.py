@@ -82,10 +82,14 @@ class Store(Protocol):
         self, session_id: str, archived_at: datetime | None, at: datetime
     ) -> Session | None: ...
 
-    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
+    async def set_tags(
+        self, session_id: str, tags: list[str], at: datetime, audit: AuditEvent | None = None
+    ) -> Session | None:
         """Replace the session's tags (already normalised, in order) and set updated_at; the
-        listing's and search's tag filters see them once this returns. None when the
-        session does not exist."""
+        listing's and search's tag filters see them once this returns. `audit` (the
+        change's event, which names tags) is recorded with the change, in one write: a
+        deletion that comes before finds no session to tag (None, no event), one that comes
+        after redacts the event. None when the session does not exist."""
 
     async def set_status(
         self, session_id: str, status: SessionStatus, at: datetime

@@ -147,6 +147,8 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
         {},
     ),
     (SHARES, "shares_with_outbox", [("outbox._id", ASC)], {"sparse": True}),
+    # Sessions whose tag change's event has not reached `audit` yet (recovery).
+    (SESSIONS, "sessions_with_outbox", [("outbox._id", ASC)], {"sparse": True}),
     # Who opened which LINK share.
     (
         LINK_VISITS,

@@ -336,8 +336,10 @@ class SqliteStore:
         deleted = await self._write(_delete_session, session_id, audit, redact, purge=True)
         return deleted is not None
 
-    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
-        return await self._write(_set_tags, session_id, tags, at)
+    async def set_tags(
+        self, session_id: str, tags: list[str], at: datetime, audit: AuditEvent | None = None
+    ) -> Session | None:
+        return await self._write(_set_tags, session_id, tags, at, audit)
 
     async def set_status(
         self, session_id: str, status: SessionStatus, at: datetime
@@ -799,7 +801,11 @@ def _set_archived(
 
 
 def _set_tags(
-    conn: driver.Connection, session_id: str, tags: list[str], at: datetime
+    conn: driver.Connection,
+    session_id: str,
+    tags: list[str],
+    at: datetime,
+    audit: AuditEvent | None,
 ) -> Session | None:
     # The tags column is what a session reads back; session_tags is what the listing's and
     # search's tag filters join, so both change in this one transaction.
@@ -814,6 +820,8 @@ def _set_tags(
         "INSERT INTO session_tags (session_id, tag) VALUES (?, ?)",
         [(session_id, tag) for tag in dict.fromkeys(tags)],
     )
+    if audit is not None:
+        _insert_audit(conn, audit)
     return _get_session(conn, session_id)
 
 

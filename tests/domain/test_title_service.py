@@ -31,6 +31,7 @@ from sessionhub.domain.models import (
 )
 from sessionhub.domain.offload import Offload, ProcessOffload
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
+from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.sessions import SessionService
 from sessionhub.domain.title_service import TitlePolicy, TitleService
 from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleGenerator, TurnText
@@ -408,7 +409,7 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite-file":
         store = SqliteStore(str(tmp_path / "race.db"), readers=2)
     else:
-        store = MongoStore(AsyncMongoMockClient(), "race")
+        store = MongoStore(AsyncMongoMockClient(), "race", redact=redact_details)
     await store.open()
     try:
         yield store
