@@ -581,9 +581,11 @@ class MongoStore:
             "terms": [],
         }
         for doc, own in [*((d, True) for d in joined), *((d, False) for d in visited)]:
+            # An emptied turn's author is `erased`, of the session's entity.
+            emptied_here = {**emptied, "author_entity_id": doc["entity_id"]}
             emptied_count, took_title = await self._atomic(
-                lambda s, doc=doc, own=own: self._empty_turns_of(
-                    doc["_id"], user_id, person, own, emptied, at, opening_words, s
+                lambda s, doc=doc, own=own, emptied_here=emptied_here: self._empty_turns_of(
+                    doc["_id"], user_id, person, own, emptied_here, at, opening_words, s
                 )
             )
             if took_title:
@@ -591,8 +593,8 @@ class MongoStore:
             counts.authored_turns += emptied_count
             counts.participations += 1
         counts.titles = len(retitled)
-        # Their feedback: on turns of their entity's sessions by id alone, elsewhere with
-        # their entity named.
+        # Their feedback: items that name them with their entity, and in their entity's
+        # sessions the items written before people carried their entity (by id alone).
         for rated_query, pull in (
             (
                 {
@@ -662,10 +664,13 @@ class MongoStore:
         title back and the person out of the session, so a rerun after the turns were
         emptied still finds the session (the person is still among its people) and the
         mark."""
+        # No entity stored: written before people carried theirs, the session's.
         theirs: Doc = {
             "session_id": session_id,
             "author_id": user_id,
-            "author_entity_id": {"$exists": False} if own else person["entity_id"],
+            "author_entity_id": {"$in": [None, person["entity_id"]]}
+            if own
+            else person["entity_id"],
         }
         said = await self._turns.find_one(
             {
@@ -682,9 +687,7 @@ class MongoStore:
                 {"$addToSet": {TAKE_BACK_TITLE: person}},
                 session=s,
             )
-        result = await self._turns.update_many(
-            theirs, {"$set": emptied, "$unset": {"author_entity_id": ""}}, session=s
-        )
+        result = await self._turns.update_many(theirs, {"$set": emptied}, session=s)
         leave = {"participants": user_id} if own else {"external_participants": person}
         update: Doc = {"$pull": {**leave, TAKE_BACK_TITLE: person}}
         marked = await self._sessions.find_one(
@@ -957,20 +960,12 @@ class MongoStore:
             {"_id": session_id}, {"$max": time_fields("updated_at", at)}, session=s
         )
 
-    async def _turn_entity(self, turn_id: str, s: Any) -> str | None:
-        """The entity of the turn's session (copied onto the turn, and never changing)."""
-        doc = await self._turns.find_one({"_id": turn_id}, {"entity_id": 1}, session=s)
-        return None if doc is None else doc["entity_id"]
-
     @_translated
     async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None:
         async def work(s: Any) -> Turn | None:
-            entity_id = await self._turn_entity(turn_id, s)
-            if entity_id is None:
-                return None
             doc = await self._turns.find_one_and_update(
                 {"_id": turn_id},
-                {"$set": {"verification": codec.verification_doc(verification, entity_id)}},
+                {"$set": {"verification": codec.verification_doc(verification)}},
                 return_document=AFTER,
                 session=s,
             )
@@ -1006,10 +1001,7 @@ class MongoStore:
         }
 
         async def work(s: Any) -> Turn | None:
-            entity_id = await self._turn_entity(turn_id, s)
-            if entity_id is None:
-                return None
-            added = {"$literal": [codec.feedback_doc(feedback, entity_id)]}
+            added = {"$literal": [codec.feedback_doc(feedback)]}
             replace = [{"$set": {"feedback": {"$concatArrays": [others, added]}}}]
             doc = await self._turns.find_one_and_update(
                 {"_id": turn_id}, replace, return_document=AFTER, session=s

@@ -955,21 +955,22 @@ def _erase_contributions(
     person = Person(entity_id, user_id)
     for session_id, session_entity_id in [*joined, *visited]:
         own = session_entity_id == entity_id
+        # No entity stored: written before people carried theirs, the session's.
         rowids = [
             rowid
             for (rowid,) in conn.execute(
                 "SELECT rowid FROM turns WHERE session_id = ? AND author_id = ?"
-                " AND author_entity_id IS ?",
-                (session_id, user_id, None if own else entity_id),
+                " AND coalesce(author_entity_id, ?) = ?",
+                (session_id, user_id, session_entity_id, entity_id),
             )
         ]
         said = _says_something(conn, rowids)
         search.unindex_turns(conn, session_entity_id, rowids)
         conn.executemany(
-            "UPDATE turns SET content = '', author_id = ?, author_entity_id = NULL, parts = NULL,"
+            "UPDATE turns SET content = '', author_id = ?, author_entity_id = ?, parts = NULL,"
             " tool_invocations = NULL, trace = NULL, verification = NULL, feedback = NULL,"
             " insights = NULL, metadata = ? WHERE rowid = ?",
-            [(ERASED_AUTHOR, erased_metadata, r) for r in rowids],
+            [(ERASED_AUTHOR, session_entity_id, erased_metadata, r) for r in rowids],
         )
         session = _require_session(conn, session_id)
         if own:
@@ -998,13 +999,8 @@ def _erase_contributions(
         (user_id, entity_id, batch),
     ).fetchall()
     for rowid, feedback, session_entity_id in rated:
-        kept = [
-            f for f in codec.feedback_from_json(feedback, session_entity_id) if f.given_by != person
-        ]
-        conn.execute(
-            "UPDATE turns SET feedback = ? WHERE rowid = ?",
-            (codec.feedback_to_json(kept, session_entity_id), rowid),
-        )
+        kept = codec.feedback_changed(feedback, session_entity_id, lambda f: f.given_by == person)
+        conn.execute("UPDATE turns SET feedback = ? WHERE rowid = ?", (kept, rowid))
         counts.feedback += 1
     counts.pins = conn.execute(
         "DELETE FROM pins WHERE entity_id = ? AND user_id = ?", (entity_id, user_id)
@@ -1217,25 +1213,14 @@ def _touch_session_of_turn(conn: driver.Connection, turn_id: str, at: datetime) 
     )
 
 
-def _turn_entity(conn: driver.Connection, turn_id: str) -> str | None:
-    """The entity of the turn's session; None when the turn does not exist."""
-    row = conn.execute(
-        "SELECT s.entity_id FROM turns t JOIN sessions s ON s.id = t.session_id WHERE t.id = ?",
-        (turn_id,),
-    ).fetchone()
-    return None if row is None else row[0]
-
-
 def _set_verification(
     conn: driver.Connection, turn_id: str, verification: Verification
 ) -> Turn | None:
-    entity_id = _turn_entity(conn, turn_id)
-    if entity_id is None:
-        return None
-    conn.execute(
+    if not conn.execute(
         "UPDATE turns SET verification = ? WHERE id = ?",
-        (codec.verification_to_json(verification, entity_id), turn_id),
-    )
+        (codec.verification_to_json(verification), turn_id),
+    ).rowcount:
+        return None
     _touch_session_of_turn(conn, turn_id, verification.verified_at)
     return _get_turn(conn, turn_id)
 
@@ -1251,16 +1236,13 @@ def _add_feedback(conn: driver.Connection, turn_id: str, feedback: Feedback) -> 
     stored, entity_id = row
     # One feedback of each kind per person: the same user id of another entity is someone
     # else, whose feedback stays.
-    items = [
-        f
-        for f in codec.feedback_from_json(stored, entity_id)
-        if not (f.given_by == feedback.given_by and f.kind == feedback.kind)
-    ]
-    items.append(feedback)
-    conn.execute(
-        "UPDATE turns SET feedback = ? WHERE id = ?",
-        (codec.feedback_to_json(items, entity_id), turn_id),
+    items = codec.feedback_changed(
+        stored,
+        entity_id,
+        lambda f: f.given_by == feedback.given_by and f.kind == feedback.kind,
+        feedback,
     )
+    conn.execute("UPDATE turns SET feedback = ? WHERE id = ?", (items, turn_id))
     _touch_session_of_turn(conn, turn_id, feedback.at)
     return _get_turn(conn, turn_id)
 
