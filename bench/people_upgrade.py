@@ -5,11 +5,12 @@
 
 Generates a store at schema version 14 in the old form (every person a bare user id):
 sessions of `--per-session` turns across 7 entities of 500 users, a share `--external` of
-them shared with INTERACT to a user of another entity who wrote two turns and rated one
-(one in five of those shares revoked since, one in ten also shared to a colleague with the
-same id: ambiguous), and two audit events a session. Then runs the migration exactly as
-the store does at `open` (`_migrate`, one transaction) and prints its time and what it
-rewrote, with the machine.
+them shared with INTERACT to a user of another entity who read the session (an audit
+event naming their entity), wrote two turns and rated one (one in five of those shares
+revoked since, one in ten also shared to a colleague with the same id: ambiguous), and two
+audit events a session besides: the owner's tagging and a read by a user of the entity.
+Then runs the migration exactly as the store does at `open` (`_migrate`, one transaction)
+and prints its time and what it rewrote, with the machine.
 """
 
 from __future__ import annotations
@@ -91,6 +92,18 @@ def generate(path: Path, turns: int, per_session: int, external: float, seed: in
                 )
             if guest != owner:
                 people.append(guest)
+            conn.execute(
+                "INSERT INTO audit (id, entity_id, actor_id, action, target, at, details)"
+                " VALUES (?, ?, ?, 'session.read', ?, ?, ?)",
+                (
+                    f"g{n}",
+                    entity,
+                    guest,
+                    f"session:{session_id}",
+                    us(start) + 1,
+                    orjson.dumps({"access": "INTERACT", "actorEntityId": guest_entity}).decode(),
+                ),
+            )
         conn.execute(
             "INSERT INTO sessions (id, entity_id, chat_app_id, owner_id, title, title_source,"
             " created_at, updated_at, last_activity_at, turn_count, participants, status)"

@@ -554,14 +554,15 @@ class SessionService:
             if len(tags) > self._limits.max_tags:
                 raise LimitExceeded(f"A session holds at most {self._limits.max_tags} tags.")
             now = self._clock.now()
-            updated = await self._store.set_tags(session.id, tags, now)
-            if updated is None:
-                raise session_not_found(session.id)
             added = [t for t in tags if t not in session.tags]
             removed = [t for t in session.tags if t not in tags]
-            await self._store.append_audit(
-                audit_event(principal, updated, "session.tagged", now, added=added, removed=removed)
+            # One store call: a deletion in between would leave the tag names behind.
+            tagged = audit_event(
+                principal, session, "session.tagged", now, added=added, removed=removed
             )
+            updated = await self._store.set_tags(session.id, tags, now, tagged)
+            if updated is None:
+                raise session_not_found(session.id)
             await self._broker.publish(SessionUpdated(updated))
             return updated
 

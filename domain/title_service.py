@@ -234,11 +234,7 @@ class TitleService:
         except DomainError:
             log.warning("titles.rename_failed", session_id=session.id)
             return None
-        if (
-            renamed is None
-            or renamed.title_source is not TitleSource.AUTO
-            or renamed.title_version != session.title_version + 1
-        ):
+        if renamed is None:
             log.info("titles.changed_meanwhile", session_id=session.id)
             return None
         await self._broker.publish(SessionUpdated(renamed))

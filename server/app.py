@@ -28,6 +28,7 @@ from ..domain.errors import DomainError
 from ..domain.export import ExportLimits, ExportService
 from ..domain.models import Principal
 from ..domain.offload import Offload, ProcessOffload, ThreadOffload
+from ..domain.redaction import redact_details
 from ..domain.retention import RetentionService
 from ..domain.search import SearchService
 from ..domain.sessions import SessionService
@@ -162,6 +163,7 @@ def build_store(settings: Settings) -> Store:
         return MongoStore.from_url(
             settings.database_url,
             settings.mongo_database_name,
+            redact=redact_details,
             search_mode=settings.mongo_search,
         )
     return SqliteStore(

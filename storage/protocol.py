@@ -72,19 +72,24 @@ class Store(Protocol):
         if_title_version: int | None = None,
     ) -> Session | None:
         """Set the title and count the change in `title_version` (as every change of the
-        title does, the erasure's too). An AUTO title never replaces a MANUAL one, and with
-        `if_title_version` the title is set only if the session's `title_version` is still
-        that: the title has not changed since it was read (the row is returned unchanged
-        otherwise). None when the session does not exist."""
+        title does, the erasure's too); the session as renamed. An AUTO title never
+        replaces a MANUAL one, and with `if_title_version` the title is set only if the
+        session's `title_version` is still that: the title has not changed since it was
+        read. None when nothing was written: no such session, a MANUAL title in the way of
+        an AUTO one, or a title changed meanwhile (the search index is left as it was)."""
 
     async def set_archived(
         self, session_id: str, archived_at: datetime | None, at: datetime
     ) -> Session | None: ...
 
-    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
+    async def set_tags(
+        self, session_id: str, tags: list[str], at: datetime, audit: AuditEvent | None = None
+    ) -> Session | None:
         """Replace the session's tags (already normalised, in order) and set updated_at; the
-        listing's and search's tag filters see them once this returns. None when the
-        session does not exist."""
+        listing's and search's tag filters see them once this returns. `audit` (the
+        change's event, which names tags) is recorded with the change, in one write: a
+        deletion that comes before finds no session to tag (None, no event), one that comes
+        after redacts the event. None when the session does not exist."""
 
     async def set_status(
         self, session_id: str, status: SessionStatus, at: datetime

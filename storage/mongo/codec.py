@@ -15,14 +15,13 @@ JSON values (agent context, metadata, parts, traces, tool input and output, insi
 audit details) are stored as native BSON, so they stay queryable. Values BSON cannot hold
 (integers past 64 bits signed, NUL in a key) are refused at the boundary as bad input.
 
-People. A person of the session's own entity is stored by user id alone; someone of
-another entity (an external grantee) with their entity beside it: `author_entity_id` on a
-turn, `entity_id` on a feedback item, `verified_by_entity_id` on a verification, and
-`external_participants` ({entity_id, user_id}) on a session, whose `participants` are the
-users of its own entity. Documents written before people carried their entity have none of
-these fields, and read as people of the session's entity (as such references are written
-now); those the stored trail settles as an external grantee's are rewritten once at start
-(upgrades.py).
+People. A person is written with their entity, always: `author_entity_id` on a turn,
+`entity_id` on a feedback item, `verified_by_entity_id` on a verification; a session's
+`participants` are the users of its own entity by id, its `external_participants`
+({entity_id, user_id}) the others. Documents written before people carried their entity
+have none of these fields, which is all that a missing one means: they read as people of
+the session's entity, and those the stored trail settles as an external grantee's are
+rewritten once at start (upgrades.py).
 
 Nothing here imports Motor or PyMongo: documents are plain dicts.
 """
@@ -208,14 +207,13 @@ def tool_from(doc: Doc) -> ToolInvocation:
     )
 
 
-def verification_doc(v: Verification | None, session_entity_id: str) -> Doc | None:
+def verification_doc(v: Verification | None) -> Doc | None:
     if v is None:
         return None
     doc: Doc = {"grade": v.grade.value, "score": v.score, "notes": v.notes}
     put_time(doc, "verified_at", v.verified_at)
     doc["verified_by"] = v.verified_by
-    if v.verified_by_entity_id != session_entity_id:
-        doc["verified_by_entity_id"] = v.verified_by_entity_id
+    doc["verified_by_entity_id"] = v.verified_by_entity_id
     return doc
 
 
@@ -232,11 +230,10 @@ def _verification_from(doc: Doc | None, session_entity_id: str) -> Verification 
     )
 
 
-def feedback_doc(f: Feedback, session_entity_id: str) -> Doc:
+def feedback_doc(f: Feedback) -> Doc:
     doc: Doc = {"user_id": f.user_id, "kind": f.kind.value, "comment": f.comment}
     put_time(doc, "at", f.at)
-    if f.entity_id != session_entity_id:
-        doc["entity_id"] = f.entity_id
+    doc["entity_id"] = f.entity_id
     return doc
 
 
@@ -266,14 +263,13 @@ def turn_doc(t: Turn, session: Doc) -> Doc:
         "parts": t.parts,
         "tool_invocations": [_tool_doc(i) for i in t.tool_invocations],
         "trace": t.trace,
-        "verification": verification_doc(t.verification, t.entity_id),
-        "feedback": [feedback_doc(f, t.entity_id) for f in t.feedback],
+        "verification": verification_doc(t.verification),
+        "feedback": [feedback_doc(f) for f in t.feedback],
         "insights": t.insights,
         "metadata": t.metadata,
         "usage": usage_doc(t.usage),
+        "author_entity_id": t.author_entity_id,
     }
-    if t.external_author:
-        doc["author_entity_id"] = t.author_entity_id
     put_time(doc, "created_at", t.created_at)
     return doc
 

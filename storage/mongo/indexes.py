@@ -93,8 +93,8 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
         [("entity_id", ASC), ("feedback.user_id", ASC)],
         {"partialFilterExpression": {"feedback.user_id": {"$exists": True}}},
     ),
-    # ... and, for a person of one entity, what they did in sessions of others (external
-    # grantees' items name their entity; codec.py).
+    # ... and, for a person of one entity, what they did in sessions of others, and every
+    # feedback item written since people carry their entity (codec.py).
     (
         SESSIONS,
         "sessions_by_external_participant",
@@ -147,6 +147,8 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
         {},
     ),
     (SHARES, "shares_with_outbox", [("outbox._id", ASC)], {"sparse": True}),
+    # Sessions whose tag change's event has not reached `audit` yet (recovery).
+    (SESSIONS, "sessions_with_outbox", [("outbox._id", ASC)], {"sparse": True}),
     # Who opened which LINK share.
     (
         LINK_VISITS,

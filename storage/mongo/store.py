@@ -21,11 +21,15 @@ that running it again (a retry, or the recovery sweep) finishes it:
   update, then copies it into `audit` (an upsert keyed by the event's domain id, so a
   second copy is a no-op) and pulls it from the outbox. A crash in between leaves the
   event in the outbox, where recovery finds it.
-- Deleting a session first redacts the earlier audit events about it, then marks it
-  `state: "deleting"` (with its audit event in the outbox). Every read treats a marked
-  session as gone. Then turns, pins, shares and link visits go, the event is copied to
-  `audit`, and the session document goes last. Deleting a marked session again, or
-  recovery, finishes the work.
+- Deleting a session first marks it `state: "deleting"` (with its audit event in the
+  outbox). Every read treats a marked session as gone, and every write to a session
+  (a tag change with its event, in the session's outbox) is conditional on its not being
+  marked, so nothing about it is added to the trail after the mark but events already on
+  their way. Then turns, pins, shares and link visits go, the outbox's events are copied
+  to `audit`, the earlier events about the session are redacted (all but the deletion's
+  own), and the session document goes last. Deleting a marked session again, or recovery,
+  finishes the work, the redaction included: the store holds the redaction rule it is
+  built with for that.
 - A session created with its first turn is inserted hidden (`state: "creating"`); the
   same update that counts the turn reveals it. If the turn fails, the hidden session is
   removed; if the process dies, recovery removes hidden sessions older than an hour.
@@ -221,16 +225,20 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("stems", "atlas")
 
 class MongoStore:
     """The Store protocol on MongoDB. `client` is a Motor client (or a test double with
-    the same surface); `transactions` None means: ask the server at `open`. `search_mode`
-    chooses how `search` runs: "stems" on the stored stems (search.py, any MongoDB), or
-    "atlas" through Atlas Search `$search` (atlas.py; needs the indexes of
-    atlas_search_index.json, applied with `sessionhub mongo apply-search-index`)."""
+    the same surface); `redact` the rule that cuts the audit details of a deleted session
+    down (the one the domain passes to every deletion: recovery finishes deletions that
+    were interrupted, with no domain call to pass it); `transactions` None means: ask the
+    server at `open`. `search_mode` chooses how `search` runs: "stems" on the stored stems
+    (search.py, any MongoDB), or "atlas" through Atlas Search `$search` (atlas.py; needs
+    the indexes of atlas_search_index.json, applied with `sessionhub mongo
+    apply-search-index`)."""
 
     def __init__(
         self,
         client: Any,
         database: str,
         *,
+        redact: Callable[[JSON], JSON],
         transactions: bool | None = None,
         search_mode: SearchMode = "stems",
     ) -> None:
@@ -245,6 +253,7 @@ class MongoStore:
         self._visits = self._db[indexes.LINK_VISITS]
         self._audit = self._db[indexes.AUDIT]
         self._templates = self._db[indexes.TEMPLATES]
+        self._redact = redact
         self._transactions = transactions
         self._search_mode: SearchMode = search_mode
 
@@ -254,11 +263,12 @@ class MongoStore:
         url: str,
         database: str,
         *,
+        redact: Callable[[JSON], JSON],
         server_selection_timeout_ms: int | None = None,
         search_mode: SearchMode = "stems",
     ) -> MongoStore:
         client = driver.connect(url, server_selection_timeout_ms=server_selection_timeout_ms)
-        return cls(client, database, search_mode=search_mode)
+        return cls(client, database, redact=redact, search_mode=search_mode)
 
     @property
     def search_mode(self) -> SearchMode:
@@ -373,9 +383,7 @@ class MongoStore:
             "$inc": {"title_version": 1},
         }
         doc = await self._sessions.find_one_and_update(query, update, return_document=AFTER)
-        if doc is None:
-            return await self.get_session(session_id)
-        return codec.session_from(doc)
+        return None if doc is None else codec.session_from(doc)
 
     @_translated
     async def set_archived(
@@ -394,14 +402,29 @@ class MongoStore:
         return None if doc is None else codec.session_from(doc)
 
     @_translated
-    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
+    async def set_tags(
+        self, session_id: str, tags: list[str], at: datetime, audit: AuditEvent | None = None
+    ) -> Session | None:
         # Tags live on the session document only: the listing, $text and Atlas Search paths
-        # all filter on sessions.tags, so nothing else needs rewriting.
-        update = {"$set": {"tags": list(dict.fromkeys(tags)), **time_fields("updated_at", at)}}
-        doc = await self._sessions.find_one_and_update(
-            {"_id": session_id, **VISIBLE}, update, return_document=AFTER
-        )
-        return None if doc is None else codec.session_from(doc)
+        # all filter on sessions.tags, so nothing else needs rewriting. The event goes into
+        # the session's outbox in the same update: never about a session already marked
+        # for deletion, and one marked later delivers it before redacting.
+        update: Doc = {"$set": {"tags": list(dict.fromkeys(tags)), **time_fields("updated_at", at)}}
+        events = [] if audit is None else [codec.audit_doc(audit)]
+        if events:
+            update["$push"] = {OUTBOX: {"$each": events}}
+
+        async def work(s: Any) -> Session | None:
+            doc = await self._sessions.find_one_and_update(
+                {"_id": session_id, **VISIBLE}, update, return_document=AFTER, session=s
+            )
+            if doc is None:
+                return None
+            if events:
+                await self._deliver(self._sessions, session_id, events, s)
+            return codec.session_from(doc)
+
+        return await self._atomic(work)
 
     @_translated
     async def set_status(
@@ -558,9 +581,11 @@ class MongoStore:
             "terms": [],
         }
         for doc, own in [*((d, True) for d in joined), *((d, False) for d in visited)]:
+            # An emptied turn's author is `erased`, of the session's entity.
+            emptied_here = {**emptied, "author_entity_id": doc["entity_id"]}
             emptied_count, took_title = await self._atomic(
-                lambda s, doc=doc, own=own: self._empty_turns_of(
-                    doc["_id"], user_id, person, own, emptied, at, opening_words, s
+                lambda s, doc=doc, own=own, emptied_here=emptied_here: self._empty_turns_of(
+                    doc["_id"], user_id, person, own, emptied_here, at, opening_words, s
                 )
             )
             if took_title:
@@ -568,8 +593,8 @@ class MongoStore:
             counts.authored_turns += emptied_count
             counts.participations += 1
         counts.titles = len(retitled)
-        # Their feedback: on turns of their entity's sessions by id alone, elsewhere with
-        # their entity named.
+        # Their feedback: items that name them with their entity, and in their entity's
+        # sessions the items written before people carried their entity (by id alone).
         for rated_query, pull in (
             (
                 {
@@ -639,10 +664,13 @@ class MongoStore:
         title back and the person out of the session, so a rerun after the turns were
         emptied still finds the session (the person is still among its people) and the
         mark."""
+        # No entity stored: written before people carried theirs, the session's.
         theirs: Doc = {
             "session_id": session_id,
             "author_id": user_id,
-            "author_entity_id": {"$exists": False} if own else person["entity_id"],
+            "author_entity_id": {"$in": [None, person["entity_id"]]}
+            if own
+            else person["entity_id"],
         }
         said = await self._turns.find_one(
             {
@@ -659,9 +687,7 @@ class MongoStore:
                 {"$addToSet": {TAKE_BACK_TITLE: person}},
                 session=s,
             )
-        result = await self._turns.update_many(
-            theirs, {"$set": emptied, "$unset": {"author_entity_id": ""}}, session=s
-        )
+        result = await self._turns.update_many(theirs, {"$set": emptied}, session=s)
         leave = {"participants": user_id} if own else {"external_participants": person}
         update: Doc = {"$pull": {**leave, TAKE_BACK_TITLE: person}}
         marked = await self._sessions.find_one(
@@ -723,22 +749,10 @@ class MongoStore:
     ) -> int | None:
         """Delete the session (if it matches `condition`); how many earlier events about it
         were redacted, None when nothing was deleted. The earlier events keep no content of
-        the session (tag names ...): they are redacted before the session is marked, so that
-        whatever stops the deletion after the mark, finishing it (a rerun, recovery) has
-        nothing left to redact."""
+        the session (tag names ...): they are redacted after the session is marked, when
+        no write can add another (see `_finish_delete`)."""
 
         async def work(s: Any) -> int | None:
-            redacted = 0
-            doc = await self._sessions.find_one(
-                {"_id": session_id, **VISIBLE, **condition}, {"entity_id": 1}, session=s
-            )
-            if doc is not None:
-                redacted = await self._redact_audit(
-                    {"entity_id": doc["entity_id"], "target": f"session:{session_id}"},
-                    redact,
-                    0,
-                    s,
-                )
             marked = await self._sessions.find_one_and_update(
                 {"_id": session_id, **VISIBLE, **condition},
                 {"$set": {STATE: DELETING}, "$push": {OUTBOX: codec.audit_doc(audit)}},
@@ -754,23 +768,39 @@ class MongoStore:
                 )
                 if pending is None:
                     return None
-            await self._finish_delete(session_id, s)
-            return redacted
+            return await self._finish_delete(session_id, redact, s)
 
         return await self._atomic(work)
 
-    async def _finish_delete(self, session_id: str, s: Any) -> None:
-        """The rest of a deletion once the session is marked; safe to run again."""
+    async def _finish_delete(self, session_id: str, redact: Callable[[JSON], JSON], s: Any) -> int:
+        """The rest of a deletion once the session is marked; safe to run again. How many
+        earlier events about the session it redacted: all but the deletion's own, those
+        its outbox still held included (a tag change's, written just before the mark)."""
         for children in (self._turns, self._pins, self._visits, self._shares):
             await children.delete_many({"session_id": session_id}, session=s)
         doc = await self._sessions.find_one(
-            {"_id": session_id, STATE: DELETING}, {OUTBOX: 1}, session=s
+            {"_id": session_id, STATE: DELETING}, {"entity_id": 1, OUTBOX: 1}, session=s
         )
         if doc is None:
-            return
-        for event in doc.get(OUTBOX) or []:
+            return 0
+        outbox = doc.get(OUTBOX) or []
+        for event in outbox:
             await self._put_audit(event, s)
+        # The mark pushed the deletion's event last, and nothing is pushed to a marked
+        # session.
+        deletion_id = outbox[-1]["_id"] if outbox else None
+        redacted = await self._redact_audit(
+            {
+                "entity_id": doc["entity_id"],
+                "target": f"session:{session_id}",
+                "_id": {"$ne": deletion_id},
+            },
+            redact,
+            0,
+            s,
+        )
         await self._sessions.delete_one({"_id": session_id, STATE: DELETING}, session=s)
+        return redacted
 
     @_translated
     async def list_sessions(
@@ -930,20 +960,12 @@ class MongoStore:
             {"_id": session_id}, {"$max": time_fields("updated_at", at)}, session=s
         )
 
-    async def _turn_entity(self, turn_id: str, s: Any) -> str | None:
-        """The entity of the turn's session (copied onto the turn, and never changing)."""
-        doc = await self._turns.find_one({"_id": turn_id}, {"entity_id": 1}, session=s)
-        return None if doc is None else doc["entity_id"]
-
     @_translated
     async def set_verification(self, turn_id: str, verification: Verification) -> Turn | None:
         async def work(s: Any) -> Turn | None:
-            entity_id = await self._turn_entity(turn_id, s)
-            if entity_id is None:
-                return None
             doc = await self._turns.find_one_and_update(
                 {"_id": turn_id},
-                {"$set": {"verification": codec.verification_doc(verification, entity_id)}},
+                {"$set": {"verification": codec.verification_doc(verification)}},
                 return_document=AFTER,
                 session=s,
             )
@@ -979,10 +1001,7 @@ class MongoStore:
         }
 
         async def work(s: Any) -> Turn | None:
-            entity_id = await self._turn_entity(turn_id, s)
-            if entity_id is None:
-                return None
-            added = {"$literal": [codec.feedback_doc(feedback, entity_id)]}
+            added = {"$literal": [codec.feedback_doc(feedback)]}
             replace = [{"$set": {"feedback": {"$concatArrays": [others, added]}}}]
             doc = await self._turns.find_one_and_update(
                 {"_id": turn_id}, replace, return_document=AFTER, session=s
@@ -1098,7 +1117,14 @@ class MongoStore:
         cursor = self._sessions.find({STATE: DELETING}, {"_id": 1}).limit(RECOVERY_BATCH)
         for doc in await cursor.to_list(None):
             session_id = doc["_id"]
-            await self._atomic(lambda s, sid=session_id: self._finish_delete(sid, s))
+            await self._atomic(lambda s, sid=session_id: self._finish_delete(sid, self._redact, s))
+        # Tag changes whose event did not reach `audit` (marked sessions' are delivered
+        # above).
+        cursor = self._sessions.find(
+            {"outbox._id": {"$exists": True}, **VISIBLE}, {OUTBOX: 1}
+        ).limit(RECOVERY_BATCH)
+        for doc in await cursor.to_list(None):
+            await self._deliver(self._sessions, doc["_id"], doc.get(OUTBOX) or [], None)
         for collection in (self._shares, self._visits, self._templates):
             cursor = collection.find({"outbox._id": {"$exists": True}}, {OUTBOX: 1}).limit(
                 RECOVERY_BATCH

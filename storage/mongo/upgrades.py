@@ -9,11 +9,15 @@ starting at once both run, is finished by running it again.
 written before people carried their entity name people by bare user id, which reads as a
 person of the session's entity. Where the stored trail settles that a bare id in a
 session was an external grantee (an EXTERNAL share with INTERACT to that user id of one
-other entity, live when they wrote, and no way in for a person of the session's entity
-with that id), their turns (`author_entity_id`), feedback items (`entity_id`) and place
-among the session's people (`external_participants` instead of `participants`) name
-that entity. The rules, and what stays ambiguous, are those of
-storage/sqlite/migrations/0015_people_settled_from_shares.sql.
+other entity, the grantee seen in the trail acting on the session while it was live,
+every bare turn and feedback of that id within that time, and nothing that says a person
+of the session's entity with that id could have written there), their turns
+(`author_entity_id`), feedback items (`entity_id`) and place among the session's people
+(`external_participants` instead of `participants`) name that entity. The rules, and what
+stays ambiguous, are those of
+storage/sqlite/migrations/0015_people_settled_from_shares.sql. Documents the current code
+writes always name the entity, so that instances writing while the upgrade runs (at
+start) add nothing it could take for old ones.
 """
 
 from __future__ import annotations
@@ -34,6 +38,19 @@ PEOPLE_SETTLED = "0015_people_settled_from_shares"
 FOREVER = 2**63 - 1
 # Actions that only an admin (or a service) of the entity takes, whoever owns the session.
 ADMIN_ACTIONS = ("user.erased", "template.created", "template.updated", "template.deleted")
+# Reads by someone who may write in a session they do not own: an admin (MANAGE), a
+# service or a collaborator through a share (INTERACT).
+WRITERS_ACCESS = ("MANAGE", "INTERACT")
+# Actions on a session that its owner, an admin or a service takes: someone else's session
+# shows one of the latter.
+MANAGING_ACTIONS = (
+    "session.tagged",
+    "session.archived",
+    "session.completed",
+    "session.reopened",
+    "share.created",
+    "share.revoked",
+)
 # A feedback item written before people carried their entity.
 _BARE = {"entity_id": {"$exists": False}}
 
@@ -113,8 +130,8 @@ async def settle_people_from_shares(db: Db) -> Counts:
 
 
 class _Privileged:
-    """Users of an entity whose events in its audit trail show a role that writes in every
-    session of it (an admin): remembered per person."""
+    """Users of an entity whose events in its audit trail show a reach beyond their own
+    sessions (an admin's or a service's): remembered per person."""
 
     def __init__(self, db: Db) -> None:
         self._db = db
@@ -136,7 +153,10 @@ class _Privileged:
                     {
                         "$or": [
                             {"action": {"$in": list(ADMIN_ACTIONS)}},
-                            {"details.access": "MANAGE"},
+                            {
+                                "action": "session.read",
+                                "details.access": {"$in": list(WRITERS_ACCESS)},
+                            },
                             {"action": "session.deleted", "details.ownerId": {"$ne": user_id}},
                         ]
                     },
@@ -144,7 +164,29 @@ class _Privileged:
             },
             {"_id": 1},
         )
-        return admin is not None
+        if admin is not None:
+            return True
+        managed = await audit.distinct(
+            "target", {**theirs, "action": {"$in": list(MANAGING_ACTIONS)}}
+        )
+        for target in managed:
+            if await self._owner(entity_id, target) != user_id:
+                return True
+        return False
+
+    async def _owner(self, entity_id: str, target: str) -> str | None:
+        """The owner of the session `target` names: the session's, or, once it is gone,
+        the one its deletion event names (None when the trail no longer knows)."""
+        session = await self._db[indexes.SESSIONS].find_one(
+            {"_id": target.removeprefix("session:")}, {"owner_id": 1}
+        )
+        if session is not None:
+            return session["owner_id"]
+        deleted = await self._db[indexes.AUDIT].find_one(
+            {"entity_id": entity_id, "target": target, "action": "session.deleted"},
+            {"details.ownerId": 1},
+        )
+        return None if deleted is None else (deleted.get("details") or {}).get("ownerId")
 
 
 def _by_entitys_own(entity_id: str, user_id: str) -> dict[str, Any]:
@@ -169,6 +211,22 @@ async def _settled(
     privileged: Callable[[str, str], Awaitable[bool]],
 ) -> bool:
     session_id, own_entity = session["_id"], session["entity_id"]
+    target = f"session:{session_id}"
+    seen = await (
+        db[indexes.AUDIT]
+        .find(
+            {
+                "entity_id": own_entity,
+                "target": target,
+                "actor_id": user_id,
+                "details.actorEntityId": entity_id,
+            },
+            {"at_us": 1},
+        )
+        .to_list(None)
+    )
+    if not any(w.covers(e.get("at_us")) for e in seen for w in windows):
+        return False
     shares = await db[indexes.SHARES].find({"session_id": session_id}).to_list(None)
     for share in shares:
         kind, interact = share["grantee_kind"], share["mode"] == "INTERACT"
@@ -183,12 +241,31 @@ async def _settled(
             if opened is not None:
                 return False
     acted = await db[indexes.AUDIT].find_one(
-        {**_by_entitys_own(own_entity, user_id), "target": f"session:{session_id}"}, {"_id": 1}
+        {**_by_entitys_own(own_entity, user_id), "target": target}, {"_id": 1}
     )
     if acted is not None or await privileged(own_entity, user_id):
         return False
     theirs = {"session_id": session_id}
     turns = db[indexes.TURNS]
+    # Written by u of the session's entity (with the entity, since people carry theirs; a
+    # verification, by the owner, an admin or a service, also before).
+    own_person = {"user_id": user_id, "entity_id": own_entity}
+    of_own = await turns.find_one(
+        {
+            **theirs,
+            "$or": [
+                {"author_id": user_id, "author_entity_id": own_entity},
+                {"feedback": {"$elemMatch": own_person}},
+                {
+                    "verification.verified_by": user_id,
+                    "verification.verified_by_entity_id": {"$in": [None, own_entity]},
+                },
+            ],
+        },
+        {"_id": 1},
+    )
+    if of_own is not None:
+        return False
     written = await turns.find(
         {**theirs, "author_id": user_id, "author_entity_id": {"$exists": False}},
         {"created_at_us": 1},

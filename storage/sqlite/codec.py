@@ -1,10 +1,15 @@
 """Rows to domain objects and back: times as integer microseconds, JSON as orjson text.
 
-A person of the session's own entity is stored by user id alone; someone of another
-entity (an external grantee) with their entity beside it (migration 0014)."""
+A person is written with their entity, always: `turns.author_entity_id`, a feedback
+item's `entity_id`, a verification's `verified_by_entity_id` (a session's `participants`
+are the users of its own entity by id, `external_participants` the others with theirs).
+No entity stored means only that the row was written before people carried their entity
+(migration 0014); it reads as a person of the session's entity, and migration 0015
+settles those the stored trail shows were an external grantee's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -126,10 +131,6 @@ TURN_COLUMNS = (
 )
 
 
-def _other_entity(entity_id: str, session_entity_id: str) -> str | None:
-    return None if entity_id == session_entity_id else entity_id
-
-
 def _tool_to_json(t: ToolInvocation) -> dict:
     return {
         "id": t.id,
@@ -156,7 +157,7 @@ def _tool_from_json(d: dict) -> ToolInvocation:
     )
 
 
-def verification_to_json(v: Verification | None, session_entity_id: str) -> str | None:
+def verification_to_json(v: Verification | None) -> str | None:
     if v is None:
         return None
     d = {
@@ -165,10 +166,8 @@ def verification_to_json(v: Verification | None, session_entity_id: str) -> str 
         "notes": v.notes,
         "verified_at": to_micros(v.verified_at),
         "verified_by": v.verified_by,
+        "verified_by_entity_id": v.verified_by_entity_id,
     }
-    other = _other_entity(v.verified_by_entity_id, session_entity_id)
-    if other is not None:
-        d["verified_by_entity_id"] = other
     return dump_json(d)
 
 
@@ -186,37 +185,55 @@ def _verification_from_json(text: str | None, session_entity_id: str) -> Verific
     )
 
 
-def feedback_to_json(items: list[Feedback], session_entity_id: str) -> str | None:
+def _feedback_to_dict(f: Feedback) -> dict:
+    return {
+        "user_id": f.user_id,
+        "kind": f.kind.value,
+        "comment": f.comment,
+        "at": to_micros(f.at),
+        "entity_id": f.entity_id,
+    }
+
+
+def _feedback_from_dict(d: dict, session_entity_id: str) -> Feedback:
+    return Feedback(
+        user_id=d["user_id"],
+        kind=FeedbackKind(d["kind"]),
+        comment=d["comment"],
+        at=from_micros(d["at"]),
+        entity_id=d.get("entity_id", session_entity_id),
+    )
+
+
+def feedback_to_json(items: list[Feedback]) -> str | None:
     if not items:
         return None
-    stored = []
-    for f in items:
-        d = {
-            "user_id": f.user_id,
-            "kind": f.kind.value,
-            "comment": f.comment,
-            "at": to_micros(f.at),
-        }
-        other = _other_entity(f.entity_id, session_entity_id)
-        if other is not None:
-            d["entity_id"] = other
-        stored.append(d)
-    return dump_json(stored)
+    return dump_json([_feedback_to_dict(f) for f in items])
 
 
 def feedback_from_json(text: str | None, session_entity_id: str) -> list[Feedback]:
     if text is None:
         return []
-    return [
-        Feedback(
-            user_id=d["user_id"],
-            kind=FeedbackKind(d["kind"]),
-            comment=d["comment"],
-            at=from_micros(d["at"]),
-            entity_id=d.get("entity_id", session_entity_id),
-        )
-        for d in orjson.loads(text)
+    return [_feedback_from_dict(d, session_entity_id) for d in orjson.loads(text)]
+
+
+def feedback_changed(
+    text: str | None,
+    session_entity_id: str,
+    dropped: Callable[[Feedback], bool],
+    added: Feedback | None = None,
+) -> str | None:
+    """The stored feedback without the items `dropped` selects, and with `added`; the
+    items kept stay exactly as stored (one written before people carried their entity
+    keeps having none)."""
+    kept = [
+        d
+        for d in (orjson.loads(text) if text else [])
+        if not dropped(_feedback_from_dict(d, session_entity_id))
     ]
+    if added is not None:
+        kept.append(_feedback_to_dict(added))
+    return dump_json(kept) if kept else None
 
 
 def turn_row(t: Turn) -> tuple:
@@ -230,15 +247,15 @@ def turn_row(t: Turn) -> tuple:
         dump_json(t.parts),
         dump_json([_tool_to_json(i) for i in t.tool_invocations]) if t.tool_invocations else None,
         dump_json(t.trace),
-        verification_to_json(t.verification, t.entity_id),
-        feedback_to_json(t.feedback, t.entity_id),
+        verification_to_json(t.verification),
+        feedback_to_json(t.feedback),
         dump_json(t.insights),
         dump_json(t.metadata),
         t.usage.input_tokens,
         t.usage.output_tokens,
         t.usage.cost,
         to_micros(t.created_at),
-        _other_entity(t.author_entity_id, t.entity_id),
+        t.author_entity_id,
     )
 
 

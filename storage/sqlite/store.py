@@ -336,8 +336,10 @@ class SqliteStore:
         deleted = await self._write(_delete_session, session_id, audit, redact, purge=True)
         return deleted is not None
 
-    async def set_tags(self, session_id: str, tags: list[str], at: datetime) -> Session | None:
-        return await self._write(_set_tags, session_id, tags, at)
+    async def set_tags(
+        self, session_id: str, tags: list[str], at: datetime, audit: AuditEvent | None = None
+    ) -> Session | None:
+        return await self._write(_set_tags, session_id, tags, at, audit)
 
     async def set_status(
         self, session_id: str, status: SessionStatus, at: datetime
@@ -767,7 +769,7 @@ def _rename_session(
     at: datetime,
     if_title_version: int | None,
 ) -> Session | None:
-    conn.execute(
+    renamed = conn.execute(
         "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?,"
         " title_version = title_version + 1"
         " WHERE id = ? AND (? = 'MANUAL' OR title_source != 'MANUAL')"
@@ -781,7 +783,9 @@ def _rename_session(
             if_title_version,
             if_title_version,
         ),
-    )
+    ).rowcount
+    if not renamed:
+        return None
     search.index_title(conn, session_id)
     return _get_session(conn, session_id)
 
@@ -797,7 +801,11 @@ def _set_archived(
 
 
 def _set_tags(
-    conn: driver.Connection, session_id: str, tags: list[str], at: datetime
+    conn: driver.Connection,
+    session_id: str,
+    tags: list[str],
+    at: datetime,
+    audit: AuditEvent | None,
 ) -> Session | None:
     # The tags column is what a session reads back; session_tags is what the listing's and
     # search's tag filters join, so both change in this one transaction.
@@ -812,6 +820,8 @@ def _set_tags(
         "INSERT INTO session_tags (session_id, tag) VALUES (?, ?)",
         [(session_id, tag) for tag in dict.fromkeys(tags)],
     )
+    if audit is not None:
+        _insert_audit(conn, audit)
     return _get_session(conn, session_id)
 
 
@@ -945,21 +955,22 @@ def _erase_contributions(
     person = Person(entity_id, user_id)
     for session_id, session_entity_id in [*joined, *visited]:
         own = session_entity_id == entity_id
+        # No entity stored: written before people carried theirs, the session's.
         rowids = [
             rowid
             for (rowid,) in conn.execute(
                 "SELECT rowid FROM turns WHERE session_id = ? AND author_id = ?"
-                " AND author_entity_id IS ?",
-                (session_id, user_id, None if own else entity_id),
+                " AND coalesce(author_entity_id, ?) = ?",
+                (session_id, user_id, session_entity_id, entity_id),
             )
         ]
         said = _says_something(conn, rowids)
         search.unindex_turns(conn, session_entity_id, rowids)
         conn.executemany(
-            "UPDATE turns SET content = '', author_id = ?, author_entity_id = NULL, parts = NULL,"
+            "UPDATE turns SET content = '', author_id = ?, author_entity_id = ?, parts = NULL,"
             " tool_invocations = NULL, trace = NULL, verification = NULL, feedback = NULL,"
             " insights = NULL, metadata = ? WHERE rowid = ?",
-            [(ERASED_AUTHOR, erased_metadata, r) for r in rowids],
+            [(ERASED_AUTHOR, session_entity_id, erased_metadata, r) for r in rowids],
         )
         session = _require_session(conn, session_id)
         if own:
@@ -988,13 +999,8 @@ def _erase_contributions(
         (user_id, entity_id, batch),
     ).fetchall()
     for rowid, feedback, session_entity_id in rated:
-        kept = [
-            f for f in codec.feedback_from_json(feedback, session_entity_id) if f.given_by != person
-        ]
-        conn.execute(
-            "UPDATE turns SET feedback = ? WHERE rowid = ?",
-            (codec.feedback_to_json(kept, session_entity_id), rowid),
-        )
+        kept = codec.feedback_changed(feedback, session_entity_id, lambda f: f.given_by == person)
+        conn.execute("UPDATE turns SET feedback = ? WHERE rowid = ?", (kept, rowid))
         counts.feedback += 1
     counts.pins = conn.execute(
         "DELETE FROM pins WHERE entity_id = ? AND user_id = ?", (entity_id, user_id)
@@ -1207,25 +1213,14 @@ def _touch_session_of_turn(conn: driver.Connection, turn_id: str, at: datetime) 
     )
 
 
-def _turn_entity(conn: driver.Connection, turn_id: str) -> str | None:
-    """The entity of the turn's session; None when the turn does not exist."""
-    row = conn.execute(
-        "SELECT s.entity_id FROM turns t JOIN sessions s ON s.id = t.session_id WHERE t.id = ?",
-        (turn_id,),
-    ).fetchone()
-    return None if row is None else row[0]
-
-
 def _set_verification(
     conn: driver.Connection, turn_id: str, verification: Verification
 ) -> Turn | None:
-    entity_id = _turn_entity(conn, turn_id)
-    if entity_id is None:
-        return None
-    conn.execute(
+    if not conn.execute(
         "UPDATE turns SET verification = ? WHERE id = ?",
-        (codec.verification_to_json(verification, entity_id), turn_id),
-    )
+        (codec.verification_to_json(verification), turn_id),
+    ).rowcount:
+        return None
     _touch_session_of_turn(conn, turn_id, verification.verified_at)
     return _get_turn(conn, turn_id)
 
@@ -1241,16 +1236,13 @@ def _add_feedback(conn: driver.Connection, turn_id: str, feedback: Feedback) -> 
     stored, entity_id = row
     # One feedback of each kind per person: the same user id of another entity is someone
     # else, whose feedback stays.
-    items = [
-        f
-        for f in codec.feedback_from_json(stored, entity_id)
-        if not (f.given_by == feedback.given_by and f.kind == feedback.kind)
-    ]
-    items.append(feedback)
-    conn.execute(
-        "UPDATE turns SET feedback = ? WHERE id = ?",
-        (codec.feedback_to_json(items, entity_id), turn_id),
+    items = codec.feedback_changed(
+        stored,
+        entity_id,
+        lambda f: f.given_by == feedback.given_by and f.kind == feedback.kind,
+        feedback,
     )
+    conn.execute("UPDATE turns SET feedback = ? WHERE id = ?", (items, turn_id))
     _touch_session_of_turn(conn, turn_id, feedback.at)
     return _get_turn(conn, turn_id)
 

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from mongomock_motor import AsyncMongoMockClient
 
+from sessionhub.domain.audit import deletion_event
 from sessionhub.domain.chat_apps import ChatAppRegistry
 from sessionhub.domain.commands import (
     AddFeedback,
@@ -32,8 +34,11 @@ from sessionhub.domain.models import (
     TitleSource,
     TurnRole,
 )
+from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.sessions import SessionService
 from sessionhub.realtime.memory import InProcessBroker
+from sessionhub.storage.mongo import MongoStore
+from sessionhub.storage.protocol import Store
 from sessionhub.storage.sqlite.store import SqliteStore
 
 ALICE = Principal("alice", "acme")
@@ -244,3 +249,55 @@ async def test_context_respects_max_turns_and_history(env) -> None:
     assert len((await service.context(view, max_turns=1000)).messages) == 4
     with pytest.raises(InvalidInput):
         await service.context(view, max_turns=0)
+
+
+class DeletedRightAfterTagging:
+    """A store on which the owner's deleteSession lands the moment a tag change is
+    written, before the tagging request's next store call."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def set_tags(self, session_id: str, *args, **kwargs):
+        tagged = await self._store.set_tags(session_id, *args, **kwargs)
+        session = await self._store.get_session(session_id)
+        await self._store.delete_session(
+            session_id, deletion_event(ALICE, session, session.updated_at), redact_details
+        )
+        return tagged
+
+
+@pytest.fixture(params=["sqlite-file", "mongo-mock"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    store: Store
+    if request.param == "sqlite-file":
+        store = SqliteStore(str(tmp_path / "tags.db"), readers=2)
+    else:
+        store = MongoStore(AsyncMongoMockClient(), "tags", redact=redact_details)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_a_deletion_between_a_tag_change_and_its_event_leaves_no_tag_name(
+    any_store: Store,
+) -> None:
+    """tagSessions writes the tags and their `session.tagged` event (which names them) in
+    one store call: a deletion landing right after the tag change redacts the event, where
+    a separate audit write after it would leave the tag names in the trail."""
+    service = SessionService(
+        DeletedRightAfterTagging(any_store), APPS, InProcessBroker(), SteppingClock()
+    )
+    view, _ = await service.send_message(ALICE, SendMessage("Plan", chat_app_id="knowledge"))
+    sid = view.session.id
+    await service.tag(ALICE, [sid], ["snorkelwimbly"], None)
+    assert await any_store.get_session(sid) is None
+    events = await any_store.list_audit("acme", AuditFilter(), None, 50)
+    about = {e.action: e.details for e in events if e.target == f"session:{sid}"}
+    assert about["session.tagged"] == {"redacted": True}
+    assert "snorkelwimbly" not in repr([e.details for e in events])

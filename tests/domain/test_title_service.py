@@ -31,6 +31,7 @@ from sessionhub.domain.models import (
 )
 from sessionhub.domain.offload import Offload, ProcessOffload
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
+from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.sessions import SessionService
 from sessionhub.domain.title_service import TitlePolicy, TitleService
 from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleGenerator, TurnText
@@ -260,8 +261,8 @@ async def test_an_auto_title_never_replaces_a_manual_one_in_the_store(env: Env) 
     renamed = await env.store.rename_session(
         sid, "Excel VLOOKUP returns N/A", TitleSource.AUTO, datetime.now(UTC)
     )
-    assert renamed is not None
-    assert (renamed.title, renamed.title_source) == ("Spreadsheet help", TitleSource.MANUAL)
+    assert renamed is None
+    assert await env.title(sid) == ("Spreadsheet help", TitleSource.MANUAL)
 
 
 async def test_without_automatic_titles_the_opening_words_stay(env: Env) -> None:
@@ -408,7 +409,7 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite-file":
         store = SqliteStore(str(tmp_path / "race.db"), readers=2)
     else:
-        store = MongoStore(AsyncMongoMockClient(), "race")
+        store = MongoStore(AsyncMongoMockClient(), "race", redact=redact_details)
     await store.open()
     try:
         yield store
@@ -467,3 +468,50 @@ async def test_a_title_made_from_erased_words_is_not_stored_after_the_erasure(
     # Nothing left to title (a greeting and an answer): the stand-in stays.
     assert (after.title, after.title_source) == ("Hello", TitleSource.PENDING)
     assert generator.calls == 2, "the job ran again, from the turns the erasure left"
+
+
+async def test_of_two_title_jobs_for_one_session_only_the_one_that_wrote_says_so(
+    any_store: Store,
+) -> None:
+    """Two AUTO title jobs read the same title version; the second one's compare-and-set
+    finds the first one's AUTO title, one version on: it wrote nothing, so it publishes no
+    SessionUpdated and returns None (the store answers None rather than the row as it is)."""
+    store = any_store
+    generator = GatedGenerator()
+    broker = InProcessBroker()
+    events: list = []
+    broker.listen(events.append)
+    clock = SteppingClock()
+    titles = TitleService(store, APPS, broker, clock, generator)
+    now = clock.now()
+    session = Session(
+        id=new_id(),
+        entity_id="acme",
+        chat_app_id="auto",
+        owner_id="alice",
+        title="Hello",
+        title_source=TitleSource.PENDING,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=now,
+        participants=["alice"],
+    )
+    await store.create_session(session, None, 100)
+    for role, text in (
+        (TurnRole.USER, "My sourdough starter smells like nail polish remover."),
+        (TurnRole.ASSISTANT, "A hungry sourdough starter makes acetone; feed it more often."),
+    ):
+        turn = NewTurn(
+            new_id(), session.id, role, "alice", text, clock.now(), author_entity_id="acme"
+        )
+        await store.append_turn(turn, 100)
+    first = asyncio.create_task(titles.retitle(session.id))
+    second = asyncio.create_task(titles.retitle(session.id))
+    while generator.calls < 2:
+        await asyncio.sleep(0)
+    generator.gate.set()
+    results = await asyncio.gather(first, second)
+    stored = await store.get_session(session.id)
+    assert (stored.title_source, stored.title_version) == (TitleSource.AUTO, 1)
+    assert sum(r is not None for r in results) == 1
+    assert [e.session.title for e in events if isinstance(e, SessionUpdated)] == [stored.title]

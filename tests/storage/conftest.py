@@ -28,6 +28,7 @@ import mongomock.store
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
+from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.mongo.atlas import (
     SESSIONS_INDEX,
@@ -120,7 +121,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         monkeypatch.setattr(
             mongomock.store.CollectionStore, "_remove_expired_documents", lambda self: None
         )
-        mock = MongoStore(_Yielding(AsyncMongoMockClient()), "contract")
+        mock = MongoStore(_Yielding(AsyncMongoMockClient()), "contract", redact=redact_details)
         await mock.open()
         try:
             yield mock
@@ -142,7 +143,9 @@ async def _mongo_server(request: pytest.FixtureRequest, *, atlas: bool) -> Async
         )
     database = f"sessionhub_contract_{uuid.uuid4().hex[:12]}"
     client = connect(url)
-    server = MongoStore(client, database, search_mode="atlas" if atlas else "stems")
+    server = MongoStore(
+        client, database, redact=redact_details, search_mode="atlas" if atlas else "stems"
+    )
     try:
         await server.open()
         lacks = dict(ATLAS_LACKS if atlas else STEMS_LACKS)

@@ -23,6 +23,7 @@ from sessionhub.domain.query import (
     SearchScope,
     parse_query,
 )
+from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.timecodec import to_micros
 from sessionhub.server.cli import cli
 from sessionhub.server.errors import SettingsError
@@ -641,7 +642,7 @@ class _Client:
 
 async def test_the_atlas_store_runs_the_pipeline_on_turns() -> None:
     client = _Client()
-    store = MongoStore(client, "db", transactions=False, search_mode="atlas")
+    store = MongoStore(client, "db", redact=redact_details, transactions=False, search_mode="atlas")
     query = parse_query("router -modem")
     assert await store.search(query, ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5) == []
     expected = search_pipeline(query, ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
@@ -656,7 +657,7 @@ async def test_the_atlas_store_runs_the_pipeline_on_turns() -> None:
 
 def test_an_unknown_search_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="search_mode"):
-        MongoStore(AsyncMongoMockClient(), "db", search_mode="text")  # type: ignore[arg-type]
+        MongoStore(AsyncMongoMockClient(), "db", redact=redact_details, search_mode="text")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from pymongo.errors import (
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.errors import Conflict, StoreUnavailable
 from sessionhub.domain.models import Session, TitleSource
+from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.mongo import MongoStore
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -33,7 +34,9 @@ def session(session_id: str | None = None) -> Session:
 async def test_a_refused_connection_is_store_unavailable() -> None:
     # Port 1 on loopback: nothing listens, the connection is refused at once.
     store = MongoStore.from_url(
-        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200", "x"
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200",
+        "x",
+        redact=redact_details,
     )
     try:
         with pytest.raises(StoreUnavailable) as raised:
@@ -48,7 +51,7 @@ async def test_a_refused_connection_is_store_unavailable() -> None:
 
 
 async def test_a_duplicate_session_id_is_a_conflict() -> None:
-    store = MongoStore(AsyncMongoMockClient(), "errors")
+    store = MongoStore(AsyncMongoMockClient(), "errors", redact=redact_details)
     await store.open()
     first = session()
     await store.create_session(first, None, 10)
@@ -73,7 +76,7 @@ async def test_a_duplicate_session_id_is_a_conflict() -> None:
 async def test_driver_failures_are_store_unavailable(
     error: PyMongoError, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = MongoStore(AsyncMongoMockClient(), "errors")
+    store = MongoStore(AsyncMongoMockClient(), "errors", redact=redact_details)
     await store.open()
 
     async def failing(*args: object, **kwargs: object) -> None:
@@ -101,9 +104,9 @@ async def test_transactions_follow_what_the_server_says() -> None:
         def __getitem__(self, name: str) -> object:
             return AsyncMongoMockClient()[name]
 
-    replica_set = MongoStore(Client({"setName": "rs0"}), "x")
-    mongos = MongoStore(Client({"msg": "isdbgrid"}), "x")
-    standalone = MongoStore(Client({"isWritablePrimary": True}), "x")
+    replica_set = MongoStore(Client({"setName": "rs0"}), "x", redact=redact_details)
+    mongos = MongoStore(Client({"msg": "isdbgrid"}), "x", redact=redact_details)
+    standalone = MongoStore(Client({"isWritablePrimary": True}), "x", redact=redact_details)
     assert await replica_set._server_has_transactions()
     assert await mongos._server_has_transactions()
     assert not await standalone._server_has_transactions()

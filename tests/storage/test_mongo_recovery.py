@@ -69,7 +69,7 @@ def event(action: str, session_id: str) -> AuditEvent:
 
 @pytest.fixture
 async def store() -> MongoStore:
-    backend = MongoStore(AsyncMongoMockClient(), "recovery")
+    backend = MongoStore(AsyncMongoMockClient(), "recovery", redact=redact_details)
     await backend.open()
     assert not backend.transactions
     return backend
@@ -186,3 +186,119 @@ async def test_a_hidden_session_abandoned_mid_creation_is_removed(store: MongoSt
     assert await store._sessions.find_one({"_id": session.id}) is not None  # maybe in flight
     await store.expire_due_shares(T0 + timedelta(hours=2), 10, lambda s: event("x", "y"))
     assert await store._sessions.find_one({"_id": session.id}) is None
+
+
+def tagged(session_id: str, tag: str) -> AuditEvent:
+    return AuditEvent(
+        new_id(), "acme", "alice", "session.tagged", f"session:{session_id}", T0, {"added": [tag]}
+    )
+
+
+async def details_about(store: MongoStore, session_id: str) -> dict[str, dict]:
+    events = await store.list_audit("acme", AuditFilter(), None, 100)
+    return {e.action: e.details for e in events if e.target == f"session:{session_id}"}
+
+
+class MarkedAfter:
+    """The sessions collection, with `before_mark` run just before the update that marks a
+    session for deletion: a concurrent request writing in between."""
+
+    def __init__(self, sessions, before_mark) -> None:
+        self._sessions = sessions
+        self._before_mark = before_mark
+
+    def __getattr__(self, name: str):
+        return getattr(self._sessions, name)
+
+    async def find_one_and_update(self, query, update, *args, **kwargs):
+        if update.get("$set", {}).get("state") == "deleting":
+            await self._before_mark()
+        return await self._sessions.find_one_and_update(query, update, *args, **kwargs)
+
+
+async def test_an_event_written_just_before_the_mark_is_redacted_with_the_deletion(
+    store: MongoStore,
+) -> None:
+    """Without transactions, an event about the session that reaches the trail just before
+    the deletion marks the session (whatever ran before the mark) is redacted all the same:
+    the redaction comes after the mark, which no later write gets past."""
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 10)
+
+    async def concurrent_tagging() -> None:
+        await store.append_audit(tagged(session.id, "secretword"))
+
+    store._sessions = MarkedAfter(store._sessions, concurrent_tagging)
+    deleted = event("session.deleted", session.id)
+    assert await store.delete_session(session.id, deleted, redact_details)
+    assert await details_about(store, session.id) == {
+        "session.tagged": {"redacted": True},
+        "session.deleted": None,
+    }
+
+
+async def test_a_tag_change_in_the_outbox_when_the_session_is_marked_is_redacted(
+    store: MongoStore,
+) -> None:
+    """A tag change written just before the mark, whose request has not yet copied its
+    event from the session's outbox to the trail: the deletion copies and redacts it, and
+    the request's own late copy changes nothing."""
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 10)
+    late = tagged(session.id, "secretword")
+
+    async def tag_change_not_yet_delivered() -> None:
+        await store._sessions.update_one(
+            {"_id": session.id},
+            {"$set": {"tags": ["secretword"]}, "$push": {"outbox": codec.audit_doc(late)}},
+        )
+
+    store._sessions = MarkedAfter(store._sessions, tag_change_not_yet_delivered)
+    assert await store.delete_session(
+        session.id, event("session.deleted", session.id), redact_details
+    )
+    await store._put_audit(codec.audit_doc(late), None)
+    assert await details_about(store, session.id) == {
+        "session.tagged": {"redacted": True},
+        "session.deleted": None,
+    }
+
+
+async def test_recovery_redacts_for_a_deletion_that_stopped_after_its_mark(
+    store: MongoStore,
+) -> None:
+    """The process died right after marking the session: recovery (at start, before each
+    expiry sweep) finishes the deletion with the rule the store was built with, the
+    redaction of the earlier events included, and leaves the deletion's own event whole."""
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 10)
+    await store.append_audit(tagged(session.id, "secretword"))
+    deleted = AuditEvent(
+        new_id(), "acme", "alice", "session.deleted", f"session:{session.id}", T0, {"turnCount": 1}
+    )
+    await store._sessions.update_one(
+        {"_id": session.id},
+        {"$set": {"state": "deleting"}, "$push": {"outbox": codec.audit_doc(deleted)}},
+    )
+    await store.expire_due_shares(T0, 10, lambda s: event("share.expired", s.session_id))
+    assert await store._sessions.find_one({"_id": session.id}) is None
+    assert await details_about(store, session.id) == {
+        "session.tagged": {"redacted": True},
+        "session.deleted": {"turnCount": 1},
+    }
+
+
+async def test_recovery_delivers_a_tag_changes_event_left_in_the_sessions_outbox(
+    store: MongoStore,
+) -> None:
+    session = make_session()
+    await store.create_session(session, make_turn(session.id), 10)
+    left = tagged(session.id, "billing")
+    # The tagging request died after its update, before copying the event to the trail.
+    await store._sessions.update_one(
+        {"_id": session.id},
+        {"$set": {"tags": ["billing"]}, "$push": {"outbox": codec.audit_doc(left)}},
+    )
+    await store.expire_due_shares(T0, 10, lambda s: event("share.expired", s.session_id))
+    assert await details_about(store, session.id) == {"session.tagged": {"added": ["billing"]}}
+    assert await store._sessions.find_one({"outbox._id": {"$exists": True}}) is None

@@ -641,3 +641,31 @@ async def test_newest_first_walk_finds_sessions_that_span_the_end_of_a_date_rang
         )
         spanning_pages += bool(first) and first[0].session.last_activity_at >= until
     assert checked > 20 and spanning_pages > 3
+
+
+async def test_a_title_compare_and_set_that_writes_nothing_leaves_the_index_alone(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = make_session(title=None, title_source=TitleSource.PENDING)
+    await store.create_session(session, None, 10)
+    indexed: list[str] = []
+    index_title = sqlite_search.index_title
+    monkeypatch.setattr(
+        sqlite_search,
+        "index_title",
+        lambda conn, session_id: (indexed.append(session_id), index_title(conn, session_id)),
+    )
+    assert await store.rename_session(
+        session.id, "Router setup", TitleSource.AUTO, T0, if_title_version=0
+    )
+    assert indexed == [session.id]
+    # A late job over the version it read, and an AUTO title under a MANUAL one.
+    assert (
+        await store.rename_session(
+            session.id, "Wifi troubles", TitleSource.AUTO, T0, if_title_version=0
+        )
+        is None
+    )
+    await store.rename_session(session.id, "My router", TitleSource.MANUAL, T0)
+    assert await store.rename_session(session.id, "Wifi", TitleSource.AUTO, T0) is None
+    assert indexed == [session.id, session.id]

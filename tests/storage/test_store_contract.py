@@ -253,9 +253,37 @@ async def test_rename_manual_wins_over_auto(store: Store) -> None:
     assert (auto.title, auto.title_source) == ("Router setup", TitleSource.AUTO)
     manual = await store.rename_session(session.id, "My router", TitleSource.MANUAL, T0)
     assert manual.title_source is TitleSource.MANUAL
-    after_auto = await store.rename_session(session.id, "Something else", TitleSource.AUTO, T0)
-    assert after_auto.title == "My router"
+    # Nothing written: None, not the row as it is.
+    assert await store.rename_session(session.id, "Something else", TitleSource.AUTO, T0) is None
+    assert (await store.get_session(session.id)).title == "My router"
     assert await store.rename_session("missing", "x", TitleSource.MANUAL, T0) is None
+
+
+async def test_a_title_compare_and_set_that_finds_another_jobs_title_says_it_wrote_nothing(
+    store: Store,
+) -> None:
+    """Two AUTO title jobs read version 0; the first one's title lands (version 1, AUTO).
+    The second one's compare-and-set at version 0 writes nothing and answers None: the row
+    as it is now (AUTO, version 1 = 0 + 1) looks exactly like its own success."""
+    session = make_session(title=None, title_source=TitleSource.PENDING)
+    await store.create_session(session, None, 10)
+    first = await store.rename_session(
+        session.id, "Router setup", TitleSource.AUTO, T0, if_title_version=0
+    )
+    assert (first.title, first.title_source, first.title_version) == (
+        "Router setup",
+        TitleSource.AUTO,
+        1,
+    )
+    late = await store.rename_session(
+        session.id, "Wifi troubles", TitleSource.AUTO, T0, if_title_version=0
+    )
+    assert late is None
+    stored = await store.get_session(session.id)
+    assert (stored.title, stored.title_version) == ("Router setup", 1)
+    assert (
+        await store.rename_session("missing", "x", TitleSource.AUTO, T0, if_title_version=0) is None
+    )
 
 
 async def test_verification_and_feedback(store: Store) -> None:

@@ -389,6 +389,40 @@ async def test_every_deletion_redacts_earlier_events_by_the_rule_it_is_given(
     assert about[(f"session:{kept.id}", "session.read")] == {"access": "READ"}
 
 
+async def test_a_tag_change_and_its_event_are_one_write_that_a_deletion_redacts(
+    store: Store,
+) -> None:
+    """The event of a tag change (which names the tags) is written with the change: the
+    deletion after it redacts it, and a tag change that comes after the deletion finds no
+    session and leaves no event (a tagSessions that loaded the session before it was
+    deleted)."""
+    s = make_session()
+    await store.create_session(s, None, 10)
+    target = f"session:{s.id}"
+    tagged = await store.set_tags(
+        s.id,
+        ["snorkelwimbly"],
+        T0,
+        event("alice", "session.tagged", target, added=["snorkelwimbly"]),
+    )
+    assert tagged.tags == ["snorkelwimbly"]
+    events = await store.list_audit("acme", AuditFilter(), None, 50)
+    assert [(e.action, e.details) for e in events] == [
+        ("session.tagged", {"added": ["snorkelwimbly"]})
+    ]
+    assert await store.delete_session(
+        s.id, event("alice", "session.deleted", target), redact_details
+    )
+    late = event("alice", "session.tagged", target, added=["flumpernickel"])
+    assert await store.set_tags(s.id, ["flumpernickel"], T0, late) is None
+    about = {
+        e.action: e.details
+        for e in await store.list_audit("acme", AuditFilter(), None, 50)
+        if e.target == target
+    }
+    assert about == {"session.tagged": {"redacted": True}, "session.deleted": {}}
+
+
 class Stopped(Exception):
     """The process stopping at that point."""
 

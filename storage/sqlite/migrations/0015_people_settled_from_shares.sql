@@ -1,33 +1,48 @@
 -- People written before migration 0014 (bare user ids) whose entity the stored trail
 -- settles (issue 20, point 5). 0014 read every bare id as a person of the session's
 -- entity A; an external grantee's old turn therefore read as A's user with the same id,
--- whose erasure emptied it. Here a bare user id u in a session S of entity A is rewritten
--- as u of entity E (turns.author_entity_id, the feedback item's entity_id, S's
--- external_participants instead of its participants) when the evidence leaves that one
--- reading:
+-- whose erasure emptied it. Since 0014 the current code writes every person with their
+-- entity (author_entity_id, a feedback item's entity_id, a verification's
+-- verified_by_entity_id), so a bare one here was written before entities were recorded,
+-- or by the code of 0014 itself, which wrote A's own people bare too: a bare id may be
+-- A's person or a grantee's either way. Here a bare user id u in a session S of entity A
+-- is rewritten as u of entity E (turns.author_entity_id, the feedback item's entity_id,
+-- S's external_participants instead of its participants) only on positive evidence that
+-- E's u acted on S and none that a u of A could have written there:
 --
 --   * S has (or had: revoked and expired ones count) an EXTERNAL share with INTERACT to
---     u of E, and no such share to u of any other entity;
---   * every turn and feedback item of u in S falls within the time one of those shares was
---     live (created_at up to its revocation or expiry): one outside it was not E's u;
---   * no person of A with the id u could have written in S: u is not S's owner; no USER
---     share of S names u; no ENTITY share with INTERACT covers S; no INTERACT link share of
---     S was opened by a u of another entity than E; A's audit trail shows no u of A acting
---     on S (an admin or service reading it, an owner sharing it ...) and no u of A holding
---     a role that writes in every session of A (an admin: reading someone else's session
---     with MANAGE access, deleting someone else's session, erasing a user, defining
---     templates).
+--     u of E, and no such share to u of any other entity; u is not S's owner;
+--   * E's u is seen acting on S: an event of A's audit trail about S whose actor is u
+--     with actorEntityId E (a read of S, which the trail records for everyone but the
+--     owner), at a time one of those shares was live;
+--   * every bare turn and feedback item of u in S falls within the time one of those
+--     shares was live (created_at up to its revocation or expiry): one outside it was not
+--     E's u;
+--   * nothing says a person of A with the id u could have written in S: no USER share of S
+--     names u; no ENTITY share with INTERACT covers S; no INTERACT link share of S was
+--     opened by a u of another entity than E; no turn, feedback item or verification in S
+--     names u of A (written since 0014 with the entity, or a bare verification: only the
+--     owner, admins and services grade); A's audit trail shows no u of A acting on S, and
+--     no u of A with a reach beyond their own sessions anywhere in A: an admin's or a
+--     service's (erasing a user, defining templates, reading someone else's session with
+--     MANAGE or INTERACT access, deleting, tagging, archiving, completing, reopening or
+--     sharing a session they do not own, or one whose owner the trail no longer knows).
 --
--- What stays as it was (a person of A), because the trail cannot tell:
---   * a turn a service of A wrote on behalf of a u of A (`onBehalfOf`), or one an admin
---     or service of A named u wrote, when that u left no trace in A's audit trail;
---   * everything of u in S when any rule above does not hold (two external entities, an
---     ENTITY or LINK share that let others in, a turn outside the share's time ...);
+-- What stays as it was (a person of A), because the trail cannot tell or leaves doubt:
+--   * everything of u in S when any rule above does not hold: E's u never seen acting on
+--     S (a turn a service of A wrote on behalf of a u of A, or one an admin or service of
+--     A named u wrote, is then never taken for the grantee's), two external entities, an
+--     ENTITY or LINK share that let others in, a turn outside the share's time, a u of A
+--     who reads others' sessions with INTERACT access (a service, or a collaborator
+--     through a share, which the trail does not tell apart) ...;
 --   * verifications (only the owner, admins and services grade: not external people,
 --     save an external service, which the trail cannot tell from A's).
--- A store that ran with migration 0014 already names the entity of every external person
--- it wrote since; those rows are not bare and are left alone. All of it is set-based and
--- reads only the sessions that have an external INTERACT share, through their indexes.
+-- What is relabelled and yet may be wrong: a turn a service of A wrote on behalf of a u
+-- of A who has no trace in A's trail, in a session whose external grantee with the same
+-- id did act on it within the share's time. Nothing stored tells those apart.
+--
+-- All of it is set-based and reads only the sessions that have an external INTERACT
+-- share, through their indexes, and each remaining candidate's events in the trail.
 
 -- Every INTERACT grant to a person of another entity, with the time it was live.
 CREATE TEMP TABLE people_external_grants AS
@@ -54,20 +69,43 @@ HAVING count(DISTINCT entity_id) = 1;
 
 CREATE UNIQUE INDEX temp.people_settled_by_person ON people_settled (session_id, user_id);
 
--- Users of the sessions' entities the trail shows holding a role that writes anywhere.
+-- Only where E's u acted on S while a share was live.
+DELETE FROM people_settled
+WHERE NOT EXISTS (
+    SELECT 1 FROM audit a INDEXED BY audit_by_entity_target
+    WHERE a.entity_id = people_settled.session_entity_id
+      AND a.target = 'session:' || people_settled.session_id
+      AND a.actor_id = people_settled.user_id
+      AND a.details ->> 'actorEntityId' = people_settled.entity_id
+      AND EXISTS (
+            SELECT 1 FROM people_external_grants g
+            WHERE g.session_id = people_settled.session_id
+              AND g.user_id = people_settled.user_id
+              AND a.at BETWEEN g.live_from AND g.live_until));
+
+-- Users of the sessions' entities the trail shows with a reach beyond their own sessions.
 -- Each user's events are read once, through audit_by_entity_actor; JSON is parsed only
--- for the few actions it decides.
+-- for the few actions it decides. The owner of an event's session is the session's, or,
+-- once it is gone, the one its deletion event names.
 CREATE TEMP TABLE people_privileged AS
 SELECT p.session_entity_id AS entity_id, p.user_id
 FROM (SELECT DISTINCT session_entity_id, user_id FROM people_settled) p
 WHERE EXISTS (
-    SELECT 1 FROM audit a
+    SELECT 1 FROM audit a INDEXED BY audit_by_entity_actor
     WHERE a.entity_id = p.session_entity_id AND a.actor_id = p.user_id
+      AND coalesce(a.details ->> 'actorEntityId', a.entity_id) = a.entity_id
       AND (a.action IN ('user.erased', 'template.created', 'template.updated',
                         'template.deleted')
-           OR (a.action = 'session.read' AND a.details ->> 'access' = 'MANAGE')
-           OR (a.action = 'session.deleted' AND a.details ->> 'ownerId' != a.actor_id))
-      AND coalesce(a.details ->> 'actorEntityId', a.entity_id) = a.entity_id);
+           OR (a.action = 'session.read' AND a.details ->> 'access' IN ('MANAGE', 'INTERACT'))
+           OR (a.action = 'session.deleted' AND a.details ->> 'ownerId' IS NOT a.actor_id)
+           OR (a.action IN ('session.tagged', 'session.archived', 'session.completed',
+                            'session.reopened', 'share.created', 'share.revoked')
+               AND coalesce(
+                     (SELECT o.owner_id FROM sessions o WHERE o.id = substr(a.target, 9)),
+                     (SELECT d.details ->> 'ownerId' FROM audit d INDEXED BY audit_by_entity_target
+                      WHERE d.entity_id = a.entity_id AND d.target = a.target
+                        AND d.action = 'session.deleted'))
+                   IS NOT a.actor_id)));
 
 CREATE UNIQUE INDEX temp.people_privileged_by_person ON people_privileged (entity_id, user_id);
 
@@ -94,20 +132,27 @@ WHERE EXISTS (
    OR EXISTS (
         SELECT 1 FROM turns t
         WHERE t.session_id = people_settled.session_id
-          AND t.author_id = people_settled.user_id AND t.author_entity_id IS NULL
-          AND NOT EXISTS (
-                SELECT 1 FROM people_external_grants g
-                WHERE g.session_id = t.session_id AND g.user_id = t.author_id
-                  AND t.created_at BETWEEN g.live_from AND g.live_until))
+          AND t.author_id = people_settled.user_id
+          AND (t.author_entity_id = people_settled.session_entity_id
+               OR (t.author_entity_id IS NULL AND NOT EXISTS (
+                    SELECT 1 FROM people_external_grants g
+                    WHERE g.session_id = t.session_id AND g.user_id = t.author_id
+                      AND t.created_at BETWEEN g.live_from AND g.live_until))))
+   OR EXISTS (
+        SELECT 1 FROM turns t
+        WHERE t.session_id = people_settled.session_id AND t.verification IS NOT NULL
+          AND t.verification ->> 'verified_by' = people_settled.user_id
+          AND coalesce(t.verification ->> 'verified_by_entity_id',
+                       people_settled.session_entity_id) = people_settled.session_entity_id)
    OR EXISTS (
         SELECT 1 FROM turns t, json_each(t.feedback) f
         WHERE t.session_id = people_settled.session_id AND t.feedback IS NOT NULL
           AND f.value ->> 'user_id' = people_settled.user_id
-          AND f.value ->> 'entity_id' IS NULL
-          AND NOT EXISTS (
-                SELECT 1 FROM people_external_grants g
-                WHERE g.session_id = t.session_id AND g.user_id = people_settled.user_id
-                  AND f.value ->> 'at' BETWEEN g.live_from AND g.live_until));
+          AND (f.value ->> 'entity_id' = people_settled.session_entity_id
+               OR (f.value ->> 'entity_id' IS NULL AND NOT EXISTS (
+                    SELECT 1 FROM people_external_grants g
+                    WHERE g.session_id = t.session_id AND g.user_id = people_settled.user_id
+                      AND f.value ->> 'at' BETWEEN g.live_from AND g.live_until))));
 
 UPDATE turns
 SET author_entity_id = (
