@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..storage.protocol import Store
 from .clock import new_id
 from .errors import Forbidden, InvalidInput
 from .models import AuditEvent, AuditFilter, EntityTemplate, KeysetCursor, Principal, Session
 from .pagination import decode_keyset_cursor, page_size
 from .policy import sees_whole_entity
+from .ports import Store
 
 AUDIT_CURSOR = "a"
 

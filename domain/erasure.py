@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..realtime.protocol import Broker
-from ..storage.protocol import Store
 from .audit import deletion_event
 from .clock import Clock, new_id
 from .errors import Forbidden
@@ -36,6 +34,7 @@ from .models import (
     Role,
     SessionFilter,
 )
+from .ports import Broker, Store
 from .redaction import redact_details
 from .title_service import TitleService
 from .titles import opening_words

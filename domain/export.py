@@ -3,9 +3,9 @@ export that was made is on record, and none may cost the server more than its bu
 
 A document's cost grows with what it holds, so an export is weighed before it is made:
 its turns and characters against `ExportLimits`, refused with LIMIT_EXCEEDED and the
-figures when over. It is then rendered where the `Offload` given says (the server's is a
-pool of worker processes that stops a render past its time budget), never on the event
-loop, and at most `max_in_progress` exports are loaded or rendered at once, of which at
+figures when over. It is then made by the `DocumentRenderer` given (the server's renders
+in a pool of worker processes that stops a render past its time budget), never on the
+event loop, and at most `max_in_progress` exports are loaded or rendered at once, of which at
 most `max_in_progress_per_principal` for one principal (one WebSocket may run a hundred
 operations at once: one person's slow PDFs would otherwise take every place).
 """
@@ -17,15 +17,14 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
-from ..storage.protocol import Store
 from .audit import audit_event
 from .bulk import ItemResult, ItemStatus, distinct_ids
 from .clock import Clock
-from .documents import Document, ExportedSession, ExportFormat, render_within
-from .errors import LimitExceeded, NotFound, WorkStopped
+from .documents import Document, ExportedSession, ExportFormat
+from .errors import InvalidInput, LimitExceeded, NotFound, WorkStopped
 from .models import Principal, Session, Turn
-from .offload import Offload
 from .people import session_seen_by, turns_seen_by
+from .ports import DocumentRenderer, Store
 from .sessions import SessionService
 
 # Turns read from the store at a time, so that the character budget stops the reading of
@@ -130,19 +129,25 @@ class ExportService:
         store: Store,
         sessions: SessionService,
         clock: Clock,
-        offload: Offload,
+        renderer: DocumentRenderer,
         limits: ExportLimits | None = None,
     ) -> None:
-        """`offload` renders the documents; the service closes it (`aclose`)."""
+        """`renderer` makes the documents; the service closes it (`aclose`)."""
         self._store = store
         self._sessions = sessions
         self._clock = clock
-        self._offload = offload
+        self._renderer = renderer
         self._limits = limits or ExportLimits()
         self._in_progress = 0
         self._in_progress_by: dict[tuple[str, str], int] = {}
 
     async def export(self, principal: Principal, ids: list[str], fmt: ExportFormat) -> Export:
+        if fmt not in self._renderer.formats:
+            made = ", ".join(f.value for f in ExportFormat if f in self._renderer.formats)
+            raise InvalidInput(
+                f"This server cannot make {fmt.value} documents (it was installed without "
+                f"them). It makes {made}."
+            )
         wanted = distinct_ids(ids)
         who = (principal.entity_id, principal.user_id)
         theirs = self._in_progress_by.get(who, 0)
@@ -168,7 +173,7 @@ class ExportService:
                 self._in_progress_by[who] -= 1
 
     async def aclose(self) -> None:
-        await self._offload.aclose()
+        await self._renderer.aclose()
 
     async def _export(self, principal: Principal, ids: list[str], fmt: ExportFormat) -> Export:
         now = self._clock.now()
@@ -192,9 +197,7 @@ class ExportService:
             )
             results.append(ItemResult(session_id, ItemStatus.DONE))
         try:
-            document = await self._offload.run(
-                render_within, fmt, exported, now, self._limits.max_bytes
-            )
+            document = await self._renderer.render(fmt, exported, now, self._limits.max_bytes)
         except WorkStopped as exc:
             log.warning(
                 "export.stopped",

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..storage.protocol import Store
 from .clock import Clock, new_id
 from .errors import Forbidden, InvalidInput
 from .models import AuditEvent, Principal, Role, Session
+from .ports import Store
 from .redaction import redact_details
 
 SYSTEM_ACTOR = "system"

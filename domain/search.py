@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..storage.protocol import Store
 from .clock import Clock
 from .errors import InvalidInput
 from .models import GranteeScope, Principal, UserType
 from .pagination import decode_cursor, encode_cursor, page_size
 from .policy import sees_whole_entity
+from .ports import Store
 from .query import (
     SearchCursor,
     SearchFilter,

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from ..realtime.protocol import Broker
-from ..storage.protocol import Store
 from . import validation as check
 from .audit import audit_event, deletion_event
 from .bulk import ItemResult, ItemStatus, distinct_ids
@@ -62,6 +60,7 @@ from .policy import (
     sees_whole_entity,
     shares_can_add,
 )
+from .ports import Broker, Store
 from .redaction import redact_details
 from .templates import find_template
 from .titles import TitleScheduler, opening_words

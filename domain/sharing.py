@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..realtime.protocol import Broker
-from ..storage.protocol import Store
 from . import validation as check
 from .audit import audit_event
 from .chat_apps import ChatApps
@@ -35,6 +33,7 @@ from .policy import (
     may_share,
     sees_whole_entity,
 )
+from .ports import Broker, Store
 from .sessions import SessionService, SessionView
 
 SHARED_CURSOR = "w"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from ..storage.protocol import Store
 from . import validation as check
 from .audit import template_audit_event
 from .chat_apps import ChatApps
@@ -27,6 +26,7 @@ from .models import (
     template_name_key,
 )
 from .policy import can_define_templates
+from .ports import Store
 
 STARTER_ROLES = (TurnRole.USER, TurnRole.ASSISTANT, TurnRole.SYSTEM)
 

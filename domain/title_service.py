@@ -32,14 +32,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from ..realtime.protocol import Broker
-from ..storage.protocol import Store
 from .chat_apps import ChatApps
 from .clock import Clock
 from .errors import DomainError
 from .events import SessionUpdated
 from .models import Session, TitleSource, Turn, TurnRole, TurnText
-from .offload import Offload, ThreadOffload
+from .ports import Broker, Offload, Store
 from .titles import TURN_CHARS, TitleGenerator, clean_title, topic_similarity
 
 log = structlog.get_logger(__name__)
@@ -66,10 +64,10 @@ class TitleService:
         broker: Broker,
         clock: Clock,
         generator: TitleGenerator,
+        offload: Offload,
         policy: TitlePolicy | None = None,
-        offload: Offload | None = None,
     ) -> None:
-        """`offload` runs the topic check (in a thread unless given); the service closes it
+        """`offload` runs the topic check; the service closes it
         when it stops, after the generator, which may have been given the same one."""
         self._store = store
         self._chat_apps = chat_apps
@@ -77,7 +75,7 @@ class TitleService:
         self._clock = clock
         self._generator = generator
         self._policy = policy or TitlePolicy()
-        self._offload = offload or ThreadOffload()
+        self._offload = offload
         self._queue: asyncio.Queue[str] = asyncio.Queue(self._policy.queue_size)
         self._queued: set[str] = set()
         self._again: set[str] = set()

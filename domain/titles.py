@@ -2,25 +2,28 @@
 
 `opening_words` stands in while a title is PENDING (and is the title when a chat app
 generates none). A `TitleGenerator` turns the first few turns into a short title; the
-default one works offline: YAKE keyphrases over the turns pick the span of the user's own
-words that says most about the subject. `topic_similarity` tells how much of what a title
-describes the recent turns still talk about, so a drifting conversation can be retitled.
+default one works offline: keyphrases (the `Keyphrases` port: YAKE) over the turns pick
+the span of the user's own words that says most about the subject. `topic_similarity`
+tells how much of what a title describes the recent turns still talk about, so a drifting
+conversation can be retitled.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from .models import Session, Turn, TurnRole, TurnText
-from .offload import Offload, ThreadOffload
+from .ports import Keyphrases, Offload
 
 MAX_TITLE_CHARS = 60
+# How many keyphrases weigh the words of a conversation, and their longest.
+KEYPHRASES = 12
+KEYPHRASE_WORDS = 3
 _TRAILING = re.compile(r"[\s.,;:!?…\-–—]+$")
 
 
@@ -149,32 +152,6 @@ def _is_stop(word: str) -> bool:
 def content_terms(text: str) -> list[str]:
     """The stemmed words of `text` that can carry a subject, in order."""
     return [_stem(m.group()) for m in _WORD.finditer(text) if not _is_stop(m.group())]
-
-
-# Keyphrases
-
-
-_yake_lock = threading.Lock()
-_yake_extractors: dict[tuple[str, int, int], Any] = {}
-
-
-def keyphrases(text: str, top: int = 12, max_words: int = 3, language: str = "en") -> list[str]:
-    """The text's keyphrases by YAKE (statistical, no model, nothing downloaded), best
-    first. YAKE is imported on first use: it brings numpy and networkx, which nothing
-    else at start needs."""
-    if not text.strip():
-        return []
-    key = (language, max_words, top)
-    with _yake_lock:
-        extractor = _yake_extractors.get(key)
-        if extractor is None:
-            import yake
-
-            extractor = yake.KeywordExtractor(lan=language, n=max_words, top=top)
-            _yake_extractors[key] = extractor
-        # One extractor serves every thread, one call at a time.
-        found = extractor.extract_keywords(text)
-    return [phrase for phrase, _ in found]
 
 
 # Shaping a title from the user's words
@@ -313,7 +290,7 @@ _QUESTION_WORDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class KeyphraseTitler:
-    """The offline titles: keyphrases (YAKE) over the first turns weigh the words of the
+    """The offline titles: `keyphrases` over the first turns weigh the words of the
     conversation; the title is the span of a user sentence, at most `max_chars` long, that
     covers most of that weight and reads as a phrase (it starts and ends at words that
     carry meaning, preferably at clause boundaries). Without a user sentence that names
@@ -322,6 +299,7 @@ class KeyphraseTitler:
     Plain data, so that it can be sent to a worker process (see `KeyphraseTitleGenerator`).
     """
 
+    keyphrases: Keyphrases
     max_chars: int = MAX_TITLE_CHARS
     language: str = "en"
     turn_chars: int = TURN_CHARS
@@ -330,8 +308,10 @@ class KeyphraseTitler:
     def title(self, turns: Sequence[TurnText]) -> str | None:
         user = [t.content[: self.turn_chars] for t in turns if t.role is TurnRole.USER]
         texts = [t.content[: self.turn_chars] for t in turns]
-        phrases = keyphrases(
+        phrases = self.keyphrases(
             "\n\n".join(" ".join(_plain_sentences(t)) for t in texts),
+            top=KEYPHRASES,
+            max_words=KEYPHRASE_WORDS,
             language=self.language,
         )
         weights = self._term_weights(phrases, texts)
@@ -433,18 +413,26 @@ class KeyphraseTitler:
 
 
 class KeyphraseTitleGenerator:
-    """The offline `TitleGenerator`: a `KeyphraseTitler`, run where `offload` says (in a
-    thread unless told otherwise), as a title is a few milliseconds of CPU that would
-    otherwise hold up the event loop."""
+    """The offline `TitleGenerator`: a `KeyphraseTitler`, run where `offload` says, as a
+    title is a few milliseconds of CPU that would otherwise hold up the event loop."""
 
-    def __init__(
-        self, titler: KeyphraseTitler | None = None, offload: Offload | None = None
-    ) -> None:
-        self._titler = titler or KeyphraseTitler()
-        self._offload = offload or ThreadOffload()
+    def __init__(self, titler: KeyphraseTitler, offload: Offload) -> None:
+        self._titler = titler
+        self._offload = offload
 
     async def generate(self, turns: Sequence[TurnText]) -> str | None:
         return await self._offload.run(self._titler.title, turns)
+
+
+class OpeningWordsTitleGenerator:
+    """The `TitleGenerator` of a server installed without a keyphrase library: the opening
+    words of the first user message."""
+
+    async def generate(self, turns: Sequence[TurnText]) -> str | None:
+        for turn in turns:
+            if turn.role is TurnRole.USER and turn.content.strip():
+                return opening_words(turn.content)
+        return None
 
 
 def _opens_clause(tokens: list[_Token], start: int) -> bool:

@@ -36,11 +36,10 @@ import structlog
 from ..domain.clock import Clock
 from ..domain.errors import LimitExceeded, NotFound
 from ..domain.events import SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
-from ..domain.models import Principal, Session, Share, Turn, UserType
+from ..domain.live import LiveAccess
+from ..domain.models import Principal, Session, Share, Turn
 from ..domain.people import session_seen_by, turn_seen_by
-from ..domain.policy import can_read, is_owner
-from ..domain.sessions import SessionService
-from ..storage.protocol import Store
+from ..domain.ports import Store
 from .notifications import Kind, Notification, entity_channel, session_channel, user_channel
 from .protocol import ChannelBroker
 
@@ -261,7 +260,7 @@ class Hub:
     def __init__(
         self,
         store: Store,
-        sessions: SessionService,
+        live: LiveAccess,
         broker: ChannelBroker,
         clock: Clock,
         *,
@@ -269,7 +268,7 @@ class Hub:
         replay_batch: int = 200,
     ) -> None:
         self._store = store
-        self._sessions = sessions
+        self._live = live
         self._broker = broker
         self._clock = clock
         self.queue_limit = queue_limit
@@ -656,8 +655,7 @@ class Hub:
             for member in list(group.members):
                 principal = member.principal
                 if principal not in readable:
-                    access = await self._sessions.access_of(principal, session, shares)
-                    readable[principal] = can_read(access)
+                    readable[principal] = await self._live.reads(principal, session, shares)
                 if not readable[principal]:
                     lost.append(member)
             if not lost:
@@ -684,7 +682,7 @@ class Hub:
             if principal is None or note.id in group.seen:
                 continue
             group.seen.append(note.id)
-            if entity_wide and principal.user_type is not UserType.INTERNAL:
+            if entity_wide and not self._live.hears_entity_wide(principal):
                 continue
             change = await self._sidebar_change(principal, note, lookups)
             if change is not None:
@@ -694,21 +692,24 @@ class Hub:
         self, principal: Principal, note: Notification, lookups: _Lookups
     ) -> SidebarChange | None:
         sid = note.session_id
-        owner = note.owner_id == principal.user_id and note.entity_id == principal.entity_id
         match note.kind:
             case Kind.SESSION_DELETED:
                 return SidebarChange(SidebarKind.DELETED, sid)
             case Kind.SESSION_CREATED:
-                session = await lookups.session() if owner else None
+                created_for = self._live.created_for(
+                    principal, note.entity_id or "", note.owner_id or ""
+                )
+                session = await lookups.session() if created_for else None
                 return SidebarChange(SidebarKind.CREATED, sid, session) if session else None
             case Kind.SESSION_UPDATED | Kind.SHARE_GRANTED:
                 session = await lookups.session()
                 if session is None:
                     return None
-                if note.kind is Kind.SHARE_GRANTED and is_owner(principal, session):
-                    return None
-                access = await self._sessions.access_of(principal, session, await lookups.shares())
-                if not can_read(access):
+                new_share = note.kind is Kind.SHARE_GRANTED
+                shares = await lookups.shares()
+                if not await self._live.sees_update(
+                    principal, session, shares, new_share=new_share
+                ):
                     return None
                 kind = (
                     SidebarKind.UPDATED if note.kind is Kind.SESSION_UPDATED else SidebarKind.SHARED
@@ -716,17 +717,13 @@ class Hub:
                 return SidebarChange(kind, sid, session)
             case Kind.ACCESS_REVOKED:
                 session = await lookups.session()
-                if session is None or is_owner(principal, session):
+                if session is None:
                     return None
                 shares = await lookups.shares()
-                if can_read(await self._sessions.access_of(principal, session, shares)):
-                    return None
-                revived = [
-                    replace(s, revoked_at=None, expires_at=None) if s.id == note.share_id else s
-                    for s in shares
-                ]
-                had = await self._sessions.access_of(principal, session, revived)
-                return SidebarChange(SidebarKind.UNSHARED, sid) if can_read(had) else None
+                lost = await self._live.lost_by_revocation(
+                    principal, session, shares, note.share_id or ""
+                )
+                return SidebarChange(SidebarKind.UNSHARED, sid) if lost else None
         return None
 
     # Life and numbers

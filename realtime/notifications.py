@@ -29,7 +29,7 @@ from ..domain.events import (
     TurnUpdated,
 )
 from ..domain.models import GranteeKind, Share, Turn
-from ..storage.protocol import Store
+from ..domain.ports import Store
 
 log = structlog.get_logger("sessionhub.realtime")
 

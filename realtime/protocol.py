@@ -1,20 +1,12 @@
-"""Carries committed session events to whoever follows them, on one instance or many."""
+"""The brokers' side of the `Broker` port (domain/ports.py): channels that carry committed
+session events to whoever follows them, on one instance or many."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from ..domain.events import SessionEvent
+from ..domain.ports import Broker
 from .notifications import Notification
-
-
-class Broker(Protocol):
-    """What the domain needs: after each commit, tell whoever follows."""
-
-    async def publish(self, event: SessionEvent) -> None:
-        """Deliver after commit; a failure to deliver never undoes the write (nor raises)."""
-
-    async def close(self) -> None: ...
 
 
 class Receiver(Protocol):

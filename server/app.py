@@ -19,6 +19,10 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
+from ..adapters.keyphrases import YakeKeyphrases, yake_installed
+from ..adapters.offload import ProcessOffload, ThreadOffload
+from ..adapters.rendering.renderer import OffloadedRenderer
+from ..adapters.worker_pool import WorkerPool
 from ..auth.tokens import TokenVerifier
 from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
@@ -26,8 +30,9 @@ from ..domain.clock import Clock, SystemClock
 from ..domain.erasure import ErasureService
 from ..domain.errors import DomainError
 from ..domain.export import ExportLimits, ExportService
+from ..domain.live import LiveAccess
 from ..domain.models import Principal
-from ..domain.offload import Offload, ProcessOffload, ThreadOffload
+from ..domain.ports import Offload, Store
 from ..domain.redaction import redact_details
 from ..domain.retention import RetentionService
 from ..domain.search import SearchService
@@ -35,7 +40,12 @@ from ..domain.sessions import SessionService
 from ..domain.sharing import SharingService
 from ..domain.templates import TemplateService
 from ..domain.title_service import TitlePolicy, TitleService
-from ..domain.titles import KeyphraseTitleGenerator, TitleGenerator
+from ..domain.titles import (
+    KeyphraseTitleGenerator,
+    KeyphraseTitler,
+    OpeningWordsTitleGenerator,
+    TitleGenerator,
+)
 from ..domain.validation import Limits
 from ..realtime.hub import Hub
 from ..realtime.memory import InProcessBroker
@@ -55,11 +65,11 @@ from ..resolvers.subscriptions import SessionSubscriptions
 from ..resolvers.templates import TemplateMutations, TemplateQueries
 from ..resolvers.turns import TurnMutations
 from ..schema.build import build_schema
-from ..storage.protocol import Store
 from ..storage.sqlite.store import SqliteStore
 from .chat_apps import load_chat_apps
 from .documents import DocumentLimits, Documents
 from .error_codes import ErrorCodes, coded
+from .errors import SettingsError
 from .execution import LeanPipeline
 from .graphql_http import GraphQLHTTP
 from .list_sizes import introspection_cost, list_sizes
@@ -72,7 +82,6 @@ from .settings import Settings, load_settings, token_config
 from .startup import StartupFailures
 from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
-from .worker_pool import WorkerPool
 
 log = structlog.get_logger("sessionhub.server")
 
@@ -158,7 +167,13 @@ async def _remove_expired_sessions(retention: RetentionService, interval: float)
 
 def build_store(settings: Settings) -> Store:
     if settings.mongo:
-        from ..storage.mongo import MongoStore
+        try:
+            from ..storage.mongo import MongoStore
+        except ImportError as exc:
+            raise SettingsError(
+                "SESSIONHUB_DATABASE_URL names a MongoDB server, but this installation has no "
+                "MongoDB driver: install the `mongo` extra (pip install 'sessionhub[mongo]')."
+            ) from exc
 
         return MongoStore.from_url(
             settings.database_url,
@@ -189,8 +204,13 @@ def build_title_offload(settings: Settings) -> Offload:
 
 
 def build_title_generator(settings: Settings, offload: Offload) -> TitleGenerator:
-    """Offline keyphrase titles; an OpenAI-compatible model first when one is configured."""
-    offline = KeyphraseTitleGenerator(offload=offload)
+    """Offline keyphrase titles (the opening words without the `titles` extra); an
+    OpenAI-compatible model first when one is configured."""
+    offline: TitleGenerator = (
+        KeyphraseTitleGenerator(KeyphraseTitler(YakeKeyphrases()), offload)
+        if yake_installed()
+        else OpeningWordsTitleGenerator()
+    )
     if settings.title_llm_url is None or settings.title_llm_model is None:
         return offline
     key = settings.title_llm_api_key
@@ -235,7 +255,7 @@ def build_export_service(
         max_in_progress_per_principal=settings.export_max_in_progress_per_principal,
     )
     pool = WorkerPool(settings.export_workers, settings.export_time_budget_seconds)
-    return ExportService(store, sessions, clock, pool, limits)
+    return ExportService(store, sessions, clock, OffloadedRenderer(pool), limits)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -260,6 +280,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         broker,
         clock,
         build_title_generator(settings, title_offload),
+        title_offload,
         TitlePolicy(
             first_turns=settings.title_first_turns,
             shift_every=settings.title_shift_every_turns,
@@ -267,7 +288,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             queue_size=settings.title_queue_size,
             workers=settings.title_workers,
         ),
-        title_offload,
     )
     sessions = SessionService(store, chat_apps, broker, clock, limits, titles=titles)
     link_opens = PrincipalRateLimit(
@@ -284,7 +304,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     retention_service = RetentionService(store, clock)
     components.retention = retention_service
     components.erasure = ErasureService(store, broker, clock, limits, titles=titles)
-    hub = Hub(store, sessions, broker, clock, queue_limit=settings.subscription_queue_limit)
+    hub = Hub(
+        store, LiveAccess(sessions), broker, clock, queue_limit=settings.subscription_queue_limit
+    )
     components.realtime = hub
     schema = build_schema(
         queries=[

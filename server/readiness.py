@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..domain.errors import DomainError
+from ..domain.ports import Store
 from ..realtime.protocol import ChannelBroker
-from ..storage.protocol import Store
 
 log = structlog.get_logger("sessionhub.readiness")
 

@@ -34,11 +34,11 @@ from sessionhub.domain.models import (
     TitleSource,
     TurnRole,
 )
+from sessionhub.domain.ports import Store
 from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.sessions import SessionService
 from sessionhub.realtime.memory import InProcessBroker
 from sessionhub.storage.mongo import MongoStore
-from sessionhub.storage.protocol import Store
 from sessionhub.storage.sqlite.store import SqliteStore
 
 ALICE = Principal("alice", "acme")

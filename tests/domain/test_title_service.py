@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
+from sessionhub.adapters.offload import ProcessOffload, ThreadOffload
 from sessionhub.domain.chat_apps import ChatAppRegistry
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.commands import AppendTurn, CreateSession, SendMessage
@@ -29,17 +30,17 @@ from sessionhub.domain.models import (
     TitleSource,
     TurnRole,
 )
-from sessionhub.domain.offload import Offload, ProcessOffload
+from sessionhub.domain.ports import Offload, Store
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
 from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.sessions import SessionService
 from sessionhub.domain.title_service import TitlePolicy, TitleService
-from sessionhub.domain.titles import KeyphraseTitleGenerator, TitleGenerator, TurnText
+from sessionhub.domain.titles import TitleGenerator, TurnText
 from sessionhub.domain.validation import Limits
 from sessionhub.realtime.memory import InProcessBroker
 from sessionhub.storage.mongo import MongoStore
-from sessionhub.storage.protocol import Store
 from sessionhub.storage.sqlite.store import SqliteStore
+from tests.support.titles import keyphrase_titles
 
 ALICE = Principal("alice", "acme")
 APPS = ChatAppRegistry(
@@ -68,7 +69,7 @@ class GatedGenerator:
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
         self.calls = 0
-        self._inner = KeyphraseTitleGenerator()
+        self._inner = keyphrase_titles()
 
     async def generate(self, turns: Sequence[TurnText]) -> str | None:
         self.calls += 1
@@ -152,14 +153,16 @@ async def make_env(
     events: list = []
     broker.listen(events.append)
     clock = SteppingClock()
-    titles = TitleService(store, APPS, broker, clock, generator, TitlePolicy(**policy), offload)
+    titles = TitleService(
+        store, APPS, broker, clock, generator, offload or ThreadOffload(), TitlePolicy(**policy)
+    )
     sessions = SessionService(store, APPS, broker, clock, titles=titles)
     return Env(sessions, titles, store, events)
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    e = await make_env(tmp_path, KeyphraseTitleGenerator())
+    e = await make_env(tmp_path, keyphrase_titles())
     e.titles.start()
     try:
         yield e
@@ -311,9 +314,7 @@ async def test_in_a_worker_process_the_titles_are_the_same_and_stop_ends_the_wor
     # As the server has it: the generator and the topic checks share one worker process.
     offload = ProcessOffload()
     (tmp_path / "in-process").mkdir()
-    in_process = await make_env(
-        tmp_path / "in-process", KeyphraseTitleGenerator(offload=offload), offload
-    )
+    in_process = await make_env(tmp_path / "in-process", keyphrase_titles(offload), offload)
     in_process.titles.start()
     try:
         sid = await in_process.converse(shifting["turns"])
@@ -359,7 +360,7 @@ async def test_title_changes_reach_search_at_once(env: Env) -> None:
 async def test_a_failing_generator_leaves_the_title_and_the_worker_goes_on(
     tmp_path: Path,
 ) -> None:
-    env = await make_env(tmp_path, FailingGenerator(KeyphraseTitleGenerator(), failures=1))
+    env = await make_env(tmp_path, FailingGenerator(keyphrase_titles(), failures=1))
     env.titles.start()
     try:
         first = await env.converse(conversation("pets")["turns"][:2])
@@ -376,7 +377,7 @@ async def test_a_failing_generator_leaves_the_title_and_the_worker_goes_on(
 
 
 async def test_the_queue_is_bounded_and_holds_a_session_once(tmp_path: Path) -> None:
-    env = await make_env(tmp_path, KeyphraseTitleGenerator(), queue_size=2)
+    env = await make_env(tmp_path, keyphrase_titles(), queue_size=2)
     # No worker running: nothing leaves the queue.
     try:
         assert env.titles.schedule("a") and env.titles.schedule("a")
@@ -427,7 +428,7 @@ async def test_a_title_made_from_erased_words_is_not_stored_after_the_erasure(
     generator = GatedGenerator()
     broker = InProcessBroker()
     clock = SteppingClock()
-    titles = TitleService(store, APPS, broker, clock, generator)
+    titles = TitleService(store, APPS, broker, clock, generator, ThreadOffload())
     erasure = ErasureService(store, broker, clock, Limits(), titles=titles)
     now = clock.now()
     session = Session(
@@ -482,7 +483,7 @@ async def test_of_two_title_jobs_for_one_session_only_the_one_that_wrote_says_so
     events: list = []
     broker.listen(events.append)
     clock = SteppingClock()
-    titles = TitleService(store, APPS, broker, clock, generator)
+    titles = TitleService(store, APPS, broker, clock, generator, ThreadOffload())
     now = clock.now()
     session = Session(
         id=new_id(),

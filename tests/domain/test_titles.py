@@ -9,13 +9,13 @@ import pytest
 from sessionhub.domain.models import TurnRole
 from sessionhub.domain.titles import (
     MAX_TITLE_CHARS,
-    KeyphraseTitler,
     TurnText,
     clean_title,
     content_terms,
     opening_words,
     topic_similarity,
 )
+from tests.support.titles import keyphrase_titler
 
 
 def test_opening_words_cut_at_a_word_and_drop_trailing_punctuation() -> None:
@@ -39,7 +39,7 @@ def test_whitespace_collapses() -> None:
 # project (tests/data/titles.json).
 
 DATA = json.loads((Path(__file__).parent.parent / "data" / "titles.json").read_text())
-TITLER = KeyphraseTitler()
+TITLER = keyphrase_titler()
 # Measured when the generator was written: 46 of 49 (0.94) conversations get a title with
 # one of their key words. A change that costs more than a few of them fails here.
 QUALITY_THRESHOLD = 0.85

@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from sessionhub.adapters.offload import ProcessOffload, ThreadOffload
 from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import TurnRole
-from sessionhub.domain.offload import ProcessOffload, ThreadOffload
-from sessionhub.domain.titles import KeyphraseTitleGenerator, KeyphraseTitler, TurnText
+from sessionhub.domain.titles import KeyphraseTitleGenerator, TurnText
 from sessionhub.server.app import build_title_generator, build_title_offload, create_app
 from sessionhub.server.errors import SettingsError
 from sessionhub.server.settings import Settings, token_config
 from sessionhub.server.title_llm import ChatCompletionsTitleGenerator, completions_url
 from tests.conftest import Api
+from tests.support.titles import keyphrase_titler, keyphrase_titles
 
 TURNS = [
     TurnText(TurnRole.USER, "My sourdough starter smells like nail polish remover. Is it dead?"),
@@ -30,7 +31,7 @@ TURNS = [
         TurnRole.ASSISTANT, "No: the starter is hungry. Feed it twice a day and keep it warm."
     ),
 ]
-OFFLINE = KeyphraseTitler().title(TURNS)
+OFFLINE = keyphrase_titler().title(TURNS)
 
 
 def completion(content: Any) -> dict:
@@ -130,7 +131,7 @@ def chat_server() -> Iterator[ChatServer]:
 
 def generator(server: ChatServer, behaviour: str, timeout: float = 5.0, key: str | None = None):
     return ChatCompletionsTitleGenerator(
-        server.url(behaviour), "tiny-titles", key, timeout, fallback=KeyphraseTitleGenerator()
+        server.url(behaviour), "tiny-titles", key, timeout, fallback=keyphrase_titles()
     )
 
 
@@ -187,7 +188,7 @@ async def test_an_unreachable_endpoint_falls_back(chat_server: ChatServer) -> No
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     llm = ChatCompletionsTitleGenerator(
-        f"http://127.0.0.1:{port}/v1", "m", None, 2.0, fallback=KeyphraseTitleGenerator()
+        f"http://127.0.0.1:{port}/v1", "m", None, 2.0, fallback=keyphrase_titles()
     )
     try:
         assert await llm.generate(TURNS) == OFFLINE

@@ -28,6 +28,7 @@ import mongomock.store
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
+from sessionhub.domain.ports import Store
 from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.mongo.atlas import (
@@ -38,7 +39,6 @@ from sessionhub.storage.mongo.atlas import (
 )
 from sessionhub.storage.mongo.driver import connect
 from sessionhub.storage.mongo.indexes import SESSIONS, TURNS
-from sessionhub.storage.protocol import Store
 from sessionhub.storage.sqlite.store import SqliteStore
 
 BACKENDS = ["sqlite-file", "sqlite-memory", "mongo-mock", "mongo-server", "mongo-atlas"]

@@ -34,11 +34,11 @@ from sessionhub.domain.models import (
     Person,
     ShareMode,
 )
+from sessionhub.domain.ports import Store
 from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.titles import opening_words
 from sessionhub.storage.mongo import MongoStore, upgrades
 from sessionhub.storage.mongo.upgrades import PEOPLE_SETTLED, UPGRADES
-from sessionhub.storage.protocol import Store
 from sessionhub.storage.sqlite import store as sqlite_store
 from sessionhub.storage.sqlite.store import SqliteStore
 

@@ -39,8 +39,8 @@ from sessionhub.domain.models import (
     TurnText,
     Verification,
 )
+from sessionhub.domain.ports import Store
 from sessionhub.domain.redaction import redact_details
-from sessionhub.storage.protocol import Store
 
 T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 

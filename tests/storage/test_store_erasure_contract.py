@@ -29,6 +29,7 @@ from sessionhub.domain.models import (
     ToolInvocation,
     TurnRole,
 )
+from sessionhub.domain.ports import Store
 from sessionhub.domain.query import (
     SearchFilter,
     SearchOrder,
@@ -37,7 +38,6 @@ from sessionhub.domain.query import (
 )
 from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.titles import opening_words
-from sessionhub.storage.protocol import Store
 from tests.storage.test_store_contract import (
     T0,
     make_session,

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from sessionhub.domain.models import Person, Session, TitleSource, TurnRole
+from sessionhub.domain.ports import Store
 from sessionhub.domain.query import (
     SearchCursor,
     SearchFilter,
@@ -18,7 +19,6 @@ from sessionhub.domain.query import (
     parse_query,
 )
 from sessionhub.domain.redaction import redact_details
-from sessionhub.storage.protocol import Store
 
 from .test_store_contract import T0, make_session, make_turn, session_audit
 

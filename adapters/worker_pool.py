@@ -2,11 +2,11 @@
 each call with a time budget: past it, the call's worker is killed and replaced, so that
 a render that would never end does not keep a core forever.
 
-The domain's `Offload` port, over pebble's ProcessPool, which stops a call at its timeout
-by ending its process (SIGTERM, then SIGKILL after 3 s) and starts another in its place;
-the standard library's pool can only give up waiting and leaves the work running.
-Started on first use ('spawn': a fork would copy the server's threads, locks and open
-database connections into the workers) and stopped by `aclose`.
+The domain's `Offload` port (domain/ports.py), over pebble's ProcessPool, which stops a
+call at its timeout by ending its process (SIGTERM, then SIGKILL after 3 s) and starts
+another in its place; the standard library's pool can only give up waiting and leaves the
+work running. Started on first use ('spawn': a fork would copy the server's threads,
+locks and open database connections into the workers) and stopped by `aclose`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TypeVar, TypeVarTuple
 from pebble import ProcessExpired, ProcessPool
 
 from ..domain.errors import WorkStopped
-from ..domain.offload import prepare_worker
+from .offload import prepare_worker
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")

@@ -1,17 +1,26 @@
-"""What the domain needs from a database. Every backend implements all of it.
+"""The ports: what the domain needs from the outside world, as protocols that the adapters
+implement and the composition root (server/app.py) wires in.
+
+- `Store`: the database (storage/sqlite, storage/mongo).
+- `Broker`: tells whoever follows a session that it changed (realtime/).
+- `Offload`: runs CPU-heavy work away from the event loop (adapters/offload.py).
+- `DocumentRenderer`: makes export documents (adapters/rendering).
+- `Keyphrases`: the keyphrase extractor behind offline titles (adapters/keyphrases.py).
 
 Single rows are fetched by id and checked by the access policy in the domain; every
-query that lists takes an `OwnerScope` (entity and user), so no listing can forget the
-entity filter. Backends raise only `sessionhub.domain.errors` exceptions.
+Store query that lists takes an `OwnerScope` (entity and user), so no listing can forget
+the entity filter. Adapters raise only `domain.errors` exceptions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar, TypeVarTuple
 
-from ..domain.models import (
+from .documents import Document, ExportedSession, ExportFormat
+from .events import SessionEvent
+from .models import (
     JSON,
     AuditEvent,
     AuditFilter,
@@ -33,7 +42,7 @@ from ..domain.models import (
     TurnText,
     Verification,
 )
-from ..domain.query import (
+from .query import (
     SearchCursor,
     SearchFilter,
     SearchOrder,
@@ -41,6 +50,59 @@ from ..domain.query import (
     SearchScope,
     SessionHit,
 )
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class Broker(Protocol):
+    """After each commit, tell whoever follows the session."""
+
+    async def publish(self, event: SessionEvent) -> None:
+        """Deliver after commit; a failure to deliver never undoes the write (nor raises)."""
+
+    async def close(self) -> None: ...
+
+
+class Offload(Protocol):
+    """Where CPU-heavy work runs, so that it does not stall the event loop. What is run
+    must be a module-level function (or a method of a picklable object) taking and
+    returning plain, picklable data: an offload may send it to another process."""
+
+    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """`fn(*args)`, computed away from the event loop; WorkStopped (domain/errors.py)
+        from an offload that stops work past a budget."""
+
+    async def aclose(self) -> None:
+        """Release what runs the work: calls in progress are waited for (or, by an offload
+        with a time budget, stopped), queued ones dropped."""
+
+
+class DocumentRenderer(Protocol):
+    """Makes the documents of exports, away from the event loop."""
+
+    @property
+    def formats(self) -> frozenset[ExportFormat]:
+        """The formats this server can make (PDF and DOCX need the `export` extra)."""
+
+    async def render(
+        self,
+        fmt: ExportFormat,
+        items: list[ExportedSession],
+        exported_at: datetime,
+        max_bytes: int,
+    ) -> Document:
+        """The document; LimitExceeded when it would be larger than `max_bytes`,
+        WorkStopped when its making was stopped past a time budget."""
+
+    async def aclose(self) -> None: ...
+
+
+class Keyphrases(Protocol):
+    """A text's keyphrases, best first. Must be picklable: titles are made in a worker
+    process."""
+
+    def __call__(self, text: str, *, top: int, max_words: int, language: str) -> list[str]: ...
 
 
 class Store(Protocol):

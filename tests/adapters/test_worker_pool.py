@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from sessionhub.adapters.offload import WORKER_NICENESS
+from sessionhub.adapters.worker_pool import WorkerPool
 from sessionhub.domain.errors import WorkStopped
-from sessionhub.domain.offload import WORKER_NICENESS
-from sessionhub.server.worker_pool import WorkerPool
 
 # Far beyond any budget below: a call that sleeps this long is one that never ends.
 FOREVER_S = 600.0
@@ -136,7 +136,7 @@ async def test_closing_stops_a_busy_worker_and_an_unused_pool_starts_nothing() -
 def test_a_busy_worker_ends_when_its_parent_is_killed() -> None:
     script = (
         "import asyncio, os, signal\n"
-        "from sessionhub.server.worker_pool import WorkerPool\n"
+        "from sessionhub.adapters.worker_pool import WorkerPool\n"
         "import time\n"
         "async def main():\n"
         "    pool = WorkerPool(workers=1, time_budget_seconds=600)\n"
@@ -155,8 +155,8 @@ def test_a_busy_worker_ends_when_its_parent_is_killed() -> None:
 @pytest.mark.parametrize(
     "make",
     [
-        "sessionhub.server.worker_pool.WorkerPool(workers=1, time_budget_seconds=600)",
-        "sessionhub.domain.offload.ProcessOffload()",
+        "sessionhub.adapters.worker_pool.WorkerPool(workers=1, time_budget_seconds=600)",
+        "sessionhub.adapters.offload.ProcessOffload()",
     ],
     ids=["export-workers", "title-worker"],
 )

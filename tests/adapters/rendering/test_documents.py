@@ -11,7 +11,8 @@ import pytest
 from docx import Document as Docx
 from pypdf import PdfReader
 
-from sessionhub.domain.documents import RENDERERS, ExportedSession, ExportFormat, render_within
+from sessionhub.adapters.rendering.documents import RENDERERS, render_within
+from sessionhub.domain.documents import ExportedSession, ExportFormat
 from sessionhub.domain.errors import LimitExceeded
 from sessionhub.domain.models import (
     Feedback,

@@ -1,4 +1,5 @@
-"""Where CPU-heavy background work runs, so that it does not stall the event loop.
+"""The `Offload` port (domain/ports.py) in a thread or a worker process: where CPU-heavy
+background work runs, so that it does not stall the event loop.
 
 A thread is not enough for that: Python code in a thread holds the GIL for slices of
 `sys.getswitchinterval()` (5 ms) at a time, and every slice is a request the event loop
@@ -20,7 +21,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Protocol, TypeVar, TypeVarTuple
+from typing import TypeVar, TypeVarTuple
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -28,16 +29,6 @@ Ts = TypeVarTuple("Ts")
 # How much lower the worker process's priority is than the server's (added to its
 # niceness, as nice(1) does).
 WORKER_NICENESS = 10
-
-
-class Offload(Protocol):
-    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        """`fn(*args)`, computed away from the event loop; WorkStopped (domain/errors.py)
-        from an offload that stops work past a budget."""
-
-    async def aclose(self) -> None:
-        """Release what runs the work: calls in progress are waited for (or, by an offload
-        with a time budget, stopped), queued ones dropped."""
 
 
 class ThreadOffload:
@@ -87,7 +78,7 @@ class ProcessOffload:
 
 def prepare_worker(idle: bool) -> None:
     """Set up a worker process (every pool's initializer: the title worker's here, the
-    export workers' in server/worker_pool.py): it ends with the server, at the server's
+    export workers' in worker_pool.py): it ends with the server, at the server's
     word, and on a busy machine requests come first. With `idle`, it runs in the
     scheduler's idle class where there is one (Linux)."""
     # Ctrl-C reaches the whole process group; the server stops the worker in its own time

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from sessionhub.adapters.offload import WORKER_NICENESS, ProcessOffload, ThreadOffload
 from sessionhub.domain.models import TurnRole
-from sessionhub.domain.offload import WORKER_NICENESS, ProcessOffload, ThreadOffload
 from sessionhub.domain.titles import TurnText, topic_similarity
 
 RECENT = [TurnText(TurnRole.USER, "How long should the sourdough starter rest before baking?")]
@@ -56,7 +56,7 @@ async def test_a_dead_worker_fails_its_call_and_the_next_call_gets_a_new_one() -
 def test_the_worker_ends_when_its_parent_is_killed() -> None:
     script = (
         "import asyncio, os, signal\n"
-        "from sessionhub.domain.offload import ProcessOffload\n"
+        "from sessionhub.adapters.offload import ProcessOffload\n"
         "async def main():\n"
         "    print(await ProcessOffload().run(os.getpid), flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"

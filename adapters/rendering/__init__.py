@@ -1,0 +1,1 @@
+"""Export documents (Markdown, JSON, PDF, DOCX) and the fonts they are set in."""
