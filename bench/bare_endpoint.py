@@ -90,7 +90,7 @@ def build_app() -> Starlette:
         if not isinstance(session_id, str):
             return Response(b'{"error":"id must be a string"}', 400, media_type=JSON)
         try:
-            view = await sessions.find(principal, session_id)
+            view = await components.access.find(principal, session_id)
             if view is None:
                 return Response(b'{"session":null}', media_type=JSON)
             page = await sessions.turns(view, last=TURNS)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
+from .access import SessionAccess
 from .audit import audit_event
 from .bulk import ItemResult, ItemStatus, distinct_ids
 from .clock import Clock
@@ -25,7 +26,6 @@ from .errors import InvalidInput, LimitExceeded, NotFound, WorkStopped
 from .models import Principal, Session, Turn
 from .people import session_seen_by, turns_seen_by
 from .ports import DocumentRenderer, Store
-from .sessions import SessionService
 
 # Turns read from the store at a time, so that the character budget stops the reading of
 # an oversized session after a page rather than after the whole session.
@@ -127,14 +127,14 @@ class ExportService:
     def __init__(
         self,
         store: Store,
-        sessions: SessionService,
+        access: SessionAccess,
         clock: Clock,
         renderer: DocumentRenderer,
         limits: ExportLimits | None = None,
     ) -> None:
         """`renderer` makes the documents; the service closes it (`aclose`)."""
         self._store = store
-        self._sessions = sessions
+        self._access = access
         self._clock = clock
         self._renderer = renderer
         self._limits = limits or ExportLimits()
@@ -182,7 +182,7 @@ class ExportService:
         results: list[ItemResult] = []
         for session_id in ids:
             try:
-                session, _ = await self._sessions.load_readable(principal, session_id)
+                session, _ = await self._access.load_readable(principal, session_id)
             except NotFound as exc:
                 results.append(ItemResult(session_id, ItemStatus.NOT_FOUND, exc.message))
                 continue

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .access import SessionAccess
 from .models import Principal, Session, Share, UserType
 from .policy import can_read, is_owner
-from .sessions import SessionService
 
 
 class LiveAccess:
-    def __init__(self, sessions: SessionService) -> None:
-        self._sessions = sessions
+    def __init__(self, access: SessionAccess) -> None:
+        self._access = access
 
     async def reads(self, principal: Principal, session: Session, shares: list[Share]) -> bool:
         """`principal` may read `session` now, given its `shares` as they stand."""
-        return can_read(await self._sessions.access_of(principal, session, shares))
+        return can_read(await self._access.access_of(principal, session, shares))
 
     @staticmethod
     def hears_entity_wide(principal: Principal) -> bool:

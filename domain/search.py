@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from .access import SessionAccess, SessionView
 from .clock import Clock
 from .errors import InvalidInput
 from .models import GranteeScope, Principal, UserType
@@ -19,7 +20,6 @@ from .query import (
     SessionHit,
     parse_query,
 )
-from .sessions import SessionService, SessionView
 
 
 @dataclass(slots=True)
@@ -62,9 +62,9 @@ async def search_scope(store: Store, principal: Principal, now: datetime) -> Sea
 
 
 class SearchService:
-    def __init__(self, store: Store, sessions: SessionService, clock: Clock) -> None:
+    def __init__(self, store: Store, access: SessionAccess, clock: Clock) -> None:
         self._store = store
-        self._sessions = sessions
+        self._access = access
         self._clock = clock
 
     async def search(
@@ -95,7 +95,7 @@ class SearchService:
             exhausted = len(hits) <= limit
             for hit in hits:
                 cursor = SearchCursor(hit.sort_key, hit.session.id)
-                view = await self._sessions.find_quietly(principal, hit.session)
+                view = await self._access.find_quietly(principal, hit.session)
                 if view is not None:
                     results.append(SearchResult(view, hit, cursor))
                     if len(results) > limit:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from . import validation as check
+from .access import SessionAccess, SessionView
 from .audit import audit_event
 from .chat_apps import ChatApps
 from .clock import Clock, new_id
@@ -34,7 +35,6 @@ from .policy import (
     sees_whole_entity,
 )
 from .ports import Broker, Store
-from .sessions import SessionService, SessionView
 
 SHARED_CURSOR = "w"
 LINK_NOT_FOUND = "This share link is unknown, revoked or expired."
@@ -79,7 +79,7 @@ class SharingService:
         chat_apps: ChatApps,
         broker: Broker,
         clock: Clock,
-        sessions: SessionService,
+        access: SessionAccess,
         limits: check.Limits | None = None,
         link_opens: AttemptCounter | None = None,
     ) -> None:
@@ -87,12 +87,12 @@ class SharingService:
         self._chat_apps = chat_apps
         self._broker = broker
         self._clock = clock
-        self._sessions = sessions
+        self._access = access
         self._limits = limits or check.Limits()
         self._link_opens = link_opens
 
     async def share(self, principal: Principal, command: ShareSession) -> NewShare:
-        session, _ = await self._sessions.load_managed(principal, command.session_id)
+        session, _ = await self._access.load_managed(principal, command.session_id)
         chat_app = self._chat_apps.get(session.chat_app_id)
         if chat_app is None or not chat_app.settings.allow_sharing:
             raise SharingDisabled(f"The chat app {session.chat_app_id!r} does not allow sharing.")
@@ -169,7 +169,7 @@ class SharingService:
         if share is None:
             raise NotFound(f"Share {share_id!r} was not found.")
         try:
-            session, _ = await self._sessions.load_managed(principal, share.session_id)
+            session, _ = await self._access.load_managed(principal, share.session_id)
         except NotFound as exc:
             raise NotFound(f"Share {share_id!r} was not found.") from exc
         now = self._clock.now()
@@ -216,7 +216,7 @@ class SharingService:
         await self._store.record_link_visit(
             share, principal.entity_id, principal.user_id, now, opened
         )
-        return await self._sessions.view(principal, session.id)
+        return await self._access.view(principal, session.id)
 
     async def shares_of(self, principal: Principal, view: SessionView) -> list[Share]:
         """Every share of the session for its managers and for those who oversee its entity
@@ -249,7 +249,7 @@ class SharingService:
             exhausted = len(rows) <= limit
             for session, shared_at in rows:
                 cursor = KeysetCursor(shared_at, session.id)
-                view = await self._sessions.find_quietly(principal, session)
+                view = await self._access.find_quietly(principal, session)
                 if view is not None:
                     items.append((view, cursor))
                     if len(items) > limit:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..domain.access import SessionAccess
 from ..domain.audit import AuditService
 from ..domain.clock import Clock
+from ..domain.conversation import ConversationService
 from ..domain.erasure import ErasureService
 from ..domain.export import ExportService
 from ..domain.models import Principal
@@ -20,7 +22,9 @@ from ..realtime.hub import Hub
 @dataclass(slots=True)
 class Context:
     principal: Principal | None
+    access: SessionAccess
     sessions: SessionService
+    conversation: ConversationService
     sharing: SharingService
     audit: AuditService
     exports: ExportService

@@ -10,12 +10,12 @@ import strawberry
 from strawberry.types import Info
 
 from ..auth.permissions import auth_field, auth_mutation
+from ..domain.access import SessionView
 from ..domain.commands import CreateSession
 from ..domain.dates import date_group, time_zone
 from ..domain.models import SessionCursor, SessionStatus
 from ..domain.models import SessionFilter as DomainSessionFilter
 from ..domain.pagination import encode_session_cursor
-from ..domain.sessions import SessionView
 from ..schema.inputs import CreateSessionInput, SessionFilter
 from ..schema.types import (
     ChatApp,
@@ -37,7 +37,7 @@ def _me(info: Info[Context, None]) -> Principal:
 
 
 async def _session(info: Info[Context, None], id: strawberry.ID) -> Session | None:
-    view = await info.context.sessions.find(info.context.require_principal(), id)
+    view = await info.context.access.find(info.context.require_principal(), id)
     return Session.of(view) if view else None
 
 
@@ -137,7 +137,7 @@ class SessionQueries:
 
 
 async def _create_session(info: Info[Context, None], input: CreateSessionInput) -> Session:
-    view = await info.context.sessions.create(
+    view = await info.context.conversation.create(
         info.context.require_principal(),
         CreateSession(
             chat_app_id=input.chat_app_id,

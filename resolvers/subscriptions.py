@@ -74,7 +74,7 @@ async def _session_events(
     if after_seq is not None and after_seq < 0:
         raise InvalidInput("afterSeq must be 0 or more.")
     # NOT_FOUND unless the caller may read it, as for any read; audited like one.
-    view = await ctx.sessions.view(principal, session_id)
+    view = await ctx.access.view(principal, session_id)
     return ctx.live().session_feed(principal, view.session.id, after_seq, session_event)
 
 

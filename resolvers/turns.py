@@ -23,7 +23,7 @@ from .roles import GRADERS, WRITERS
 
 
 async def _send_message(info: Info[Context, None], input: SendMessageInput) -> SendMessagePayload:
-    view, turn = await info.context.sessions.send_message(
+    view, turn = await info.context.conversation.send_message(
         info.context.require_principal(),
         SendMessage(
             content=input.content,
@@ -41,7 +41,7 @@ async def _send_message(info: Info[Context, None], input: SendMessageInput) -> S
 
 async def _append_turn(info: Info[Context, None], input: AppendTurnInput) -> Turn:
     usage = input.usage
-    turn = await info.context.sessions.append_turn(
+    turn = await info.context.conversation.append_turn(
         info.context.require_principal(),
         AppendTurn(
             session_id=input.session_id,
@@ -76,7 +76,7 @@ async def _append_turn(info: Info[Context, None], input: AppendTurnInput) -> Tur
 async def _set_verification(
     info: Info[Context, None], turn_id: strawberry.ID, input: VerificationInput
 ) -> Turn:
-    turn = await info.context.sessions.set_verification(
+    turn = await info.context.conversation.set_verification(
         info.context.require_principal(),
         turn_id,
         SetVerification(grade=input.grade, score=input.score, notes=input.notes),
@@ -87,7 +87,7 @@ async def _set_verification(
 async def _add_feedback(
     info: Info[Context, None], turn_id: strawberry.ID, input: FeedbackInput
 ) -> Turn:
-    turn = await info.context.sessions.add_feedback(
+    turn = await info.context.conversation.add_feedback(
         info.context.require_principal(),
         turn_id,
         AddFeedback(kind=input.kind, comment=input.comment),

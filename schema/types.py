@@ -13,9 +13,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from ..domain import models
+from ..domain.access import SessionView
 from ..domain.context import AgentContext as DomainAgentContext
 from ..domain.pagination import decode_turn_cursor, encode_turn_cursor
-from ..domain.sessions import SessionView
 from .enums import (
     DateGroup,
     ExportFormat,

@@ -24,9 +24,11 @@ from ..adapters.offload import ProcessOffload, ThreadOffload
 from ..adapters.rendering.renderer import OffloadedRenderer
 from ..adapters.worker_pool import WorkerPool
 from ..auth.tokens import TokenVerifier
+from ..domain.access import SessionAccess
 from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
 from ..domain.clock import Clock, SystemClock
+from ..domain.conversation import ConversationService
 from ..domain.erasure import ErasureService
 from ..domain.errors import DomainError
 from ..domain.export import ExportLimits, ExportService
@@ -93,7 +95,9 @@ class Components:
     settings: Settings
     store: Store
     broker: ChannelBroker
+    access: SessionAccess
     sessions: SessionService
+    conversation: ConversationService
     sharing: SharingService
     audit: AuditService
     exports: ExportService
@@ -108,7 +112,9 @@ class Components:
     def context(self, principal: Principal | None, request_id: str) -> Context:
         return Context(
             principal=principal,
+            access=self.access,
             sessions=self.sessions,
+            conversation=self.conversation,
             sharing=self.sharing,
             audit=self.audit,
             exports=self.exports,
@@ -243,7 +249,7 @@ def document_limits(
 
 
 def build_export_service(
-    settings: Settings, store: Store, sessions: SessionService, clock: Clock
+    settings: Settings, store: Store, access: SessionAccess, clock: Clock
 ) -> ExportService:
     """Exports rendered in a pool of worker processes, within the settings' budgets."""
     limits = ExportLimits(
@@ -255,7 +261,7 @@ def build_export_service(
         max_in_progress_per_principal=settings.export_max_in_progress_per_principal,
     )
     pool = WorkerPool(settings.export_workers, settings.export_time_budget_seconds)
-    return ExportService(store, sessions, clock, OffloadedRenderer(pool), limits)
+    return ExportService(store, access, clock, OffloadedRenderer(pool), limits)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -289,23 +295,37 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             workers=settings.title_workers,
         ),
     )
-    sessions = SessionService(store, chat_apps, broker, clock, limits, titles=titles)
+    access = SessionAccess(store, chat_apps, clock, limits)
+    sessions = SessionService(store, chat_apps, broker, clock, access, limits)
+    conversation = ConversationService(store, chat_apps, broker, clock, access, limits, titles)
     link_opens = PrincipalRateLimit(
         settings.link_open_rate, "share links opened", "link-open", settings.redis_url
     )
-    sharing = SharingService(store, chat_apps, broker, clock, sessions, limits, link_opens)
+    sharing = SharingService(store, chat_apps, broker, clock, access, limits, link_opens)
     audit = AuditService(store)
-    exports = build_export_service(settings, store, sessions, clock)
-    search = SearchService(store, sessions, clock)
+    exports = build_export_service(settings, store, access, clock)
+    search = SearchService(store, access, clock)
     templates = TemplateService(store, chat_apps, clock, limits)
     components = Components(
-        settings, store, broker, sessions, sharing, audit, exports, search, templates, clock, titles
+        settings,
+        store,
+        broker,
+        access,
+        sessions,
+        conversation,
+        sharing,
+        audit,
+        exports,
+        search,
+        templates,
+        clock,
+        titles,
     )
     retention_service = RetentionService(store, clock)
     components.retention = retention_service
     components.erasure = ErasureService(store, broker, clock, limits, titles=titles)
     hub = Hub(
-        store, LiveAccess(sessions), broker, clock, queue_limit=settings.subscription_queue_limit
+        store, LiveAccess(access), broker, clock, queue_limit=settings.subscription_queue_limit
     )
     components.realtime = hub
     schema = build_schema(

@@ -33,13 +33,13 @@ from sessionhub.domain.models import (
 from sessionhub.domain.ports import Offload, Store
 from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
 from sessionhub.domain.redaction import redact_details
-from sessionhub.domain.sessions import SessionService
 from sessionhub.domain.title_service import TitlePolicy, TitleService
 from sessionhub.domain.titles import TitleGenerator, TurnText
 from sessionhub.domain.validation import Limits
 from sessionhub.realtime.memory import InProcessBroker
 from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.sqlite.store import SqliteStore
+from tests.support.services import SessionServices, session_services
 from tests.support.titles import keyphrase_titles
 
 ALICE = Principal("alice", "acme")
@@ -92,7 +92,7 @@ class FailingGenerator:
 
 @dataclass
 class Env:
-    sessions: SessionService
+    services: SessionServices
     titles: TitleService
     store: SqliteStore
     events: list
@@ -106,13 +106,17 @@ class Env:
 
     async def say(self, session_id: str | None, text: str, app: str = "auto") -> str:
         if session_id is None:
-            view, _ = await self.sessions.send_message(ALICE, SendMessage(text, chat_app_id=app))
+            view, _ = await self.services.conversation.send_message(
+                ALICE, SendMessage(text, chat_app_id=app)
+            )
             return view.session.id
-        await self.sessions.send_message(ALICE, SendMessage(text, session_id=session_id))
+        await self.services.conversation.send_message(
+            ALICE, SendMessage(text, session_id=session_id)
+        )
         return session_id
 
     async def answer(self, session_id: str, text: str) -> None:
-        await self.sessions.append_turn(
+        await self.services.conversation.append_turn(
             ALICE, AppendTurn(session_id, role=TurnRole.ASSISTANT, content=text)
         )
 
@@ -156,8 +160,7 @@ async def make_env(
     titles = TitleService(
         store, APPS, broker, clock, generator, offload or ThreadOffload(), TitlePolicy(**policy)
     )
-    sessions = SessionService(store, APPS, broker, clock, titles=titles)
-    return Env(sessions, titles, store, events)
+    return Env(session_services(store, APPS, broker, clock, titles=titles), titles, store, events)
 
 
 @pytest.fixture
@@ -236,7 +239,7 @@ async def test_a_manual_rename_always_wins(tmp_path: Path) -> None:
         await env.answer(sid, "Turn the compost pile and add dry leaves.")
         await generator.entered.wait()
         # The user names the session while the automatic title is being made.
-        await env.sessions.rename(ALICE, sid, "Garden notes")
+        await env.services.sessions.rename(ALICE, sid, "Garden notes")
         generator.gate.set()
         await env.titles.drain()
         assert await env.title(sid) == ("Garden notes", TitleSource.MANUAL)
@@ -260,7 +263,7 @@ async def test_a_manual_rename_always_wins(tmp_path: Path) -> None:
 
 async def test_an_auto_title_never_replaces_a_manual_one_in_the_store(env: Env) -> None:
     sid = await env.say(None, "Why does my Excel VLOOKUP return #N/A?")
-    await env.sessions.rename(ALICE, sid, "Spreadsheet help")
+    await env.services.sessions.rename(ALICE, sid, "Spreadsheet help")
     renamed = await env.store.rename_session(
         sid, "Excel VLOOKUP returns N/A", TitleSource.AUTO, datetime.now(UTC)
     )
@@ -278,7 +281,7 @@ async def test_without_automatic_titles_the_opening_words_stay(env: Env) -> None
     assert env.updates(sid) == []
 
     # An empty session of such an app stays untitled until someone names it.
-    view = await env.sessions.create(ALICE, CreateSession(chat_app_id="plain"))
+    view = await env.services.conversation.create(ALICE, CreateSession(chat_app_id="plain"))
     await env.answer(view.session.id, "Hello, how can I help?")
     await env.say(view.session.id, "I need a new passport.")
     await env.titles.drain()
@@ -352,7 +355,7 @@ async def test_title_changes_reach_search_at_once(env: Env) -> None:
     assert "<mark>" in (await title_hit("tomato") or "")
 
     # A manual rename, then: the old title's words no longer match the title.
-    await env.sessions.rename(ALICE, sid, "Vegetable patch diary")
+    await env.services.sessions.rename(ALICE, sid, "Vegetable patch diary")
     assert "<mark>" in (await title_hit("diary") or "")
     assert await title_hit("tomato") is None
 

@@ -128,7 +128,7 @@ def test_schema_subscribe_serves_a_single_subscriber(live: Live) -> None:
         context = components.context(_alice(), "test")
         stream = await schema.subscribe(EVENTS, {"id": session_id, "after": 0}, context)
         first = await anext(stream)
-        await components.sessions.send_message(
+        await components.conversation.send_message(
             _alice(), SendMessage(content="second", session_id=session_id)
         )
         second = await anext(stream)
