@@ -6,41 +6,18 @@ subscription's selection serves all its subscribers of that entity."""
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry.scalars import JSON
 
 from ..domain import models
-from .enums import SessionStatus, TitleSource
-from .types import PARTICIPANTS, PEOPLE, Person, TokenUsage, Turn, shared_session_fields
+from .types import SessionFacts, Turn, shared_session_fields
 
 
 @strawberry.type(
     description="A session as every reader sees it alike: no per-caller fields such as `pinned`."
 )
-class SessionInfo:
-    id: strawberry.ID
-    chat_app_id: strawberry.ID
-    owner_id: strawberry.ID
-    title: str = strawberry.field(description="The title, or 'Untitled' while there is none.")
-    title_source: TitleSource
-    created_at: datetime
-    updated_at: datetime
-    last_activity_at: datetime
-    turn_count: int
-    archived: bool
-    archived_at: datetime | None
-    tags: list[str]
-    participants: list[strawberry.ID] = strawberry.field(description=PARTICIPANTS)
-    people: list[Person] = strawberry.field(description=PEOPLE)
-    status: SessionStatus
-    template_id: strawberry.ID | None
-    metadata: JSON | None
-    expires_at: datetime | None
-    usage: TokenUsage
-
+class SessionInfo(SessionFacts):
     @classmethod
     def of(cls, s: models.Session) -> SessionInfo:
         return cls(**shared_session_fields(s))

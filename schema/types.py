@@ -503,9 +503,11 @@ def shared_session_fields(s: models.Session) -> dict[str, Any]:
     }
 
 
-@strawberry.type
-class Session:
-    view: strawberry.Private[SessionView]
+@strawberry.type(
+    description="What every reader of a session sees alike: the fields of `Session` and, in "
+    "live events, of `SessionInfo`."
+)
+class SessionFacts:
     id: strawberry.ID
     chat_app_id: strawberry.ID
     owner_id: strawberry.ID
@@ -522,10 +524,15 @@ class Session:
     people: list[Person] = strawberry.field(description=PEOPLE)
     status: SessionStatus
     template_id: strawberry.ID | None
-    agent_context: JSON | None
     metadata: JSON | None
     expires_at: datetime | None
     usage: TokenUsage
+
+
+@strawberry.type
+class Session(SessionFacts):
+    view: strawberry.Private[SessionView]
+    agent_context: JSON | None
 
     @classmethod
     def of(cls, view: SessionView) -> Session:
