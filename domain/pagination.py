@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 import orjson
 
@@ -25,11 +26,11 @@ def page_size(requested: int | None, default: int) -> int:
     return size
 
 
-def encode_cursor(kind: str, payload: list) -> str:
+def encode_cursor(kind: str, payload: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([kind, *payload])).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str) -> list:
+def decode_cursor(kind: str, cursor: str) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded = orjson.loads(raw)

@@ -16,6 +16,7 @@ what they return.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from .models import Feedback, Person, Session, Turn
 
@@ -54,7 +55,7 @@ def turn_seen_by(viewer_entity_id: str, turn: Turn) -> Turn:
     entity_id = turn.entity_id
     if viewer_entity_id == entity_id:
         return turn
-    changes: dict = {}
+    changes: dict[str, Any] = {}
     if not shown(turn.author, entity_id, viewer_entity_id):
         changes.update(author_id=UNNAMED_USER, author_entity_id=None)
     if any(not shown(f.given_by, entity_id, viewer_entity_id) for f in turn.feedback):

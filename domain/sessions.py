@@ -85,7 +85,7 @@ class SessionService:
 
     # Reading
 
-    async def list(
+    async def page(
         self,
         principal: Principal,
         session_filter: SessionFilter,
@@ -221,14 +221,13 @@ class SessionService:
         self, principal: Principal, session_id: str, archived: bool
     ) -> SessionView:
         session, access = await self._access.load_managed(principal, session_id)
-        now = self._clock.now()
         if archived == (session.archived_at is not None):
-            updated = session
-        else:
-            updated = await self._store.set_archived(session.id, now if archived else None, now)
-            if updated is None:
-                raise session_not_found(session_id)
-            await self._broker.publish(SessionUpdated(updated))
+            return self._access.view_of(principal, session, access)
+        now = self._clock.now()
+        updated = await self._store.set_archived(session.id, now if archived else None, now)
+        if updated is None:
+            raise session_not_found(session_id)
+        await self._broker.publish(SessionUpdated(updated))
         return self._access.view_of(principal, updated, access)
 
     async def delete(self, principal: Principal, session_id: str) -> None:

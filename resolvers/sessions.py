@@ -58,7 +58,7 @@ async def _sessions(
     principal = ctx.require_principal()
     zone = time_zone(time_zone_name or principal.time_zone)
     f = filter or SessionFilter()
-    page = await ctx.sessions.list(
+    page = await ctx.sessions.page(
         principal,
         DomainSessionFilter(
             chat_app_ids=tuple(f.chat_app_ids or ()),

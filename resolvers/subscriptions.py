@@ -8,7 +8,7 @@ a shared group that renders each event once for all its subscribers; iterated di
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable
 
 import strawberry
 from strawberry.types import Info
@@ -68,7 +68,7 @@ def session_list_event(event: FeedEvent) -> object:
 
 async def _session_events(
     info: Info[Context, None], session_id: strawberry.ID, after_seq: int | None = None
-) -> AsyncIterator[SessionEvent]:
+) -> AsyncIterable[SessionEvent]:
     ctx = info.context
     principal = ctx.require_principal()
     if after_seq is not None and after_seq < 0:
@@ -78,7 +78,7 @@ async def _session_events(
     return ctx.live().session_feed(principal, view.session.id, after_seq, session_event)
 
 
-async def _my_sessions(info: Info[Context, None]) -> AsyncIterator[SessionListEvent]:
+async def _my_sessions(info: Info[Context, None]) -> AsyncIterable[SessionListEvent]:
     ctx = info.context
     return ctx.live().sidebar_feed(ctx.require_principal(), session_list_event)
 

@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types.base import get_object_definition
 
 from .directives import Auth
 from .fast_execution import FastExecutor
@@ -51,7 +52,7 @@ def _require_auth_everywhere(schema: strawberry.Schema) -> None:
     for root in (schema.query, schema.mutation, schema.subscription):
         if root is None:
             continue
-        definition = root.__strawberry_definition__
+        definition = get_object_definition(root, strict=True)
         for field in definition.fields:
             if not any(isinstance(d, Auth) for d in field.directives):
                 raise TypeError(f"{definition.name}.{field.python_name} has no @auth directive.")

@@ -6,7 +6,7 @@ scrape time, so nothing has to keep gauges in step; each app has its own registr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -65,7 +65,7 @@ class _RealtimeCollector(Collector):
 
 def metrics_endpoint(
     stats: Callable[[], dict[str, int | float]],
-) -> Callable[[Request], Response]:
+) -> Callable[[Request], Awaitable[Response]]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RealtimeCollector(stats))
 

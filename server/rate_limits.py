@@ -59,7 +59,8 @@ def _redis_storage(redis_url: str, prefix: str) -> tuple[RedisStorage, Connectio
         implementation="redispy",
         wrap_exceptions=True,
         key_prefix=prefix,
-        connection_pool=pool,
+        # limits passes its options on to redis-py; its stub types them as scalars.
+        connection_pool=pool,  # type: ignore[arg-type]
     )
     return storage, pool
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import httpx2 as httpx
 import structlog
 
-from ..domain.models import TurnRole
-from ..domain.titles import MAX_TITLE_CHARS, TitleGenerator, TurnText, clean_title
+from ..domain.models import TurnRole, TurnText
+from ..domain.titles import MAX_TITLE_CHARS, TitleGenerator, clean_title
 
 log = structlog.get_logger(__name__)
 

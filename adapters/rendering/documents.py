@@ -253,6 +253,15 @@ def _pdf_text(text: str, glyphs: frozenset[str], replaced: Replacements) -> str:
     return replaced.replace_missing(replaced.escape_not_text(laid_out), glyphs)
 
 
+def _font(pdf: Any, key: str) -> Any:
+    """A font added to `pdf`: a TrueType one, whose character map tells what it can show."""
+    from fpdf.fonts import TTFFont
+
+    font = pdf.fonts[key]
+    assert isinstance(font, TTFFont), key
+    return font
+
+
 def render_pdf(items: list[ExportedSession], exported_at: datetime) -> Document:
     from fpdf import FPDF
 
@@ -270,7 +279,7 @@ def render_pdf(items: list[ExportedSession], exported_at: datetime) -> Document:
         "code": ("Mono", "", 8),
     }
     glyphs = {
-        kind: font_characters(pdf.fonts[(family.lower() + style)].cmap)
+        kind: font_characters(_font(pdf, family.lower() + style).cmap)
         for kind, (family, style, _) in styles.items()
     }
     replaced = Replacements()

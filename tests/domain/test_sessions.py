@@ -159,7 +159,7 @@ async def test_other_users_see_nothing(env) -> None:
         await service.sessions.delete(
             Principal("alice", "globex", roles=frozenset({Role.ADMIN})), view.session.id
         )
-    assert (await service.sessions.list(BOB, SessionFilter(), 10, None)).items == []
+    assert (await service.sessions.page(BOB, SessionFilter(), 10, None)).items == []
 
 
 async def test_verification_by_service_and_feedback_by_owner(env) -> None:
@@ -223,11 +223,11 @@ async def test_archive_hides_from_the_default_list(env) -> None:
         ALICE, SendMessage("a", chat_app_id="knowledge")
     )
     await service.sessions.set_archived(ALICE, view.session.id, True)
-    assert (await service.sessions.list(ALICE, SessionFilter(), 10, None)).items == []
-    archived = await service.sessions.list(ALICE, SessionFilter(archived=True), 10, None)
+    assert (await service.sessions.page(ALICE, SessionFilter(), 10, None)).items == []
+    archived = await service.sessions.page(ALICE, SessionFilter(archived=True), 10, None)
     assert [v.session.id for v in archived.items] == [view.session.id]
     await service.sessions.set_archived(ALICE, view.session.id, False)
-    assert len((await service.sessions.list(ALICE, SessionFilter(), 10, None)).items) == 1
+    assert len((await service.sessions.page(ALICE, SessionFilter(), 10, None)).items) == 1
 
 
 async def test_delete_removes_everything_and_audits(env) -> None:
