@@ -71,6 +71,7 @@ from sessionhub.domain.models import Role, UserType
 from sessionhub.schema.directives import Auth
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, load_settings, token_config
+from tests.support.clocks import SettableClock
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -851,14 +852,6 @@ def _param(cell: Cell) -> Any:
 
 # ---------------------------------------------------------------------------------------
 # The worlds: an app with a settable clock, and the sessions and grants of the cells
-
-
-class SettableClock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
 
 
 def normalised(view: dict | None) -> dict | None:

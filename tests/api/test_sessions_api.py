@@ -12,6 +12,7 @@ from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import Role
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
+from tests.support.clocks import SettableClock
 
 SEND = """
 mutation($input: SendMessageInput!) {
@@ -302,14 +303,6 @@ def test_pinning_refused_when_the_chat_app_disallows_it(settings_factory, tmp_pa
         ).json()
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         assert "pinning" in body["errors"][0]["message"]
-
-
-class SettableClock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
 
 
 @pytest.fixture

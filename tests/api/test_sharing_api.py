@@ -30,6 +30,7 @@ from sessionhub.domain.models import Role, UserType
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
 from tests.conftest import AUDIT, audit_events, database_bytes
+from tests.support.clocks import SettableClock
 
 # ---------------------------------------------------------------------------------------
 # Documents
@@ -150,14 +151,6 @@ class Caller:
         body = self.post(query, variables)
         assert body.get("errors"), f"expected an error, got {body}"
         return body["errors"][0]["extensions"]["code"]
-
-
-class SettableClock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
 
 
 @dataclass

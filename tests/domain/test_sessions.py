@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,6 +38,7 @@ from sessionhub.domain.redaction import redact_details
 from sessionhub.realtime.memory import InProcessBroker
 from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.sqlite.store import SqliteStore
+from tests.support.clocks import SteppingClock
 from tests.support.services import SessionServices, session_services
 
 ALICE = Principal("alice", "acme")
@@ -53,17 +53,6 @@ APPS = ChatAppRegistry(
         ChatApp("nopin", "No pins", SessionSettings(allow_pinning=False)),
     ]
 )
-
-
-class SteppingClock:
-    """Each reading is one second after the last, so orderings are deterministic."""
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        self.current += timedelta(seconds=1)
-        return self.current
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,11 @@ from sessionhub.domain.models import ChatApp, Principal, Role, SessionSettings, 
 from sessionhub.domain.templates import TemplateService
 from sessionhub.domain.validation import Limits
 from sessionhub.storage.sqlite.store import SqliteStore
+from tests.support.clocks import SettableClock
 
 ADA = Principal("ada", "acme", roles=frozenset({Role.ADMIN}))
 RITA = Principal("rita", "acme", roles=frozenset({Role.ENTITY_ADMIN, Role.USER}))
 APPS = ChatAppRegistry([ChatApp("short", "Short chats", SessionSettings(max_session_history=2))])
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -32,7 +27,7 @@ async def service(tmp_path: Path) -> AsyncIterator[TemplateService]:
     store = SqliteStore(str(tmp_path / "t.db"), readers=2)
     await store.open()
     try:
-        yield TemplateService(store, APPS, FixedClock(), Limits(max_templates_per_chat_app=3))
+        yield TemplateService(store, APPS, SettableClock(), Limits(max_templates_per_chat_app=3))
     finally:
         await store.close()
 

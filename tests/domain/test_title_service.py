@@ -8,7 +8,7 @@ import json
 import multiprocessing
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,7 @@ from sessionhub.domain.validation import Limits
 from sessionhub.realtime.memory import InProcessBroker
 from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.sqlite.store import SqliteStore
+from tests.support.clocks import SteppingClock
 from tests.support.services import SessionServices, session_services
 from tests.support.titles import keyphrase_titles
 
@@ -50,15 +51,6 @@ APPS = ChatAppRegistry(
     ]
 )
 DATA = json.loads((Path(__file__).parent.parent / "data" / "titles.json").read_text())
-
-
-class SteppingClock:
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        self.current += timedelta(seconds=1)
-        return self.current
 
 
 class GatedGenerator:
