@@ -110,6 +110,20 @@ class ConversationService:
         parts = check.json_value(command.parts, self._limits, "parts")
         metadata = check.json_value(command.metadata, self._limits, "metadata")
         now = self._clock.now()
+
+        def message(session_id: str, author: str) -> NewTurn:
+            return NewTurn(
+                new_id(),
+                session_id,
+                TurnRole.USER,
+                author,
+                text,
+                now,
+                parts,
+                metadata=metadata,
+                author_entity_id=principal.entity_id,
+            )
+
         if command.session_id is None:
             if command.chat_app_id is None:
                 raise InvalidInput("Give a chatAppId to start a new session, or a sessionId.")
@@ -121,19 +135,8 @@ class ConversationService:
             session.title = opening_words(text) or None
             if session.title and not chat_app.settings.auto_generate_titles:
                 session.title_source = TitleSource.AUTO
-            turn = NewTurn(
-                new_id(),
-                session.id,
-                TurnRole.USER,
-                author,
-                text,
-                now,
-                parts,
-                metadata=metadata,
-                author_entity_id=principal.entity_id,
-            )
             stored, added = await self._store.create_session(
-                session, turn, chat_app.settings.max_session_history
+                session, message(session.id, author), chat_app.settings.max_session_history
             )
             assert added is not None
             await self._broker.publish(SessionCreated(stored))
@@ -145,26 +148,9 @@ class ConversationService:
         if not can_interact(access):
             raise Forbidden("You may read this session but not write to it.")
         author = self._acting_user(principal, command.on_behalf_of, session)
-        turn = NewTurn(
-            new_id(),
-            session.id,
-            TurnRole.USER,
-            author,
-            text,
-            now,
-            parts,
-            metadata=metadata,
-            author_entity_id=principal.entity_id,
-        )
-        added, stored = await self._store.append_turn(
-            turn, self._history_limit(session), self._retention_days(session)
-        )
-        await self._broker.publish(TurnAdded(added))
-        if self._titles is not None:
-            self._titles.notify(stored, added)
-        return self._access.view_of(principal, stored, access), turn_seen_by(
-            principal.entity_id, added
-        )
+        added, stored = await self._append(session, message(session.id, author))
+        view = self._access.view_of(principal, stored, access)
+        return view, turn_seen_by(principal.entity_id, added)
 
     async def append_turn(self, principal: Principal, command: AppendTurn) -> Turn:
         session, access = await self._access.load_readable(principal, command.session_id)
@@ -199,13 +185,18 @@ class ConversationService:
             metadata=check.json_value(command.metadata, self._limits, "metadata"),
             usage=usage,
         )
+        added, _ = await self._append(session, turn)
+        return turn_seen_by(principal.entity_id, added)
+
+    async def _append(self, session: Session, turn: NewTurn) -> tuple[Turn, Session]:
+        """Store, publish and tell the title scheduler: the turn and session as stored."""
         added, stored = await self._store.append_turn(
             turn, self._history_limit(session), self._retention_days(session)
         )
         await self._broker.publish(TurnAdded(added))
         if self._titles is not None:
             self._titles.notify(stored, added)
-        return turn_seen_by(principal.entity_id, added)
+        return added, stored
 
     async def set_verification(
         self, principal: Principal, turn_id: str, command: SetVerification
