@@ -1,10 +1,11 @@
-"""`sessionhub serve`, `token`, `mongo ...` and `retention run`."""
+"""`sessionhub serve`, `token`, `schema`, `mongo ...` and `retention run`."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -121,6 +122,23 @@ def token(
             time_zone=tz,
         )
     )
+
+
+@cli.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the SDL to this file.")
+    ] = None,
+) -> None:
+    """Print the GraphQL schema (SDL) that clients and code generators use; the repository
+    keeps it as schema.graphql."""
+    from .app import graphql_schema
+
+    sdl = graphql_schema().as_str() + "\n"
+    if output is None:
+        typer.echo(sdl, nl=False)
+    else:
+        output.write_text(sdl, encoding="utf-8")
 
 
 mongo = typer.Typer(help="MongoDB maintenance.", no_args_is_help=True)
