@@ -28,8 +28,9 @@ def _settings_or_exit(**overrides: object):
 
 def freeze_long_lived_heap() -> None:
     """What is alive once the app is built (modules, the schema, the app) lives as long as
-    the process: out of the collector's sight, a full collection no longer walks it (35 to
-    50 ms a time, every few thousand requests, on the 2-core machine; 3 ms after)."""
+    the process: out of the collector's sight, a full collection no longer walks it, and
+    such collections stop showing as the slowest requests (bench/history.yaml has the
+    figures)."""
     gc.collect()
     gc.freeze()
 
