@@ -2,7 +2,7 @@
 # default, or on MongoDB when SESSIONHUB_DATABASE_URL is a mongodb:// URL (docker-compose.yml).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md __init__.py ./
+COPY pyproject.toml setup.py README.md __init__.py ./
 COPY auth auth
 COPY domain domain
 COPY realtime realtime
@@ -10,12 +10,15 @@ COPY resolvers resolvers
 COPY schema schema
 COPY server server
 COPY storage storage
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Every part a deployment may use: the MongoDB store (docker-compose.yml runs on it),
+# PDF/DOCX exports and offline titles.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[mongo,export,titles]'
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/sessionhub --create-home sessionhub
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels 'sessionhub[mongo,export,titles]' \
+    && rm -rf /wheels
 USER sessionhub
 WORKDIR /var/lib/sessionhub
 ENV SESSIONHUB_HOST=0.0.0.0 \

@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every optional part, so that the server, the tests, the linter and the docs all run.
+EXTRAS := mongo,export,titles,test,dev,docs
 
-.PHONY: run test install lint clean
+.PHONY: run test install lint docs schema clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,13 +21,22 @@ run: $(STAMP)
 	@echo "Get a token for GraphiQL with: $(BIN)/sessionhub token --user alice --entity acme"
 	$(BIN)/sessionhub serve
 
-## Install, then run the whole test suite and the linter (starts Redis on 127.0.0.1:6379 if nothing answers there)
+## Install, then run the whole test suite, the linter and the docs build (starts Redis on 127.0.0.1:6379 if nothing answers there)
 test: $(STAMP)
 	./.ci/ensure-services
 	$(BIN)/pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+## Build the documentation site into site/ (mkdocs serve for a live preview)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## Write the GraphQL SDL to schema.graphql (a test fails while it is stale)
+schema: $(STAMP)
+	$(BIN)/sessionhub schema --output schema.graphql
 
 ## Lint and check formatting
 lint: $(STAMP)
@@ -34,4 +45,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build site

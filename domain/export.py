@@ -42,7 +42,7 @@ class ExportLimits:
     max_chars: int = 20_000_000
     """Characters of all their turns, payloads counted as their JSON."""
     max_pdf_chars: int = 2_000_000
-    """The same for a PDF, which is laid out at about 100,000 characters a second."""
+    """The same for a PDF, whose layout is far slower than the other formats'."""
     max_bytes: int = 32 * 1024 * 1024
     """Bytes of the document made."""
     max_in_progress: int = 10

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import strawberry
 import structlog
 from graphql import GraphQLSchema, specified_rules
 from starlette.applications import Starlette
@@ -264,6 +265,34 @@ def build_export_service(
     return ExportService(store, access, clock, OffloadedRenderer(pool), limits)
 
 
+def graphql_schema() -> strawberry.Schema:
+    """The schema of every resolver area; `sessionhub schema` prints its SDL."""
+    return build_schema(
+        queries=[
+            SessionQueries,
+            TemplateQueries,
+            SearchQueries,
+            SharingQueries,
+            AuditQueries,
+            OrganiseQueries,
+        ],
+        mutations=[
+            SessionMutations,
+            TurnMutations,
+            SharingMutations,
+            ExportMutations,
+            OrganiseMutations,
+            RetentionMutations,
+            ErasureMutations,
+            TemplateMutations,
+        ],
+        subscriptions=[SessionSubscriptions],
+        # The server runs operations through its pipeline, not Schema.execute; the codes
+        # are for anyone who calls the schema directly.
+        extensions=[ErrorCodes],
+    )
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -328,30 +357,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         store, LiveAccess(access), broker, clock, queue_limit=settings.subscription_queue_limit
     )
     components.realtime = hub
-    schema = build_schema(
-        queries=[
-            SessionQueries,
-            TemplateQueries,
-            SearchQueries,
-            SharingQueries,
-            AuditQueries,
-            OrganiseQueries,
-        ],
-        mutations=[
-            SessionMutations,
-            TurnMutations,
-            SharingMutations,
-            ExportMutations,
-            OrganiseMutations,
-            RetentionMutations,
-            ErasureMutations,
-            TemplateMutations,
-        ],
-        subscriptions=[SessionSubscriptions],
-        # The server runs operations through `pipeline` below, not Schema.execute; the
-        # codes are for anyone who calls the schema directly.
-        extensions=[ErrorCodes],
-    )
+    schema = graphql_schema()
     documents = Documents(
         schema._schema,
         document_limits(settings, schema._schema, chat_apps, limits),

@@ -37,6 +37,7 @@ def _mongo_path(url: str) -> str:
 
 
 def _default_chat_apps_file() -> Path:
+    """The shipped server/chat_apps.toml."""
     return Path(str(resources.files("sessionhub.server") / "chat_apps.toml"))
 
 
@@ -57,22 +58,59 @@ class Settings(BaseSettings):
         "atlas (Atlas Search $search; apply its indexes with `sessionhub mongo "
         "apply-search-index`).",
     )
-    environment: Literal["development", "production"] = "development"
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    jwt_secret: SecretStr | None = None
-    jwt_public_key_file: Path | None = None
-    jwt_private_key_file: Path | None = None
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    jwt_leeway_seconds: int = Field(30, ge=0, le=600)
-    dev_secret_file: Path = Path(".sessionhub/dev-jwt-secret")
-    chat_apps_file: Path = Field(default_factory=_default_chat_apps_file)
-    graphiql: bool = True
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_json: bool = False
-    sqlite_readers: int = Field(4, ge=1, le=64)
-    sqlite_busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="production refuses to start without a JWT key, or with a secret that is "
+        "easy to guess; development makes a random secret of its own (SESSIONHUB_DEV_SECRET_FILE).",
+    )
+    host: str = Field(
+        "127.0.0.1", description="Address `sessionhub serve` listens on (also --host)."
+    )
+    port: int = Field(
+        8000, ge=1, le=65535, description="Port `sessionhub serve` listens on (also --port)."
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HS256 secret: at least 32 characters and, in production, at least 80 bits "
+        "by an entropy estimate (placeholder words such as changeme, runs such as aaaa or 1234 "
+        "and repetition taken out); development starts below it and logs "
+        "settings.weak_jwt_secret. Make one with "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+    )
+    jwt_public_key_file: Path | None = Field(
+        None, description="PEM public key for RS256, instead of the secret."
+    )
+    jwt_private_key_file: Path | None = Field(
+        None, description="PEM private key, only for `sessionhub token` with RS256."
+    )
+    jwt_issuer: str | None = Field(None, description="Checked against `iss` when set.")
+    jwt_audience: str | None = Field(None, description="Checked against `aud` when set.")
+    jwt_leeway_seconds: int = Field(
+        30, ge=0, le=600, description="Clock skew allowed when checking `exp`."
+    )
+    dev_secret_file: Path = Field(
+        Path(".sessionhub/dev-jwt-secret"),
+        description="Where development keeps its random JWT secret, shared by the server and "
+        "`sessionhub token`.",
+    )
+    chat_apps_file: Path = Field(
+        default_factory=_default_chat_apps_file,
+        description="The chat apps and their session settings (TOML).",
+    )
+    graphiql: bool = Field(True, description="Serve GraphiQL on GET /graphql for browsers.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged."
+    )
+    log_json: bool = Field(False, description="Log JSON lines instead of readable text.")
+    sqlite_readers: int = Field(
+        4, ge=1, le=64, description="SQLite reader connections beside the one writer."
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        5000,
+        ge=0,
+        le=600_000,
+        description="How long a SQLite connection waits for a lock held by another process.",
+    )
     share_expiry_sweep_seconds: float = Field(
         1.0,
         gt=0,
@@ -87,7 +125,9 @@ class Settings(BaseSettings):
         description="How often the server removes sessions past their retention (0: never; "
         "`sessionhub retention run` does it on demand). Expired sessions are invisible anyway.",
     )
-    max_content_chars: int = Field(100_000, ge=1, le=10_000_000)
+    max_content_chars: int = Field(
+        100_000, ge=1, le=10_000_000, description="Characters of one turn's content."
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024,
         ge=1024,
@@ -105,9 +145,11 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(
         64 * 1024, ge=1024, le=10 * 1024 * 1024, description="Largest GraphQL document."
     )
-    max_query_tokens: int = Field(10_000, ge=100, le=1_000_000)
+    max_query_tokens: int = Field(
+        10_000, ge=100, le=1_000_000, description="Tokens of a GraphQL document, while parsing."
+    )
     max_query_depth: int = Field(15, ge=2, le=100, description="Nesting of fields.")
-    max_query_aliases: int = Field(50, ge=0, le=10_000)
+    max_query_aliases: int = Field(50, ge=0, le=10_000, description="Aliases in an operation.")
     max_query_selections: int = Field(
         2_000,
         ge=100,
@@ -127,29 +169,59 @@ class Settings(BaseSettings):
         le=16 * 1024**3,
         description="Memory for prepared GraphQL documents (parsed and validated), estimated.",
     )
-    max_title_chars: int = Field(200, ge=10, le=10_000)
+    max_title_chars: int = Field(
+        200, ge=10, le=10_000, description="Characters of a session title."
+    )
     title_first_turns: int = Field(
         6, ge=2, le=100, description="Opening turns the first automatic title is made from."
     )
     title_shift_every_turns: int = Field(
-        6, ge=0, le=10_000, description="Check for a topic shift every N turns (0: never)."
+        6,
+        ge=0,
+        le=10_000,
+        description="Check for a topic shift every N turns, against the last N (0: never).",
     )
     title_shift_threshold: float = Field(
-        0.25, ge=0, le=1, description="Retitle when the recent turns' similarity drops below."
+        0.25,
+        ge=0,
+        le=1,
+        description="Retitle when the share of the title's (weighted) terms still used by the "
+        "recent turns falls below this.",
     )
-    title_queue_size: int = Field(1000, ge=1, le=1_000_000)
-    title_workers: int = Field(2, ge=1, le=64)
+    title_queue_size: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Sessions waiting for a title; when full, a session is skipped until its "
+        "next turn.",
+    )
+    title_workers: int = Field(2, ge=1, le=64, description="Tasks that make titles.")
     title_worker_process: bool = Field(
         True,
-        description="Make titles and topic checks in a worker process, off the server's GIL "
+        description="Make titles and topic checks in one worker process, started on first "
+        "use, off the server's GIL "
         "(false: in a thread, where each one holds up requests for milliseconds).",
     )
     title_llm_url: str | None = Field(
-        None, description="OpenAI-compatible base URL (…/v1) or …/chat/completions."
+        None,
+        description="An OpenAI-compatible chat-completions endpoint that writes titles instead "
+        "of the offline generator, e.g. http://127.0.0.1:11434/v1 (/chat/completions is added "
+        "unless given).",
     )
-    title_llm_model: str | None = Field(None, validate_default=True)
-    title_llm_api_key: SecretStr | None = None
-    title_llm_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    title_llm_model: str | None = Field(
+        None,
+        validate_default=True,
+        description="Model name; required with SESSIONHUB_TITLE_LLM_URL.",
+    )
+    title_llm_api_key: SecretStr | None = Field(
+        None, description="Sent as `Authorization: Bearer …` when set."
+    )
+    title_llm_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="The whole request to the title endpoint; past it the offline title is used.",
+    )
     export_workers: int = Field(
         2,
         ge=1,
@@ -166,14 +238,16 @@ class Settings(BaseSettings):
         60.0,
         gt=0,
         le=3600,
-        description="How long one export may render before its worker is stopped (LIMIT_EXCEEDED).",
+        description="How long one export may render; past it its worker is killed and "
+        "replaced, and the export answers LIMIT_EXCEEDED.",
     )
     export_max_in_progress_per_principal: int = Field(
         2,
         ge=1,
         le=1000,
-        description="Exports one user (entity and user id) may have in progress at once; "
-        "past them, LIMIT_EXCEEDED.",
+        description="Exports one user (entity and user id) may have in progress at once, "
+        "whatever the transport (one WebSocket runs many operations); past them, "
+        "LIMIT_EXCEEDED.",
     )
     export_max_turns: int = Field(
         20_000, ge=1, le=10_000_000, description="Turns of all the sessions of one export."
@@ -188,7 +262,8 @@ class Settings(BaseSettings):
         2_000_000,
         ge=1,
         le=2_000_000_000,
-        description="The same for a PDF, which is laid out at ~100,000 characters a second.",
+        description="Characters of one PDF export, whose layout is far slower than the other "
+        "formats' (see the export benchmark).",
     )
     export_max_bytes: int = Field(
         32 * 1024 * 1024,
@@ -207,14 +282,17 @@ class Settings(BaseSettings):
         le=600,
         description="After SIGTERM, how long requests in flight may take to finish before "
         "they are cancelled; a process still running twice this long after the signal (its "
-        "event loop stuck in work) exits at once.",
+        "event loop stuck in work) exits at once with code 1.",
     )
     link_open_rate: str = Field(
         "10/minute",
-        description="Share links one principal may open (sessionByShareLink), unknown tokens "
-        "included: `N/second`, `N/minute`, `N/hour`, `N/day` or `N per 5 minutes`, several "
-        "joined by `;`. A burst of N passes at once; shared by the instances through Redis "
-        "when SESSIONHUB_REDIS_URL is set.",
+        description="Share links one principal (entity and user id) may try to open "
+        "(sessionByShareLink), an unknown token counting like a good one: `N/second`, "
+        "`N/minute`, `N/hour`, `N/day` or `N per 5 minutes`, several joined by `;` (each must "
+        "allow it; a try one refuses counts for none). A moving window: a burst of N at once, "
+        "then one more as each try leaves the window. With SESSIONHUB_REDIS_URL the instances "
+        "count together in Redis; a Redis that does not answer within 1 s is left alone for "
+        "5 s, each instance counting on its own meanwhile.",
     )
     ws_init_timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="How long a WebSocket may wait before connection_init."

@@ -3,7 +3,7 @@ reaching it to the start of the response (`app;dur=` in milliseconds, W3C Server
 
 Browsers' developer tools show it beside the network time, and a benchmark on the same
 machine as the server reads it to tell the server's latency from its own (a Python HTTP
-client costs 1-2 ms of the same cores per request). Not counted: the
+client's work on the same cores is a good part of each round trip). Not counted: the
 socket and the HTTP parsing before the app is called.
 """
 

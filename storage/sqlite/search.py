@@ -351,7 +351,7 @@ def _shared_with_entity_of(
         return set()
     # For a few sessions, their own shares (shares_by_session): the unary + keeps the
     # planner off the grantee index, whose entry for a large entity holds thousands of
-    # shares (0.14 ms against 0.005 on every appended turn). For many, that index is quicker.
+    # shares, read on every appended turn. For many, that index is quicker.
     by_session = "+" if len(session_ids) <= 16 else ""
     rows = conn.execute(
         "SELECT DISTINCT session_id FROM shares"
@@ -631,8 +631,8 @@ BROAD_MATCHES = 10_000
 # By relevance: up to this many matching rows are all scored; beyond, the newest this many.
 RANKED_ROWS = 200
 # At most this many counts to place the window of a broad query's ranking, when more
-# than _LISTED_MAX rows match (fewer are listed instead: listing costs about 4 µs a row,
-# wasted when there are more).
+# than _LISTED_MAX rows match (fewer are listed instead: listing costs per row, wasted
+# when there are more).
 _WINDOW_PROBES = 12
 _LISTED_MAX = 1_000
 # Sessions checked per step when walking the newest sessions for a broad query.
@@ -1061,8 +1061,8 @@ def _sessions_matching(
     among the last index rows of their entities, which FTS5 reads far faster than it looks
     up one token per session. The sessions that began long ago (resumed conversations),
     which would make that stretch too long, have their tokens named instead: only those,
-    as each named token costs a look-up in every index segment (1,024 of them, 35,000
-    look-ups at 13 segments: 33 ms of a 62 ms query when all were named)."""
+    as each named token costs a look-up in every index segment (naming all 1,024 of a step
+    was half of a slow query's time)."""
     roles_only = SearchFilter(roles=search_filter.roles)
     walked = orjson.dumps([session.id for session in sessions]).decode()
     # A session's first turn has the lowest rowid of its turns; newest beginnings first,

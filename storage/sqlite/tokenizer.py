@@ -53,9 +53,9 @@ def spans(text: str) -> tuple[list[str], list[tuple[int, int]]] | None:
 
 def learn(texts: Iterable[str]) -> int:
     """Stem the words of `texts` ahead of need; how many words the cache holds after.
-    A process starts knowing no stems, and porter_stem costs about 5 µs a new word: the
-    first phrase searches of a server would otherwise learn a chat's vocabulary as they go
-    (the slowest of them 90 ms instead of 30 at 10M turns)."""
+    A process starts knowing no stems, and porter_stem costs time for each new word: the
+    first phrase searches of a server would otherwise learn a chat's vocabulary as they go,
+    and be the slowest ones."""
     for text in texts:
         if text.isascii():  # other text goes through FTS5 each time: nothing to learn
             tokens(text)
@@ -71,8 +71,8 @@ def _stems_of(words: list[str]) -> list[str]:
         return [stems[w] if w in stems else porter_stem(w) for w in words]
 
 
-# From this many new words on, FTS5 stems them in one call (about 1.8 µs a word, after
-# 0.25 ms to set the call up) rather than porter_stem one by one (about 5 µs a word).
+# From this many new words on, FTS5 stems them in one call, whose setup then pays for
+# itself, rather than porter_stem one by one.
 _BATCH_MIN = 64
 
 

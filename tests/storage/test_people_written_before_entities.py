@@ -5,7 +5,7 @@ user id with an EXTERNAL INTERACT share of one other entity, who is seen in the 
 acting on the session while the share was live, whose every turn and feedback falls in
 that time, and whom no person of the session's entity with that id could have been.
 Whatever is in doubt stays a person of the session's entity, as documented in the
-migration and the README; rows written since people carry their entity are never
+migration and in docs/operations.md (Upgrades); rows written since people carry their entity are never
 touched.
 
 The old data is written through the store's own API and then stripped of every entity
