@@ -3,6 +3,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml setup.py README.md __init__.py ./
+COPY adapters adapters
 COPY auth auth
 COPY domain domain
 COPY realtime realtime
