@@ -1,5 +1,6 @@
 """The instance's fan-out: live followers of sessions and sidebars, grouped so that each
-event is read from the store and rendered once per group, whatever the group's size.
+event is read from the store and rendered once per group, whatever the group's size (the
+feeds, members and groups themselves are in feeds.py).
 
 A *group* is every subscriber of one feed (a session, or one user's sidebar) that sent
 the same document, variables and operation name: their payloads are identical, so the
@@ -25,11 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -38,8 +38,24 @@ from ..domain.errors import LimitExceeded, NotFound
 from ..domain.events import SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
 from ..domain.live import LiveAccess
 from ..domain.models import Principal, Session, Share, Turn
-from ..domain.people import session_seen_by, turn_seen_by
 from ..domain.ports import Store
+from .changes import Lookups, sidebar_change
+from .feeds import (
+    AccessEnded,
+    Ended,
+    EndReason,
+    Feed,
+    FeedEvent,
+    Group,
+    Member,
+    QueueSink,
+    Render,
+    SessionFeed,
+    SidebarChange,
+    SidebarFeed,
+    SidebarKind,
+    Sink,
+)
 from .notifications import Kind, Notification, entity_channel, session_channel, user_channel
 from .protocol import ChannelBroker
 
@@ -50,158 +66,6 @@ RENDER_CACHE = 64
 RENDER_CACHE_ITEM = 64 * 1024
 """The newest TurnAdded payloads a group rendered live (each up to this size) are kept, so
 that members reconnecting together after a blip replay them without rendering again."""
-SEEN_NOTIFICATIONS = 64
-
-
-# What feeds carry: domain events, and these two of the realtime layer's own.
-
-
-@dataclass(frozen=True, slots=True)
-class AccessEnded:
-    session_id: str
-    reason: str
-
-
-class SidebarKind(enum.StrEnum):
-    CREATED = "CREATED"
-    UPDATED = "UPDATED"
-    SHARED = "SHARED"
-    UNSHARED = "UNSHARED"
-    DELETED = "DELETED"
-    RESYNC = "RESYNC"
-
-
-@dataclass(frozen=True, slots=True)
-class SidebarChange:
-    change: SidebarKind
-    session_id: str | None
-    session: Session | None = None
-
-
-FeedEvent = TurnAdded | TurnUpdated | SessionUpdated | SessionDeleted | AccessEnded | SidebarChange
-Render = Callable[[FeedEvent], Awaitable[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class EndReason:
-    """Why the server ended a subscription (sent to the client as a GraphQL error)."""
-
-    message: str
-    code: str
-    extensions: dict[str, Any] = field(default_factory=dict)
-
-
-class Sink(Protocol):
-    """Where a member's items go: a WebSocket operation, or a local queue."""
-
-    def put(self, item: Any) -> None:
-        """Queue one item; never blocks."""
-
-    def backlog(self) -> int:
-        """Items queued and not yet written."""
-
-    async def drained(self, below: int) -> None:
-        """Return once the backlog is under `below` (pacing of replays)."""
-
-    def finish(self, reason: EndReason | None) -> None:
-        """The subscription is over: complete it (None) or fail it with `reason`."""
-
-
-# Feeds: what subscription resolvers return
-
-
-def _as_seen_by(entity_id: str, present: Callable[[FeedEvent], Any]) -> Callable[[FeedEvent], Any]:
-    """`present` of each event with its people as a subscriber of `entity_id` sees them."""
-
-    def seen(event: FeedEvent) -> Any:
-        match event:
-            case TurnAdded(turn=turn) | TurnUpdated(turn=turn):
-                event = replace(event, turn=turn_seen_by(entity_id, turn))
-            case SessionUpdated(session=session) | SidebarChange(session=Session() as session):
-                event = replace(event, session=session_seen_by(entity_id, session))
-        return present(event)
-
-    return seen
-
-
-class SessionFeed:
-    """`sessionEvents`: the resolver checked access; iterate it (one subscriber, through
-    schema.subscribe), or let the WebSocket endpoint attach it to a shared group."""
-
-    def __init__(
-        self,
-        hub: Hub,
-        principal: Principal,
-        session_id: str,
-        after_seq: int | None,
-        present: Callable[[FeedEvent], Any],
-    ) -> None:
-        self.hub = hub
-        self.principal = principal
-        self.session_id = session_id
-        self.after_seq = after_seq
-        self.present = _as_seen_by(principal.entity_id, present)
-
-    @property
-    def topic(self) -> Hashable:
-        # Members of a group get one rendering: the people in it as their entity sees them.
-        return ("session", self.session_id, self.principal.entity_id)
-
-    def __aiter__(self) -> Any:
-        return self.hub.stream(self)
-
-
-class SidebarFeed:
-    """`mySessions`: the caller's sessions and those shared with them."""
-
-    def __init__(self, hub: Hub, principal: Principal, present: Callable[[FeedEvent], Any]) -> None:
-        self.hub = hub
-        self.principal = principal
-        self.present = _as_seen_by(principal.entity_id, present)
-        self.after_seq = None
-
-    @property
-    def topic(self) -> Hashable:
-        # Members of a sidebar group share its access decisions: one principal per group.
-        return ("sidebar", self.principal)
-
-    def __aiter__(self) -> Any:
-        return self.hub.stream(self)
-
-
-Feed = SessionFeed | SidebarFeed
-
-
-class Member:
-    __slots__ = ("buffer", "ended", "group", "last_seq", "principal", "replaying", "sink")
-
-    def __init__(self, group: Group, principal: Principal, sink: Sink) -> None:
-        self.group = group
-        self.principal = principal
-        self.sink = sink
-        self.last_seq = 0
-        self.replaying = False
-        self.buffer: list[tuple[int | None, Any]] = []
-        self.ended = False
-
-
-class Group:
-    def __init__(
-        self, key: Hashable, feed: Feed, channels: tuple[str, ...], render: Render
-    ) -> None:
-        self.key = key
-        self.session_id = feed.session_id if isinstance(feed, SessionFeed) else None
-        self.principal = feed.principal if isinstance(feed, SidebarFeed) else None
-        self.channels = channels
-        self.render = render
-        self.members: set[Member] = set()
-        self.joining = 0
-        self.cursor = 0
-        self.stamp: Any = None
-        self.ready = asyncio.Event()
-        self.failure: BaseException | None = None
-        self.rendered: OrderedDict[int, Any] = OrderedDict()
-        self.seen: deque[str] = deque(maxlen=SEEN_NOTIFICATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,45 +79,6 @@ class _CatchUp:
 
 _FIRST = _CatchUp(False)
 _RESUMED = _CatchUp(True)
-
-
-class _Lookups:
-    """Reads shared by every group of one channel while one notification is handled."""
-
-    def __init__(self, store: Store, note: Notification | None, session_id: str | None) -> None:
-        self._store = store
-        self._session_id = session_id
-        self._note = note
-        self._session: Any = ...
-        self._shares: list[Share] | None = None
-        self._turns: dict[int, list[Turn]] = {}
-
-    async def session(self) -> Session | None:
-        if self._session is ...:
-            self._session = await self._store.get_session(self._session_id or "")
-        return self._session
-
-    async def shares(self) -> list[Share]:
-        if self._shares is None:
-            self._shares = await self._store.list_shares(self._session_id or "")
-        return self._shares
-
-    async def turns_after(self, cursor: int, limit: int) -> list[Turn]:
-        note = self._note
-        if (
-            note is not None
-            and note.kind is Kind.TURN_ADDED
-            and note.turn is not None
-            and note.turn.seq == cursor + 1
-        ):
-            # The publisher's own followers: the turn came with the notification. Any
-            # turn after it has a notification of its own.
-            return [note.turn]
-        if cursor not in self._turns:
-            self._turns[cursor] = await self._store.list_turns(
-                self._session_id or "", after_seq=cursor, limit=limit
-            )
-        return self._turns[cursor]
 
 
 class Hub:
@@ -337,7 +162,7 @@ class Hub:
         try:
             while True:
                 item = await sink.get()
-                if isinstance(item, _End):
+                if isinstance(item, Ended):
                     if item.reason is not None:
                         raise _error_of(item.reason)
                     return
@@ -587,7 +412,7 @@ class Hub:
         self, session_id: str, groups: list[Group], job: Notification | _CatchUp
     ) -> None:
         note = job if isinstance(job, Notification) else None
-        lookups = _Lookups(self._store, note, session_id)
+        lookups = Lookups(self._store, note, session_id)
         kind = note.kind if note else None
         if job is _FIRST:
             for group in groups:
@@ -623,7 +448,7 @@ class Hub:
             if kind in (None, Kind.ACCESS_REVOKED):
                 await self._recheck(groups, session, await lookups.shares())
 
-    async def _advance(self, group: Group, lookups: _Lookups) -> None:
+    async def _advance(self, group: Group, lookups: Lookups) -> None:
         """Send every turn after the group's cursor, in seq order."""
         while True:
             turns = await lookups.turns_after(group.cursor, self._batch)
@@ -675,7 +500,7 @@ class Hub:
                     await self._emit(group, SidebarChange(SidebarKind.RESYNC, None))
             return
         note = job
-        lookups = _Lookups(self._store, note, note.session_id)
+        lookups = Lookups(self._store, note, note.session_id)
         entity_wide = channel.startswith("e:")
         for group in groups:
             principal = group.principal
@@ -684,47 +509,9 @@ class Hub:
             group.seen.append(note.id)
             if entity_wide and not self._live.hears_entity_wide(principal):
                 continue
-            change = await self._sidebar_change(principal, note, lookups)
+            change = await sidebar_change(self._live, principal, note, lookups)
             if change is not None:
                 await self._emit(group, change)
-
-    async def _sidebar_change(
-        self, principal: Principal, note: Notification, lookups: _Lookups
-    ) -> SidebarChange | None:
-        sid = note.session_id
-        match note.kind:
-            case Kind.SESSION_DELETED:
-                return SidebarChange(SidebarKind.DELETED, sid)
-            case Kind.SESSION_CREATED:
-                created_for = self._live.created_for(
-                    principal, note.entity_id or "", note.owner_id or ""
-                )
-                session = await lookups.session() if created_for else None
-                return SidebarChange(SidebarKind.CREATED, sid, session) if session else None
-            case Kind.SESSION_UPDATED | Kind.SHARE_GRANTED:
-                session = await lookups.session()
-                if session is None:
-                    return None
-                new_share = note.kind is Kind.SHARE_GRANTED
-                shares = await lookups.shares()
-                if not await self._live.sees_update(
-                    principal, session, shares, new_share=new_share
-                ):
-                    return None
-                kind = (
-                    SidebarKind.UPDATED if note.kind is Kind.SESSION_UPDATED else SidebarKind.SHARED
-                )
-                return SidebarChange(kind, sid, session)
-            case Kind.ACCESS_REVOKED:
-                session = await lookups.session()
-                if session is None:
-                    return None
-                shares = await lookups.shares()
-                lost = await self._live.lost_by_revocation(
-                    principal, session, shares, note.share_id or ""
-                )
-                return SidebarChange(SidebarKind.UNSHARED, sid) if lost else None
-        return None
 
     # Life and numbers
 
@@ -756,43 +543,6 @@ class Hub:
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-
-
-# The local sink (schema.subscribe and tests)
-
-
-@dataclass(frozen=True, slots=True)
-class _End:
-    reason: EndReason | None
-
-
-class QueueSink:
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._changed = asyncio.Event()
-
-    def put(self, item: Any) -> None:
-        self._items.append(item)
-        self._changed.set()
-
-    def backlog(self) -> int:
-        return len(self._items)
-
-    async def drained(self, below: int) -> None:
-        while len(self._items) >= below:
-            self._changed.clear()
-            await self._changed.wait()
-
-    def finish(self, reason: EndReason | None) -> None:
-        self.put(_End(reason))
-
-    async def get(self) -> Any:
-        while not self._items:
-            self._changed.clear()
-            await self._changed.wait()
-        item = self._items.popleft()
-        self._changed.set()
-        return item
 
 
 def _presenter(feed: Feed) -> Render:

@@ -16,7 +16,7 @@ from strawberry.types import Info
 from ..auth.permissions import auth_subscription
 from ..domain.errors import InvalidInput
 from ..domain.events import SessionDeleted, SessionUpdated, TurnAdded, TurnUpdated
-from ..realtime.hub import AccessEnded, FeedEvent, SidebarChange
+from ..realtime.feeds import AccessEnded, FeedEvent, SidebarChange
 from ..schema.events import (
     AccessRevokedEvent,
     SessionDeletedEvent,

@@ -14,7 +14,7 @@ from sessionhub.domain.clock import new_id
 from sessionhub.domain.commands import SendMessage
 from sessionhub.domain.events import SessionUpdated, TurnAdded
 from sessionhub.domain.models import NewTurn, Principal, TitleSource, TurnRole
-from sessionhub.realtime.hub import EndReason, FeedEvent, SidebarChange
+from sessionhub.realtime.feeds import EndReason, FeedEvent, SidebarChange
 from sessionhub.realtime.notifications import session_channel, user_channel
 from sessionhub.resolvers.subscriptions import session_event, session_list_event
 
