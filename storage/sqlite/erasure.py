@@ -1,5 +1,5 @@
-"""Erasure: a person's sessions deleted, and what they wrote or gave elsewhere emptied,
-leaving the sessions of others whole and the trail without their words."""
+"""Erasure of a person: their sessions deleted, and what they left in others' (turns,
+feedback, pins, shares and link visits, their events in the trail) emptied or removed."""
 
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ from .codec import to_micros
 def apply_retention_batch(
     conn: driver.Connection, chat_app_id: str, retention_us: int, after_rowid: int, batch: int
 ) -> tuple[int, int]:
+    """The expiry of the chat app's next `batch` sessions after rowid `after_rowid` set from
+    their last activity; (the last rowid seen, how many sessions were seen)."""
     rows = conn.execute(
         "SELECT rowid FROM sessions WHERE chat_app_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
         (chat_app_id, after_rowid, batch),

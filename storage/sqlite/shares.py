@@ -22,8 +22,6 @@ from .codec import SESSION_COLUMNS, opt_micros, to_micros
 from .search import index
 
 _SESSION_COLUMNS_OF_S = codec.qualified(SESSION_COLUMNS, "s")
-
-
 SHARE_COLUMNS = (
     "id, session_id, entity_id, grantee_kind, grantee_entity_id, grantee_user_id, mode, "
     "created_by, created_at, expires_at, revoked_at, revoked_by, token_hash"

@@ -1,8 +1,9 @@
-"""The embedded SQLite store: the Store port over one file in WAL mode.
+"""The embedded SQLite store: the Store port over one file in WAL mode, by delegation.
 
-Each method says whether its work reads or writes, and runs the record module's function
-for it as one transaction on the connections (connections.py); the background work and
-the readiness check are the upkeep's (upkeep.py), search is the search package's.
+Each method runs the function of a record module (sessions, turns, shares ...) that does
+its work, on a reader or in one write transaction on the writer (connections.py); the
+background work and the readiness check are the upkeep's (upkeep.py), search is the
+search package's.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ class SqliteStore:
         search_tuning: SearchTuning = DEFAULT_SEARCH_TUNING,
     ) -> None:
         self.connections = Connections(path, readers=readers, busy_timeout_ms=busy_timeout_ms)
+        """The file's connections (tests and benchmarks run functions on them, or trace them)."""
         self._upkeep = Upkeep(self.connections, checkpoint_seconds=checkpoint_seconds)
         self._searcher = Searcher(self.connections, search_tuning)
+        # Every appended turn widens the time of its block in turn_time_blocks.
         self._time_block_shift = search_tuning.time_block_shift
 
     async def open(self) -> None:
