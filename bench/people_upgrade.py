@@ -9,7 +9,7 @@ them shared with INTERACT to a user of another entity who read the session (an a
 event naming their entity), wrote two turns and rated one (one in five of those shares
 revoked since, one in ten also shared to a colleague with the same id: ambiguous), and two
 audit events a session besides: the owner's tagging and a read by a user of the entity.
-Then runs the migration exactly as the store does at `open` (`_migrate`, one transaction)
+Then runs the migration exactly as the store does at `open` (`migrate.apply`, one transaction)
 and prints its time and what it rewrote, with the machine.
 """
 
@@ -29,7 +29,7 @@ import orjson
 import sqlean
 from lifecycle import machine_facts
 
-from sessionhub.storage.sqlite import store as sqlite_store
+from sessionhub.storage.sqlite import migrate as schema
 from sessionhub.storage.sqlite.store import SqliteStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -177,10 +177,10 @@ async def _create_schema(path: Path) -> None:
 
 
 def migrate(path: Path) -> tuple[float, dict[str, int]]:
-    (script,) = [text for version, text in sqlite_store._migrations() if version == 15]
+    (script,) = [text for version, text in schema.scripts() if version == 15]
     conn = sqlean.connect(str(path), isolation_level=None)
     started = time.perf_counter()
-    sqlite_store._migrate(conn, [(15, script)])
+    schema.apply(conn, [(15, script)])
     seconds = time.perf_counter() - started
     counts = {
         "turns with an external author": conn.execute(

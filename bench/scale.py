@@ -991,13 +991,13 @@ def explain_scenarios(
     def set_traces(conns: list[Any], on: bool) -> None:
         for i, conn in enumerate(conns):
             name = "writer" if i == 0 else f"reader {i}"
-            conn._conn.set_trace_callback(tracer(name) if on else None)
+            conn.set_trace_callback(tracer(name) if on else None)
 
     async def run() -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         async with app.router.lifespan_context(app):
             store = app.state.components.store
-            conns = [store._writer, *store._all_readers]
+            conns = store.connections.plain()
             set_traces(conns, True)
             for _ in range(300):  # bounded: wait for the start-up passes to go quiet
                 before = len(traced)

@@ -79,13 +79,25 @@ from sessionhub.domain.models import (
     TurnRole,
     UserType,
 )
-from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
+from sessionhub.domain.query import (
+    SearchFilter,
+    SearchOrder,
+    SearchRequest,
+    SearchScope,
+    parse_query,
+)
 from sessionhub.domain.search import search_scope
 from sessionhub.domain.titles import opening_words
-from sessionhub.storage.sqlite import codec, phrases, search
+from sessionhub.storage.sqlite import codec, search
 from sessionhub.storage.sqlite.codec import SESSION_COLUMNS, TURN_COLUMNS
 from sessionhub.storage.sqlite.driver import sqlite as sqlite3
-from sessionhub.storage.sqlite.store import _SHARE_COLUMNS, SqliteStore
+from sessionhub.storage.sqlite.search import index as fts_index
+from sessionhub.storage.sqlite.search import phrases
+from sessionhub.storage.sqlite.search import query as fts_query
+from sessionhub.storage.sqlite.search import scope as fts_scope
+from sessionhub.storage.sqlite.search.tuning import SearchTuning
+from sessionhub.storage.sqlite.shares import SHARE_COLUMNS
+from sessionhub.storage.sqlite.store import SqliteStore
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -98,6 +110,7 @@ DEFAULT_DATA_DIR = Path(
 GENERATOR_VERSION = 1  # bump when the generated corpus changes for the same seed
 TARGET_P99_MS = 50.0
 PAGE = 20  # first: 20, as the API defaults; the store is asked for one more
+STORE_TUNING = SearchTuning()  # what the store runs with
 
 # Corpus shape
 
@@ -567,20 +580,25 @@ class Rows:
             role = new.role.value
             scope = scopes.get(role)
             if scope is None:
-                scope = scopes[role] = search.scope_tokens(
+                scope = scopes[role] = fts_scope.scope_tokens(
                     s.entity_id, s.owner_id, s.chat_app_id, s.id, role, entity_shared
                 )
             self._index(
-                search.turn_row_id(bases[s.entity_id], rowid),
-                search.turn_body(new.content, row[7]),
+                fts_scope.turn_row_id(bases[s.entity_id], rowid),
+                fts_index.turn_body(new.content, row[7]),
                 scope,
             )
         if s.title:
             self._index(
-                search.title_row_id(bases[s.entity_id], session_rowid),
+                fts_scope.title_row_id(bases[s.entity_id], session_rowid),
                 s.title,
-                search.scope_tokens(
-                    s.entity_id, s.owner_id, s.chat_app_id, s.id, search.TITLE_ROLE, entity_shared
+                fts_scope.scope_tokens(
+                    s.entity_id,
+                    s.owner_id,
+                    s.chat_app_id,
+                    s.id,
+                    fts_index.TITLE_ROLE,
+                    entity_shared,
                 ),
             )
         self.shares.extend(share_row(sh) for sh in g.shares)
@@ -596,7 +614,7 @@ def entity_bases(entity_ids: Iterator[str]) -> dict[str, int]:
     bases: dict[str, int] = {}
     for entity_id in entity_ids:
         if entity_id not in bases:
-            bases[entity_id] = (len(bases) + 1) << search.ENTITY_SHIFT
+            bases[entity_id] = (len(bases) + 1) << fts_scope.ENTITY_SHIFT
             if len(bases) == len(ENTITIES):
                 break
     return bases
@@ -605,7 +623,7 @@ def entity_bases(entity_ids: Iterator[str]) -> dict[str, int]:
 def insert_entities(conn: sqlite3.Connection, bases: dict[str, int]) -> None:
     conn.executemany(
         "INSERT INTO search_entities (number, entity_id) VALUES (?, ?)",
-        [(base >> search.ENTITY_SHIFT, entity_id) for entity_id, base in bases.items()],
+        [(base >> fts_scope.ENTITY_SHIFT, entity_id) for entity_id, base in bases.items()],
     )
 
 
@@ -613,8 +631,8 @@ def note_turn_times(conn: sqlite3.Connection) -> None:
     """turn_time_blocks from all the turns, as the store keeps it turn by turn."""
     conn.execute(
         "INSERT INTO turn_time_blocks (block, earliest, latest)"
-        f" SELECT rowid >> {search.TIME_BLOCK_SHIFT}, min(created_at), max(created_at)"
-        f" FROM turns GROUP BY rowid >> {search.TIME_BLOCK_SHIFT}"
+        f" SELECT rowid >> {STORE_TUNING.time_block_shift}, min(created_at), max(created_at)"
+        f" FROM turns GROUP BY rowid >> {STORE_TUNING.time_block_shift}"
     )
 
 
@@ -633,7 +651,7 @@ def insert_rows(conn: sqlite3.Connection, rows: Rows) -> None:
     conn.executemany("INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)", rows.index)
     conn.executemany(f"INSERT INTO {phrases.PAIRS_TABLE} (rowid, terms) VALUES (?, ?)", rows.pairs)
     conn.executemany(
-        f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows.shares
+        f"INSERT INTO shares ({SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows.shares
     )
 
 
@@ -808,7 +826,7 @@ def generate_corpus(
 def merge_segments(conn: sqlite3.Connection) -> None:
     """At once, the merging the store does in the background over time (FTS5's own is off,
     migration 0011): the indexes as a server that had written the corpus would hold them."""
-    for table in search.FTS5_TABLES:
+    for table in fts_query.FTS5_TABLES:
         while True:
             before = conn.total_changes
             conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', 5000)")
@@ -932,7 +950,7 @@ def _table_dump(path: Path) -> dict[str, list[tuple]]:
             "search_index": conn.execute(
                 "SELECT rowid, body, scope FROM search_index ORDER BY rowid"
             ).fetchall(),
-            "shares": conn.execute(f"SELECT {_SHARE_COLUMNS} FROM shares ORDER BY id").fetchall(),
+            "shares": conn.execute(f"SELECT {SHARE_COLUMNS} FROM shares ORDER BY id").fetchall(),
             "turn_time_blocks": conn.execute(
                 "SELECT * FROM turn_time_blocks ORDER BY block"
             ).fetchall(),
@@ -1173,7 +1191,7 @@ class QueryMaker:
                 continue
             words = [
                 w
-                for w in WORD.findall(search.turn_body(row[0], row[1]).lower())
+                for w in WORD.findall(fts_index.turn_body(row[0], row[1]).lower())
                 if w in self.v.rank
             ]
             if words:
@@ -1284,7 +1302,9 @@ async def measure_store(
             for i, q in enumerate(group):
                 c0, t0 = time.process_time_ns(), time.perf_counter_ns()
                 hits = await store.search(
-                    parse_query(q.text), q.reader.scope, q.search_filter, order, None, PAGE + 1
+                    SearchRequest(
+                        parse_query(q.text), q.reader.scope, q.search_filter, order, None, PAGE + 1
+                    )
                 )
                 ms = (time.perf_counter_ns() - t0) / 1e6
                 cpu = (time.process_time_ns() - c0) / 1e6
@@ -1320,7 +1340,11 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
         return (time.perf_counter_ns() - t0) / 1e6, rows
 
     t0 = time.perf_counter_ns()
-    search.search(conn, query, q.reader.scope, q.search_filter, order, None, PAGE + 1)
+    search.find(
+        conn,
+        SearchRequest(query, q.reader.scope, q.search_filter, order, None, PAGE + 1),
+        STORE_TUNING,
+    )
     total = (time.perf_counter_ns() - t0) / 1e6
     # The store's own statements; FTS5's nested ones ("-- ...") are counted, not kept.
     nested: dict[str, int] = {}
@@ -1332,10 +1356,14 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
             statements.append(sql)
 
     conn.set_trace_callback(trace)
-    search.search(conn, query, q.reader.scope, q.search_filter, order, None, PAGE + 1)
+    search.find(
+        conn,
+        SearchRequest(query, q.reader.scope, q.search_filter, order, None, PAGE + 1),
+        STORE_TUNING,
+    )
     conn.set_trace_callback(None)
-    m = search.matcher(query)
-    parts = search.readable_parts(conn, q.reader.scope)
+    m = fts_query.matcher(query, phrase_index=STORE_TUNING.phrase_index)
+    parts = fts_scope.readable_parts(conn, q.reader.scope)
     in_scope = m.exact_stretches(parts, q.search_filter)
     report: dict[str, Any] = {
         "query": q.text,
@@ -1346,7 +1374,7 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
     }
     report["search_ms"] = round(total, 2)
     # The text alone: no scope, no filter, the whole index.
-    text_only = m.exact_stretches([search.ReadablePart("", 0, None)], SearchFilter())[0]
+    text_only = m.exact_stretches([fts_scope.ReadablePart("", 0, None)], SearchFilter())[0]
     ms, rows = timed(f"SELECT count(*) FROM {m.table} WHERE {m.table} MATCH ?", (text_only.match,))
     report["match_text_only_count"] = {"ms": round(ms, 2), "rows": rows[0][0]}
     scoped_ms, scoped_rows = 0.0, 0

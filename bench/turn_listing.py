@@ -129,7 +129,7 @@ async def measure(path: Path, ids: list[str], samples: int, seed: int) -> dict[s
             for name in list(timings) if i % 2 else list(reversed(timings)):
                 started = time.perf_counter()
                 if name.startswith("before"):
-                    turns = await store._read(_old_list, session_id, 50)
+                    turns = await store.connections.read(_old_list, session_id, 50)
                 else:
                     turns = await store.list_turns(session_id, limit=50, newest_first=True)
                 elapsed = time.perf_counter() - started

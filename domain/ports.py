@@ -42,14 +42,7 @@ from .models import (
     TurnText,
     Verification,
 )
-from .query import (
-    SearchCursor,
-    SearchFilter,
-    SearchOrder,
-    SearchQuery,
-    SearchScope,
-    SessionHit,
-)
+from .query import SearchRequest, SessionHit
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -283,19 +276,12 @@ class Store(Protocol):
 
     # Search
 
-    async def search(
-        self,
-        query: SearchQuery,
-        scope: SearchScope,
-        search_filter: SearchFilter,
-        order: SearchOrder,
-        after: SearchCursor | None,
-        limit: int,
-    ) -> list[SessionHit]:
-        """Sessions within `scope` whose title or turns match, one hit per session with its
-        best few turns and marked snippets; by relevance (best first, keyed on (score, id)
-        ascending) or newest activity first (keyed on (activity micros, id) descending).
-        Changes are visible to search as soon as the write that made them returns."""
+    async def search(self, request: SearchRequest) -> list[SessionHit]:
+        """Sessions within the request's scope whose title or turns match, one hit per
+        session with its best few turns and marked snippets; by relevance (best first, keyed
+        on (score, id) ascending) or newest activity first (keyed on (activity micros, id)
+        descending). Changes are visible to search as soon as the write that made them
+        returns."""
 
     # Pins (per user)
 

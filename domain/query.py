@@ -149,6 +149,19 @@ class SearchCursor:
     session_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """One search as a Store answers it: the query, what the caller may read, the filter,
+    the order and the page (the `limit` hits after the cursor `after`)."""
+
+    query: SearchQuery
+    scope: SearchScope
+    filter: SearchFilter
+    order: SearchOrder
+    after: SearchCursor | None
+    limit: int
+
+
 @dataclass(slots=True)
 class TurnHit:
     turn_id: str

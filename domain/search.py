@@ -16,6 +16,7 @@ from .query import (
     SearchCursor,
     SearchFilter,
     SearchOrder,
+    SearchRequest,
     SearchScope,
     SessionHit,
     parse_query,
@@ -91,7 +92,9 @@ class SearchService:
         # The index found hits within scope; the policy has the last word. Hits it drops
         # must not shorten or end the page, so scan on until the page is full.
         while len(results) <= limit and not exhausted:
-            hits = await self._store.search(query, scope, search_filter, order, cursor, limit + 1)
+            hits = await self._store.search(
+                SearchRequest(query, scope, search_filter, order, cursor, limit + 1)
+            )
             exhausted = len(hits) <= limit
             for hit in hits:
                 cursor = SearchCursor(hit.sort_key, hit.session.id)

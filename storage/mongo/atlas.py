@@ -55,6 +55,7 @@ from ...domain.query import (
     SearchFilter,
     SearchOrder,
     SearchQuery,
+    SearchRequest,
     SearchScope,
     SessionHit,
     Term,
@@ -263,19 +264,13 @@ def _after(order: SearchOrder, after: SearchCursor) -> Stage:
 # The pipeline
 
 
-def search_pipeline(
-    query: SearchQuery,
-    scope: SearchScope,
-    search_filter: SearchFilter,
-    order: SearchOrder,
-    after: SearchCursor | None,
-    limit: int,
-) -> list[Stage] | None:
+def search_pipeline(request: SearchRequest) -> list[Stage] | None:
     """The aggregation on `turns`, or None when nothing can match (no need to ask)."""
-    compiled = compile_query(query)
-    if compiled is None or limit <= 0:
+    compiled = compile_query(request.query)
+    if compiled is None or request.limit <= 0:
         return None
     included, excluded = compiled
+    scope, search_filter = request.scope, request.filter
     turn_filter = [
         *_scope(scope, "session_id"),
         *_apps(search_filter),
@@ -377,17 +372,17 @@ def search_pipeline(
         {"$unwind": "$session"},
         {"$match": _session_match(search_filter)},
     ]
-    if order is SearchOrder.RELEVANCE:
+    if request.order is SearchOrder.RELEVANCE:
         pipeline.append({"$set": {"sort_key": {"$multiply": ["$best", -1]}}})
         direction = 1
     else:
         pipeline.append({"$set": {"sort_key": "$session.last_activity_at_us"}})
         direction = -1
-    if after is not None:
-        pipeline.append({"$match": _after(order, after)})
+    if request.after is not None:
+        pipeline.append({"$match": _after(request.order, request.after)})
     pipeline += [
         {"$sort": {"sort_key": direction, "_id": direction}},
-        {"$limit": limit},
+        {"$limit": request.limit},
         {"$set": {"turns": {"$filter": {"input": "$turns", "cond": {"$not": ["$$this.title"]}}}}},
     ]
     return pipeline
@@ -456,16 +451,8 @@ def hits_from(documents: list[dict[str, Any]]) -> list[SessionHit]:
     return hits
 
 
-async def search_sessions(
-    turns: Any,
-    query: SearchQuery,
-    scope: SearchScope,
-    search_filter: SearchFilter,
-    order: SearchOrder,
-    after: SearchCursor | None,
-    limit: int,
-) -> list[SessionHit]:
-    pipeline = search_pipeline(query, scope, search_filter, order, after, limit)
+async def search_sessions(turns: Any, request: SearchRequest) -> list[SessionHit]:
+    pipeline = search_pipeline(request)
     if pipeline is None:
         return []
     return hits_from(await turns.aggregate(pipeline).to_list(None))

@@ -38,10 +38,10 @@ import snowballstemmer
 from ...domain.models import Person, Turn, TurnRole
 from ...domain.query import (
     TURNS_PER_HIT,
-    SearchCursor,
     SearchFilter,
     SearchOrder,
     SearchQuery,
+    SearchRequest,
     SearchScope,
     SessionHit,
     TermKind,
@@ -215,22 +215,15 @@ def marked_snippet(text: str, matches: list[re.Match[str]], hit: list[bool]) -> 
 
 
 async def search(
-    sessions: Any,
-    turns: Any,
-    visible: dict[str, Any],
-    query: SearchQuery,
-    scope: SearchScope,
-    search_filter: SearchFilter,
-    order: SearchOrder,
-    after: SearchCursor | None,
-    limit: int,
+    sessions: Any, turns: Any, visible: dict[str, Any], request: SearchRequest
 ) -> list[SessionHit]:
-    c = _compile(query)
-    if c.impossible or limit <= 0:
+    c = _compile(request.query)
+    if c.impossible or request.limit <= 0:
         return []
-    rows = await _turn_rows(turns, c, scope, search_filter)
+    search_filter, after = request.filter, request.after
+    rows = await _turn_rows(turns, c, request.scope, search_filter)
     if not search_filter.roles:
-        rows += await _title_rows(sessions, visible, c, scope, search_filter)
+        rows += await _title_rows(sessions, visible, c, request.scope, search_filter)
     if not rows:
         return []
     found = await _sessions_passing(sessions, visible, {r.session_id for r in rows}, search_filter)
@@ -242,12 +235,12 @@ async def search(
     for session_id, session_rows in by_session.items():
         session_rows.sort(key=lambda r: r.score)
         best = session_rows[0].score
-        if order is SearchOrder.RELEVANCE:
+        if request.order is SearchOrder.RELEVANCE:
             key: tuple[float, str] = (best, session_id)
         else:
             key = (float(found[session_id]["last_activity_at_us"]), session_id)
         ranked.append((key, best, session_rows))
-    if order is SearchOrder.RELEVANCE:
+    if request.order is SearchOrder.RELEVANCE:
         ranked.sort(key=lambda r: r[0])
         if after is not None:
             ranked = [r for r in ranked if r[0] > (after.score, after.session_id)]
@@ -256,7 +249,7 @@ async def search(
         if after is not None:
             ranked = [r for r in ranked if r[0] < (after.score, after.session_id)]
     hits = []
-    for (sort_key, session_id), best, session_rows in ranked[:limit]:
+    for (sort_key, session_id), best, session_rows in ranked[: request.limit]:
         hit = SessionHit(codec.session_from(found[session_id]), best, sort_key, None)
         for row in session_rows:
             if row.turn is None:

@@ -109,14 +109,7 @@ from ...domain.models import (
     TurnText,
     Verification,
 )
-from ...domain.query import (
-    SearchCursor,
-    SearchFilter,
-    SearchOrder,
-    SearchQuery,
-    SearchScope,
-    SessionHit,
-)
+from ...domain.query import SearchRequest, SessionHit
 from ...domain.timecodec import from_micros
 from . import atlas, codec, driver, indexes, search, upgrades
 from .codec import OUTBOX, STATE, Doc, time_fields, us
@@ -1016,22 +1009,10 @@ class MongoStore:
     # Search
 
     @_translated
-    async def search(
-        self,
-        query: SearchQuery,
-        scope: SearchScope,
-        search_filter: SearchFilter,
-        order: SearchOrder,
-        after: SearchCursor | None,
-        limit: int,
-    ) -> list[SessionHit]:
+    async def search(self, request: SearchRequest) -> list[SessionHit]:
         if self._search_mode == "atlas":
-            return await atlas.search_sessions(
-                self._turns, query, scope, search_filter, order, after, limit
-            )
-        return await search.search(
-            self._sessions, self._turns, VISIBLE, query, scope, search_filter, order, after, limit
-        )
+            return await atlas.search_sessions(self._turns, request)
+        return await search.search(self._sessions, self._turns, VISIBLE, request)
 
     # Pins
 

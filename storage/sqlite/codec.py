@@ -32,6 +32,8 @@ from ...domain.models import (
 )
 from ...domain.timecodec import from_micros, to_micros
 
+DAY_US = 86_400_000_000
+
 
 def opt_micros(value: datetime | None) -> int | None:
     return None if value is None else to_micros(value)
@@ -55,6 +57,11 @@ SESSION_COLUMNS = (
     "agent_context, metadata, expires_at, input_tokens, output_tokens, cost, "
     "external_participants, title_version"
 )
+
+
+def qualified(columns: str, alias: str) -> str:
+    """The columns of a list such as SESSION_COLUMNS, each named through `alias`."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 def people_to_json(people: list[Person]) -> str | None:

@@ -31,7 +31,13 @@ from sessionhub.domain.models import (
     TurnRole,
 )
 from sessionhub.domain.ports import Offload, Store
-from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
+from sessionhub.domain.query import (
+    SearchFilter,
+    SearchOrder,
+    SearchRequest,
+    SearchScope,
+    parse_query,
+)
 from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.title_service import TitlePolicy, TitleService
 from sessionhub.domain.titles import TitleGenerator, TurnText
@@ -335,7 +341,7 @@ async def test_title_changes_reach_search_at_once(env: Env) -> None:
 
     async def title_hit(word: str) -> str | None:
         hits = await env.store.search(
-            parse_query(word), scope, SearchFilter(), SearchOrder.RELEVANCE, None, 10
+            SearchRequest(parse_query(word), scope, SearchFilter(), SearchOrder.RELEVANCE, None, 10)
         )
         return next((h.title_snippet for h in hits if h.session.id == sid), None)
 

@@ -59,8 +59,7 @@ class Statements:
     ran (one request's reads run one after another), string literals blanked."""
 
     def __init__(self, store: Any) -> None:
-        self._writer = store._writer._conn
-        self._readers = [reader._conn for reader in store._all_readers]
+        self._writer, *self._readers = store.connections.plain()
         self._written: list[str] = []
         self._read: list[str] = []
         self._writer.set_trace_callback(self._written.append)

@@ -29,6 +29,7 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 
 from sessionhub.domain.ports import Store
+from sessionhub.domain.query import SearchRequest, SessionHit
 from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.mongo.atlas import (
@@ -195,9 +196,9 @@ class _AfterIndexCatchesUp:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def search(self, *args: Any, **kwargs: Any) -> Any:
+    async def search(self, request: SearchRequest) -> list[SessionHit]:
         await self._catch_up()
-        return await self._store.search(*args, **kwargs)
+        return await self._store.search(request)
 
     async def _catch_up(self) -> None:
         word = "barrier" + uuid.uuid4().hex

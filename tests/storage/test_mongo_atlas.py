@@ -20,6 +20,7 @@ from sessionhub.domain.query import (
     SearchCursor,
     SearchFilter,
     SearchOrder,
+    SearchRequest,
     SearchScope,
     parse_query,
 )
@@ -59,7 +60,9 @@ def pipeline(
     limit: int = 20,
 ) -> list[dict[str, Any]]:
     built = search_pipeline(
-        parse_query(text), scope, search_filter or SearchFilter(), order, after, limit
+        SearchRequest(
+            parse_query(text), scope, search_filter or SearchFilter(), order, after, limit
+        )
     )
     assert built is not None
     return built
@@ -249,13 +252,17 @@ def test_excluded_words_phrases_and_prefixes_are_must_not() -> None:
 def test_a_term_without_searchable_characters() -> None:
     # Included, it can match nothing: no query is sent at all.
     assert (
-        search_pipeline(parse_query("___"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
+        search_pipeline(
+            SearchRequest(parse_query("___"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
+        )
         is None
     )
     # Excluded, it excludes nothing.
     assert "mustNot" not in turn_search(pipeline("router -___"))["compound"]
     assert (
-        search_pipeline(parse_query("x"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 0)
+        search_pipeline(
+            SearchRequest(parse_query("x"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 0)
+        )
         is None
     )
 
@@ -644,12 +651,19 @@ async def test_the_atlas_store_runs_the_pipeline_on_turns() -> None:
     client = _Client()
     store = MongoStore(client, "db", redact=redact_details, transactions=False, search_mode="atlas")
     query = parse_query("router -modem")
-    assert await store.search(query, ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5) == []
-    expected = search_pipeline(query, ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
+    assert (
+        await store.search(SearchRequest(query, ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5))
+        == []
+    )
+    expected = search_pipeline(
+        SearchRequest(query, ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
+    )
     assert client.calls == [("turns", expected)]
     # Nothing can match: nothing is sent.
     assert (
-        await store.search(parse_query("___"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
+        await store.search(
+            SearchRequest(parse_query("___"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
+        )
         == []
     )
     assert len(client.calls) == 1

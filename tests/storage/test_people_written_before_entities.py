@@ -39,7 +39,7 @@ from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.titles import opening_words
 from sessionhub.storage.mongo import MongoStore, upgrades
 from sessionhub.storage.mongo.upgrades import PEOPLE_SETTLED, UPGRADES
-from sessionhub.storage.sqlite import store as sqlite_store
+from sessionhub.storage.sqlite import migrate
 from sessionhub.storage.sqlite.store import SqliteStore
 
 from .test_store_contract import T0, make_session, make_share, make_turn, session_audit
@@ -216,7 +216,7 @@ async def test_sqlite_upgrade_settles_external_people_written_before_0014(tmp_pa
         )
 
     async def strip() -> None:
-        await store._write(bare)
+        await store.connections.write(bare)
 
     world = await write_old_world(store, strip)
 
@@ -224,14 +224,16 @@ async def test_sqlite_upgrade_settles_external_people_written_before_0014(tmp_pa
         conn.execute("ALTER TABLE sessions DROP COLUMN title_version")
         conn.execute("PRAGMA user_version = 14")
 
-    await store._write(as_before_0015)
+    await store.connections.write(as_before_0015)
     await store.close()
 
     upgraded = SqliteStore(path)
     await upgraded.open()
     try:
-        version = await upgraded._read(lambda conn: conn.execute("PRAGMA user_version").fetchone())
-        assert version == (max(v for v, _ in sqlite_store._migrations()),)
+        version = await upgraded.connections.read(
+            lambda conn: conn.execute("PRAGMA user_version").fetchone()
+        )
+        assert version == (max(v for v, _ in migrate.scripts()),)
         await check_upgraded(upgraded, world)
     finally:
         await upgraded.close()

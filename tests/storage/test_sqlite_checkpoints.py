@@ -9,20 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from sessionhub.domain.query import SearchFilter, SearchOrder, SearchScope, parse_query
-from sessionhub.storage.sqlite import driver, tokenizer
-from sessionhub.storage.sqlite import store as sqlite_store
+from sessionhub.domain.query import (
+    SearchFilter,
+    SearchOrder,
+    SearchRequest,
+    SearchScope,
+    parse_query,
+)
+from sessionhub.storage.sqlite import driver
+from sessionhub.storage.sqlite.search import tokenizer
 from sessionhub.storage.sqlite.store import SqliteStore
 
 from .test_store_contract import make_session, make_turn
 
 
-async def test_the_wal_stays_small_under_steady_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_SECONDS", 0.02)
+async def test_the_wal_stays_small_under_steady_writes(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
-    store = SqliteStore(str(path))
+    store = SqliteStore(str(path), checkpoint_seconds=0.02)
     await store.open()
     try:
         session = make_session()
@@ -77,12 +80,14 @@ async def test_index_segments_are_merged_in_the_background(tmp_path: Path) -> No
         # FTS5 alone (no automerge) would hold 12 to 30 segments here, at most 15 a level.
         assert max(counts) <= 8, counts
         hits = await store.search(
-            parse_query('"kettle5 and"'),
-            SearchScope("acme", None),
-            SearchFilter(),
-            SearchOrder.NEWEST,
-            None,
-            5,
+            SearchRequest(
+                parse_query('"kettle5 and"'),
+                SearchScope("acme", None),
+                SearchFilter(),
+                SearchOrder.NEWEST,
+                None,
+                5,
+            )
         )
         assert [h.session.id for h in hits] == [session.id]
     finally:

@@ -9,6 +9,7 @@ import itertools
 import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any, Protocol
 
 import pytest
 
@@ -26,11 +27,15 @@ from sessionhub.domain.query import (
     SearchCursor,
     SearchFilter,
     SearchOrder,
+    SearchRequest,
     SearchScope,
+    SessionHit,
     parse_query,
 )
 from sessionhub.domain.redaction import redact_details
-from sessionhub.storage.sqlite import search as sqlite_search
+from sessionhub.storage.sqlite import migrate
+from sessionhub.storage.sqlite.search import Searcher, index, phrases
+from sessionhub.storage.sqlite.search.tuning import SearchTuning
 from sessionhub.storage.sqlite.store import SqliteStore
 
 from .test_store_contract import T0, make_session, make_turn, session_audit
@@ -39,13 +44,37 @@ WORDS = ["kettle", "teapot", "saucer", "biscuit", "lemon"]
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(":memory:")
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[SqliteStore]:
+    """A store in memory, with the tuning a test passes as the fixture's param."""
+    store = SqliteStore(":memory:", search_tuning=getattr(request, "param", SearchTuning()))
     await store.open()
     try:
         yield store
     finally:
         await store.close()
+
+
+class Searching(Protocol):
+    async def search(self, request: SearchRequest) -> list[SessionHit]: ...
+
+
+def tuned(store: SqliteStore, **tuning: Any) -> Searcher:
+    """The store's search with other bounds between its ways of answering."""
+    return Searcher(store.connections, SearchTuning(**tuning))
+
+
+async def search(
+    searching: Searching,
+    text: str,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    order: SearchOrder,
+    after: SearchCursor | None,
+    limit: int,
+) -> list[SessionHit]:
+    return await searching.search(
+        SearchRequest(parse_query(text), scope, search_filter, order, after, limit)
+    )
 
 
 async def corpus(store: SqliteStore) -> list[Session]:
@@ -96,7 +125,7 @@ async def corpus(store: SqliteStore) -> list[Session]:
 
 
 async def pages(
-    store: SqliteStore,
+    store: Searching,
     text: str,
     scope: SearchScope,
     search_filter: SearchFilter,
@@ -106,7 +135,7 @@ async def pages(
     result: list[list[str]] = []
     cursor: SearchCursor | None = None
     for _ in range(200):  # more pages than the corpus has sessions: the cursor is stuck
-        hits = await store.search(parse_query(text), scope, search_filter, order, cursor, page)
+        hits = await search(store, text, scope, search_filter, order, cursor, page)
         if not hits:
             return result
         result.append([h.session.id for h in hits])
@@ -118,9 +147,7 @@ def shared_with_alice(sessions: list[Session]) -> tuple[str, ...]:
     return tuple(s.id for i, s in enumerate(sessions) if s.owner_id == "bob" and i % 8 == 2)
 
 
-async def test_newest_first_walk_gives_the_exact_pages(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_newest_first_walk_gives_the_exact_pages(store: SqliteStore) -> None:
     sessions = await corpus(store)
     # Some of the oldest conversations resumed last: the newest sessions of a walk step
     # then began at both ends of the index, and a step reads the rows since the recent
@@ -175,18 +202,21 @@ async def test_newest_first_walk_gives_the_exact_pages(
     ]
     queries = ["tea", "teapot", "tea -milk", "kettle OR", "session", '"tea kettle"']
     checked = 0
+    exactly = tuned(store, broad_matches=1_000_000)
     for text, scope, search_filter in itertools.product(queries, scopes, filters):
-        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1_000_000)
-        exact = await pages(store, text, scope, search_filter, SearchOrder.NEWEST)
-        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1)
-        monkeypatch.setattr(sqlite_search, "_WALK_STEPS", (2, 3, 5))
+        exact = await pages(exactly, text, scope, search_filter, SearchOrder.NEWEST)
         # A whole walk, a walk that hands over to the exact path; each step reading the
         # rows since its sessions' first turns, naming the tokens of those begun before
         # what fits, or naming all their tokens.
         for steps, since_rows in itertools.product((1000, 2), (2_000, 6, 0)):
-            monkeypatch.setattr(sqlite_search, "_WALK_MAX_STEPS", steps)
-            monkeypatch.setattr(sqlite_search, "_SINCE_ROWS_MAX", since_rows)
-            walked = await pages(store, text, scope, search_filter, SearchOrder.NEWEST)
+            walking = tuned(
+                store,
+                broad_matches=1,
+                walk_steps=(2, 3, 5),
+                walk_max_steps=steps,
+                since_rows_max=since_rows,
+            )
+            walked = await pages(walking, text, scope, search_filter, SearchOrder.NEWEST)
             assert walked == exact, (text, scope, search_filter, steps, since_rows)
         checked += bool(exact)
     assert checked > 60  # most combinations find something
@@ -195,46 +225,44 @@ async def test_newest_first_walk_gives_the_exact_pages(
 # The window's floor from the listed matches, or found by counting (more than listed).
 @pytest.mark.parametrize("listed_max", [5_000, 0])
 async def test_broad_relevance_ranks_the_newest_matches(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, listed_max: int
+    store: SqliteStore, listed_max: int
 ) -> None:
-    monkeypatch.setattr(sqlite_search, "_LISTED_MAX", listed_max)
     sessions = await corpus(store)
     everyone = SearchScope("acme", None)
     every = SearchFilter(include_archived=True)
-    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 1_000_000)
-    ranked_all = await pages(store, "tea", everyone, every, SearchOrder.RELEVANCE, page=100)
+    ranking_all = tuned(store, listed_max=listed_max, ranked_rows=1_000_000)
+    ranked_all = await pages(ranking_all, "tea", everyone, every, SearchOrder.RELEVANCE, page=100)
     assert sorted(ranked_all[0]) == sorted(s.id for s in sessions)
 
     # 30 to 60 rows: the newest ten to twenty sessions' three turns each.
-    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 30)
-    ranked_recent = await pages(store, "tea", everyone, every, SearchOrder.RELEVANCE, page=4)
+    ranking = tuned(store, listed_max=listed_max, ranked_rows=30)
+    ranked_recent = await pages(ranking, "tea", everyone, every, SearchOrder.RELEVANCE, page=4)
     flat = [sid for page in ranked_recent for sid in page]
     assert len(flat) == len(set(flat))
     assert {s.id for s in sessions[-10:]} <= set(flat) <= {s.id for s in sessions[-20:]}
-    hits = await store.search(parse_query("tea"), everyone, every, SearchOrder.RELEVANCE, None, 10)
+    hits = await search(ranking, "tea", everyone, every, SearchOrder.RELEVANCE, None, 10)
     assert [h.score for h in hits] == sorted(h.score for h in hits)
     assert all(h.turns for h in hits)
     # Titles are ranked with turns, from their own newest rows.
-    titled = await pages(store, "session", everyone, every, SearchOrder.RELEVANCE, page=50)
+    titled = await pages(ranking, "session", everyone, every, SearchOrder.RELEVANCE, page=50)
     assert sorted(titled[0]) == sorted(s.id for s in sessions[-30:])
 
 
 # The window's floor from the listed matches, or found by counting (more than listed).
 @pytest.mark.parametrize("listed_max", [5_000, 0])
 async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_words(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, listed_max: int
+    store: SqliteStore, listed_max: int
 ) -> None:
-    monkeypatch.setattr(sqlite_search, "_LISTED_MAX", listed_max)
     sessions = await corpus(store)
     everyone = SearchScope("acme", None)
     every = SearchFilter(include_archived=True)
     phrase = '"tea kettle"'
-    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 1_000_000)
-    (exact,) = await pages(store, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
+    ranking_all = tuned(store, listed_max=listed_max, ranked_rows=1_000_000)
+    (exact,) = await pages(ranking_all, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
     # Every turn holds "tea", every fifth "kettle": the newest 10 to 20 rows with the
     # phrase's pairs reach some way back; the phrase's matches there are found, older not.
-    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 10)
-    (windowed,) = await pages(store, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
+    ranking = tuned(store, listed_max=listed_max, ranked_rows=10)
+    (windowed,) = await pages(ranking, phrase, everyone, every, SearchOrder.RELEVANCE, page=100)
     age = {s.id: i for i, s in enumerate(sessions)}
     left_out = set(exact) - set(windowed)
     assert windowed and set(windowed) <= set(exact) and left_out
@@ -242,7 +270,7 @@ async def test_broad_phrase_ranks_the_matches_among_the_newest_rows_with_its_wor
 
 
 async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
+    tmp_path,
 ) -> None:
     """A file written before migrations 0006 to 0010 (one index row per turn under the
     turn's own rowid, five scope tokens, no entity numbers, turn time blocks, turn
@@ -251,10 +279,8 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
     revoked share takes that away, an entity-wide search finds its entity's rows in the
     entity's stretch and nothing of another entity, also within a date range, and a
     phrase is found through the phrase index, under the same scope."""
-    from sessionhub.storage.sqlite import store as sqlite_store
-
     path = str(tmp_path / "old.db")
-    every_migration = sqlite_store._migrations()
+    every_migration = migrate.scripts()
     old = SqliteStore(path)
     await old.open()
     shares = []
@@ -294,10 +320,10 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         conn.execute("ALTER TABLE turns DROP COLUMN author_entity_id")
         conn.execute("ALTER TABLE sessions DROP COLUMN title_version")
         conn.execute("PRAGMA user_version = 5")
-        for statement in sqlite_store._split_sql(every_migration[2][1]):
+        for statement in migrate.split_sql(every_migration[2][1]):
             conn.execute(statement)
 
-    await old._write(as_before_0006)
+    await old.connections.write(as_before_0006)
     await old.close()
 
     upgraded = SqliteStore(path)
@@ -307,8 +333,8 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
     try:
 
         async def found(scope: SearchScope) -> set[str]:
-            hits = await upgraded.search(
-                parse_query("okapi"), scope, SearchFilter(), SearchOrder.RELEVANCE, None, 10
+            hits = await search(
+                upgraded, "okapi", scope, SearchFilter(), SearchOrder.RELEVANCE, None, 10
             )
             return {h.session.id for h in hits}
 
@@ -316,8 +342,9 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         assert await found(SearchScope("acme", "carol", ())) == set()
         assert await found(SearchScope("acme", None, ())) == {first, second}
         assert await found(SearchScope("globex", None, ())) == {elsewhere.id}
-        in_time = await upgraded.search(
-            parse_query("plan"),
+        in_time = await search(
+            upgraded,
+            "plan",
             SearchScope("acme", None, ()),
             SearchFilter(since=T0 - timedelta(days=1), until=T0 + timedelta(days=1)),
             SearchOrder.NEWEST,
@@ -327,8 +354,8 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
         assert {h.session.id for h in in_time} == {first, second}
 
         async def phrase_found(scope: SearchScope) -> set[str]:
-            hits = await upgraded.search(
-                parse_query('"okapi plan"'), scope, SearchFilter(), SearchOrder.NEWEST, None, 10
+            hits = await search(
+                upgraded, '"okapi plan"', scope, SearchFilter(), SearchOrder.NEWEST, None, 10
             )
             return {h.session.id for h in hits}
 
@@ -345,13 +372,13 @@ async def test_upgrading_an_old_file_backfills_tokens_blocks_stretches_and_pairs
 
 @pytest.mark.parametrize("ranked_rows", [1_000_000, 4])
 async def test_each_entity_reads_only_its_own_stretch_of_the_index(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, ranked_rows: int
+    store: SqliteStore, ranked_rows: int
 ) -> None:
     """Three entities write in turn, so their rows interleave in time; an entity-wide
     search bounds the rowid to its entity's stretch and must find exactly that entity's
     sessions (and the one shared with it from another entity), whatever the filter, order
     or ranking window."""
-    monkeypatch.setattr(sqlite_search, "RANKED_ROWS", ranked_rows)
+    ranking = tuned(store, ranked_rows=ranked_rows)
     owned: dict[str, set[str]] = {"acme": set(), "globex": set(), "initech": set()}
     for i in range(12):
         for entity in owned:
@@ -383,7 +410,7 @@ async def test_each_entity_reads_only_its_own_stretch_of_the_index(
         ):
             entity_wide = SearchScope(entity, None, ())
             found = set(
-                itertools.chain(*await pages(store, text, entity_wide, search_filter, order))
+                itertools.chain(*await pages(ranking, text, entity_wide, search_filter, order))
             )
             assert found <= sessions, (entity, search_filter, order, text)
             if ranked_rows > 100:
@@ -391,20 +418,22 @@ async def test_each_entity_reads_only_its_own_stretch_of_the_index(
     with_share = SearchScope("acme", None, (from_globex,))
     for order in SearchOrder:
         found = set(
-            itertools.chain(*await pages(store, "okapi", with_share, SearchFilter(), order))
+            itertools.chain(*await pages(ranking, "okapi", with_share, SearchFilter(), order))
         )
         if ranked_rows > 100 or order is SearchOrder.NEWEST:
             assert found == owned["acme"] | {from_globex}
         assert found <= owned["acme"] | {from_globex}
 
 
+@pytest.mark.parametrize(
+    "store", [SearchTuning(time_block_shift=2)], ids=["blocks of four turns"], indirect=True
+)
 async def test_a_date_range_finds_turns_whatever_order_their_times_were_written_in(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: SqliteStore,
 ) -> None:
     """Turns whose times do not follow the order they were written in (imports, clients'
     clocks): a date range bounds the index rows read by the blocks' earliest and latest
     times, and must still find every session with a turn inside it."""
-    monkeypatch.setattr(sqlite_search, "TIME_BLOCK_SHIFT", 2)  # blocks of four turns
     rng = random.Random(7)
     times: dict[str, list] = {}
     for i in range(30):
@@ -440,8 +469,8 @@ async def test_a_turn_written_where_a_deleted_one_was_is_found_in_its_own_sessio
     )
     await store.append_turn(make_turn(kept.id, content="walrus"), 100)
     for order in SearchOrder:
-        hits = await store.search(
-            parse_query("walrus"), SearchScope("acme", None, ()), SearchFilter(), order, None, 10
+        hits = await search(
+            store, "walrus", SearchScope("acme", None, ()), SearchFilter(), order, None, 10
         )
         assert [h.session.id for h in hits] == [kept.id]
 
@@ -497,7 +526,7 @@ async def every_page(store, text, scope, search_filter, order, page=6) -> list[t
     result: list[tuple] = []
     cursor: SearchCursor | None = None
     for _ in range(100):
-        hits = await store.search(parse_query(text), scope, search_filter, order, cursor, page)
+        hits = await search(store, text, scope, search_filter, order, cursor, page)
         if not hits:
             return result
         result += described(hits)
@@ -505,9 +534,7 @@ async def every_page(store, text, scope, search_filter, order, page=6) -> list[t
     raise AssertionError(f"paging through {text!r} never ended")
 
 
-async def test_the_phrase_index_finds_what_the_main_index_finds(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_phrase_index_finds_what_the_main_index_finds(store: SqliteStore) -> None:
     """Every page of a phrase search through the phrase index (pairs, settled and marked
     from the row's text) holds the same sessions, scores and snippets as through the main
     index's positions, in both orders, walking or not, for every scope and filter."""
@@ -529,21 +556,19 @@ async def test_the_phrase_index_finds_what_the_main_index_finds(
         '"café red"',
         '"teapot teapot"',
     ]
-    main_index_only = sqlite_search.phrases.phrase_query
     checked = 0
     for text, scope, search_filter in itertools.product(queries, scopes, filters):
-        assert main_index_only(parse_query(text), "") is not None
-        monkeypatch.setattr(sqlite_search, "RANKED_ROWS", 1_000_000)
+        assert phrases.phrase_query(parse_query(text), "") is not None
         for order, broad in [
             (SearchOrder.RELEVANCE, 1_000_000),
             (SearchOrder.NEWEST, 1_000_000),
             (SearchOrder.NEWEST, 1),
         ]:
-            monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", broad)
-            monkeypatch.setattr(sqlite_search.phrases, "phrase_query", lambda q, t: None)
-            expected = await every_page(store, text, scope, search_filter, order)
-            monkeypatch.setattr(sqlite_search.phrases, "phrase_query", main_index_only)
-            found = await every_page(store, text, scope, search_filter, order)
+            bounds = {"ranked_rows": 1_000_000, "broad_matches": broad}
+            main_index_only = tuned(store, phrase_index=False, **bounds)
+            expected = await every_page(main_index_only, text, scope, search_filter, order)
+            through_phrases = tuned(store, **bounds)
+            found = await every_page(through_phrases, text, scope, search_filter, order)
             assert found == expected, (text, scope, search_filter, order, broad)
             checked += len(expected)
     assert checked > 500
@@ -560,9 +585,7 @@ async def test_the_phrase_index_follows_every_change(store: SqliteStore) -> None
     bob = SearchScope("acme", "bob", (session.id,))
 
     async def found(text: str, scope: SearchScope = everyone) -> set[str]:
-        hits = await store.search(
-            parse_query(text), scope, SearchFilter(), SearchOrder.NEWEST, None, 10
-        )
+        hits = await search(store, text, scope, SearchFilter(), SearchOrder.NEWEST, None, 10)
         return {h.session.id for h in hits}
 
     assert await found('"blue teapot"') == {session.id}
@@ -599,7 +622,7 @@ async def test_the_phrase_index_follows_every_change(store: SqliteStore) -> None
 
 
 async def test_newest_first_walk_finds_sessions_that_span_the_end_of_a_date_range(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: SqliteStore,
 ) -> None:
     """Sessions that began before a date range ends and were active after it rank first;
     the walk finds them through their span levels, whatever their length (seconds to
@@ -624,21 +647,18 @@ async def test_newest_first_walk_finds_sessions_that_span_the_end_of_a_date_rang
         (T0 + timedelta(days=29, hours=5), T0 + timedelta(days=29, hours=7)),
         (None, T0 + timedelta(days=10)),
     ]
+    exactly = tuned(store, broad_matches=1_000_000)
+    walking = tuned(store, broad_matches=1, walk_steps=(2, 3, 5))
     checked = spanning_pages = 0
     for (since, until), scope, text in itertools.product(
         windows, [SearchScope("acme", None), SearchScope("acme", "alice")], ["okapi", "zebra"]
     ):
         search_filter = SearchFilter(since=since, until=until)
-        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1_000_000)
-        exact = await pages(store, text, scope, search_filter, SearchOrder.NEWEST, page=3)
-        monkeypatch.setattr(sqlite_search, "BROAD_MATCHES", 1)
-        monkeypatch.setattr(sqlite_search, "_WALK_STEPS", (2, 3, 5))
-        walked = await pages(store, text, scope, search_filter, SearchOrder.NEWEST, page=3)
+        exact = await pages(exactly, text, scope, search_filter, SearchOrder.NEWEST, page=3)
+        walked = await pages(walking, text, scope, search_filter, SearchOrder.NEWEST, page=3)
         assert walked == exact, (since, until, scope, text)
         checked += len(exact)
-        first = await store.search(
-            parse_query(text), scope, search_filter, SearchOrder.NEWEST, None, 1
-        )
+        first = await search(walking, text, scope, search_filter, SearchOrder.NEWEST, None, 1)
         spanning_pages += bool(first) and first[0].session.last_activity_at >= until
     assert checked > 20 and spanning_pages > 3
 
@@ -649,9 +669,9 @@ async def test_a_title_compare_and_set_that_writes_nothing_leaves_the_index_alon
     session = make_session(title=None, title_source=TitleSource.PENDING)
     await store.create_session(session, None, 10)
     indexed: list[str] = []
-    index_title = sqlite_search.index_title
+    index_title = index.index_title
     monkeypatch.setattr(
-        sqlite_search,
+        index,
         "index_title",
         lambda conn, session_id: (indexed.append(session_id), index_title(conn, session_id)),
     )

@@ -10,8 +10,9 @@ import sqlite3
 import pytest
 
 from sessionhub.domain.query import parse_query
-from sessionhub.storage.sqlite import driver, phrases, tokenizer
-from sessionhub.storage.sqlite.search import text_expression
+from sessionhub.storage.sqlite import driver
+from sessionhub.storage.sqlite.search import phrases, tokenizer
+from sessionhub.storage.sqlite.search.query import text_expression
 
 # Every suffix the stemmer has a rule for, and a few it meets on the way to them.
 _SUFFIXES = """

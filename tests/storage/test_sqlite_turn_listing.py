@@ -18,9 +18,9 @@ async def test_a_page_of_turns_reads_its_sessions_entity_once() -> None:
         for n in range(60):
             await store.append_turn(make_turn(session.id, content=f"turn {n}"), 100)
         statements: list[str] = []
-        await store._read(lambda conn: conn.set_trace_callback(statements.append))
+        await store.connections.read(lambda conn: conn.set_trace_callback(statements.append))
         page = await store.list_turns(session.id, limit=50, newest_first=True)
-        await store._read(lambda conn: conn.set_trace_callback(None))
+        await store.connections.read(lambda conn: conn.set_trace_callback(None))
 
         assert [t.seq for t in page] == list(range(60, 10, -1))
         assert {(t.entity_id, t.author_entity_id) for t in page} == {("acme", "acme")}
@@ -28,7 +28,7 @@ async def test_a_page_of_turns_reads_its_sessions_entity_once() -> None:
         plans = [
             detail
             for sql in selects
-            for *_, detail in await store._read(
+            for *_, detail in await store.connections.read(
                 lambda conn, sql=sql: conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
             )
         ]

@@ -33,6 +33,7 @@ from sessionhub.domain.ports import Store
 from sessionhub.domain.query import (
     SearchFilter,
     SearchOrder,
+    SearchRequest,
     SearchScope,
     parse_query,
 )
@@ -71,7 +72,7 @@ async def erase_all(store: Store, entity: str, user: str, batch: int) -> Erasure
 async def find(store: Store, entity: str, owner: str | None, word: str) -> set[str]:
     scope = SearchScope(entity_id=entity, owner_id=owner)
     hits = await store.search(
-        parse_query(word), scope, SearchFilter(), SearchOrder.RELEVANCE, None, 20
+        SearchRequest(parse_query(word), scope, SearchFilter(), SearchOrder.RELEVANCE, None, 20)
     )
     return {h.session.id for h in hits}
 

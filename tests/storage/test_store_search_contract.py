@@ -15,6 +15,7 @@ from sessionhub.domain.query import (
     SearchCursor,
     SearchFilter,
     SearchOrder,
+    SearchRequest,
     SearchScope,
     parse_query,
 )
@@ -44,7 +45,7 @@ async def found(
     order: SearchOrder = SearchOrder.RELEVANCE,
 ) -> list[str]:
     hits = await store.search(
-        parse_query(text), scope, search_filter or SearchFilter(), order, None, 50
+        SearchRequest(parse_query(text), scope, search_filter or SearchFilter(), order, None, 50)
     )
     return [h.session.id for h in hits]
 
@@ -56,7 +57,7 @@ async def test_finds_turn_text_and_titles_with_marked_snippets(store: Store) -> 
     await add(store, titled, "Which one is cheapest?")
     await add(store, make_session(title="Cooking"), "Pasta with tomatoes")
     hits = await store.search(
-        parse_query("router"), ALICE, SearchFilter(), SearchOrder.RELEVANCE, None, 10
+        SearchRequest(parse_query("router"), ALICE, SearchFilter(), SearchOrder.RELEVANCE, None, 10)
     )
     assert {h.session.id for h in hits} == {routers.id, titled.id}
     by_id = {h.session.id: h for h in hits}
@@ -176,7 +177,9 @@ async def test_pages_cover_every_session_once_in_both_orders(store: Store) -> No
         seen: list[str] = []
         cursor = None
         while True:
-            page = await store.search(parse_query("alpha"), ALICE, SearchFilter(), order, cursor, 3)
+            page = await store.search(
+                SearchRequest(parse_query("alpha"), ALICE, SearchFilter(), order, cursor, 3)
+            )
             if not page:
                 break
             seen += [h.session.id for h in page]

@@ -1,6 +1,6 @@
 -- Full-text search: one FTS5 index over turn text and session titles, with scope tokens
 -- (entity, owner, chat app, session, role) beside the text so that a search intersects
--- the caller's scope inside the index. See storage/sqlite/search.py.
+-- the caller's scope inside the index. See storage/sqlite/search/scope.py.
 
 CREATE VIRTUAL TABLE search_index USING fts5(
     body,

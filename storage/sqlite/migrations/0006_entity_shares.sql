@@ -1,5 +1,5 @@
 -- Rows of sessions shared with their whole entity carry the entity's shared token (see
--- storage/sqlite/search.py, scope_tokens): backfill it for the shares that are live.
+-- storage/sqlite/search/scope.py, scope_tokens): backfill it for the shares that are live.
 
 UPDATE search_index
 SET scope = (

@@ -1,7 +1,8 @@
 -- The rows of one entity in the search index move to one stretch of rowids: the entity's
 -- number above bit 40, the turn's rowid (a title: minus the entity's and the session's)
 -- below. An entity-wide search then bounds the rowid instead of intersecting the
--- entity's scope token, whose posting list holds most of the index (storage/sqlite/search.py).
+-- entity's scope token, whose posting list holds most of the index
+-- (storage/sqlite/search/scope.py).
 
 CREATE TABLE search_entities (
     number INTEGER PRIMARY KEY,

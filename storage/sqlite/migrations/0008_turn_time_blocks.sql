@@ -1,6 +1,6 @@
 -- The earliest and latest turn time in each block of 4,096 turn rowids: a search with a
 -- date range reads only the stretch of the index whose blocks overlap it (see
--- storage/sqlite/search.py, turns_in_time). Blocks only widen; deleting turns leaves them
+-- storage/sqlite/search/query.py, turns_in_time). Blocks only widen; deleting turns leaves them
 -- as they are, which can only make a search read more, never miss a turn.
 
 CREATE TABLE turn_time_blocks (

@@ -1,7 +1,7 @@
 -- The phrase index: for every row of search_index (same rowid), the pairs of adjacent
 -- tokens of its text as terms ("printer_jam") and its scope tokens, without positions or
 -- text. A phrase of common words is found through its pairs rather than by reading the
--- positions of every row holding all its words (storage/sqlite/phrases.py). Rows are
+-- positions of every row holding all its words (storage/sqlite/search/phrases.py). Rows are
 -- removed with the 'delete' command and their terms, so that secure-delete can take the
 -- words out of the pages (a contentless-delete table would leave them under tombstones).
 

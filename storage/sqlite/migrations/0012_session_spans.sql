@@ -1,7 +1,7 @@
 -- How long each session has lasted, as a power of two (level L: from its first turn to its
 -- last activity less than 2^L seconds), so that a search with a date range finds the
 -- sessions that span the range's end (begun before it, active after it) by a few index
--- ranges rather than by reading every session active since (storage/sqlite/search.py).
+-- ranges rather than by reading every session active since (storage/sqlite/search/walk.py).
 -- A virtual column: SQLite keeps it, and its index, as last_activity_at changes.
 
 ALTER TABLE sessions ADD COLUMN span_level INTEGER GENERATED ALWAYS AS (

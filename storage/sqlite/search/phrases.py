@@ -19,11 +19,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ...domain.query import SearchQuery, TermKind
-from . import driver, tokenizer
+from ....domain.query import SearchQuery, TermKind
+from .. import driver
+from . import tokenizer
+from .snippets import MARK_CLOSE, MARK_OPEN
 
 PAIRS_TABLE = "search_pairs"
-MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
 
 
 def pairs_of(tokens: list[str]) -> list[str]:
@@ -54,6 +55,16 @@ def main_index_rows(conn: driver.Connection, rowids: list[int]) -> list[tuple[in
             chunk,
         ).fetchall()
     return found
+
+
+def bodies(conn: driver.Connection, rowids: list[int]) -> dict[int, str]:
+    """The indexed text of these rows of search_index."""
+    return {rowid: body for rowid, body, _ in main_index_rows(conn, rowids)}
+
+
+def any_matches(conn: driver.Connection, phrase: PhraseQuery, rowids: list[int]) -> bool:
+    """Whether any of these rows of search_index matches the phrase query."""
+    return any(phrase.matches(body) is not None for body in bodies(conn, rowids).values())
 
 
 def index_rows(conn: driver.Connection, rowids: list[int]) -> None:

@@ -1,6 +1,6 @@
 """The search index's tokenizer (FTS5 `porter unicode61 remove_diacritics 2`) in Python.
 
-The phrase index (search.py) stores which tokens follow one another in a row, and a
+The phrase index (phrases.py) stores which tokens follow one another in a row, and a
 search checks and marks phrases in the rows it returns; both must see exactly the
 tokens FTS5 sees, or a phrase FTS5 would find could be missed. For ASCII text the rules
 are short: a token is a run of ASCII letters and digits, folded to lower case, then
@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 
-from . import driver
+from .. import driver
 
 FTS5_TOKENIZER = "porter unicode61 remove_diacritics 2"
 _ASCII_TOKEN = re.compile(r"[A-Za-z0-9]+")
