@@ -38,8 +38,11 @@ async def test_the_wal_stays_small_under_steady_writes(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
             wal_sizes.append(Path(f"{path}-wal").stat().st_size)
         # Without the background checkpoints (SQLite's own are off) the WAL grows with
-        # every write: about 4 MB per 50 turns here, 150 MB after all of them.
-        assert max(wal_sizes[30:]) < 2 * max(wal_sizes[:10]), wal_sizes
+        # every write: about 4 MB per 50 turns here, 150 MB after all of them. On a busy
+        # machine a checkpoint can lag a few rounds behind, so the bound is loose, but a
+        # WAL that grows with what was written passes it by the twelfth round.
+        assert max(wal_sizes[30:]) < 4 * max(wal_sizes[:10]), wal_sizes
+        assert max(wal_sizes) < 40_000_000, wal_sizes
         stored = await store.get_session(session.id)
         assert stored is not None and stored.turn_count == 2000
     finally:
