@@ -34,7 +34,8 @@ def list_audit(
     after: KeysetCursor | None,
     limit: int,
 ) -> list[AuditEvent]:
-    clauses, params = ["entity_id = ?"], [entity_id]
+    clauses: list[str] = ["entity_id = ?"]
+    params: list[str | int] = [entity_id]
     if audit_filter.actor_id is not None:
         clauses.append("actor_id = ?")
         params.append(audit_filter.actor_id)

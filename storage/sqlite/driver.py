@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import aiosqlite
 import sqlean as sqlite
 
-Connection = sqlite.Connection
+Connection: TypeAlias = sqlite.Connection
 DatabaseError = sqlite.DatabaseError
 IntegrityError = sqlite.IntegrityError
 OperationalError = sqlite.OperationalError

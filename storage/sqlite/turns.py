@@ -113,7 +113,8 @@ def list_turns(
     limit: int,
     newest_first: bool,
 ) -> list[Turn]:
-    clauses, params = ["session_id = ?"], [session_id]
+    clauses: list[str] = ["session_id = ?"]
+    params: list[str | int] = [session_id]
     if after_seq is not None:
         clauses.append("seq > ?")
         params.append(after_seq)

@@ -168,7 +168,8 @@ def phrase_query(query: SearchQuery, text: str) -> PhraseQuery | None:
 
 def _occurrences(stems: list[str], seq: tuple[str, ...]) -> list[int]:
     n, first, rest = len(seq), seq[0], list(seq[1:])
-    found, i = [], -1
+    found: list[int] = []
+    i = -1
     while True:
         try:
             i = stems.index(first, i + 1)
