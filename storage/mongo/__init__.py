@@ -1,4 +1,4 @@
-"""The MongoDB backend (Motor); see store.py for how it keeps writes atomic."""
+"""The MongoDB backend (Motor): MongoStore (store.py lists the parts it is made of)."""
 
 from .store import MongoStore
 

@@ -57,8 +57,11 @@ from ...domain.timecodec import from_micros, to_micros
 
 Doc = dict[str, Any]
 
-# Fields the store keeps on session documents for itself, never part of the domain object.
-STATE = "state"  # absent when the session is visible; "creating" or "deleting" otherwise
+# Fields the store keeps on documents for itself, never part of the domain object: STATE on
+# sessions and templates, OUTBOX on those, shares and link visits.
+STATE = "state"  # absent when the session is visible; CREATING or DELETING otherwise
+CREATING = "creating"
+DELETING = "deleting"
 OUTBOX = "outbox"  # audit events written with the change, copied to `audit` right after
 
 

@@ -337,7 +337,7 @@ def took_part(people: Iterable[Person], prefix: str = "") -> dict[str, Any]:
     """Sessions (fields under `prefix`) any of `people` took part in: a user of the
     session's entity is among its `participants`, anyone else among its
     `external_participants`."""
-    by_entity: dict[str, list[str]] = {}
+    by_entity: dict[str | None, list[str]] = {}
     for person in people:
         by_entity.setdefault(person.entity_id, []).append(person.user_id)
     alternatives: list[dict[str, Any]] = []

@@ -197,7 +197,7 @@ async def test_a_mongodb_url_builds_the_mongo_store(monkeypatch: pytest.MonkeyPa
     store = build_store(load_settings())
     try:
         assert isinstance(store, MongoStore)
-        assert store._db.name == "chats"
+        assert store._connection.database.name == "chats"
     finally:
         await store.close()
 

@@ -21,6 +21,7 @@ from sessionhub.domain.errors import Conflict, StoreUnavailable
 from sessionhub.domain.models import Session, TitleSource
 from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.mongo import MongoStore
+from sessionhub.storage.mongo.connection import server_has_transactions
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -82,7 +83,7 @@ async def test_driver_failures_are_store_unavailable(
     async def failing(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(store._sessions, "find_one", failing)
+    monkeypatch.setattr(store._connection.sessions, "find_one", failing)
     with pytest.raises(StoreUnavailable) as raised:
         await store.get_session("s")
     assert raised.value.__cause__ is error
@@ -101,12 +102,6 @@ async def test_transactions_follow_what_the_server_says() -> None:
         def __init__(self, hello: dict) -> None:
             self.admin = Admin(hello)
 
-        def __getitem__(self, name: str) -> object:
-            return AsyncMongoMockClient()[name]
-
-    replica_set = MongoStore(Client({"setName": "rs0"}), "x", redact=redact_details)
-    mongos = MongoStore(Client({"msg": "isdbgrid"}), "x", redact=redact_details)
-    standalone = MongoStore(Client({"isWritablePrimary": True}), "x", redact=redact_details)
-    assert await replica_set._server_has_transactions()
-    assert await mongos._server_has_transactions()
-    assert not await standalone._server_has_transactions()
+    assert await server_has_transactions(Client({"setName": "rs0"}))
+    assert await server_has_transactions(Client({"msg": "isdbgrid"}))
+    assert not await server_has_transactions(Client({"isWritablePrimary": True}))

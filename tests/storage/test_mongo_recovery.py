@@ -86,8 +86,8 @@ async def test_a_turn_stored_but_never_counted_is_counted_by_the_next_append(
     await store.create_session(session, make_turn(session.id), 10)
     # The appender of seq 2 died after inserting its turn, before counting it.
     orphan = Turn.numbered(make_turn(session.id, usage=TokenUsage(3, 4, 0.5)), 2, "acme")
-    raw = await store._sessions.find_one({"_id": session.id})
-    await store._turns.insert_one(codec.turn_doc(orphan, raw))
+    raw = await store._connection.sessions.find_one({"_id": session.id})
+    await store._connection.turns.insert_one(codec.turn_doc(orphan, raw))
     turn, stored = await store.append_turn(make_turn(session.id, content="next"), 10)
     assert turn.seq == 3
     assert stored.turn_count == 3
@@ -98,8 +98,8 @@ async def test_a_turn_stored_but_never_counted_is_counted_by_the_next_append(
 async def test_an_uncounted_turn_still_counts_against_the_limit(store: MongoStore) -> None:
     session = make_session()
     await store.create_session(session, make_turn(session.id), 2)
-    raw = await store._sessions.find_one({"_id": session.id})
-    await store._turns.insert_one(
+    raw = await store._connection.sessions.find_one({"_id": session.id})
+    await store._connection.turns.insert_one(
         codec.turn_doc(Turn.numbered(make_turn(session.id), 2, "acme"), raw)
     )
     with pytest.raises(LimitExceeded):
@@ -115,7 +115,7 @@ async def test_an_interrupted_delete_is_invisible_and_finished_by_a_retry(
     await store.pin("acme", Pin("alice", session.id, T0))
     first = event("session.deleted", session.id)
     # The delete died right after marking the session.
-    await store._sessions.update_one(
+    await store._connection.sessions.update_one(
         {"_id": session.id},
         {"$set": {"state": "deleting"}, "$push": {"outbox": codec.audit_doc(first)}},
     )
@@ -127,7 +127,7 @@ async def test_an_interrupted_delete_is_invisible_and_finished_by_a_retry(
         is True
     )
     assert await store.list_turns(session.id, limit=10) == []
-    assert await store._sessions.find_one({"_id": session.id}) is None
+    assert await store._connection.sessions.find_one({"_id": session.id}) is None
     # The event of the first attempt is recorded, once; the retry's is not added.
     events = await store.list_audit("acme", AuditFilter(), None, 10)
     assert [e.id for e in events] == [first.id]
@@ -141,7 +141,7 @@ async def test_the_sweep_finishes_deletes_and_delivers_outboxes(store: MongoStor
     doomed, shared = make_session(), make_session()
     for s in (doomed, shared):
         await store.create_session(s, make_turn(s.id), 10)
-    await store._sessions.update_one(
+    await store._connection.sessions.update_one(
         {"_id": doomed.id},
         {
             "$set": {"state": "deleting"},
@@ -153,7 +153,7 @@ async def test_the_sweep_finishes_deletes_and_delivers_outboxes(store: MongoStor
     )
     await store.create_share(share, event("share.created", shared.id))
     # A revoke died after revoking, before copying its event to the audit trail.
-    await store._shares.update_one(
+    await store._connection.shares.update_one(
         {"_id": share.id},
         {
             "$set": codec.time_fields("revoked_at", T0),
@@ -162,30 +162,32 @@ async def test_the_sweep_finishes_deletes_and_delivers_outboxes(store: MongoStor
     )
     assert "share.revoked" not in await actions(store)
     await store.expire_due_shares(T0, 10, lambda s: event("share.expired", s.session_id))
-    assert await store._sessions.find_one({"_id": doomed.id}) is None
+    assert await store._connection.sessions.find_one({"_id": doomed.id}) is None
     assert await store.list_turns(doomed.id, limit=10) == []
     assert sorted(await actions(store)) == ["session.deleted", "share.created", "share.revoked"]
-    assert await store._shares.find_one({"outbox._id": {"$exists": True}}) is None
+    assert await store._connection.shares.find_one({"outbox._id": {"$exists": True}}) is None
 
 
 async def test_a_session_whose_first_turn_fails_is_not_left_behind(store: MongoStore) -> None:
     session = make_session()
     with pytest.raises(LimitExceeded):
         await store.create_session(session, make_turn(session.id), 0)
-    assert await store._sessions.find_one({"_id": session.id}) is None
-    assert await store._turns.count_documents({"session_id": session.id}) == 0
+    assert await store._connection.sessions.find_one({"_id": session.id}) is None
+    assert await store._connection.turns.count_documents({"session_id": session.id}) == 0
 
 
 async def test_a_hidden_session_abandoned_mid_creation_is_removed(store: MongoStore) -> None:
     session = make_session()
     doc = codec.session_doc(session)
     doc["state"] = "creating"
-    await store._sessions.insert_one(doc)
+    await store._connection.sessions.insert_one(doc)
     assert await store.get_session(session.id) is None
     await store.expire_due_shares(T0 + timedelta(minutes=5), 10, lambda s: event("x", "y"))
-    assert await store._sessions.find_one({"_id": session.id}) is not None  # maybe in flight
+    assert (
+        await store._connection.sessions.find_one({"_id": session.id}) is not None
+    )  # maybe in flight
     await store.expire_due_shares(T0 + timedelta(hours=2), 10, lambda s: event("x", "y"))
-    assert await store._sessions.find_one({"_id": session.id}) is None
+    assert await store._connection.sessions.find_one({"_id": session.id}) is None
 
 
 def tagged(session_id: str, tag: str) -> AuditEvent:
@@ -228,7 +230,7 @@ async def test_an_event_written_just_before_the_mark_is_redacted_with_the_deleti
     async def concurrent_tagging() -> None:
         await store.append_audit(tagged(session.id, "secretword"))
 
-    store._sessions = MarkedAfter(store._sessions, concurrent_tagging)
+    store._connection.sessions = MarkedAfter(store._connection.sessions, concurrent_tagging)
     deleted = event("session.deleted", session.id)
     assert await store.delete_session(session.id, deleted, redact_details)
     assert await details_about(store, session.id) == {
@@ -248,16 +250,18 @@ async def test_a_tag_change_in_the_outbox_when_the_session_is_marked_is_redacted
     late = tagged(session.id, "secretword")
 
     async def tag_change_not_yet_delivered() -> None:
-        await store._sessions.update_one(
+        await store._connection.sessions.update_one(
             {"_id": session.id},
             {"$set": {"tags": ["secretword"]}, "$push": {"outbox": codec.audit_doc(late)}},
         )
 
-    store._sessions = MarkedAfter(store._sessions, tag_change_not_yet_delivered)
+    store._connection.sessions = MarkedAfter(
+        store._connection.sessions, tag_change_not_yet_delivered
+    )
     assert await store.delete_session(
         session.id, event("session.deleted", session.id), redact_details
     )
-    await store._put_audit(codec.audit_doc(late), None)
+    await store._audit.put(codec.audit_doc(late), None)
     assert await details_about(store, session.id) == {
         "session.tagged": {"redacted": True},
         "session.deleted": None,
@@ -276,12 +280,12 @@ async def test_recovery_redacts_for_a_deletion_that_stopped_after_its_mark(
     deleted = AuditEvent(
         new_id(), "acme", "alice", "session.deleted", f"session:{session.id}", T0, {"turnCount": 1}
     )
-    await store._sessions.update_one(
+    await store._connection.sessions.update_one(
         {"_id": session.id},
         {"$set": {"state": "deleting"}, "$push": {"outbox": codec.audit_doc(deleted)}},
     )
     await store.expire_due_shares(T0, 10, lambda s: event("share.expired", s.session_id))
-    assert await store._sessions.find_one({"_id": session.id}) is None
+    assert await store._connection.sessions.find_one({"_id": session.id}) is None
     assert await details_about(store, session.id) == {
         "session.tagged": {"redacted": True},
         "session.deleted": {"turnCount": 1},
@@ -295,10 +299,10 @@ async def test_recovery_delivers_a_tag_changes_event_left_in_the_sessions_outbox
     await store.create_session(session, make_turn(session.id), 10)
     left = tagged(session.id, "billing")
     # The tagging request died after its update, before copying the event to the trail.
-    await store._sessions.update_one(
+    await store._connection.sessions.update_one(
         {"_id": session.id},
         {"$set": {"tags": ["billing"]}, "$push": {"outbox": codec.audit_doc(left)}},
     )
     await store.expire_due_shares(T0, 10, lambda s: event("share.expired", s.session_id))
     assert await details_about(store, session.id) == {"session.tagged": {"added": ["billing"]}}
-    assert await store._sessions.find_one({"outbox._id": {"$exists": True}}) is None
+    assert await store._connection.sessions.find_one({"outbox._id": {"$exists": True}}) is None

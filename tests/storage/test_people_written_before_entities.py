@@ -242,10 +242,11 @@ async def test_sqlite_upgrade_settles_external_people_written_before_0014(tmp_pa
 async def test_mongo_upgrade_at_start_settles_external_people_once() -> None:
     client = AsyncMongoMockClient()
     store = MongoStore(client, "old", redact=redact_details)
+    db = client["old"]
     await store.open()
 
     async def strip() -> None:
-        turns = store._db["turns"]
+        turns = db["turns"]
         await turns.update_many({}, {"$unset": {"author_entity_id": ""}})
         async for doc in turns.find({"feedback.0": {"$exists": True}}):
             items = [{k: v for k, v in f.items() if k != "entity_id"} for f in doc["feedback"]]
@@ -253,18 +254,18 @@ async def test_mongo_upgrade_at_start_settles_external_people_once() -> None:
 
     try:
         # Every start runs the upgrades not yet recorded: this fresh database's is.
-        assert await store._db[UPGRADES].find_one({"_id": PEOPLE_SETTLED}) is not None
+        assert await db[UPGRADES].find_one({"_id": PEOPLE_SETTLED}) is not None
         world = await write_old_world(store, strip)
         # A database the old code wrote has no record of the upgrade; what `open` runs
         # (mongomock cannot build the unique indexes again over existing documents, so the
         # store is not opened a second time here).
-        await store._db[UPGRADES].delete_many({})
-        await upgrades.run_pending(store._db)
-        record = await store._db[UPGRADES].find_one({"_id": PEOPLE_SETTLED})
+        await db[UPGRADES].delete_many({})
+        await upgrades.run_pending(db)
+        record = await db[UPGRADES].find_one({"_id": PEOPLE_SETTLED})
         assert (record["sessions"], record["turns"], record["feedback"]) == (1, 1, 1)
         await check_upgraded(store, world)
         # Recorded: it does not run again (it would find nothing left to rewrite anyway).
-        await upgrades.run_pending(store._db)
-        assert await store._db[UPGRADES].count_documents({}) == 1
+        await upgrades.run_pending(db)
+        assert await db[UPGRADES].count_documents({}) == 1
     finally:
         await store.close()
