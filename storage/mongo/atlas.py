@@ -234,16 +234,10 @@ def _compound(must: list[Stage], must_not: list[Stage], filters: list[Stage]) ->
 
 
 def _session_match(search_filter: SearchFilter) -> Stage:
-    match: Stage = {f"session.{STATE}": {"$exists": False}}
-    if not search_filter.include_archived:
-        match["session.archived"] = False
-    if search_filter.chat_app_ids:
-        match["session.chat_app_id"] = {"$in": list(search_filter.chat_app_ids)}
-    if search_filter.tags:
-        match["session.tags"] = {"$in": list(search_filter.tags)}
-    if search_filter.participants:
-        match.update(search.took_part(search_filter.participants, "session."))
-    return match
+    return {
+        f"session.{STATE}": {"$exists": False},
+        **search.passes_filter(search_filter, "session."),
+    }
 
 
 def _after(order: SearchOrder, after: SearchCursor) -> Stage:

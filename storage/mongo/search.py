@@ -360,12 +360,20 @@ async def _sessions_passing(
     sessions: Any, visible: dict[str, Any], ids: set[str], search_filter: SearchFilter
 ) -> dict[str, dict[str, Any]]:
     query: dict[str, Any] = {"_id": {"$in": sorted(ids)}, **visible}
-    if not search_filter.include_archived:
-        query["archived"] = False
-    if search_filter.chat_app_ids:
-        query["chat_app_id"] = {"$in": list(search_filter.chat_app_ids)}
-    if search_filter.tags:
-        query["tags"] = {"$in": list(search_filter.tags)}
-    if search_filter.participants:
-        query.update(took_part(search_filter.participants))
+    query.update(passes_filter(search_filter))
     return {d["_id"]: d for d in await sessions.find(query).to_list(None)}
+
+
+def passes_filter(search_filter: SearchFilter, prefix: str = "") -> dict[str, Any]:
+    """The conditions on a session document (its fields under `prefix`) that a search
+    filter sets: archived or not, chat apps, tags, participants."""
+    conditions: dict[str, Any] = {}
+    if not search_filter.include_archived:
+        conditions[f"{prefix}archived"] = False
+    if search_filter.chat_app_ids:
+        conditions[f"{prefix}chat_app_id"] = {"$in": list(search_filter.chat_app_ids)}
+    if search_filter.tags:
+        conditions[f"{prefix}tags"] = {"$in": list(search_filter.tags)}
+    if search_filter.participants:
+        conditions.update(took_part(search_filter.participants, prefix))
+    return conditions
