@@ -10,7 +10,6 @@ from importlib import resources
 from pathlib import Path
 
 import structlog
-from graphql import GraphQLSchema, specified_rules
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -41,11 +40,10 @@ from ..realtime.hub import Hub
 from ..realtime.memory import InProcessBroker
 from ..realtime.notifications import Router
 from ..realtime.protocol import ChannelBroker
-from ..realtime.websocket import GraphQLWebSocket
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
 from ..resolvers.erasure import ErasureMutations
-from ..resolvers.export import ONCE_PER_REQUEST, ExportMutations
+from ..resolvers.export import ExportMutations
 from ..resolvers.organise import OrganiseMutations, OrganiseQueries
 from ..resolvers.retention import RetentionMutations
 from ..resolvers.search import SearchQueries
@@ -58,20 +56,19 @@ from ..schema.build import build_schema
 from ..storage.protocol import Store
 from ..storage.sqlite.store import SqliteStore
 from .chat_apps import load_chat_apps
-from .documents import DocumentLimits, Documents
 from .error_codes import ErrorCodes, coded
-from .execution import LeanPipeline
+from .execution import Seam, seam_config
+from .execution.private import graphql_schema
 from .graphql_http import GraphQLHTTP
-from .list_sizes import introspection_cost, list_sizes
 from .logging import configure_logging
 from .metrics import metrics_endpoint
-from .query_limits import QueryLimits
 from .rate_limits import PrincipalRateLimit
 from .readiness import Readiness
 from .settings import Settings, load_settings, token_config
 from .startup import StartupFailures
 from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
+from .websocket import GraphQLWebSocket
 from .worker_pool import WorkerPool
 
 log = structlog.get_logger("sessionhub.server")
@@ -203,25 +200,6 @@ def build_title_generator(settings: Settings, offload: Offload) -> TitleGenerato
     )
 
 
-def document_limits(
-    settings: Settings, schema: GraphQLSchema, chat_apps: ChatAppRegistry, limits: Limits
-) -> DocumentLimits:
-    return DocumentLimits(
-        max_characters=settings.max_document_chars,
-        max_tokens=settings.max_query_tokens,
-        query=QueryLimits(
-            max_depth=settings.max_query_depth,
-            max_aliases=settings.max_query_aliases,
-            max_selections=settings.max_query_selections,
-            max_cost=settings.max_query_cost,
-            once_per_operation=ONCE_PER_REQUEST,
-            list_sizes=list_sizes(chat_apps.all(), limits),
-            introspection_cost=introspection_cost(schema),
-        ),
-        cache_bytes=settings.document_cache_bytes,
-    )
-
-
 def build_export_service(
     settings: Settings, store: Store, sessions: SessionService, clock: Clock
 ) -> ExportService:
@@ -306,36 +284,29 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             TemplateMutations,
         ],
         subscriptions=[SessionSubscriptions],
-        # The server runs operations through `pipeline` below, not Schema.execute; the
+        # The server runs operations through the seam below, not Schema.execute; the
         # codes are for anyone who calls the schema directly.
         extensions=[ErrorCodes],
     )
-    documents = Documents(
-        schema._schema,
-        document_limits(settings, schema._schema, chat_apps, limits),
-        specified_rules,
-    )
-    pipeline = LeanPipeline(schema, documents, max_objects=settings.max_query_cost)
+    seam = Seam(schema, seam_config(settings, graphql_schema(schema), chat_apps, limits))
     graphiql_page = (
         (lambda: FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html"))
         if settings.graphiql
         else None
     )
     endpoint = GraphQLHTTP(
-        pipeline,
+        seam,
         verifier,
         components.context,
         graphiql_page,
         max_body_bytes=settings.max_body_bytes,
     )
     websocket = GraphQLWebSocket(
-        schema,
+        seam,
         hub,
         verifier.principal_from_header,
         components.context,
         coded,
-        documents.prepare,
-        pipeline.run,
         init_timeout=settings.ws_init_timeout_seconds,
         keepalive=settings.ws_keepalive_seconds,
         max_connections_per_principal=settings.ws_max_connections_per_principal,
@@ -397,7 +368,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         WebSocketRoute("/graphql", websocket.handle),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.endpoint, methods=["GET"]),
-        Route("/metrics", metrics_endpoint(hub.stats), methods=["GET"]),
+        Route("/metrics", metrics_endpoint(hub.stats, seam.fallbacks), methods=["GET"]),
     ]
     if settings.graphiql:
         routes.append(Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR)))
@@ -408,4 +379,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.components = components
     app.state.schema = schema
+    app.state.seam = seam
     return app

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 from sessionhub.domain.models import Role
 
 if TYPE_CHECKING:
-    from conftest import Live
+    from tests.support.live import Live
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
 
