@@ -13,6 +13,8 @@ from sessionhub.domain.models import Role
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
 
+pytestmark = pytest.mark.both_paths
+
 SEND = """
 mutation($input: SendMessageInput!) {
   sendMessage(input: $input) { createdSession session { id title titleSource turnCount } turn { id seq } }

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+pytestmark = pytest.mark.both_paths
+
 if TYPE_CHECKING:
     from tests.support.live import Live, Socket
 
