@@ -127,28 +127,44 @@ class _Writers:
     `ready` holds the connections with a message to write and none being written; a
     writer takes one, writes its oldest message, and queues it again if it has more
     (round robin, so that one long replay does not hold back everyone's live event). A
-    writer ends when nothing is ready; `free` counts the writers not waiting for a
-    client to take a message: when there is none, queuing a connection starts one."""
+    writer ends when nothing is ready. `free` counts the writers not waiting for a client
+    to take a message; when there is none and a connection is ready, another writer
+    starts: on queuing, and when a writer stops to wait (a writer keeps a check armed for
+    the next turn of the event loop, which comes only once it waits or ends)."""
 
     def __init__(self, endpoint: GraphQLWebSocket) -> None:
         self._endpoint = endpoint
         self._ready: deque[_Connection] = deque()
         self._free = 0
+        self._armed = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def schedule(self, connection: _Connection) -> None:
         self._ready.append(connection)
         if self._free == 0:
-            self._free += 1
-            self._endpoint.tasks += 1
-            task = asyncio.get_running_loop().create_task(self._write(), name="graphql-ws:write")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start()
+
+    def _start(self) -> None:
+        self._free += 1
+        self._endpoint.tasks += 1
+        task = asyncio.get_running_loop().create_task(self._write(), name="graphql-ws:write")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _check(self) -> None:
+        """The event loop's next turn: every writer is waiting for a slow client, or done."""
+        self._armed = False
+        if self._ready and self._free == 0:
+            self._start()
 
     async def _write(self) -> None:
         ready = self._ready
+        loop = asyncio.get_running_loop()
         try:
             while ready:
+                if not self._armed:
+                    self._armed = True
+                    loop.call_soon(self._check)
                 connection = ready.popleft()
                 connection.scheduled = False
                 if connection.gone or connection.closing or not connection.outbox:

@@ -16,7 +16,7 @@ of the server's GraphQL time. The seam does the same steps, with the same errors
    holds several operations and the request named none (Strawberry would silently run the
    first, which may be a mutation the client did not mean), and the cost of an operation
    whose page sizes come from variables;
-3. `execute`: graphql-core's `execute` on the cached document with the seam's executor
+3. `run`: graphql-core's `execute` on the cached document with the seam's executor
    class (the fast path's FastExecutor, or BudgetedExecutor with the fast path off), no
    field middleware, Strawberry's `is_awaitable`, and the request's budget of objects (the
    query cost limit, enforced as the response is made); an exception that escapes it
@@ -26,8 +26,10 @@ of the server's GraphQL time. The seam does the same steps, with the same errors
    event with the same executor class, budget and error handling, without a context: what
    it renders is shared by every subscriber of a group (realtime.hub).
 
-The errors are returned as they are; each transport gives them their codes
-(error_codes.coded) with its request id.
+`execute` is 1 to 3 from the text (HTTP); the WebSocket calls the steps itself, to tell
+subscriptions from the rest and count what a subscription keeps before it starts. The
+errors are returned as they are; each transport gives them their codes (error_codes.coded)
+with its request id.
 """
 
 from __future__ import annotations
