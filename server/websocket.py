@@ -22,10 +22,9 @@ would be a thousand task wake-ups per event; instead one writer task takes every
 connection with something to write and awaits each socket's send in turn. A send that
 does not have to wait for the client (the usual case) completes within that await, so a
 thousand sockets cost one task step. A send that waits (a client reading slowly) holds
-only its writer: the next connection that has something to write finds no free writer and
-starts another. Every subscription counts what it has queued, and the hub ends one that
-falls too far behind (LIMIT_EXCEEDED with the seq to resume from) instead of letting
-memory grow.
+only its writer: another starts for the connections still waiting. Every subscription
+counts what it has queued, and the hub ends one that falls too far behind (LIMIT_EXCEEDED
+with the seq to resume from) instead of letting memory grow.
 """
 
 from __future__ import annotations
