@@ -21,10 +21,12 @@ run: $(STAMP)
 	@echo "Get a token for GraphiQL with: $(BIN)/sessionhub token --user alice --entity acme"
 	$(BIN)/sessionhub serve
 
-## Install, then run the whole test suite, the linter and the docs build (starts Redis on 127.0.0.1:6379 if nothing answers there)
+## Install, then run the whole test suite, the linters and the docs build (starts Redis on 127.0.0.1:6379 if nothing answers there).
+## The tests marked both_paths (they read every type of the schema) run again with the fast path off.
 test: $(STAMP)
 	./.ci/ensure-services
 	$(BIN)/pytest -q
+	SESSIONHUB_FAST_PATH=false $(BIN)/pytest -q -m both_paths
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

@@ -17,8 +17,9 @@ subscribers of one session, on one instance and across two instances through Red
    mutation itself: the write, the commit, the publish). The next turn is sent once every
    subscriber has the previous one.
 4. Prints a table (p50 / p99 / max of all deliveries, p50 / p99 of the last subscriber to
-   get each turn, p50 of the mutation's own round trip) and writes it, with machine facts,
-   to bench/results/fanout.json.
+   get each turn, p50 of the mutation's own round trip, and the CPU time the subscribers'
+   instance spent per measured turn, from /proc) and writes it, with machine facts, to
+   bench/results/fanout.json.
 
 The load generator runs on the same machine as the server(s) and shares its cores; it is
 kept light (websockets' sans-I/O protocol on raw asyncio transports under uvloop, no task
@@ -179,8 +180,9 @@ def start_server(folder: Path, env: dict[str, str], name: str) -> Process:
 
 
 @contextmanager
-def deployment(scenario: str) -> Iterator[tuple[str, str, str]]:
-    """(sending URL, subscribers' URL, JWT secret) of a running deployment."""
+def deployment(scenario: str) -> Iterator[tuple[str, str, str, int]]:
+    """(sending URL, subscribers' URL, JWT secret, the subscribers' instance's pid) of a
+    running deployment."""
     with tempfile.TemporaryDirectory(prefix=f"fanout-{scenario}-") as tmp:
         folder = Path(tmp)
         (folder / "chat_apps.toml").write_text(CHAT_APPS)
@@ -202,7 +204,7 @@ def deployment(scenario: str) -> Iterator[tuple[str, str, str]]:
                 server = start_server(folder, env, "server")
                 processes.append(server)
                 url = f"127.0.0.1:{server.port}"
-                yield url, url, secret
+                yield url, url, secret, server.process.pid
             else:
                 redis = start_redis(folder)
                 processes.append(redis)
@@ -211,7 +213,7 @@ def deployment(scenario: str) -> Iterator[tuple[str, str, str]]:
                 processes.append(a)
                 b = start_server(folder, env, "B")
                 processes.append(b)
-                yield f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}", secret
+                yield f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}", secret, b.process.pid
         finally:
             for process in reversed(processes):
                 process.stop()
@@ -305,6 +307,16 @@ class Result:
     mutation_p50_ms: float
     mutation_p99_ms: float
     mutation_max_ms: float
+    server_cpu_ms_per_turn: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, from /proc (0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -322,7 +334,7 @@ async def members(host: str) -> float:
 
 
 async def measure(
-    scenario: str, send_host: str, sub_host: str, secret: str, count: int, turns: int
+    scenario: str, send_host: str, sub_host: str, secret: str, count: int, turns: int, pid: int
 ) -> Result:
     loop = asyncio.get_running_loop()
     jwt = token(secret)
@@ -373,7 +385,10 @@ async def measure(
         last: list[float] = []
         mutations: list[float] = []
         text = "A new turn that every follower of the session should see within milliseconds."
+        cpu_before = 0.0
         for i in range(WARMUP_TURNS + turns):
+            if i == WARMUP_TURNS:
+                cpu_before = cpu_seconds(pid)
             sent = time.perf_counter()
             future = loop.create_future()
             seq_holder: dict[str, int] = {}
@@ -397,6 +412,7 @@ async def measure(
                 mutations.append(mutation_ms)
             del arrivals[seq]
             await asyncio.sleep(0.02)
+        cpu_ms_per_turn = (cpu_seconds(pid) - cpu_before) * 1000 / turns
 
         for sub in subscribers:
             if sub.transport is not None:
@@ -414,6 +430,7 @@ async def measure(
             mutation_p50_ms=round(statistics.median(mutations), 2),
             mutation_p99_ms=round(percentile(mutations, 0.99), 2),
             mutation_max_ms=round(max(mutations), 2),
+            server_cpu_ms_per_turn=round(cpu_ms_per_turn, 2),
         )
 
 
@@ -442,10 +459,10 @@ def main() -> None:
     print("the load generator shares those cores with the server(s)\n")
     results: list[Result] = []
     for scenario in args.scenarios:
-        with deployment(scenario) as (send_host, sub_host, secret):
+        with deployment(scenario) as (send_host, sub_host, secret, pid):
             for count in args.subscribers:
                 result = asyncio.run(
-                    measure(scenario, send_host, sub_host, secret, count, args.turns)
+                    measure(scenario, send_host, sub_host, secret, count, args.turns, pid)
                 )
                 results.append(result)
                 print(_row(result), flush=True)
@@ -475,7 +492,7 @@ def main() -> None:
 
 HEADERS = ["scenario", "subscribers", "deliveries", "p50 ms", "p99 ms", "max ms",
            "last p50 ms", "last p99 ms", "mutation p50 ms", "mutation p99 ms",
-           "mutation max ms"]  # fmt: skip
+           "mutation max ms", "server cpu ms/turn"]  # fmt: skip
 
 
 def _cells(r: Result) -> list[str]:
@@ -483,7 +500,7 @@ def _cells(r: Result) -> list[str]:
     return [scenario, str(r.subscribers), str(r.deliveries), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
             f"{r.max_ms:.1f}", f"{r.last_p50_ms:.1f}", f"{r.last_p99_ms:.1f}",
             f"{r.mutation_p50_ms:.1f}", f"{r.mutation_p99_ms:.1f}",
-            f"{r.mutation_max_ms:.1f}"]  # fmt: skip
+            f"{r.mutation_max_ms:.1f}", f"{r.server_cpu_ms_per_turn:.1f}"]  # fmt: skip
 
 
 def _row(r: Result) -> str:

@@ -1,4 +1,10 @@
-"""Assembles the schema from the resolver areas the server hands in."""
+"""Assembles the schema from the resolver areas the server hands in.
+
+Declarative only: how documents are validated and executed is the server's execution seam
+(server/execution), which runs the schema with its own executor class; Schema.execute and
+Schema.subscribe, for whoever calls them directly, run Strawberry's own unless one is
+handed in here.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import Executor, GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types.base import get_object_definition
 
 from .directives import Auth
-from .fast_execution import FastExecutor
 from .scalars import AWARE_DATETIME
 
 
@@ -23,6 +28,7 @@ def build_schema(
     mutations: Sequence[type],
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
     subscriptions: Sequence[type] = (),
+    execution_context_class: type[Executor] | None = None,
 ) -> strawberry.Schema:
     query = merge_types("Query", tuple(queries))
     mutation = merge_types("Mutation", tuple(mutations))
@@ -34,9 +40,7 @@ def build_schema(
         extensions=list(extensions),
         schema_directives=[Auth],
         config=StrawberryConfig(scalar_map={datetime: AWARE_DATETIME}),
-        # Plain-attribute selections (a page of turns) completed without graphql-core's
-        # per-field machinery; the result is the same (see fast_execution.py).
-        execution_context_class=FastExecutor,
+        execution_context_class=execution_context_class,
     )
     _require_auth_everywhere(schema)
     return schema

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import strawberry
 import structlog
-from graphql import GraphQLSchema, specified_rules
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -54,11 +53,10 @@ from ..realtime.hub import Hub
 from ..realtime.memory import InProcessBroker
 from ..realtime.notifications import Router
 from ..realtime.protocol import ChannelBroker
-from ..realtime.websocket import GraphQLWebSocket
 from ..resolvers.audit import AuditQueries
 from ..resolvers.context import Context
 from ..resolvers.erasure import ErasureMutations
-from ..resolvers.export import ONCE_PER_REQUEST, ExportMutations
+from ..resolvers.export import ExportMutations
 from ..resolvers.organise import OrganiseMutations, OrganiseQueries
 from ..resolvers.retention import RetentionMutations
 from ..resolvers.search import SearchQueries
@@ -70,21 +68,20 @@ from ..resolvers.turns import TurnMutations
 from ..schema.build import build_schema
 from ..storage.sqlite.store import SqliteStore
 from .chat_apps import load_chat_apps
-from .documents import DocumentLimits, Documents
 from .error_codes import ErrorCodes, coded
 from .errors import SettingsError
-from .execution import LeanPipeline
+from .execution import Seam, seam_config
+from .execution.private import graphql_schema
 from .graphql_http import GraphQLHTTP
-from .list_sizes import introspection_cost, list_sizes
 from .logging import configure_logging
 from .metrics import metrics_endpoint
-from .query_limits import QueryLimits
 from .rate_limits import PrincipalRateLimit
 from .readiness import Readiness
 from .settings import Settings, load_settings, token_config
 from .startup import StartupFailures
 from .timing import ServerTiming
 from .title_llm import ChatCompletionsTitleGenerator
+from .websocket import GraphQLWebSocket
 
 log = structlog.get_logger("sessionhub.server")
 
@@ -230,25 +227,6 @@ def build_title_generator(settings: Settings, offload: Offload) -> TitleGenerato
     )
 
 
-def document_limits(
-    settings: Settings, schema: GraphQLSchema, chat_apps: ChatAppRegistry, limits: Limits
-) -> DocumentLimits:
-    return DocumentLimits(
-        max_characters=settings.max_document_chars,
-        max_tokens=settings.max_query_tokens,
-        query=QueryLimits(
-            max_depth=settings.max_query_depth,
-            max_aliases=settings.max_query_aliases,
-            max_selections=settings.max_query_selections,
-            max_cost=settings.max_query_cost,
-            once_per_operation=ONCE_PER_REQUEST,
-            list_sizes=list_sizes(chat_apps.all(), limits),
-            introspection_cost=introspection_cost(schema),
-        ),
-        cache_bytes=settings.document_cache_bytes,
-    )
-
-
 def build_export_service(
     settings: Settings, store: Store, access: SessionAccess, clock: Clock
 ) -> ExportService:
@@ -265,7 +243,7 @@ def build_export_service(
     return ExportService(store, access, clock, OffloadedRenderer(pool), limits)
 
 
-def graphql_schema() -> strawberry.Schema:
+def build_api_schema() -> strawberry.Schema:
     """The schema of every resolver area; `sessionhub schema` prints its SDL."""
     return build_schema(
         queries=[
@@ -287,8 +265,8 @@ def graphql_schema() -> strawberry.Schema:
             TemplateMutations,
         ],
         subscriptions=[SessionSubscriptions],
-        # The server runs operations through its pipeline, not Schema.execute; the codes
-        # are for anyone who calls the schema directly.
+        # The server runs operations through the execution seam, not Schema.execute; the
+        # codes are for anyone who calls the schema directly.
         extensions=[ErrorCodes],
     )
 
@@ -357,33 +335,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         store, LiveAccess(access), broker, clock, queue_limit=settings.subscription_queue_limit
     )
     components.realtime = hub
-    schema = graphql_schema()
-    documents = Documents(
-        schema._schema,
-        document_limits(settings, schema._schema, chat_apps, limits),
-        specified_rules,
-    )
-    pipeline = LeanPipeline(schema, documents, max_objects=settings.max_query_cost)
+    schema = build_api_schema()
+    seam = Seam(schema, seam_config(settings, graphql_schema(schema), chat_apps, limits))
     graphiql_page = (
         (lambda: FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html"))
         if settings.graphiql
         else None
     )
     endpoint = GraphQLHTTP(
-        pipeline,
+        seam,
         verifier,
         components.context,
         graphiql_page,
         max_body_bytes=settings.max_body_bytes,
     )
     websocket = GraphQLWebSocket(
-        schema,
+        seam,
         hub,
         verifier.principal_from_header,
         components.context,
         coded,
-        documents.prepare,
-        pipeline.run,
         init_timeout=settings.ws_init_timeout_seconds,
         keepalive=settings.ws_keepalive_seconds,
         max_connections_per_principal=settings.ws_max_connections_per_principal,
@@ -445,7 +416,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         WebSocketRoute("/graphql", websocket.handle),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.endpoint, methods=["GET"]),
-        Route("/metrics", metrics_endpoint(hub.stats), methods=["GET"]),
+        Route("/metrics", metrics_endpoint(hub.stats, seam.fallbacks), methods=["GET"]),
     ]
     if settings.graphiql:
         routes.append(Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR)))
@@ -456,4 +427,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.components = components
     app.state.schema = schema
+    app.state.seam = seam
     return app

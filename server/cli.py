@@ -133,9 +133,9 @@ def schema(
 ) -> None:
     """Print the GraphQL schema (SDL) that clients and code generators use; the repository
     keeps it as schema.graphql."""
-    from .app import graphql_schema
+    from .app import build_api_schema
 
-    sdl = graphql_schema().as_str() + "\n"
+    sdl = build_api_schema().as_str() + "\n"
     if output is None:
         typer.echo(sdl, nl=False)
     else:

@@ -1,4 +1,5 @@
-"""GraphQL over HTTP at /graphql (GET and POST), after the GraphQL-over-HTTP spec.
+"""GraphQL over HTTP at /graphql (GET and POST), after the GraphQL-over-HTTP spec: one of
+the transports of the execution seam (execution.Seam).
 
 Written on Starlette directly rather than through Strawberry's view so that every
 failure of the request itself (no token, a body that is not JSON, a mutation over GET)
@@ -15,7 +16,6 @@ import structlog
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from ..auth.tokens import TokenVerifier
@@ -23,9 +23,10 @@ from ..domain.clock import new_id
 from ..domain.errors import LimitExceeded, Unauthenticated
 from ..domain.models import Principal
 from ..resolvers.context import Context
-from .documents import no_operation
 from .error_codes import BAD_USER_INPUT, coded
-from .execution import LeanPipeline
+from .execution import Seam
+from .execution.documents import no_operation
+from .execution.seam import CannotGetOperationTypeError, InvalidOperationTypeError
 
 log = structlog.get_logger("sessionhub.http")
 
@@ -42,14 +43,14 @@ class RequestProblem(Exception):
 class GraphQLHTTP:
     def __init__(
         self,
-        pipeline: LeanPipeline,
+        seam: Seam,
         verifier: TokenVerifier,
         make_context: Callable[[Principal, str], Context],
         graphiql_page: Callable[[], Response] | None,
         *,
         max_body_bytes: int,
     ) -> None:
-        self._pipeline = pipeline
+        self._seam = seam
         self._verifier = verifier
         self._make_context = make_context
         self._graphiql_page = graphiql_page
@@ -86,9 +87,7 @@ class GraphQLHTTP:
             else {OperationType.QUERY, OperationType.MUTATION}
         )
         try:
-            result = await self._pipeline.execute(
-                query, variables, context, operation_name, allowed
-            )
+            result = await self._seam.execute(query, variables, context, operation_name, allowed)
         except CannotGetOperationTypeError:
             # Several operations and no name is a validation error; this is none at all.
             message = no_operation(operation_name, 0)
@@ -118,7 +117,7 @@ class GraphQLHTTP:
         request_error = result.data is None and all(e.path is None for e in result.errors or ())
         payload: dict[str, Any] = {}
         if result.errors:
-            # Errors raised inside the parser cache escape the ErrorCodes hook; code them here.
+            # The seam returns errors uncoded: codes and masking are the transport's.
             payload["errors"] = [coded(e, request_id).formatted for e in result.errors]
         if not request_error:
             payload["data"] = result.data

@@ -1,12 +1,15 @@
-"""GET /metrics in the Prometheus text format: what the live side holds right now.
+"""GET /metrics in the Prometheus text format: what the live side holds right now, and
+how often the execution seam's fast path fell back to graphql-core's way.
 
-The numbers are read from the realtime hub (and its broker and WebSocket endpoint) at
-scrape time, so nothing has to keep gauges in step; each app has its own registry.
+The numbers are read from the realtime hub (and its broker and WebSocket endpoint) and
+from the seam's fallback counts at scrape time, so nothing has to keep gauges in step;
+each app has its own registry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -15,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 PREFIX = "sessionhub_realtime_"
+FALLBACKS = "sessionhub_fast_path_fallbacks"  # a counter: exposed with _total
 
 # Totals since start; everything else is a level.
 COUNTERS = {
@@ -63,11 +67,34 @@ class _RealtimeCollector(Collector):
             yield family
 
 
+class FallbackCounts(Protocol):
+    def snapshot(self) -> dict[str, int]: ...
+
+
+class _FallbackCollector(Collector):
+    def __init__(self, fallbacks: FallbackCounts) -> None:
+        self._fallbacks = fallbacks
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            FALLBACKS,
+            "Objects (or requests, for middleware) the fast path handed back to graphql-core's "
+            "executor, by reason (server/execution/fast_path.py).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._fallbacks.snapshot().items()):
+            family.add_metric([reason], count)
+        yield family
+
+
 def metrics_endpoint(
     stats: Callable[[], dict[str, int | float]],
+    fallbacks: FallbackCounts | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RealtimeCollector(stats))
+    if fallbacks is not None:
+        registry.register(_FallbackCollector(fallbacks))
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

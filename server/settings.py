@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         le=16 * 1024**3,
         description="Memory for prepared GraphQL documents (parsed and validated), estimated.",
     )
+    fast_path: bool = Field(
+        True,
+        description="Complete selections of plain attributes without graphql-core's per-field "
+        "machinery (same results; off: every field the usual way). Its fallbacks are counted "
+        "in /metrics as sessionhub_fast_path_fallbacks_total.",
+    )
     max_title_chars: int = Field(
         200, ge=10, le=10_000, description="Characters of a session title."
     )

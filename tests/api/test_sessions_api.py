@@ -14,6 +14,8 @@ from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
 from tests.support.clocks import SettableClock
 
+pytestmark = pytest.mark.both_paths
+
 SEND = """
 mutation($input: SendMessageInput!) {
   sendMessage(input: $input) { createdSession session { id title titleSource turnCount } turn { id seq } }

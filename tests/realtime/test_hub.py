@@ -19,7 +19,7 @@ from sessionhub.realtime.notifications import session_channel, user_channel
 from sessionhub.resolvers.subscriptions import session_event, session_list_event
 
 if TYPE_CHECKING:
-    from conftest import Live
+    from tests.support.live import Live
 
 EVENTS = """subscription Events($id: ID!, $after: Int) {
   sessionEvents(sessionId: $id, afterSeq: $after) { __typename ... on TurnAdded { seq } }

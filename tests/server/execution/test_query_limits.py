@@ -15,8 +15,8 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from sessionhub.domain.validation import Limits
 from sessionhub.server.app import create_app
 from sessionhub.server.chat_apps import load_chat_apps
-from sessionhub.server.list_sizes import introspection_cost, list_sizes
-from sessionhub.server.query_limits import MAX_ERRORS, QueryLimits, measure
+from sessionhub.server.execution.list_sizes import introspection_cost, list_sizes
+from sessionhub.server.execution.query_limits import MAX_ERRORS, QueryLimits, measure
 from sessionhub.server.settings import Settings, load_settings
 
 

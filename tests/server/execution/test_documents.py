@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from graphql import get_introspection_query, specified_rules
+from graphql import get_introspection_query
 from starlette.testclient import TestClient
 
 from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.server.app import create_app
-from sessionhub.server.documents import BYTES_PER_CHARACTER, DocumentLimits, Documents
+from sessionhub.server.execution.documents import BYTES_PER_CHARACTER, DocumentLimits, Documents
 from sessionhub.server.settings import Settings, token_config
 
 # Documents of every shape a client (or an attacker) sends, each under the length limit.
@@ -46,7 +46,7 @@ def schema(settings: Settings):
 def test_the_size_estimate_is_an_upper_bound(schema, shape: str) -> None:
     """What the cache counts for a document is at least what it holds once prepared
     (measured over a few copies, each made distinct by a comment as an attacker would)."""
-    documents = Documents(schema, DocumentLimits(cache_bytes=0), specified_rules)
+    documents = Documents(schema, DocumentLimits(cache_bytes=0))
     documents.prepare("# warm-up: what graphql-core computes once per schema\n" + SHAPES[shape])
     texts = [f"# {n}\n{SHAPES[shape]}" for n in range(5)]
     gc.collect()
@@ -64,7 +64,7 @@ def test_the_size_estimate_is_an_upper_bound(schema, shape: str) -> None:
 
 def test_the_cache_is_keyed_by_digest_and_bounded_by_bytes(schema) -> None:
     budget = 2 * 1024 * 1024
-    documents = Documents(schema, DocumentLimits(cache_bytes=budget), specified_rules)
+    documents = Documents(schema, DocumentLimits(cache_bytes=budget))
     first = documents.prepare("# 0\n{ me { userId } }")
     assert documents.prepare("# 0\n{ me { userId } }") is first  # a hit
     for n in range(1, 2_000):
@@ -81,9 +81,7 @@ def test_the_cache_is_keyed_by_digest_and_bounded_by_bytes(schema) -> None:
 
 
 def test_refusals_come_with_their_code(schema) -> None:
-    documents = Documents(
-        schema, DocumentLimits(max_characters=2_000, max_tokens=300), specified_rules
-    )
+    documents = Documents(schema, DocumentLimits(max_characters=2_000, max_tokens=300))
     too_long = documents.prepare("{ me { userId } }" + " " * 2_000)
     assert too_long.document is None
     assert too_long.errors[0].extensions == {"code": "LIMIT_EXCEEDED"}

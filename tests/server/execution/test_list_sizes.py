@@ -16,7 +16,7 @@ from graphql import (
 from sessionhub.domain.validation import Limits
 from sessionhub.server.app import create_app
 from sessionhub.server.chat_apps import load_chat_apps
-from sessionhub.server.list_sizes import introspection_cost, list_sizes
+from sessionhub.server.execution.list_sizes import introspection_cost, list_sizes
 from sessionhub.server.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""Over HTTP, LeanPipeline answers every ordinary request exactly as Strawberry's
+"""Over HTTP, the execution seam answers every ordinary request exactly as Strawberry's
 Schema.execute does: same status, same body, for good requests and bad ones. Where the
 server is stricter than Strawberry (limits, a document with several operations and no
 name), it says so with a coded error."""
@@ -15,7 +15,7 @@ from strawberry.types.graphql import OperationType
 
 from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.server.app import create_app
-from sessionhub.server.execution import LeanPipeline
+from sessionhub.server.execution import Seam
 from sessionhub.server.graphql_http import GraphQLHTTP
 from sessionhub.server.settings import Settings, token_config
 
@@ -72,7 +72,7 @@ def _send(client: TestClient, token: str, method: str, body: dict[str, Any], acc
 
 
 class StrawberryExecution:
-    """Stands in for the pipeline in graphql_http: the same request through Schema.execute."""
+    """Stands in for the seam in graphql_http: the same request through Schema.execute."""
 
     def __init__(self, schema: Schema) -> None:
         self._schema = schema
@@ -97,19 +97,19 @@ class StrawberryExecution:
 def _both(http: TestClient, token: str, method: str, body: dict[str, Any], accept: str) -> tuple:
     endpoint = _endpoint(http)
     lean = _send(http, token, method, body, accept)
-    pipeline = endpoint._pipeline
-    endpoint._pipeline = StrawberryExecution(http.app.state.schema)  # type: ignore[assignment]
+    seam = endpoint._seam
+    endpoint._seam = StrawberryExecution(http.app.state.schema)  # type: ignore[assignment]
     try:
         plain = _send(http, token, method, body, accept)
     finally:
-        endpoint._pipeline = pipeline
+        endpoint._seam = seam
     return lean, plain
 
 
 @pytest.mark.parametrize("accept", ["application/json", "application/graphql-response+json"])
 def test_same_answers_as_schema_execute(client: tuple[TestClient, str], accept: str) -> None:
     http, token = client
-    assert isinstance(_endpoint(http)._pipeline, LeanPipeline)
+    assert isinstance(_endpoint(http)._seam, Seam)
     # A session with turns to read, through the API.
     data = _send(
         http,

@@ -1,5 +1,6 @@
 """GraphQL documents as the server accepts them, over every transport: bounded in size,
-parsed, measured against the query limits, validated once, and cached.
+parsed, measured against the query limits, validated once with the full rule set
+(graphql-core's and the two Strawberry adds), and kept in the one bounded cache.
 
 What a request costs before its first resolver runs must not grow faster than the text it
 sent, and what the server keeps of it must be bounded: so a document is refused by its
@@ -15,21 +16,36 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    specified_rules,
+    validate,
+)
 from graphql.language.parser import parse
 from graphql.validation import ASTValidationRule
-from strawberry.schema.schema import validate_document
 
+from .private import load
 from .query_limits import LIMIT_EXCEEDED, Measured, QueryLimits, measure
 
 # Bytes a cached document may hold per character of its text, and whatever its length (see
 # the module docstring).
 BYTES_PER_CHARACTER = 160
 BYTES_PER_DOCUMENT = 16 * 1024
+
+
+# The rules Strawberry's Schema.execute validates with: graphql-core's, then its own two
+# (strawberry.schema.schema.validate_document; the canary test holds the two lists equal).
+RULES: tuple[type[ASTValidationRule], ...] = (
+    *specified_rules,
+    load("strawberry.schema.validation_rules.maybe_null", "MaybeNullValidationRule"),
+    load("strawberry.schema.validation_rules.one_of", "OneOfInputValidationRule"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +68,7 @@ def no_operation(name: str | None, operations: int) -> str:
 
 class Prepared:
     """A document ready to execute, or the errors that refuse it. `plans` is the executor's
-    store for what it learns of the document (schema.fast_execution): it lives and dies
+    store for what it learns of the document (fast_path.py): it lives and dies
     with the document."""
 
     __slots__ = ("document", "errors", "measured", "operations", "plans", "size")
@@ -95,15 +111,9 @@ class Prepared:
 class Documents:
     """Prepares documents for one schema under one set of limits, and caches them."""
 
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        limits: DocumentLimits,
-        rules: Sequence[type[ASTValidationRule]],
-    ) -> None:
+    def __init__(self, schema: GraphQLSchema, limits: DocumentLimits) -> None:
         self._schema = schema
         self._limits = limits
-        self._rules = tuple(rules)
         self._cache: OrderedDict[bytes, Prepared] = OrderedDict()
         self._cached_bytes = 0
 
@@ -150,7 +160,7 @@ class Documents:
         measured = measure(self._schema, document, self._limits.query)
         if measured.errors:
             return Prepared(document, measured.errors, measured, size)
-        errors = validate_document(self._schema, document, self._rules)
+        errors = validate(self._schema, document, RULES)
         return Prepared(document, errors, measured, size)
 
     def _keep(self, key: bytes, prepared: Prepared) -> None:

@@ -63,12 +63,12 @@ from graphql import (
 from graphql.execution import get_variable_values
 from graphql.type import GraphQLInterfaceType, GraphQLObjectType
 
-from ..domain.errors import LimitExceeded
+from ...domain.errors import LimitExceeded
 from .list_sizes import ListSize
 
 LIMIT_EXCEEDED = LimitExceeded.code
-# Items of a list no size is declared for (tests/server/test_list_sizes.py keeps the
-# schema's lists of objects declared).
+# Items of a list no size is declared for (tests/server/execution/test_list_sizes.py keeps
+# the schema's lists of objects declared).
 UNDECLARED_LIST = 10
 # Refusals reported at most: each error's location is a scan of the text, so a document of
 # many operations would otherwise cost the square of its length to refuse.

@@ -1,4 +1,5 @@
-"""A shorter way through graphql-core's executor for selections of plain attributes.
+"""The fast path: a shorter way through graphql-core's executor for selections of plain
+attributes, switched by the `fast_path` setting (SESSIONHUB_FAST_PATH).
 
 graphql-core executes every field of every object the same way: a `Path`, a resolve info,
 the resolver, `is_awaitable` twice, then `complete_value` down through NonNull, List and
@@ -21,20 +22,23 @@ and reports the error with its path and locations. Reading attributes has no sid
 so doing it twice is harmless. Abstract types, `is_type_of`, @defer/@stream and schema
 extensions with a `resolve` hook (field middleware) always take the usual way.
 
-What a response may hold is also counted here, as it is made (`ObjectBudget`): every object
-completed, the usual way or by a plan, spends one from the request's budget, and a request
-that runs out ends with LIMIT_EXCEEDED. The query limits estimate the same thing before
-execution from declared list sizes; this is the bound when a list holds more than its
-declaration says (a session's shares, a turn's tool messages in a context).
+Every fall back to the usual way is counted by reason (`Fallbacks`, shown in /metrics as
+sessionhub_fast_path_fallbacks_total): an object whose plan met a value it does not handle
+(`value`: the usual way then reports the error), ran out of the response's budget
+(`budget`) or raised anything else (`error`, also logged: a bug, or a library that changed
+under the plan); a selection not planned because a field Strawberry calls basic is not
+resolved the way the plan knows (`unrecognised_field`: a private name of Strawberry
+changed, see private.py).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from contextvars import ContextVar
 from math import isfinite
 from typing import Any
 
+import structlog
 from graphql import (
     GraphQLBoolean,
     GraphQLFloat,
@@ -48,19 +52,36 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.pyutils import Undefined
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-from ..domain.errors import LimitExceeded
+from ...domain.errors import LimitExceeded
+from .executor import OBJECT_BUDGET, BudgetedExecutor
+from .private import BASIC_RESOLVER, CONVERTER, load
+
+log = structlog.get_logger("sessionhub.fast_path")
+
+_BACKREF: str = load(CONVERTER, "GraphQLCoreConverter.DEFINITION_BACKREF")
+_CustomGraphQLEnumType: type = load(CONVERTER, "CustomGraphQLEnumType")
+
+FALLBACK_REASONS = ("value", "budget", "error", "unrecognised_field")
+
+
+class Fallbacks:
+    """How often the fast path handed work back to graphql-core, by reason (one per
+    seam, read by /metrics)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter({reason: 0 for reason in FALLBACK_REASONS})
+
+    def count(self, reason: str) -> None:
+        self.counts[reason] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.counts)
+
 
 Complete = Callable[[Any], Any]
 Plan = Callable[[Any], dict[str, Any]]
-
-_BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
-# The name of Strawberry's resolver for basic fields (schema_converter.from_resolver):
-# only that one is known to be `getattr(source, python_name)` and nothing else.
-_BASIC_RESOLVER = "_get_basic_result"
 
 
 class _GiveUp(Exception):
@@ -70,45 +91,29 @@ class _GiveUp(Exception):
 _UNPLANNED = object()
 
 
-class ObjectBudget:
-    """The objects one response may still hold."""
-
-    __slots__ = ("left", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.left = limit
-
-    def spend(self, objects: int) -> None:
-        self.left -= objects
-        if self.left < 0:
-            raise LimitExceeded(
-                f"The response would hold more than {self.limit:,} objects; ask for smaller "
-                "pages (first/last, maxTurns), fewer lists or fewer aliases."
-            )
-
-
-# The budget of the request being executed: plans are shared by the requests of a
-# document, so they find it here rather than in themselves.
-OBJECT_BUDGET: ContextVar[ObjectBudget | None] = ContextVar("object_budget", default=None)
-
-
-class FastExecutor(StrawberryGraphQLCoreExecutionContext):
+class FastExecutor(BudgetedExecutor):
     """`document_plans`, when given, is a dict that lives as long as the parsed document
     (the server's document cache keeps one per document): plans go there to serve every
     request of the document. Keyed by ids of the document's nodes, it must never outlive
-    the document, and it never keeps anything alive that the document does not."""
+    the document, and it never keeps anything alive that the document does not.
+    `fallbacks`, when given, counts every fall back to graphql-core's way."""
 
     def __init__(
-        self, *args: Any, document_plans: dict[Any, Any] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        document_plans: dict[Any, Any] | None = None,
+        fallbacks: Fallbacks | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._fallbacks = fallbacks
+        # Field middleware (a schema extension's `resolve`, when Schema.execute runs this
+        # class) must see every field: no fast path then. The seam passes none.
         manager = self.middleware_manager
         self._fast = manager is None or not manager.middlewares
         # id(grouped field set) -> (the set, kept alive so that its id is not reused; plan)
         self._plans: dict[int, tuple[Any, Plan | None]] = {}
         self._shared = document_plans
-        self._budget = OBJECT_BUDGET.get()
         # Which fields a selection holds depends on the variables only through directives
         # (@skip, @include): without any, plans can serve every request of the document.
         self._share = (
@@ -125,18 +130,38 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: Any,
         position_context: Any,
     ) -> Any:
-        if self._budget is not None:
-            self._budget.spend(1)
+        budget = self._budget
+        if budget is not None:
+            budget.spend(1)
         if self._fast:
             plan = self._plan(parent_type, grouped_field_set)
             if plan is not None:
+                left = budget.left if budget is not None else 0
                 try:
                     return plan(source_value)
-                except Exception:  # graphql-core does it again and reports the error
-                    pass
-        return super().execute_fields(
+                except Exception as exc:  # graphql-core does it again and reports the error
+                    if budget is not None:
+                        budget.left = left  # as if the plan had not run
+                    self._fell_back(parent_type, exc)
+        # Strawberry's (graphql-core's) own, past BudgetedExecutor's: the object is paid for.
+        return super(BudgetedExecutor, self).execute_fields(
             parent_type, source_value, path, grouped_field_set, position_context
         )
+
+    def _fell_back(self, parent_type: GraphQLObjectType, exc: Exception) -> None:
+        if isinstance(exc, _GiveUp):
+            reason = "value"
+        elif isinstance(exc, LimitExceeded):
+            reason = "budget"
+        else:
+            reason = "error"
+            log.warning(
+                "fast_path.plan_failed",
+                type=parent_type.name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        if self._fallbacks is not None:
+            self._fallbacks.count(reason)
 
     # Plans
 
@@ -189,15 +214,18 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
             field_def = self.schema.get_field(parent_type, field_name)
             if field_def is None or field_def.args:
                 return None
-            resolve = field_def.resolve
             definition = field_def.extensions.get(_BACKREF)
+            if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+                return None
+            resolve = field_def.resolve
             if (
                 resolve is None
-                or getattr(resolve, "__name__", None) != _BASIC_RESOLVER
-                or not isinstance(definition, StrawberryField)
-                or not definition.is_basic_field
+                or getattr(resolve, "__name__", None) != BASIC_RESOLVER
                 or definition.default_resolver is not getattr
             ):
+                # Basic, yet not resolved the way the plan knows: Strawberry changed.
+                if self._fallbacks is not None:
+                    self._fallbacks.count("unrecognised_field")
                 return None
             complete = self._completion(field_def.type, field_details_list)
             if complete is None:
@@ -298,7 +326,7 @@ def _leaf(return_type: Any) -> Complete:
 
         return scalar
 
-    if isinstance(return_type, CustomGraphQLEnumType):
+    if isinstance(return_type, _CustomGraphQLEnumType):
         members = return_type.wrapped_cls
         names = _enum_names(return_type)
 
@@ -335,7 +363,7 @@ def _always(value: Any) -> bool:
     return True
 
 
-def _enum_names(return_type: CustomGraphQLEnumType) -> dict[Any, str]:
+def _enum_names(return_type: Any) -> dict[Any, str]:
     """Member -> the name CustomGraphQLEnumType.coerce_output_value returns for it: the
     first GraphQL value equal to the member's value."""
     names: dict[Any, str] = {}

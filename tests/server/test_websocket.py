@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 from sessionhub.domain.models import Role
 
 if TYPE_CHECKING:
-    from conftest import Live
+    from tests.support.live import Live
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
 
@@ -68,6 +68,7 @@ def _share(live: Live, owner: str, session_id: str, user: str, **extra: Any) -> 
 # The two protocols
 
 
+@pytest.mark.both_paths
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_replay_then_live_over_both_protocols(live: Live, protocol: str) -> None:
     alice = live.token("alice")
@@ -306,6 +307,7 @@ def test_reconnecting_with_the_last_seq_ends_with_exactly_the_stored_turns(live:
     assert len(got) == 1 + 4 * 4
 
 
+@pytest.mark.both_paths
 def test_turn_and_session_updates_arrive_as_their_own_events(live: Live) -> None:
     alice = live.token("alice")
     session_id = live.new_session(alice)
@@ -337,6 +339,7 @@ def test_turn_and_session_updates_arrive_as_their_own_events(live: Live) -> None
 # Ending subscriptions
 
 
+@pytest.mark.both_paths
 def test_revoking_a_share_ends_only_the_subscriptions_that_lost_access(live: Live) -> None:
     alice, bob, carol = live.token("alice"), live.token("bob"), live.token("carol")
     session_id = live.new_session(alice, "shared work")
@@ -378,6 +381,7 @@ def test_an_expired_share_ends_the_subscription(live_factory: Callable[..., Live
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.both_paths
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_deleting_the_session_ends_every_subscription(live: Live, protocol: str) -> None:
     alice, bob = live.token("alice"), live.token("bob")
@@ -398,6 +402,7 @@ def test_deleting_the_session_ends_every_subscription(live: Live, protocol: str)
 # The sidebar
 
 
+@pytest.mark.both_paths
 def test_my_sessions_follows_created_renamed_shared_unshared_deleted(live: Live) -> None:
     alice, bob = live.token("alice"), live.token("bob")
     with live.connect() as ws_alice, live.connect() as ws_bob:

@@ -6,8 +6,8 @@ invocations, a bulk mutation's ids); some only by use (a session's shares, a tur
 feedback, a context's messages: a turn with tool calls makes several), which count an
 assumed, typical number. The cost computed from these sizes is what a request is refused
 by before it runs; the objects of its response are also counted as it is made
-(schema.fast_execution.ObjectBudget), against the same limit, which bounds what an
-assumed size underestimates. An introspection field (`__schema`, `__type`) costs what a
+(executor.ObjectBudget), against the same limit, which bounds what an assumed size
+underestimates. An introspection field (`__schema`, `__type`) costs what a
 full introspection of the schema returns, once for each alias inside it.
 """
 
@@ -19,12 +19,12 @@ from typing import Any
 
 from graphql import GraphQLSchema, get_introspection_query, graphql_sync
 
-from ..domain.bulk import MAX_BULK_IDS
-from ..domain.models import ChatApp
-from ..domain.pagination import MAX_PAGE_SIZE
-from ..domain.query import TURNS_PER_HIT
-from ..domain.sessions import MAX_TAG_COUNTS, PINNED_SHOWN
-from ..domain.validation import Limits
+from ...domain.bulk import MAX_BULK_IDS
+from ...domain.models import ChatApp
+from ...domain.pagination import MAX_PAGE_SIZE
+from ...domain.query import TURNS_PER_HIT
+from ...domain.sessions import MAX_TAG_COUNTS, PINNED_SHOWN
+from ...domain.validation import Limits
 
 # A list that only use bounds (shares of a session, feedback on a turn) counts this many.
 ASSUMED_BY_USE = 10

@@ -21,6 +21,7 @@ from sessionhub.domain.models import Principal
 from sessionhub.schema.build import build_schema
 from sessionhub.schema.directives import Auth
 from sessionhub.schema.scalars import AWARE_DATETIME
+from sessionhub.server.execution.fast_path import FastExecutor
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Mutation:
     noop: str = auth_field(lambda: "ok")
 
 
-FAST = build_schema([Query], [Mutation])
+FAST = build_schema([Query], [Mutation], execution_context_class=FastExecutor)
 PLAIN = strawberry.Schema(
     query=Query,
     mutation=Mutation,
