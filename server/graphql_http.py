@@ -138,9 +138,10 @@ def _retry_after(errors: list[dict[str, Any]] | None) -> int | None:
     tells any HTTP client to come back later. With any other error among them the status
     stays what that error makes it; the rate-limited fields still carry `retryAfter`."""
     waits = [(error.get("extensions") or {}).get("retryAfter") for error in errors or ()]
-    if not waits or not all(isinstance(wait, int) for wait in waits):
+    seconds = [wait for wait in waits if isinstance(wait, int)]
+    if not seconds or len(seconds) < len(waits):
         return None
-    return max(waits)
+    return max(seconds)
 
 
 def _response_media_type(request: Request) -> str:

@@ -36,7 +36,7 @@ MAX_SUBSCRIPTION_BYTES = 4 * 1024 * 1024
 
 
 def error(message: str, code: str, **extensions: Any) -> dict[str, Any]:
-    return GraphQLError(message, extensions={"code": code, **extensions}).formatted
+    return dict(GraphQLError(message, extensions={"code": code, **extensions}).formatted)
 
 
 class _RequestErrors(Exception):
@@ -198,7 +198,7 @@ class SocketOperation:
             self.fail([self._coded(GraphQLError(str(exc), original_error=exc), request_id)])
 
     def _coded(self, error: GraphQLError, request_id: str) -> dict[str, Any]:
-        return self.connection.endpoint.code_error(error, request_id).formatted
+        return dict(self.connection.endpoint.code_error(error, request_id).formatted)
 
     def _keep(self, prepared: Prepared, variable_bytes: int) -> None:
         """Count what the subscription keeps (its document, once per connection, and its

@@ -67,6 +67,7 @@ class BudgetedExecutor(_Strawberry):
 
     def build_per_event_executor(self, payload: Any) -> Any:
         executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, BudgetedExecutor)
         executor._budget = OBJECT_BUDGET.get()  # each event's own
         return executor
 

@@ -319,7 +319,9 @@ def _leaf(return_type: Any) -> Complete:
 
     same = _unchanged(return_type)
     if same is not None:
-        in_range = _is_int32 if same is int else isfinite if same is float else _always
+        in_range: Callable[[Any], bool] = (
+            _is_int32 if same is int else isfinite if same is float else _always
+        )
 
         def scalar(value: Any) -> Any:
             return value if type(value) is same and in_range(value) else coerced(value)
@@ -327,7 +329,7 @@ def _leaf(return_type: Any) -> Complete:
         return scalar
 
     if isinstance(return_type, _CustomGraphQLEnumType):
-        members = return_type.wrapped_cls
+        members = return_type.wrapped_cls  # type: ignore[attr-defined]
         names = _enum_names(return_type)
 
         def enum(value: Any) -> Any:

@@ -376,7 +376,7 @@ def _spread_names(selection_set: SelectionSetNode) -> set[str]:
         for selection in pending.pop().selections:
             if isinstance(selection, FragmentSpreadNode):
                 names.add(selection.name.value)
-            elif selection.selection_set is not None:
+            elif isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
                 pending.append(selection.selection_set)
     return names
 

@@ -34,7 +34,8 @@ with its request id.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from graphql import (
     ExecutionResult,
@@ -58,7 +59,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import strawberry
-    from strawberry.execution import optimized_is_awaitable as is_awaitable
+
+    def is_awaitable(value: object) -> TypeGuard[Awaitable[Any]]: ...
+
     from strawberry.schema.exceptions import (
         CannotGetOperationTypeError,
         InvalidOperationTypeError,
@@ -213,6 +216,7 @@ class Seam:
             return Result(None, [_request_error(exc)])
         finally:
             OBJECT_BUDGET.reset(budget)
+        assert isinstance(result, ExecutionResult)
         return Result(result.data, result.errors)
 
     async def subscribe(self, operation: Operation, context: Any) -> Subscription | Result:
@@ -278,6 +282,7 @@ class EventRenderer:
             return Result(None, [_request_error(exc)])
         finally:
             OBJECT_BUDGET.reset(budget)
+        assert isinstance(result, ExecutionResult)
         return Result(result.data, result.errors)
 
 
