@@ -10,8 +10,9 @@ from ..domain.audit import AUDIT_CURSOR
 from ..domain.models import AuditFilter as DomainAuditFilter
 from ..domain.models import KeysetCursor, Role
 from ..domain.pagination import encode_keyset_cursor
+from ..schema.audit import AuditConnection, AuditEdge, AuditEvent
 from ..schema.inputs import AuditFilter
-from ..schema.types import AuditConnection, AuditEdge, AuditEvent, PageInfo
+from ..schema.turns import PageInfo
 from .context import Context
 
 

@@ -9,7 +9,7 @@ from strawberry.types import Info
 
 from ..auth.permissions import auth_mutation
 from ..domain.models import Role
-from ..schema.types import ErasureReport
+from ..schema.reports import ErasureReport
 from .context import Context
 
 

@@ -9,7 +9,7 @@ from strawberry.types import Info
 
 from ..auth.permissions import auth_mutation
 from ..domain.models import Role
-from ..schema.types import ChatAppRetention, RetentionReport
+from ..schema.reports import ChatAppRetention, RetentionReport
 from .context import Context
 
 

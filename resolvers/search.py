@@ -11,7 +11,9 @@ from ..domain.query import SearchFilter as DomainSearchFilter
 from ..domain.search import encode_search_cursor
 from ..schema.enums import SearchOrder
 from ..schema.inputs import SearchFilter
-from ..schema.types import PageInfo, SearchConnection, SearchEdge, SearchHit, Session, TurnMatch
+from ..schema.search import SearchConnection, SearchEdge, SearchHit, TurnMatch
+from ..schema.turns import PageInfo
+from ..schema.types import Session
 from .context import Context
 from .roles import PEOPLE
 

@@ -16,15 +16,10 @@ from ..domain.dates import date_group, time_zone
 from ..domain.models import SessionCursor, SessionStatus
 from ..domain.models import SessionFilter as DomainSessionFilter
 from ..domain.pagination import encode_session_cursor
+from ..schema.chat_apps import ChatApp
 from ..schema.inputs import CreateSessionInput, SessionFilter
-from ..schema.types import (
-    ChatApp,
-    PageInfo,
-    Principal,
-    Session,
-    SessionConnection,
-    SessionEdge,
-)
+from ..schema.turns import PageInfo
+from ..schema.types import Principal, Session, SessionConnection, SessionEdge
 from .context import Context
 from .roles import OWNERS, PEOPLE, WRITERS
 

@@ -12,7 +12,8 @@ from ..domain.dates import time_zone
 from ..domain.pagination import encode_keyset_cursor
 from ..domain.sharing import SHARED_CURSOR, ShareSession
 from ..schema.inputs import ShareInput
-from ..schema.types import Session, SessionConnection, Share
+from ..schema.sharing import Share
+from ..schema.types import Session, SessionConnection
 from .context import Context
 from .roles import OWNERS, PEOPLE
 from .sessions import session_connection

@@ -28,7 +28,7 @@ from ..schema.events import (
     TurnAddedEvent,
     TurnUpdatedEvent,
 )
-from ..schema.types import Turn
+from ..schema.turns import Turn
 from .context import Context
 from .roles import PEOPLE
 

@@ -8,8 +8,8 @@ from strawberry.types import Info
 from ..auth.permissions import auth_field, auth_mutation
 from ..domain.commands import DefineTemplate
 from ..domain.models import Role
+from ..schema.chat_apps import SessionTemplate
 from ..schema.inputs import CreateTemplateInput, TemplateInput
-from ..schema.types import SessionTemplate
 from .context import Context
 
 # As the access policy has it (can_define_templates): entity admins only watch.

@@ -17,7 +17,8 @@ from ..domain.commands import (
 )
 from ..domain.models import TokenUsage
 from ..schema.inputs import AppendTurnInput, FeedbackInput, SendMessageInput, VerificationInput
-from ..schema.types import SendMessagePayload, Session, Turn
+from ..schema.turns import Turn
+from ..schema.types import SendMessagePayload, Session
 from .context import Context
 from .roles import GRADERS, WRITERS
 
