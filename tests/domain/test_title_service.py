@@ -431,20 +431,7 @@ async def test_a_title_made_from_erased_words_is_not_stored_after_the_erasure(
     clock = SteppingClock()
     titles = TitleService(store, APPS, broker, clock, generator, ThreadOffload())
     erasure = ErasureService(store, broker, clock, Limits(), titles=titles)
-    now = clock.now()
-    session = Session(
-        id=new_id(),
-        entity_id="acme",
-        chat_app_id="auto",
-        owner_id="alice",
-        title="Hello",
-        title_source=TitleSource.PENDING,
-        created_at=now,
-        updated_at=now,
-        last_activity_at=now,
-        participants=["alice"],
-    )
-    await store.create_session(session, None, 100)
+    session = await _pending_session(store, clock)
     for author, role, text in (
         ("alice", TurnRole.USER, "Hello!"),
         ("bob", TurnRole.USER, BOB_WORDS),
@@ -472,19 +459,8 @@ async def test_a_title_made_from_erased_words_is_not_stored_after_the_erasure(
     assert generator.calls == 2, "the job ran again, from the turns the erasure left"
 
 
-async def test_of_two_title_jobs_for_one_session_only_the_one_that_wrote_says_so(
-    any_store: Store,
-) -> None:
-    """Two AUTO title jobs read the same title version; the second one's compare-and-set
-    finds the first one's AUTO title, one version on: it wrote nothing, so it publishes no
-    SessionUpdated and returns None (the store answers None rather than the row as it is)."""
-    store = any_store
-    generator = GatedGenerator()
-    broker = InProcessBroker()
-    events: list = []
-    broker.listen(events.append)
-    clock = SteppingClock()
-    titles = TitleService(store, APPS, broker, clock, generator, ThreadOffload())
+async def _pending_session(store: Store, clock: SteppingClock) -> Session:
+    """alice's session of the "auto" app, titled "Hello" while its title is PENDING."""
     now = clock.now()
     session = Session(
         id=new_id(),
@@ -499,6 +475,23 @@ async def test_of_two_title_jobs_for_one_session_only_the_one_that_wrote_says_so
         participants=["alice"],
     )
     await store.create_session(session, None, 100)
+    return session
+
+
+async def test_of_two_title_jobs_for_one_session_only_the_one_that_wrote_says_so(
+    any_store: Store,
+) -> None:
+    """Two AUTO title jobs read the same title version; the second one's compare-and-set
+    finds the first one's AUTO title, one version on: it wrote nothing, so it publishes no
+    SessionUpdated and returns None (the store answers None rather than the row as it is)."""
+    store = any_store
+    generator = GatedGenerator()
+    broker = InProcessBroker()
+    events: list = []
+    broker.listen(events.append)
+    clock = SteppingClock()
+    titles = TitleService(store, APPS, broker, clock, generator, ThreadOffload())
+    session = await _pending_session(store, clock)
     for role, text in (
         (TurnRole.USER, "My sourdough starter smells like nail polish remover."),
         (TurnRole.ASSISTANT, "A hungry sourdough starter makes acetone; feed it more often."),
