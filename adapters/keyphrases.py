@@ -5,18 +5,16 @@ numpy and networkx, which nothing else at start needs."""
 from __future__ import annotations
 
 import threading
-from importlib.util import find_spec
 from typing import Any
+
+from .installed import installed
 
 _lock = threading.Lock()
 _extractors: dict[tuple[str, int, int], Any] = {}
 
 
 def yake_installed() -> bool:
-    try:
-        return find_spec("yake") is not None
-    except (ImportError, ValueError):
-        return False
+    return installed("yake")
 
 
 class YakeKeyphrases:

@@ -8,10 +8,10 @@ makes Markdown and JSON only, and says so when asked for the others.
 from __future__ import annotations
 
 from datetime import datetime
-from importlib.util import find_spec
 
 from ...domain.documents import Document, ExportedSession, ExportFormat
 from ...domain.ports import Offload
+from ..installed import installed
 from .documents import render_within
 
 NEEDS = {ExportFormat.PDF: "fpdf", ExportFormat.DOCX: "docx"}
@@ -19,14 +19,7 @@ NEEDS = {ExportFormat.PDF: "fpdf", ExportFormat.DOCX: "docx"}
 
 def installed_formats() -> frozenset[ExportFormat]:
     """The formats whose libraries this installation has."""
-    return frozenset(f for f in ExportFormat if f not in NEEDS or _importable(NEEDS[f]))
-
-
-def _importable(name: str) -> bool:
-    try:
-        return find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+    return frozenset(f for f in ExportFormat if f not in NEEDS or installed(NEEDS[f]))
 
 
 class OffloadedRenderer:
