@@ -36,6 +36,7 @@ from .models import (
 )
 from .ports import Broker, Store
 from .redaction import redact_details
+from .removals import ContributionErasure
 from .title_service import TitleService
 from .titles import opening_words
 from .validation import Limits, identifier
@@ -82,7 +83,9 @@ class ErasureService:
         retitled: list[str] = []
         while True:
             batch, ids = await self._store.erase_contributions(
-                entity_id, user_id, at, self._batch, redact_details, opening_words
+                ContributionErasure(
+                    entity_id, user_id, at, self._batch, redact_details, opening_words
+                )
             )
             if batch.is_empty():
                 break

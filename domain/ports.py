@@ -43,6 +43,7 @@ from .models import (
     Verification,
 )
 from .query import SearchRequest, SessionHit
+from .removals import ContributionErasure, ExpirySweep
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -156,23 +157,12 @@ class Store(Protocol):
         changed retention setting reaches sessions written before it), in batches that
         let other writes through. Returns how many sessions it looked at."""
 
-    async def remove_expired(
-        self,
-        now: datetime,
-        chat_app_id: str | None,
-        batch: int,
-        dry_run: bool,
-        audit_for: Callable[[Session], AuditEvent],
-        redact: Callable[[JSON], JSON],
-        entity_id: str | None = None,
-        after_id: str | None = None,
-    ) -> list[Session]:
-        """Delete up to `batch` sessions expired at `now` (expires_at <= now), of one chat
-        app and one entity when given, in id order after `after_id`, each exactly as
-        `delete_session` does (turns, tags, pins, shares, link visits, search entries, earlier
-        events redacted with `redact`) with `audit_for(session)` recorded alongside. Returns
-        the sessions removed. With `dry_run` nothing changes and the sessions that would be
-        removed are returned."""
+    async def remove_expired(self, sweep: ExpirySweep) -> list[Session]:
+        """Delete the sweep's batch of expired sessions, each exactly as `delete_session`
+        does (turns, tags, pins, shares, link visits, search entries, earlier events
+        redacted with `sweep.redact`) with `sweep.audit_for(session)` recorded alongside.
+        Returns the sessions removed. With `dry_run` nothing changes and the sessions that
+        would be removed are returned."""
 
     async def erase_sessions(
         self,
@@ -186,13 +176,7 @@ class Store(Protocol):
         sessions deleted (those already gone are skipped) and how many events it redacted."""
 
     async def erase_contributions(
-        self,
-        entity_id: str,
-        user_id: str,
-        at: datetime,
-        batch: int,
-        redact: Callable[[JSON], JSON],
-        opening_words: Callable[[str], str],
+        self, erasure: ContributionErasure
     ) -> tuple[ErasureCounts, list[str]]:
         """Right to erasure, what the person (`entity_id`, `user_id`) left in other
         people's sessions, one batch of at most `batch` of each kind: their turns emptied

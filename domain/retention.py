@@ -17,6 +17,7 @@ from .errors import Forbidden, InvalidInput
 from .models import AuditEvent, Principal, Role, Session
 from .ports import Store
 from .redaction import redact_details
+from .removals import ExpirySweep
 
 SYSTEM_ACTOR = "system"
 DEFAULT_BATCH = 500
@@ -86,14 +87,16 @@ class RetentionService:
         number, total = 0, 0
         while True:
             sessions = await self._store.remove_expired(
-                now,
-                chat_app_id,
-                batch,
-                dry_run,
-                lambda s: expiry_audit(s, self._clock),
-                redact_details,
-                entity_id=entity_id,
-                after_id=after if dry_run else None,
+                ExpirySweep(
+                    now,
+                    batch,
+                    lambda s: expiry_audit(s, self._clock),
+                    redact_details,
+                    chat_app_id=chat_app_id,
+                    entity_id=entity_id,
+                    after_id=after if dry_run else None,
+                    dry_run=dry_run,
+                )
             )
             if not sessions:
                 break

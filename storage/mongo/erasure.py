@@ -16,6 +16,7 @@ from ...domain.models import (
     TitleSource,
     TurnRole,
 )
+from ...domain.removals import ContributionErasure
 from . import search
 from .audit import AuditTrail
 from .codec import Doc, time_fields
@@ -53,14 +54,14 @@ class Erasure:
         return erased, redacted
 
     async def erase_contributions(
-        self,
-        entity_id: str,
-        user_id: str,
-        at: datetime,
-        batch: int,
-        redact: Callable[[JSON], JSON],
-        opening_words: Callable[[str], str],
+        self, request: ContributionErasure
     ) -> tuple[ErasureCounts, list[str]]:
+        entity_id, user_id, at, batch = (
+            request.entity_id,
+            request.user_id,
+            request.at,
+            request.batch,
+        )
         connection = self._connection
         counts, retitled = ErasureCounts(), []
         person = {"entity_id": entity_id, "user_id": user_id}
@@ -101,7 +102,7 @@ class Erasure:
                 # An emptied turn's author is `erased`, of the session's entity.
                 {**emptied, "author_entity_id": doc["entity_id"]},
                 at,
-                opening_words,
+                request.opening_words,
             )
             emptied_count, took_title = await connection.atomic(empty_theirs)
             if took_title:
@@ -158,7 +159,7 @@ class Erasure:
                 "actor_id": user_id,
                 "details.actorEntityId": {"$exists": False},
             },
-            redact,
+            request.redact,
             batch,
         )
         return counts, retitled

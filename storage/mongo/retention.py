@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
-from ...domain.models import JSON, AuditEvent, Session
+from ...domain.models import Session
+from ...domain.removals import ExpirySweep
 from . import codec
 from .codec import Doc, us
 from .connection import Connection
@@ -38,35 +36,26 @@ class Retention:
         )
         return result.matched_count
 
-    async def remove_expired(
-        self,
-        now: datetime,
-        chat_app_id: str | None,
-        batch: int,
-        dry_run: bool,
-        audit_for: Callable[[Session], AuditEvent],
-        redact: Callable[[JSON], JSON],
-        entity_id: str | None = None,
-        after_id: str | None = None,
-    ) -> list[Session]:
-        if batch <= 0:
+    async def remove_expired(self, sweep: ExpirySweep) -> list[Session]:
+        if sweep.batch <= 0:
             return []
-        expired: Doc = {"expires_at_us": {"$ne": None, "$lte": us(now)}}
+        expired: Doc = {"expires_at_us": {"$ne": None, "$lte": us(sweep.now)}}
         query: Doc = {**VISIBLE, **expired}
-        if chat_app_id is not None:
-            query["chat_app_id"] = chat_app_id
-        if entity_id is not None:
-            query["entity_id"] = entity_id
-        if after_id is not None:
-            query["_id"] = {"$gt": after_id}
-        cursor = self._connection.sessions.find(query).sort([("_id", 1)]).limit(batch)
+        if sweep.chat_app_id is not None:
+            query["chat_app_id"] = sweep.chat_app_id
+        if sweep.entity_id is not None:
+            query["entity_id"] = sweep.entity_id
+        if sweep.after_id is not None:
+            query["_id"] = {"$gt": sweep.after_id}
+        cursor = self._connection.sessions.find(query).sort([("_id", 1)]).limit(sweep.batch)
         sessions = [codec.session_from(d) for d in await cursor.to_list(None)]
-        if dry_run:
+        if sweep.dry_run:
             return sessions
         # Each session is deleted on its own, as deleteSession does, and only if it is
         # still expired (an append in between moves the expiry and keeps it).
         return [
             s
             for s in sessions
-            if await self._sessions.delete(s.id, audit_for(s), expired, redact) is not None
+            if await self._sessions.delete(s.id, sweep.audit_for(s), expired, sweep.redact)
+            is not None
         ]

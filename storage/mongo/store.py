@@ -61,6 +61,7 @@ from ...domain.models import (
 )
 from ...domain.ports import Store
 from ...domain.query import SearchRequest, SessionHit
+from ...domain.removals import ContributionErasure, ExpirySweep
 from . import atlas, driver, indexes, search, upgrades
 from .audit import AuditTrail
 from .connection import Connection
@@ -204,20 +205,8 @@ class MongoStore(Store):
         return await self._retention.apply_retention(chat_app_id, days)
 
     @translated
-    async def remove_expired(
-        self,
-        now: datetime,
-        chat_app_id: str | None,
-        batch: int,
-        dry_run: bool,
-        audit_for: Callable[[Session], AuditEvent],
-        redact: Callable[[JSON], JSON],
-        entity_id: str | None = None,
-        after_id: str | None = None,
-    ) -> list[Session]:
-        return await self._retention.remove_expired(
-            now, chat_app_id, batch, dry_run, audit_for, redact, entity_id, after_id
-        )
+    async def remove_expired(self, sweep: ExpirySweep) -> list[Session]:
+        return await self._retention.remove_expired(sweep)
 
     @translated
     async def erase_sessions(
@@ -230,17 +219,9 @@ class MongoStore(Store):
 
     @translated
     async def erase_contributions(
-        self,
-        entity_id: str,
-        user_id: str,
-        at: datetime,
-        batch: int,
-        redact: Callable[[JSON], JSON],
-        opening_words: Callable[[str], str],
+        self, request: ContributionErasure
     ) -> tuple[ErasureCounts, list[str]]:
-        return await self._erasure.erase_contributions(
-            entity_id, user_id, at, batch, redact, opening_words
-        )
+        return await self._erasure.erase_contributions(request)
 
     @translated
     async def tag_counts(

@@ -15,6 +15,7 @@ from ...domain.models import (
     Session,
     TitleSource,
 )
+from ...domain.removals import ContributionErasure
 from . import codec, driver, sessions
 from .audit import redact_audit
 from .codec import to_micros
@@ -38,14 +39,9 @@ def erase_sessions(
 
 
 def erase_contributions(
-    conn: driver.Connection,
-    entity_id: str,
-    user_id: str,
-    at: datetime,
-    batch: int,
-    redact: Callable[[JSON], JSON],
-    opening_words: Callable[[str], str],
+    conn: driver.Connection, request: ContributionErasure
 ) -> tuple[ErasureCounts, list[str]]:
+    entity_id, user_id, at, batch = request.entity_id, request.user_id, request.at, request.batch
     counts, retitled = ErasureCounts(), []
     erased_metadata = codec.dump_json({"erasedAt": at.isoformat()})
     # Sessions of their entity they took part in (their own are gone by now), then those of
@@ -97,7 +93,7 @@ def erase_contributions(
                     session_id,
                 ),
             )
-        if said and _retitle_without_erased(conn, session, at, opening_words):
+        if said and _retitle_without_erased(conn, session, at, request.opening_words):
             retitled.append(session_id)
         counts.authored_turns += len(rowids)
         counts.participations += 1
@@ -139,7 +135,7 @@ def erase_contributions(
         conn,
         "entity_id = ? AND actor_id = ? AND details ->> 'actorEntityId' IS NULL",
         (entity_id, user_id),
-        redact,
+        request.redact,
         batch,
     )
     return counts, retitled

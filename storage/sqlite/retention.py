@@ -3,11 +3,10 @@ past it removed, a batch at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from ...domain.models import JSON, AuditEvent, Session
+from ...domain.models import Session
+from ...domain.removals import ExpirySweep
 from . import codec, driver, sessions
 from .codec import to_micros
 
@@ -33,41 +32,26 @@ def apply_retention_batch(
     return last, len(rows)
 
 
-def expired_sessions(
-    conn: driver.Connection,
-    now: datetime,
-    chat_app_id: str | None,
-    entity_id: str | None,
-    after_id: str | None,
-    batch: int,
-) -> list[Session]:
+def expired_sessions(conn: driver.Connection, sweep: ExpirySweep) -> list[Session]:
     clauses = ["expires_at IS NOT NULL", "expires_at <= ?"]
-    params: list[Any] = [to_micros(now)]
-    for column, value in (("chat_app_id", chat_app_id), ("entity_id", entity_id)):
+    params: list[Any] = [to_micros(sweep.now)]
+    for column, value in (("chat_app_id", sweep.chat_app_id), ("entity_id", sweep.entity_id)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
-    if after_id is not None:
+    if sweep.after_id is not None:
         clauses.append("id > ?")
-        params.append(after_id)
-    params.append(batch)
+        params.append(sweep.after_id)
+    params.append(sweep.batch)
     rows = conn.execute(
         f"{sessions.SESSION_SELECT} WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", params
     ).fetchall()
     return [codec.session_from_row(r) for r in rows]
 
 
-def remove_expired(
-    conn: driver.Connection,
-    now: datetime,
-    chat_app_id: str | None,
-    entity_id: str | None,
-    after_id: str | None,
-    batch: int,
-    audit_for: Callable[[Session], AuditEvent],
-    redact: Callable[[JSON], JSON],
-) -> list[Session]:
-    expired = expired_sessions(conn, now, chat_app_id, entity_id, after_id, batch)
+def remove_expired(conn: driver.Connection, sweep: ExpirySweep) -> list[Session]:
     return [
-        s for s in expired if sessions.delete_session(conn, s.id, audit_for(s), redact) is not None
+        s
+        for s in expired_sessions(conn, sweep)
+        if sessions.delete_session(conn, s.id, sweep.audit_for(s), sweep.redact) is not None
     ]

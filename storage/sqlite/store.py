@@ -34,6 +34,7 @@ from ...domain.models import (
     Verification,
 )
 from ...domain.query import SearchRequest, SessionHit
+from ...domain.removals import ContributionErasure, ExpirySweep
 from . import (
     audit,
     driver,
@@ -172,35 +173,13 @@ class SqliteStore:
                 return total
             after = last
 
-    async def remove_expired(
-        self,
-        now: datetime,
-        chat_app_id: str | None,
-        batch: int,
-        dry_run: bool,
-        audit_for: Callable[[Session], AuditEvent],
-        redact: Callable[[JSON], JSON],
-        entity_id: str | None = None,
-        after_id: str | None = None,
-    ) -> list[Session]:
+    async def remove_expired(self, sweep: ExpirySweep) -> list[Session]:
         # One batch is one write transaction; the caller loops, releasing the writer.
-        if batch <= 0:
+        if sweep.batch <= 0:
             return []
-        if dry_run:
-            return await self.connections.read(
-                retention.expired_sessions, now, chat_app_id, entity_id, after_id, batch
-            )
-        return await self.connections.write(
-            retention.remove_expired,
-            now,
-            chat_app_id,
-            entity_id,
-            after_id,
-            batch,
-            audit_for,
-            redact,
-            purge=True,
-        )
+        if sweep.dry_run:
+            return await self.connections.read(retention.expired_sessions, sweep)
+        return await self.connections.write(retention.remove_expired, sweep, purge=True)
 
     async def erase_sessions(
         self,
@@ -213,24 +192,9 @@ class SqliteStore:
         )
 
     async def erase_contributions(
-        self,
-        entity_id: str,
-        user_id: str,
-        at: datetime,
-        batch: int,
-        redact: Callable[[JSON], JSON],
-        opening_words: Callable[[str], str],
+        self, request: ContributionErasure
     ) -> tuple[ErasureCounts, list[str]]:
-        return await self.connections.write(
-            erasure.erase_contributions,
-            entity_id,
-            user_id,
-            at,
-            batch,
-            redact,
-            opening_words,
-            purge=True,
-        )
+        return await self.connections.write(erasure.erase_contributions, request, purge=True)
 
     # Turns
 

@@ -36,6 +36,7 @@ from sessionhub.domain.models import (
 )
 from sessionhub.domain.ports import Store
 from sessionhub.domain.redaction import redact_details
+from sessionhub.domain.removals import ContributionErasure
 from sessionhub.domain.titles import opening_words
 from sessionhub.storage.mongo import MongoStore, upgrades
 from sessionhub.storage.mongo.upgrades import PEOPLE_SETTLED, UPGRADES
@@ -151,7 +152,9 @@ async def authors(store: Store, session_id: str) -> list[Person]:
 
 
 async def erase(store: Store, entity: str, user: str) -> int:
-    erased, _ = await store.erase_contributions(entity, user, T0, 10, redact_details, opening_words)
+    erased, _ = await store.erase_contributions(
+        ContributionErasure(entity, user, T0, 10, redact_details, opening_words)
+    )
     return erased.authored_turns
 
 
@@ -184,7 +187,7 @@ async def check_upgraded(store: Store, w: OldWorld) -> None:
     assert (await store.get_turn(w.turns["settled"])).content == "gina notes"
     # ... her own entity's does, and only hers.
     erased, _ = await store.erase_contributions(
-        "globex", "gina", T0, 10, redact_details, opening_words
+        ContributionErasure("globex", "gina", T0, 10, redact_details, opening_words)
     )
     assert (erased.authored_turns, erased.feedback, erased.participations) == (1, 1, 1)
     assert (await store.get_turn(w.turns["settled"])).author_id == ERASED_AUTHOR

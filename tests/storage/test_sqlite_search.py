@@ -33,6 +33,7 @@ from sessionhub.domain.query import (
     parse_query,
 )
 from sessionhub.domain.redaction import redact_details
+from sessionhub.domain.removals import ContributionErasure
 from sessionhub.storage.sqlite import migrate
 from sessionhub.storage.sqlite.search import Searcher, index, phrases
 from sessionhub.storage.sqlite.search.tuning import SearchTuning
@@ -611,7 +612,7 @@ async def test_the_phrase_index_follows_every_change(store: SqliteStore) -> None
     assert await found('"blue teapot"', bob) == {session.id}
     await store.revoke_share(share.id, T0, "alice", session_audit("share.revoked", session.id))
     await store.erase_contributions(
-        "acme", "dave", T0, 100, lambda details: details, lambda text: text
+        ContributionErasure("acme", "dave", T0, 100, lambda details: details, lambda text: text)
     )
     assert await found('"red kettle"') == set()
     assert await found('"blue teapot"') == {session.id}

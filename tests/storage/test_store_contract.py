@@ -41,6 +41,7 @@ from sessionhub.domain.models import (
 )
 from sessionhub.domain.ports import Store
 from sessionhub.domain.redaction import redact_details
+from sessionhub.domain.removals import ExpirySweep
 
 T0 = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -828,7 +829,7 @@ async def test_remove_expired_deletes_with_children_and_audits(store: Store) -> 
     await store.record_link_visit(link, "acme", "carol", T0, None)
     await store.set_tags(gone.id, ["billing"], T0)
 
-    removed = await store.remove_expired(now, None, 100, False, expiry_audit, redact_details)
+    removed = await store.remove_expired(ExpirySweep(now, 100, expiry_audit, redact_details))
     assert [(s.id, s.chat_app_id, s.turn_count) for s in removed] == [(gone.id, "support", 1)]
     assert await store.get_session(gone.id) is None
     assert await store.list_turns(gone.id, limit=10) == []
@@ -848,7 +849,7 @@ async def test_remove_expired_deletes_with_children_and_audits(store: Store) -> 
     for kept in (live, forever):
         assert await store.get_session(kept.id) is not None
         assert len(await store.list_turns(kept.id, limit=10)) == 1
-    assert await store.remove_expired(now, None, 100, False, expiry_audit, redact_details) == []
+    assert await store.remove_expired(ExpirySweep(now, 100, expiry_audit, redact_details)) == []
 
 
 async def test_remove_expired_respects_batch_chat_app_and_entity(store: Store) -> None:
@@ -859,16 +860,16 @@ async def test_remove_expired_respects_batch_chat_app_and_entity(store: Store) -
     for s in (*support, other_app, other_entity):
         await store.create_session(s, None, 10)
     first = await store.remove_expired(
-        now, "support", 2, False, expiry_audit, redact_details, entity_id="acme"
+        ExpirySweep(now, 2, expiry_audit, redact_details, chat_app_id="support", entity_id="acme")
     )
     assert len(first) == 2
     rest = await store.remove_expired(
-        now, "support", 10, False, expiry_audit, redact_details, entity_id="acme"
+        ExpirySweep(now, 10, expiry_audit, redact_details, chat_app_id="support", entity_id="acme")
     )
     assert sorted(s.id for s in first + rest) == sorted(s.id for s in support)
     assert await store.get_session(other_app.id) is not None
     assert await store.get_session(other_entity.id) is not None
-    everything = await store.remove_expired(now, None, 10, False, expiry_audit, redact_details)
+    everything = await store.remove_expired(ExpirySweep(now, 10, expiry_audit, redact_details))
     assert {s.id for s in everything} == {other_app.id, other_entity.id}
 
 
@@ -877,10 +878,12 @@ async def test_remove_expired_dry_run_changes_nothing(store: Store) -> None:
     expired = sorted((make_session(expires_at=T0) for _ in range(3)), key=lambda s: s.id)
     for s in expired:
         await store.create_session(s, make_turn(s.id), 10)
-    page = await store.remove_expired(now, None, 2, True, expiry_audit, redact_details)
+    page = await store.remove_expired(
+        ExpirySweep(now, 2, expiry_audit, redact_details, dry_run=True)
+    )
     assert [s.id for s in page] == [s.id for s in expired[:2]]
     after = await store.remove_expired(
-        now, None, 2, True, expiry_audit, redact_details, after_id=page[-1].id
+        ExpirySweep(now, 2, expiry_audit, redact_details, dry_run=True, after_id=page[-1].id)
     )
     assert [s.id for s in after] == [expired[2].id]
     for s in expired:

@@ -38,6 +38,7 @@ from sessionhub.domain.query import (
     parse_query,
 )
 from sessionhub.domain.redaction import redact_details
+from sessionhub.domain.removals import ContributionErasure, ExpirySweep
 from sessionhub.domain.titles import opening_words
 from tests.storage.test_store_contract import (
     T0,
@@ -62,7 +63,7 @@ async def erase_all(store: Store, entity: str, user: str, batch: int) -> Erasure
     total = ErasureCounts()
     while True:
         counts, _ = await store.erase_contributions(
-            entity, user, T0, batch, redact_details, opening_words
+            ContributionErasure(entity, user, T0, batch, redact_details, opening_words)
         )
         if counts.is_empty():
             return total
@@ -319,7 +320,7 @@ async def test_erasure_takes_back_generated_titles_their_turns_may_have_made(
     total, retitled = ErasureCounts(), []
     while True:
         counts, ids = await store.erase_contributions(
-            "acme", "bob", T0, 100, redact_details, opening_words
+            ContributionErasure("acme", "bob", T0, 100, redact_details, opening_words)
         )
         if counts.is_empty():
             break
@@ -370,7 +371,7 @@ async def test_every_deletion_redacts_earlier_events_by_the_rule_it_is_given(
         event("alice", "session.deleted", f"session:{deleted.id}", ownerId="alice"),
         rule,
     )
-    removed = await store.remove_expired(T0 + timedelta(days=1), None, 10, False, deletion, rule)
+    removed = await store.remove_expired(ExpirySweep(T0 + timedelta(days=1), 10, deletion, rule))
     assert [s.id for s in removed] == [expired.id]
     gone, redacted = await store.erase_sessions([erased.id], deletion, rule)
     assert ([s.id for s in gone], redacted) == ([erased.id], 2)
@@ -443,7 +444,9 @@ async def test_an_erasure_stopped_after_emptying_turns_takes_the_title_back_when
     await store.create_session(session, make_turn(session.id, content="Hello there friend"), 10)
     await store.append_turn(make_turn(session.id, author="bob", content="zorblax silo"), 10)
     with pytest.raises(Stopped):
-        await store.erase_contributions("acme", "bob", T0, 10, redact_details, stop_here)
+        await store.erase_contributions(
+            ContributionErasure("acme", "bob", T0, 10, redact_details, stop_here)
+        )
 
     counts = await erase_all(store, "acme", "bob", 10)
     assert counts.titles == 1
