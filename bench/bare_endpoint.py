@@ -75,7 +75,7 @@ def build_app() -> Starlette:
     settings = load_settings()
     full = create_app(settings)
     components = full.state.components
-    sessions = components.sessions
+    sessions = components.services.sessions
     verifier = TokenVerifier(token_config(settings))
 
     async def last20(request: Request) -> Response:
@@ -90,7 +90,7 @@ def build_app() -> Starlette:
         if not isinstance(session_id, str):
             return Response(b'{"error":"id must be a string"}', 400, media_type=JSON)
         try:
-            view = await components.access.find(principal, session_id)
+            view = await components.services.access.find(principal, session_id)
             if view is None:
                 return Response(b'{"session":null}', media_type=JSON)
             page = await sessions.turns(view, last=TURNS)

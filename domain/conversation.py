@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from . import validation as check
-from .access import SessionAccess, SessionView
-from .chat_apps import ChatApps
-from .clock import Clock, new_id
+from .access import SessionView
+from .clock import new_id
+from .collaborators import ActsOnSessions, SessionCollaborators
 from .commands import AddFeedback, AppendTurn, CreateSession, SendMessage, SetVerification
 from .errors import Forbidden, InvalidInput, NotFound, turn_not_found
 from .events import SessionCreated, TurnAdded, TurnUpdated
@@ -31,28 +31,15 @@ from .models import (
 )
 from .people import turn_seen_by
 from .policy import Access, can_interact, can_verify, may_act_on_behalf, may_append_role
-from .ports import Broker, Store
 from .templates import find_template
 from .titles import TitleScheduler, opening_words
 
 
-class ConversationService:
+class ConversationService(ActsOnSessions):
     def __init__(
-        self,
-        store: Store,
-        chat_apps: ChatApps,
-        broker: Broker,
-        clock: Clock,
-        access: SessionAccess,
-        limits: check.Limits | None = None,
-        titles: TitleScheduler | None = None,
+        self, collaborators: SessionCollaborators, titles: TitleScheduler | None = None
     ) -> None:
-        self._store = store
-        self._chat_apps = chat_apps
-        self._broker = broker
-        self._clock = clock
-        self._access = access
-        self._limits = limits or check.Limits()
+        super().__init__(collaborators)
         # Told of each committed turn; titles are made in the background, never awaited.
         self._titles = titles
 

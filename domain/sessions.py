@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from . import validation as check
-from .access import SessionAccess, SessionView
+from .access import SessionView
 from .audit import audit_event, deletion_event
 from .bulk import ItemResult, ItemStatus, distinct_ids
-from .chat_apps import ChatApps
-from .clock import Clock
+from .collaborators import ActsOnSessions
 from .context import AgentContext, build_context
 from .errors import (
     Forbidden,
@@ -42,7 +41,6 @@ from .policy import (
     can_set_status,
     sees_whole_entity,
 )
-from .ports import Broker, Store
 from .redaction import redact_details
 
 
@@ -66,23 +64,7 @@ class SessionPage:
     has_next: bool
 
 
-class SessionService:
-    def __init__(
-        self,
-        store: Store,
-        chat_apps: ChatApps,
-        broker: Broker,
-        clock: Clock,
-        access: SessionAccess,
-        limits: check.Limits | None = None,
-    ) -> None:
-        self._store = store
-        self._chat_apps = chat_apps
-        self._broker = broker
-        self._clock = clock
-        self._access = access
-        self._limits = limits or check.Limits()
-
+class SessionService(ActsOnSessions):
     # Reading
 
     async def page(

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Protocol
 
 from . import validation as check
-from .access import SessionAccess, SessionView
+from .access import SessionView
 from .audit import audit_event
-from .chat_apps import ChatApps
-from .clock import Clock, new_id
+from .clock import new_id
+from .collaborators import ActsOnSessions, SessionCollaborators
 from .errors import Forbidden, InvalidInput, NotFound, SharingDisabled
 from .events import AccessRevoked, ShareGranted
 from .models import (
@@ -34,7 +34,6 @@ from .policy import (
     may_share,
     sees_whole_entity,
 )
-from .ports import Broker, Store
 
 SHARED_CURSOR = "w"
 LINK_NOT_FOUND = "This share link is unknown, revoked or expired."
@@ -72,23 +71,11 @@ def hash_link_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class SharingService:
+class SharingService(ActsOnSessions):
     def __init__(
-        self,
-        store: Store,
-        chat_apps: ChatApps,
-        broker: Broker,
-        clock: Clock,
-        access: SessionAccess,
-        limits: check.Limits | None = None,
-        link_opens: AttemptCounter | None = None,
+        self, collaborators: SessionCollaborators, link_opens: AttemptCounter | None = None
     ) -> None:
-        self._store = store
-        self._chat_apps = chat_apps
-        self._broker = broker
-        self._clock = clock
-        self._access = access
-        self._limits = limits or check.Limits()
+        super().__init__(collaborators)
         self._link_opens = link_opens
 
     async def share(self, principal: Principal, command: ShareSession) -> NewShare:

@@ -23,7 +23,7 @@ async def _audit_log(
     after: str | None = None,
 ) -> AuditConnection:
     f = filter or AuditFilter()
-    page = await info.context.audit.list(
+    page = await info.context.services.audit.list(
         info.context.require_principal(),
         DomainAuditFilter(
             actor_id=f.actor_id,

@@ -1,4 +1,4 @@
-"""What every resolver gets in `info.context`."""
+"""What every resolver gets in `info.context`: the caller, the request id and the services."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from ..domain.templates import TemplateService
 from ..realtime.hub import Hub
 
 
-@dataclass(slots=True)
-class Context:
-    principal: Principal | None
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The instance's domain services, built once by the composition root and shared by
+    every request."""
+
     access: SessionAccess
     sessions: SessionService
     conversation: ConversationService
@@ -31,17 +33,18 @@ class Context:
     search: SearchService
     templates: TemplateService
     clock: Clock
+    retention: RetentionService
+    erasure: ErasureService
+    realtime: Hub
+
+
+@dataclass(slots=True)
+class Context:
+    principal: Principal | None
     request_id: str
-    realtime: Hub | None = None
-    retention: RetentionService | None = None
-    erasure: ErasureService | None = None
+    services: Services
 
     def require_principal(self) -> Principal:
         # @auth has already refused anonymous calls; this only narrows the type.
         assert self.principal is not None
         return self.principal
-
-    def live(self) -> Hub:
-        if self.realtime is None:
-            raise RuntimeError("This server was built without live updates.")
-        return self.realtime

@@ -19,10 +19,9 @@ async def _erase_user_data(
         strawberry.ID, strawberry.argument(description="The user of the caller's entity.")
     ],
 ) -> ErasureReport:
-    erasure = info.context.erasure
-    if erasure is None:
-        raise RuntimeError("This server was built without the erasure service.")
-    report = await erasure.erase(info.context.require_principal(), str(user_id))
+    report = await info.context.services.erasure.erase(
+        info.context.require_principal(), str(user_id)
+    )
     return ErasureReport(
         user_id=strawberry.ID(report.user_id),
         erased_at=report.erased_at,

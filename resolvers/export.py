@@ -25,7 +25,9 @@ ONCE_PER_REQUEST = frozenset({"exportSessions"})
 async def _export_sessions(
     info: Info[Context, None], ids: list[strawberry.ID], format: ExportFormat
 ) -> Export:
-    made = await info.context.exports.export(info.context.require_principal(), list(ids), format)
+    made = await info.context.services.exports.export(
+        info.context.require_principal(), list(ids), format
+    )
     content = made.document.content
     return Export(
         format=made.format,

@@ -31,19 +31,23 @@ async def _tag_sessions(
     add: list[str] | None = None,
     remove: list[str] | None = None,
 ) -> BulkResult:
-    outcome = await info.context.sessions.tag(
+    outcome = await info.context.services.sessions.tag(
         info.context.require_principal(), list(ids), add, remove
     )
     return _bulk_result(outcome)
 
 
 async def _bulk_archive(info: Info[Context, None], ids: list[strawberry.ID]) -> BulkResult:
-    outcome = await info.context.sessions.bulk_archive(info.context.require_principal(), list(ids))
+    outcome = await info.context.services.sessions.bulk_archive(
+        info.context.require_principal(), list(ids)
+    )
     return _bulk_result(outcome)
 
 
 async def _bulk_delete(info: Info[Context, None], ids: list[strawberry.ID]) -> BulkResult:
-    outcome = await info.context.sessions.bulk_delete(info.context.require_principal(), list(ids))
+    outcome = await info.context.services.sessions.bulk_delete(
+        info.context.require_principal(), list(ids)
+    )
     return _bulk_result(outcome)
 
 
@@ -53,7 +57,9 @@ async def _my_tags(
         int | None, strawberry.argument(description="At most this many (1-1000).")
     ] = 100,
 ) -> list[TagCount]:
-    counts = await info.context.sessions.tag_counts(info.context.require_principal(), first)
+    counts = await info.context.services.sessions.tag_counts(
+        info.context.require_principal(), first
+    )
     return [TagCount(tag=tag, count=n) for tag, n in counts]
 
 

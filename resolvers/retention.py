@@ -22,10 +22,7 @@ async def _run_retention(
         bool, strawberry.argument(description="Count what would be removed; change nothing.")
     ] = False,
 ) -> RetentionReport:
-    retention = info.context.retention
-    if retention is None:
-        raise RuntimeError("This server was built without the retention service.")
-    report = await retention.run_for(
+    report = await info.context.services.retention.run_for(
         info.context.require_principal(),
         None if chat_app_id is None else str(chat_app_id),
         dry_run,

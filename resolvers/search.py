@@ -28,7 +28,7 @@ async def _search_sessions(
 ) -> SearchConnection:
     f = filter or SearchFilter()
     principal = info.context.require_principal()
-    page = await info.context.search.search(
+    page = await info.context.services.search.search(
         principal,
         query,
         DomainSearchFilter(

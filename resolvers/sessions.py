@@ -32,7 +32,7 @@ def _me(info: Info[Context, None]) -> Principal:
 
 
 async def _session(info: Info[Context, None], id: strawberry.ID) -> Session | None:
-    view = await info.context.access.find(info.context.require_principal(), id)
+    view = await info.context.services.access.find(info.context.require_principal(), id)
     return Session.of(view) if view else None
 
 
@@ -53,7 +53,7 @@ async def _sessions(
     principal = ctx.require_principal()
     zone = time_zone(time_zone_name or principal.time_zone)
     f = filter or SessionFilter()
-    page = await ctx.sessions.page(
+    page = await ctx.services.sessions.page(
         principal,
         DomainSessionFilter(
             chat_app_ids=tuple(f.chat_app_ids or ()),
@@ -76,7 +76,7 @@ async def _sessions(
         ],
         has_next=page.has_next,
         has_previous=after is not None,
-        now=ctx.clock.now(),
+        now=ctx.services.clock.now(),
         zone=zone,
     )
 
@@ -110,12 +110,12 @@ def session_connection(
 
 
 async def _pinned_sessions(info: Info[Context, None]) -> list[Session]:
-    views = await info.context.sessions.pinned(info.context.require_principal())
+    views = await info.context.services.sessions.pinned(info.context.require_principal())
     return [Session.of(v) for v in views]
 
 
 def _chat_apps(info: Info[Context, None]) -> list[ChatApp]:
-    return [ChatApp.of(app) for app in info.context.sessions.chat_apps()]
+    return [ChatApp.of(app) for app in info.context.services.sessions.chat_apps()]
 
 
 @strawberry.type
@@ -132,7 +132,7 @@ class SessionQueries:
 
 
 async def _create_session(info: Info[Context, None], input: CreateSessionInput) -> Session:
-    view = await info.context.conversation.create(
+    view = await info.context.services.conversation.create(
         info.context.require_principal(),
         CreateSession(
             chat_app_id=input.chat_app_id,
@@ -149,44 +149,52 @@ async def _create_session(info: Info[Context, None], input: CreateSessionInput) 
 
 async def _rename_session(info: Info[Context, None], id: strawberry.ID, title: str) -> Session:
     return Session.of(
-        await info.context.sessions.rename(info.context.require_principal(), id, title)
+        await info.context.services.sessions.rename(info.context.require_principal(), id, title)
     )
 
 
 async def _pin_session(info: Info[Context, None], id: strawberry.ID) -> Session:
-    view = await info.context.sessions.set_pinned(info.context.require_principal(), id, True)
+    view = await info.context.services.sessions.set_pinned(
+        info.context.require_principal(), id, True
+    )
     return Session.of(view)
 
 
 async def _unpin_session(info: Info[Context, None], id: strawberry.ID) -> Session:
-    view = await info.context.sessions.set_pinned(info.context.require_principal(), id, False)
+    view = await info.context.services.sessions.set_pinned(
+        info.context.require_principal(), id, False
+    )
     return Session.of(view)
 
 
 async def _archive_session(info: Info[Context, None], id: strawberry.ID) -> Session:
-    view = await info.context.sessions.set_archived(info.context.require_principal(), id, True)
+    view = await info.context.services.sessions.set_archived(
+        info.context.require_principal(), id, True
+    )
     return Session.of(view)
 
 
 async def _unarchive_session(info: Info[Context, None], id: strawberry.ID) -> Session:
-    view = await info.context.sessions.set_archived(info.context.require_principal(), id, False)
+    view = await info.context.services.sessions.set_archived(
+        info.context.require_principal(), id, False
+    )
     return Session.of(view)
 
 
 async def _delete_session(info: Info[Context, None], id: strawberry.ID) -> bool:
-    await info.context.sessions.delete(info.context.require_principal(), id)
+    await info.context.services.sessions.delete(info.context.require_principal(), id)
     return True
 
 
 async def _complete_session(info: Info[Context, None], id: strawberry.ID) -> Session:
-    view = await info.context.sessions.set_status(
+    view = await info.context.services.sessions.set_status(
         info.context.require_principal(), id, SessionStatus.COMPLETED
     )
     return Session.of(view)
 
 
 async def _reopen_session(info: Info[Context, None], id: strawberry.ID) -> Session:
-    view = await info.context.sessions.set_status(
+    view = await info.context.services.sessions.set_status(
         info.context.require_principal(), id, SessionStatus.ACTIVE
     )
     return Session.of(view)

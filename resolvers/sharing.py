@@ -21,7 +21,7 @@ from .sessions import session_connection
 
 async def _share_session(info: Info[Context, None], input: ShareInput) -> Share:
     ctx = info.context
-    made = await ctx.sharing.share(
+    made = await ctx.services.sharing.share(
         ctx.require_principal(),
         ShareSession(
             session_id=input.session_id,
@@ -32,16 +32,18 @@ async def _share_session(info: Info[Context, None], input: ShareInput) -> Share:
             expires_at=input.expires_at,
         ),
     )
-    return Share.of(made.share, ctx.clock.now(), made.link_token)
+    return Share.of(made.share, ctx.services.clock.now(), made.link_token)
 
 
 async def _revoke_share(info: Info[Context, None], id: strawberry.ID) -> Share:
     ctx = info.context
-    return Share.of(await ctx.sharing.revoke(ctx.require_principal(), id), ctx.clock.now())
+    return Share.of(
+        await ctx.services.sharing.revoke(ctx.require_principal(), id), ctx.services.clock.now()
+    )
 
 
 async def _session_by_share_link(info: Info[Context, None], token: str) -> Session:
-    view = await info.context.sharing.open_link(info.context.require_principal(), token)
+    view = await info.context.services.sharing.open_link(info.context.require_principal(), token)
     return Session.of(view)
 
 
@@ -54,12 +56,12 @@ async def _shared_with_me(
     ctx = info.context
     principal = ctx.require_principal()
     zone = time_zone(time_zone_name or principal.time_zone)
-    page = await ctx.sharing.shared_with_me(principal, first, after)
+    page = await ctx.services.sharing.shared_with_me(principal, first, after)
     return session_connection(
         [(view, encode_keyset_cursor(SHARED_CURSOR, cursor)) for view, cursor in page.items],
         has_next=page.has_next,
         has_previous=after is not None,
-        now=ctx.clock.now(),
+        now=ctx.services.clock.now(),
         zone=zone,
     )
 

@@ -74,13 +74,13 @@ async def _session_events(
     if after_seq is not None and after_seq < 0:
         raise InvalidInput("afterSeq must be 0 or more.")
     # NOT_FOUND unless the caller may read it, as for any read; audited like one.
-    view = await ctx.access.view(principal, session_id)
-    return ctx.live().session_feed(principal, view.session.id, after_seq, session_event)
+    view = await ctx.services.access.view(principal, session_id)
+    return ctx.services.realtime.session_feed(principal, view.session.id, after_seq, session_event)
 
 
 async def _my_sessions(info: Info[Context, None]) -> AsyncIterable[SessionListEvent]:
     ctx = info.context
-    return ctx.live().sidebar_feed(ctx.require_principal(), session_list_event)
+    return ctx.services.realtime.sidebar_feed(ctx.require_principal(), session_list_event)
 
 
 @strawberry.type

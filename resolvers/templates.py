@@ -29,7 +29,9 @@ def _definition(input: CreateTemplateInput | TemplateInput) -> DefineTemplate:
 async def _templates(
     info: Info[Context, None], chat_app_id: strawberry.ID
 ) -> list[SessionTemplate]:
-    listed = await info.context.templates.list(info.context.require_principal(), chat_app_id)
+    listed = await info.context.services.templates.list(
+        info.context.require_principal(), chat_app_id
+    )
     app_id = listed.chat_app.id
     return [SessionTemplate.of(app_id, t) for t in listed.from_file] + [
         SessionTemplate.of_entity(t) for t in listed.of_entity
@@ -39,7 +41,7 @@ async def _templates(
 async def _create_template(
     info: Info[Context, None], input: CreateTemplateInput
 ) -> SessionTemplate:
-    created = await info.context.templates.create(
+    created = await info.context.services.templates.create(
         info.context.require_principal(), input.chat_app_id, _definition(input)
     )
     return SessionTemplate.of_entity(created)
@@ -48,14 +50,14 @@ async def _create_template(
 async def _update_template(
     info: Info[Context, None], id: strawberry.ID, input: TemplateInput
 ) -> SessionTemplate:
-    updated = await info.context.templates.update(
+    updated = await info.context.services.templates.update(
         info.context.require_principal(), id, _definition(input)
     )
     return SessionTemplate.of_entity(updated)
 
 
 async def _delete_template(info: Info[Context, None], id: strawberry.ID) -> bool:
-    await info.context.templates.delete(info.context.require_principal(), id)
+    await info.context.services.templates.delete(info.context.require_principal(), id)
     return True
 
 

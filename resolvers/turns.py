@@ -24,7 +24,7 @@ from .roles import GRADERS, WRITERS
 
 
 async def _send_message(info: Info[Context, None], input: SendMessageInput) -> SendMessagePayload:
-    view, turn = await info.context.conversation.send_message(
+    view, turn = await info.context.services.conversation.send_message(
         info.context.require_principal(),
         SendMessage(
             content=input.content,
@@ -42,7 +42,7 @@ async def _send_message(info: Info[Context, None], input: SendMessageInput) -> S
 
 async def _append_turn(info: Info[Context, None], input: AppendTurnInput) -> Turn:
     usage = input.usage
-    turn = await info.context.conversation.append_turn(
+    turn = await info.context.services.conversation.append_turn(
         info.context.require_principal(),
         AppendTurn(
             session_id=input.session_id,
@@ -77,7 +77,7 @@ async def _append_turn(info: Info[Context, None], input: AppendTurnInput) -> Tur
 async def _set_verification(
     info: Info[Context, None], turn_id: strawberry.ID, input: VerificationInput
 ) -> Turn:
-    turn = await info.context.conversation.set_verification(
+    turn = await info.context.services.conversation.set_verification(
         info.context.require_principal(),
         turn_id,
         SetVerification(grade=input.grade, score=input.score, notes=input.notes),
@@ -88,7 +88,7 @@ async def _set_verification(
 async def _add_feedback(
     info: Info[Context, None], turn_id: strawberry.ID, input: FeedbackInput
 ) -> Turn:
-    turn = await info.context.conversation.add_feedback(
+    turn = await info.context.services.conversation.add_feedback(
         info.context.require_principal(),
         turn_id,
         AddFeedback(kind=input.kind, comment=input.comment),

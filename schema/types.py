@@ -137,7 +137,7 @@ class Session(SessionFacts):
         # awaits the look-up otherwise.
         if self.view.pinned is not None:
             return self.view.pinned
-        return info.context.sessions.is_pinned(info.context.require_principal(), self.id)
+        return info.context.services.sessions.is_pinned(info.context.require_principal(), self.id)
 
     @strawberry.field
     def chat_app(self) -> ChatApp | None:
@@ -157,7 +157,7 @@ class Session(SessionFacts):
         first: int | None = None,
         after: str | None = None,
     ) -> TurnConnection:
-        page = await info.context.sessions.turns(
+        page = await info.context.services.sessions.turns(
             self.view,
             first=first,
             after_seq=decode_turn_cursor(after) if after else None,
@@ -181,15 +181,15 @@ class Session(SessionFacts):
     )
     async def shares(self, info: Info) -> list[Share]:
         principal = info.context.require_principal()
-        shares = await info.context.sharing.shares_of(principal, self.view)
-        now = info.context.clock.now()
+        shares = await info.context.services.sharing.shares_of(principal, self.view)
+        now = info.context.services.clock.now()
         return [Share.of(s, now) for s in shares]
 
     @strawberry.field(
         description="The history as LLM-ready messages, at most the chat app's maxSessionHistory."
     )
     async def context(self, info: Info, max_turns: int | None = None) -> AgentContext:
-        return AgentContext.of(await info.context.sessions.context(self.view, max_turns))
+        return AgentContext.of(await info.context.services.sessions.context(self.view, max_turns))
 
 
 @strawberry.type

@@ -28,6 +28,7 @@ from ..domain.access import SessionAccess
 from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
 from ..domain.clock import Clock, SystemClock
+from ..domain.collaborators import SessionCollaborators
 from ..domain.conversation import ConversationService
 from ..domain.erasure import ErasureService
 from ..domain.errors import DomainError
@@ -54,7 +55,7 @@ from ..realtime.memory import InProcessBroker
 from ..realtime.notifications import Router
 from ..realtime.protocol import ChannelBroker
 from ..resolvers.audit import AuditQueries
-from ..resolvers.context import Context
+from ..resolvers.context import Context, Services
 from ..resolvers.erasure import ErasureMutations
 from ..resolvers.export import ExportMutations
 from ..resolvers.organise import OrganiseMutations, OrganiseQueries
@@ -88,42 +89,18 @@ log = structlog.get_logger("sessionhub.server")
 GRAPHIQL_DIR = Path(str(resources.files("sessionhub.server") / "static" / "graphiql"))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Components:
+    """What the composition root built: the adapters it chose and the services over them."""
+
     settings: Settings
     store: Store
     broker: ChannelBroker
-    access: SessionAccess
-    sessions: SessionService
-    conversation: ConversationService
-    sharing: SharingService
-    audit: AuditService
-    exports: ExportService
-    search: SearchService
-    templates: TemplateService
-    clock: Clock
-    titles: TitleService | None = None
-    realtime: Hub | None = None
-    retention: RetentionService | None = None
-    erasure: ErasureService | None = None
+    titles: TitleService
+    services: Services
 
     def context(self, principal: Principal | None, request_id: str) -> Context:
-        return Context(
-            principal=principal,
-            access=self.access,
-            sessions=self.sessions,
-            conversation=self.conversation,
-            sharing=self.sharing,
-            audit=self.audit,
-            exports=self.exports,
-            search=self.search,
-            templates=self.templates,
-            clock=self.clock,
-            request_id=request_id,
-            realtime=self.realtime,
-            retention=self.retention,
-            erasure=self.erasure,
-        )
+        return Context(principal, request_id, self.services)
 
 
 async def _sweep_expired_shares(sharing: SharingService, interval: float) -> None:
@@ -302,39 +279,33 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             workers=settings.title_workers,
         ),
     )
-    access = SessionAccess(store, chat_apps, clock, limits)
-    sessions = SessionService(store, chat_apps, broker, clock, access, limits)
-    conversation = ConversationService(store, chat_apps, broker, clock, access, limits, titles)
+    collaborators = SessionCollaborators.wire(store, chat_apps, broker, clock, limits)
+    access = collaborators.access
+    sessions = SessionService(collaborators)
+    conversation = ConversationService(collaborators, titles)
     link_opens = PrincipalRateLimit(
         settings.link_open_rate, "share links opened", "link-open", settings.redis_url
     )
-    sharing = SharingService(store, chat_apps, broker, clock, access, limits, link_opens)
-    audit = AuditService(store)
-    exports = build_export_service(settings, store, access, clock)
-    search = SearchService(store, access, clock)
-    templates = TemplateService(store, chat_apps, clock, limits)
-    components = Components(
-        settings,
-        store,
-        broker,
-        access,
-        sessions,
-        conversation,
-        sharing,
-        audit,
-        exports,
-        search,
-        templates,
-        clock,
-        titles,
-    )
+    sharing = SharingService(collaborators, link_opens)
     retention_service = RetentionService(store, clock)
-    components.retention = retention_service
-    components.erasure = ErasureService(store, broker, clock, limits, titles=titles)
     hub = Hub(
         store, LiveAccess(access), broker, clock, queue_limit=settings.subscription_queue_limit
     )
-    components.realtime = hub
+    services = Services(
+        access=access,
+        sessions=sessions,
+        conversation=conversation,
+        sharing=sharing,
+        audit=AuditService(store),
+        exports=build_export_service(settings, store, access, clock),
+        search=SearchService(store, access, clock),
+        templates=TemplateService(store, chat_apps, clock, limits),
+        clock=clock,
+        retention=retention_service,
+        erasure=ErasureService(store, broker, clock, limits, titles=titles),
+        realtime=hub,
+    )
+    components = Components(settings, store, broker, titles, services)
     schema = build_api_schema()
     seam = Seam(schema, seam_config(settings, graphql_schema(schema), chat_apps, limits))
     graphiql_page = (
@@ -391,7 +362,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await titles.stop()
-            await exports.aclose()
+            await services.exports.aclose()
             await hub.close()
             await link_opens.close()
             await broker.close()

@@ -258,7 +258,7 @@ def test_an_interrupted_erasure_is_finished_by_running_it_again(api: Api) -> Non
     async def first_batch_only() -> None:
         await components.store.erase_sessions(
             [second_session],
-            lambda s: audit_event(root, s, "session.deleted", components.clock.now()),
+            lambda s: audit_event(root, s, "session.deleted", components.services.clock.now()),
             redact_details,
         )
 

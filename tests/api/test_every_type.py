@@ -382,7 +382,7 @@ def _make_data(s: Scenario) -> None:
     )
     # One past its retention, for runRetention to report.
     components = s.client.app.state.components  # type: ignore[attr-defined]
-    then = components.clock.now() - timedelta(days=40)
+    then = components.services.clock.now() - timedelta(days=40)
     expired = Session(
         id=new_id(),
         entity_id="acme",

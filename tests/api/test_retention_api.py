@@ -41,7 +41,7 @@ def stored_session(api: Any, owner: str, idle: timedelta, text: str, entity: str
     """A session written straight to the store, last active `idle` ago, expiring as the
     knowledge app's retention says (so that re-applying retention keeps it as written)."""
     components = api.client.app.state.components
-    now = components.clock.now() - idle
+    now = components.services.clock.now() - idle
     session = Session(
         id=new_id(),
         entity_id=entity,
@@ -124,7 +124,7 @@ def test_expiry_follows_the_last_activity_and_the_chat_apps_retention(api) -> No
 def test_re_applying_retention_reports_each_chat_app(api) -> None:
     alice = api.as_("alice", "acme")
     stored_session(api, "alice", timedelta(days=1), "old one")
-    sessions = api.client.app.state.components.sessions
+    sessions = api.client.app.state.components.services.sessions
     applied = api.client.portal.call(sessions.apply_retention)
     assert set(applied) == {"support", "knowledge"} and applied["knowledge"] >= 1
     assert alice.ok(LIST)["sessions"]["edges"]

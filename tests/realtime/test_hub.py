@@ -60,7 +60,7 @@ def _alice() -> Principal:
 def test_one_rendering_per_event_for_a_thousand_members(live: Live) -> None:
     alice = live.token("alice")
     session_id = live.new_session(alice)
-    hub = live.components.realtime
+    hub = live.components.services.realtime
     rendered: list[FeedEvent] = []
 
     async def render(event: FeedEvent) -> Any:
@@ -88,7 +88,7 @@ def test_a_member_that_falls_behind_is_ended_with_where_to_resume(
     live = live_factory(subscription_queue_limit=10)
     alice = live.token("alice")
     session_id = live.new_session(alice)
-    hub = live.components.realtime
+    hub = live.components.services.realtime
     stuck, healthy = StuckSink(), KeepingUp()
 
     async def join() -> None:
@@ -128,11 +128,11 @@ def test_schema_subscribe_serves_a_single_subscriber(live: Live) -> None:
         context = components.context(_alice(), "test")
         stream = await schema.subscribe(EVENTS, {"id": session_id, "after": 0}, context)
         first = await anext(stream)
-        await components.conversation.send_message(
+        await components.services.conversation.send_message(
             _alice(), SendMessage(content="second", session_id=session_id)
         )
         second = await anext(stream)
-        during = components.realtime.stats()
+        during = components.services.realtime.stats()
         await stream.aclose()
         return [first.data, second.data], during
 
@@ -150,7 +150,7 @@ def test_after_a_broker_outage_groups_catch_up_from_the_store(live: Live) -> Non
     alice = live.token("alice")
     session_id = live.new_session(alice)
     components = live.components
-    hub, store = components.realtime, components.store
+    hub, store = components.services.realtime, components.store
     follower, sidebar = KeepingUp(), KeepingUp()
 
     async def join() -> None:

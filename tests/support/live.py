@@ -156,7 +156,7 @@ class Live:
         return _Connect(self.client, protocol)
 
     def stats(self) -> dict[str, int | float]:
-        return self.components.realtime.stats()
+        return self.components.services.realtime.stats()
 
 
 class _Connect:

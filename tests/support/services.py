@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sessionhub.domain.access import SessionAccess
 from sessionhub.domain.chat_apps import ChatApps
 from sessionhub.domain.clock import Clock
+from sessionhub.domain.collaborators import SessionCollaborators
 from sessionhub.domain.conversation import ConversationService
 from sessionhub.domain.ports import Broker, Store
 from sessionhub.domain.sessions import SessionService
@@ -29,10 +30,9 @@ def session_services(
     limits: Limits | None = None,
     titles: TitleScheduler | None = None,
 ) -> SessionServices:
-    limits = limits or Limits()
-    access = SessionAccess(store, chat_apps, clock, limits)
+    collaborators = SessionCollaborators.wire(store, chat_apps, broker, clock, limits)
     return SessionServices(
-        access,
-        SessionService(store, chat_apps, broker, clock, access, limits),
-        ConversationService(store, chat_apps, broker, clock, access, limits, titles),
+        collaborators.access,
+        SessionService(collaborators),
+        ConversationService(collaborators, titles),
     )
