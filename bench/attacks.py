@@ -4,7 +4,7 @@ again on another connection meanwhile.
 
     .venv/bin/python bench/attacks.py [--repeat N]
 
-Starts `sessionhub serve` (lifecycle.py's helper: a temporary folder, a fresh SQLite file
+Starts `sessionhub serve` (measured_server.py: a temporary folder, a fresh SQLite file
 and JWT secret), then for each attack: the bystander runs alone for a second (its baseline),
 then the attack is sent N times, one after another, while the bystander keeps asking.
 Prints, per attack, the attack's answer time (p50 / max) and the bystander's p50 / p99 /
@@ -16,34 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _paths  # noqa: F401  (tests.support importable)
 import httpx2 as httpx
+from machine import machine_facts
+from measured_server import running_server, token_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import lifecycle  # (bench/ is not a package)
+from tests.support.attacks import SMALL, Bystander, fragment_chain
 
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results" / "attacks.json"
-SMALL = "{ me { userId } }"
 MIB = 1024 * 1024
-
-
-def chain(levels: int) -> str:
-    lines = ["fragment F0 on Query { me { userId } }"]
-    lines += [f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)]
-    return f"query {{ ...F{levels} }}\n" + "\n".join(lines)
-
+BYSTANDER_PAUSE_S = 0.01
 
 ATTACKS: dict[str, Callable[[int], dict]] = {
-    "fragment chain, 24 levels": lambda n: {"query": chain(24)},
-    "fragment chain, 40 levels": lambda n: {"query": chain(40)},
+    "fragment chain, 24 levels": lambda n: {"query": fragment_chain(24)},
+    "fragment chain, 40 levels": lambda n: {"query": fragment_chain(40)},
     "1,600 same-name fields": lambda n: {"query": "{" + " me { userId }" * 1_600 + "}"},
     "40 aliases of 100 x 100 pages": lambda n: {
         "query": "{ "
@@ -66,35 +58,6 @@ ATTACKS: dict[str, Callable[[int], dict]] = {
 }
 
 
-class Bystander:
-    def __init__(self, url: str, token: str) -> None:
-        self._url = url
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._stop = threading.Event()
-        self.latencies: list[float] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=120.0) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                client.post(self._url, json={"query": SMALL}, headers=self._headers)
-                self.latencies.append(time.perf_counter() - started)
-                self._stop.wait(0.01)
-
-    def wait_for(self, answers: int) -> None:
-        while len(self.latencies) < answers:
-            time.sleep(0.005)
-
-    def __enter__(self) -> Bystander:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _ms(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -104,23 +67,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="each attack this many times (5)")
     args = parser.parse_args()
-    facts = lifecycle.machine_facts()
+    facts = machine_facts()
     print(
         f"CPU: {facts['cpu_model']} (nproc {facts['nproc']}), Python {facts['python']}", flush=True
     )
     with (
         tempfile.TemporaryDirectory() as folder,
-        lifecycle.running_server(Path(folder)) as server,
+        running_server(Path(folder)) as server,
     ):
         url = f"{server.base_url}/graphql"
-        token = lifecycle.issue_token(server, "mallory", "acme")
+        token = token_for(server, "mallory", "acme")
         headers = {"Authorization": f"Bearer {token}"}
         rows = []
         with httpx.Client(timeout=300.0) as client:
             for name, make in ATTACKS.items():
-                with Bystander(url, token) as alone:
+                with Bystander(url, token, BYSTANDER_PAUSE_S) as alone:
                     time.sleep(1.0)
-                with Bystander(url, token) as bystander:
+                with Bystander(url, token, BYSTANDER_PAUSE_S) as bystander:
                     bystander.wait_for(1)
                     answers = []
                     for n in range(args.repeat):
@@ -131,7 +94,7 @@ def main() -> None:
                             e.get("extensions", {}).get("code")
                             for e in response.json().get("errors", [])
                         }
-                    bystander.wait_for(len(bystander.latencies) + 1)
+                    bystander.wait_for(bystander.answers + 1)
                 row = {
                     "attack": name,
                     "answer_p50_ms": 1000 * statistics.median(answers),

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/existence_timing.py [--rounds N]
 
-1. Starts `sessionhub serve` (lifecycle.py's helper: a temporary folder, a fresh SQLite
+1. Starts `sessionhub serve` (measured_server.py: a temporary folder, a fresh SQLite
    file and JWT secret) with a chat app that shares inside its entity only, and a generous
    link-open rate (the limit is not what is measured here).
 2. alice@acme writes a session with a few turns and shares it by a LINK; bob@globex is the
@@ -28,28 +28,13 @@ import time
 import uuid
 from pathlib import Path
 
+import _paths  # noqa: F401  (tests.support importable)
 import httpx2 as httpx
+from lifecycle import SEND_MESSAGE
+from measured_server import running_server, token_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.support import probing
 
-import lifecycle  # (bench/ is not a package)
-
-CHAT_APPS = """
-[[chat_apps]]
-id = "team"
-name = "Team"
-[chat_apps.settings]
-auto_generate_titles = false
-allow_sharing = true
-allow_external_sharing = false
-"""
-
-READ = "query($id: ID!) { session(id: $id) { id } }"
-APPEND = """mutation($id: ID!) { appendTurn(input: {sessionId: $id, role: USER, content: "hi"}) { id } }"""
-SEND = (
-    """mutation($id: ID!) { sendMessage(input: {sessionId: $id, content: "hi"}) { turn { id } } }"""
-)
-BY_LINK = "query($token: String!) { sessionByShareLink(token: $token) { id } }"
 SHARE = """mutation($id: ID!) { shareSession(input: {sessionId: $id, granteeKind: LINK}) { linkToken } }"""
 
 
@@ -67,13 +52,6 @@ def post(
     return response.json(), server_ms, elapsed_ms
 
 
-def refused(body: dict) -> bool:
-    data = body.get("data")
-    if data is not None and any(v is not None for v in data.values()):
-        return False
-    return all(e["extensions"]["code"] == "NOT_FOUND" for e in body.get("errors", ()))
-
-
 def quartiles(values: list[float]) -> str:
     q1, q2, q3 = statistics.quantiles(values, n=4)
     return f"{q2:6.3f} ({q1:.3f}-{q3:.3f})"
@@ -85,36 +63,40 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sessionhub-existence-") as tmp:
         folder = Path(tmp)
-        (folder / "chat_apps.toml").write_text(CHAT_APPS)
+        (folder / "chat_apps.toml").write_text(probing.CHAT_APPS)
         env = {
             "SESSIONHUB_CHAT_APPS_FILE": str(folder / "chat_apps.toml"),
             "SESSIONHUB_LINK_OPEN_RATE": "1000000/minute",
         }
         with (
-            lifecycle.running_server(folder, extra_env=env) as server,
+            running_server(folder, extra_env=env) as server,
             httpx.Client(base_url=server.base_url, timeout=30) as client,
         ):
-            alice = lifecycle.issue_token(server, "alice", "acme")
-            bob = lifecycle.issue_token(server, "bob", "globex")
+            alice = token_for(server, "alice", "acme")
+            bob = token_for(server, "bob", "globex")
             body, _, _ = post(
                 client,
                 alice,
-                lifecycle.SEND_MESSAGE,
+                SEND_MESSAGE,
                 {"input": {"chatAppId": "team", "content": "Q3 numbers"}},
             )
             foreign = body["data"]["sendMessage"]["session"]["id"]
             for i in range(4):
-                post(client, alice, SEND, {"id": foreign})
+                post(client, alice, probing.SEND_INTO, {"id": foreign})
                 del i
             link = post(client, alice, SHARE, {"id": foreign})[0]["data"]["shareSession"][
                 "linkToken"
             ]
             probes = {
-                "session(id)": (READ, {"id": foreign}, lambda: {"id": str(uuid.uuid4())}),
-                "appendTurn": (APPEND, {"id": foreign}, lambda: {"id": str(uuid.uuid4())}),
-                "sendMessage": (SEND, {"id": foreign}, lambda: {"id": str(uuid.uuid4())}),
+                "session(id)": (probing.READ, {"id": foreign}, lambda: {"id": str(uuid.uuid4())}),
+                "appendTurn": (probing.APPEND, {"id": foreign}, lambda: {"id": str(uuid.uuid4())}),
+                "sendMessage": (
+                    probing.SEND_INTO,
+                    {"id": foreign},
+                    lambda: {"id": str(uuid.uuid4())},
+                ),
                 "sessionByShareLink": (
-                    BY_LINK,
+                    probing.BY_LINK,
                     {"token": link},
                     lambda: {"token": secrets.token_urlsafe(32)},
                 ),
@@ -130,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                     query, foreign_vars, missing_vars = probes[name]
                     variables = foreign_vars if kind == "foreign" else missing_vars()
                     body, server_ms, client_ms = post(client, bob, query, variables)
-                    assert refused(body), (name, kind, body)
+                    assert probing.answers_nothing_there(body), (name, kind, body)
                     if round_ >= 50:  # the first rounds warm up
                         times[name, kind][0].append(server_ms)
                         times[name, kind][1].append(client_ms)

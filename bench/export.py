@@ -4,8 +4,8 @@ query that arrives meanwhile, on a real `sessionhub serve` process over real HTT
     .venv/bin/python bench/export.py [--turns N] [--answer-chars C] [--formats PDF DOCX ...]
                                      [--env SESSIONHUB_X=value ...]
 
-1. Starts `sessionhub serve` on a free 127.0.0.1 port with a fresh SQLite file (lifecycle.py's
-   helper), with the `--env` settings added (e.g. larger export budgets).
+1. Starts `sessionhub serve` on a free 127.0.0.1 port with a fresh SQLite file
+   (measured_server.py), with the `--env` settings added (e.g. larger export budgets).
 2. Writes one session through the API: N turns alternating short user messages and agent
    answers of about C characters of seeded prose (the defaults make ~6 MB of text).
 3. Measures the small query alone (`session(id) { id title turnCount }`, one after another
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -31,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import lifecycle  # (bench/ is not a package)
+import lifecycle
+import options
+from machine import machine_facts
+from measured_server import Server, running_server, token_for
+from report import report_header, write_report
 
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results" / "export.json"
@@ -119,7 +119,7 @@ async def export_once(client: httpx.AsyncClient, session_id: str, fmt: str) -> t
 
 
 async def measure(
-    server: lifecycle.Server, token: str, session_id: str, fmt: str, probe_every: float
+    server: Server, token: str, session_id: str, fmt: str, probe_every: float
 ) -> Outcome:
     async with (
         lifecycle.async_client(server, token, 1) as exporter,
@@ -147,8 +147,8 @@ async def measure(
     )
 
 
-async def benchmark(server: lifecycle.Server, args: argparse.Namespace) -> dict[str, Any]:
-    token = lifecycle.issue_token(server, "bench-user", "bench-entity")
+async def benchmark(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    token = token_for(server, "bench-user", "bench-entity")
     async with lifecycle.async_client(server, token, 1) as client:
         print(f"Writing {args.turns} turns ...", flush=True)
         session_id, chars = await write_session(client, args.turns, args.answer_chars, args.seed)
@@ -178,22 +178,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--probe-every", type=float, default=50.0, help="ms between small queries (50)"
     )
-    parser.add_argument(
-        "--env", action="append", default=[], help="SESSIONHUB_X=value for the server"
-    )
-    parser.add_argument("--seed", type=int, default=20261125, help="random seed")
-    parser.add_argument("--output", type=Path, default=RESULTS_FILE)
+    options.add_server_settings(parser, "--env")
+    options.add_seed(parser)
+    options.add_output(parser, RESULTS_FILE)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    facts = lifecycle.machine_facts()
+    facts = machine_facts()
     print(f"CPU: {facts['cpu_model']}, nproc {facts['nproc']}, Python {facts['python']}")
-    extra_env = dict(item.split("=", 1) for item in args.env)
+    extra_env = dict(args.server_env)
     with (
         tempfile.TemporaryDirectory(prefix="sessionhub-bench-") as tmp,
-        lifecycle.running_server(Path(tmp), extra_env=extra_env) as server,
+        running_server(Path(tmp), extra_env=extra_env) as server,
     ):
         outcome = asyncio.run(benchmark(server, args))
     baseline = outcome["baseline"]
@@ -210,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"          slowest (s into the export, ms): {o.slowest}")
     report = {
-        "benchmark": "export",
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": facts,
+        **report_header("export", facts),
         "parameters": {
             "turns": args.turns,
             "answer_chars": args.answer_chars,
@@ -224,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": baseline,
         "outcomes": [asdict(o) for o in outcome["outcomes"]],
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nWrote {args.output}")
+    write_report(args.output, report)
     return 0
 
 

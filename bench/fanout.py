@@ -32,34 +32,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import secrets
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import _paths  # noqa: F401  (tests.support importable)
 import httpx2 as httpx
+import options
 import orjson
+from machine import cpu_seconds, machine_facts
+from measured_server import TOKEN_TTL_S
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from tests.support.redis_server import RedisServer
+from tests.support.servers import Server, environment, running_server, token_issuer
+
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results" / "fanout.json"
-CLI = [sys.executable, "-m", "sessionhub.server.cli"]
-STARTUP_TIMEOUT_S = 30.0
 DELIVERY_TIMEOUT_S = 30.0
 WARMUP_TURNS = 3
 
@@ -84,146 +82,40 @@ max_session_history = 100000
 """
 
 
-# Machine facts
+# The deployment
 
 
-def machine_facts() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                cpu = value.strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu,
-        "nproc": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-# Processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Process:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-
-
-def start_redis(folder: Path) -> Process:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed; run with --scenarios single")
-    port = free_port()
-    log_path = folder / "redis.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(folder)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return Process("redis", process, port, log_path)
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("redis-server did not start")
-
-
-def start_server(folder: Path, env: dict[str, str], name: str) -> Process:
-    port = free_port()
-    log_path = folder / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = Process(name, process, port, log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{name} exited:\n{log_path.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise SystemExit(f"{name} did not answer /healthz")
+def address(server: Server) -> str:
+    """The server's host:port."""
+    return server.base_url.removeprefix("http://")
 
 
 @contextmanager
 def deployment(scenario: str) -> Iterator[tuple[str, str, str, int]]:
-    """(sending URL, subscribers' URL, JWT secret, the subscribers' instance's pid) of a
-    running deployment."""
-    with tempfile.TemporaryDirectory(prefix=f"fanout-{scenario}-") as tmp:
+    """(sending host, subscribers' host, a token of alice@acme, the subscribers' instance's
+    pid) of a running deployment."""
+    with tempfile.TemporaryDirectory(prefix=f"fanout-{scenario}-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         (folder / "chat_apps.toml").write_text(CHAT_APPS)
-        secret = secrets.token_urlsafe(48)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
-        env.update(
-            SESSIONHUB_DATABASE_URL=f"sqlite:///{folder / 'bench.db'}",
-            SESSIONHUB_JWT_SECRET=secret,
-            SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-secret"),
+        env = environment(
+            folder,
             SESSIONHUB_CHAT_APPS_FILE=str(folder / "chat_apps.toml"),
-            SESSIONHUB_LOG_LEVEL="warning",
             SESSIONHUB_SUBSCRIPTION_QUEUE_LIMIT="10000",
             # Every subscriber here is alice: one token for a thousand sockets.
             SESSIONHUB_WS_MAX_CONNECTIONS_PER_PRINCIPAL="10000",
         )
-        processes: list[Process] = []
-        try:
-            if scenario == "single":
-                server = start_server(folder, env, "server")
-                processes.append(server)
-                url = f"127.0.0.1:{server.port}"
-                yield url, url, secret, server.process.pid
-            else:
-                redis = start_redis(folder)
-                processes.append(redis)
-                env["SESSIONHUB_REDIS_URL"] = f"redis://127.0.0.1:{redis.port}/0"
-                a = start_server(folder, env, "A")
-                processes.append(a)
-                b = start_server(folder, env, "B")
-                processes.append(b)
-                yield f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}", secret, b.process.pid
-        finally:
-            for process in reversed(processes):
-                process.stop()
-
-
-def token(secret: str, user: str = "alice", entity: str = "acme") -> str:
-    from sessionhub.auth.tokens import HS256, TokenConfig, TokenIssuer
-
-    issuer = TokenIssuer(TokenConfig(HS256, secret, secret))
-    return issuer.issue(user, entity, ttl_seconds=24 * 3600)
+        jwt = token_issuer(env).issue("alice", "acme", ttl_seconds=TOKEN_TTL_S)
+        if scenario == "single":
+            server = stack.enter_context(running_server(folder, env))
+            yield address(server), address(server), jwt, server.process.pid
+        else:
+            redis = RedisServer(folder)
+            redis.start()
+            stack.callback(redis.stop)
+            env["SESSIONHUB_REDIS_URL"] = redis.url
+            a = stack.enter_context(running_server(folder, env, "A"))
+            b = stack.enter_context(running_server(folder, env, "B"))
+            yield address(a), address(b), jwt, b.process.pid
 
 
 # Subscribers: websockets' sans-I/O protocol on plain asyncio transports
@@ -310,16 +202,9 @@ class Result:
     server_cpu_ms_per_turn: float
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads, from /proc (0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def percentile(values: list[float], q: float) -> float:
+    """The value at rank round(q * (n - 1)) (q from 0 to 1): this benchmark's own, not the
+    nearest rank of bench/report.py, so that its figures compare with those kept before."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
@@ -334,10 +219,9 @@ async def members(host: str) -> float:
 
 
 async def measure(
-    scenario: str, send_host: str, sub_host: str, secret: str, count: int, turns: int, pid: int
+    scenario: str, send_host: str, sub_host: str, jwt: str, count: int, turns: int, pid: int
 ) -> Result:
     loop = asyncio.get_running_loop()
-    jwt = token(secret)
     async with httpx.AsyncClient(
         base_url=f"http://{send_host}", headers={"Authorization": f"Bearer {jwt}"}, timeout=60
     ) as http:
@@ -444,7 +328,7 @@ def main() -> None:
     parser.add_argument(
         "--scenarios", nargs="+", choices=["single", "redis"], default=["single", "redis"]
     )
-    parser.add_argument("--output", type=Path, default=RESULTS_FILE)
+    options.add_output(parser, RESULTS_FILE)
     args = parser.parse_args()
 
     try:
@@ -459,10 +343,10 @@ def main() -> None:
     print("the load generator shares those cores with the server(s)\n")
     results: list[Result] = []
     for scenario in args.scenarios:
-        with deployment(scenario) as (send_host, sub_host, secret, pid):
+        with deployment(scenario) as (send_host, sub_host, jwt, pid):
             for count in args.subscribers:
                 result = asyncio.run(
-                    measure(scenario, send_host, sub_host, secret, count, args.turns, pid)
+                    measure(scenario, send_host, sub_host, jwt, count, args.turns, pid)
                 )
                 results.append(result)
                 print(_row(result), flush=True)

@@ -21,31 +21,24 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
-import platform
 import random
-import secrets
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-
-from sessionhub.storage.sqlite.driver import sqlite as sqlite3
+import options
+from machine import machine_facts, print_machine
+from measured_server import Server, running_server, token_for
+from report import latency_fields, print_aligned, report_header, write_report
 
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results" / "lifecycle.json"
-CLI = [sys.executable, "-m", "sessionhub.server.cli"]
 
-STARTUP_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 60.0
 MAX_ERRORS_SHOWN = 5
 
@@ -69,131 +62,6 @@ query Last50($id: ID!) {
 }"""
 
 CHAT_APPS = "{ chatApps { id settings { maxSessionHistory } } }"
-
-
-# Machine facts
-
-
-def machine_facts() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Hardware", "Processor") and value.strip():
-                cpu = value.strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    return {
-        "cpu_model": cpu,
-        "nproc": usable,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-    }
-
-
-# The server process
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    env: dict[str, str]
-    folder: Path
-    log_path: Path
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-
-
-@contextmanager
-def running_server(
-    folder: Path, database: Path | None = None, extra_env: dict[str, str] | None = None
-) -> Iterator[Server]:
-    """`sessionhub serve` on `database` (a fresh bench.db in `folder` by default), its
-    secret, log and working files in `folder`; stopped on leaving."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
-    env.update(
-        SESSIONHUB_DATABASE_URL=f"sqlite:///{database or folder / 'bench.db'}",
-        SESSIONHUB_JWT_SECRET=secrets.token_urlsafe(48),
-        SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-jwt-secret"),
-        # warning: no access log line per request, which would be measured too.
-        SESSIONHUB_LOG_LEVEL="warning",
-    )
-    env.update(extra_env or {})
-    port = free_port()
-    log_path = folder / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", env, folder, log_path)
-    try:
-        wait_healthy(server)
-        yield server
-    finally:
-        server.stop()
-
-
-def wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(
-                f"sessionhub serve exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
-        try:
-            if httpx.get(f"{server.base_url}/healthz", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"/healthz did not answer within {STARTUP_TIMEOUT_S}s:\n{server.log_tail()}")
-
-
-def issue_token(server: Server, user: str, entity: str) -> str:
-    done = subprocess.run(
-        [*CLI, "token", "--user", user, "--entity", entity, "--ttl", str(7 * 24 * 3600)],
-        env=server.env,
-        cwd=server.folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"sessionhub token failed ({done.returncode}): {done.stderr}")
-    return done.stdout.strip()
 
 
 # Data: seeded, realistic-looking text
@@ -325,32 +193,39 @@ class TextGenerator:
             "durationMs": round(self.rng.uniform(5, 900), 1),
         }
 
-
-def session_script(
-    vocabulary: Vocabulary, seed: int, index: int, turns: int
-) -> list[tuple[str, dict[str, Any]]]:
-    """The requests that write session `index`: (document, input) pairs, user first.
-    Each session has its own seeded generator, so the text does not depend on the order
-    in which concurrent writers get to it."""
-    rng = random.Random(seed * 1_000_003 + index)
-    text = TextGenerator(vocabulary, rng)
-    script: list[tuple[str, dict[str, Any]]] = []
-    for position in range(turns):
-        if position % 2 == 0:
-            script.append((SEND_MESSAGE, {"content": text.user_message()}))
-            continue
+    def agent_turn(self, tool_share: float = 0.3) -> dict[str, Any]:
+        """The input of an agent's appendTurn: an answer, its token usage and, in
+        `tool_share` of the turns, one to three tool invocations (in all of them at 1.0,
+        which draws nothing to decide)."""
+        rng = self.rng
         item: dict[str, Any] = {
             "role": "ASSISTANT",
-            "content": text.agent_answer(),
+            "content": self.agent_answer(),
             "usage": {
                 "inputTokens": rng.randint(50, 4000),
                 "outputTokens": rng.randint(100, 1200),
                 "cost": round(rng.uniform(0.0005, 0.05), 5),
             },
         }
-        if rng.random() < 0.3:
-            item["toolInvocations"] = [text.tool_invocation() for _ in range(rng.randint(1, 3))]
-        script.append((APPEND_TURN, item))
+        if tool_share >= 1.0 or rng.random() < tool_share:
+            item["toolInvocations"] = [self.tool_invocation() for _ in range(rng.randint(1, 3))]
+        return item
+
+
+def session_script(
+    vocabulary: Vocabulary, seed: int, index: int, turns: int, tool_share: float = 0.3
+) -> list[tuple[str, dict[str, Any]]]:
+    """The requests that write session `index`: (document, input) pairs, user first, the
+    agent's turns with tools in `tool_share` of them. Each session has its own seeded
+    generator, so the text does not depend on the order in which concurrent writers get
+    to it."""
+    text = TextGenerator(vocabulary, random.Random(seed * 1_000_003 + index))
+    script: list[tuple[str, dict[str, Any]]] = []
+    for position in range(turns):
+        if position % 2 == 0:
+            script.append((SEND_MESSAGE, {"content": text.user_message()}))
+        else:
+            script.append((APPEND_TURN, text.agent_turn(tool_share)))
     return script
 
 
@@ -380,6 +255,20 @@ def async_client(server: Server, token: str, concurrency: int) -> httpx.AsyncCli
         timeout=REQUEST_TIMEOUT_S,
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
     )
+
+
+async def write_session(
+    client: httpx.AsyncClient, script: list[tuple[str, dict[str, Any]]], chat_app_id: str
+) -> str:
+    """Sends a session's script, its first message into `chat_app_id`; returns its id."""
+    session_id: str | None = None
+    for document, item in script:
+        target = {"chatAppId": chat_app_id} if session_id is None else {"sessionId": session_id}
+        data = await graphql(client, document, {"input": {**item, **target}})
+        if session_id is None:
+            session_id = data["sendMessage"]["session"]["id"]
+    assert session_id is not None
+    return session_id
 
 
 async def pick_chat_apps(client: httpx.AsyncClient, turns_needed: int) -> list[str]:
@@ -413,18 +302,9 @@ async def generate(
                 index = next(next_index)
                 if index >= args.sessions:
                     return
-                session_id: str | None = None
                 script = session_script(vocabulary, args.seed, index, args.turns_per_session)
-                for document, item in script:
-                    if session_id is None:
-                        item = {**item, "chatAppId": apps[index % len(apps)]}
-                    else:
-                        item = {**item, "sessionId": session_id}
-                    data = await graphql(client, document, {"input": item})
-                    if session_id is None:
-                        session_id = data["sendMessage"]["session"]["id"]
-                    turns_written += 1
-                session_ids[index] = session_id
+                session_ids[index] = await write_session(client, script, apps[index % len(apps)])
+                turns_written += len(script)
                 sessions_done += 1
                 if sessions_done % progress_every == 0:
                     print(f"  generated {sessions_done}/{args.sessions} sessions", flush=True)
@@ -457,14 +337,6 @@ class Result:
     requests_per_second: float
     errors: int
     error_samples: list[str] = field(default_factory=list)
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
 
 
 RequestFactory = Callable[[int], tuple[str, dict[str, Any]]]
@@ -514,10 +386,7 @@ async def measure(
         scenario=name,
         concurrency=concurrency,
         requests=requests,
-        p50_ms=round(percentile(latencies, 50), 3),
-        p99_ms=round(percentile(latencies, 99), 3),
-        mean_ms=round(statistics.fmean(latencies), 3) if latencies else float("nan"),
-        max_ms=round(latencies[-1], 3) if latencies else float("nan"),
+        **latency_fields(latencies),
         requests_per_second=round(len(latencies) / seconds, 1) if seconds > 0 else 0.0,
         errors=len(errors),
         error_samples=errors[:MAX_ERRORS_SHOWN],
@@ -572,46 +441,34 @@ def print_rows(
 ) -> None:
     """An aligned table (columns right-aligned but those in `left`) under a rule, then the
     sample errors of each result."""
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-
-    def join(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.ljust(w) if i in left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(join(header))
-    print("-" * len(join(header)))
-    for row in rows:
-        print(join(row))
+    print_aligned(header, rows, left)
     for r in results:
         for sample in r.error_samples:
             print(f"  error in {r.scenario} c={r.concurrency}: {sample}")
 
 
+def add_session_options(
+    parser: argparse.ArgumentParser, sessions: int, turns_per_session: int
+) -> None:
+    """How many sessions `session_script` writes, how long, from which seed."""
+    parser.add_argument(
+        "--sessions", type=int, default=sessions, help=f"sessions to generate [{sessions}]"
+    )
+    parser.add_argument(
+        "--turns-per-session",
+        type=int,
+        default=turns_per_session,
+        help=f"turns per generated session [{turns_per_session}]",
+    )
+    options.add_seed(parser)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=200, help="sessions to generate (200)")
-    parser.add_argument(
-        "--turns-per-session", type=int, default=60, help="turns per generated session (60)"
-    )
-    parser.add_argument(
-        "--requests", type=int, default=2000, help="measured requests per scenario (2000)"
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        nargs="+",
-        default=[1, 8],
-        help="concurrency levels, each measured in turn (1 8)",
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=200, help="unmeasured requests before each run (200)"
-    )
-    parser.add_argument("--seed", type=int, default=20261125, help="random seed")
-    parser.add_argument(
-        "--output", type=Path, default=RESULTS_FILE, help=f"JSON results ({RESULTS_FILE})"
-    )
+    add_session_options(parser, sessions=200, turns_per_session=60)
+    options.add_requests(parser, "scenario")
+    options.add_concurrency_levels(parser)
+    options.add_output(parser, RESULTS_FILE)
     args = parser.parse_args(argv)
     for name in ("sessions", "turns_per_session", "requests"):
         if getattr(args, name) < 1:
@@ -648,26 +505,21 @@ async def benchmark(server: Server, token: str, args: argparse.Namespace) -> dic
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     facts = machine_facts()
-    print(f"CPU:    {facts['cpu_model']}")
-    print(f"nproc:  {facts['nproc']}")
-    print(f"Python: {facts['python']} ({facts['python_implementation']}), SQLite {facts['sqlite']}")
-    print(f"OS:     {facts['platform']}\n", flush=True)
+    print_machine(facts)
 
     with (
         tempfile.TemporaryDirectory(prefix="sessionhub-bench-") as tmp,
         running_server(Path(tmp)) as server,
     ):
         print(f"Server: {server.base_url} (pid {server.process.pid}, db {tmp}/bench.db)")
-        token = issue_token(server, "bench-user", "bench-entity")
+        token = token_for(server, "bench-user", "bench-entity")
         outcome = asyncio.run(benchmark(server, token, args))
 
     results: list[Result] = outcome["results"]
     print()
     print_table(results)
     report = {
-        "benchmark": "lifecycle",
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": facts,
+        **report_header("lifecycle", facts),
         "parameters": {
             "sessions": args.sessions,
             "turns_per_session": args.turns_per_session,
@@ -679,9 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": outcome["dataset"],
         "results": [asdict(r) for r in results],
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nWrote {args.output}")
+    write_report(args.output, report)
     return 1 if any(r.errors for r in results) else 0
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/overhead.py [--concurrency C] [--rounds R] [--requests N]
                                        [--client raw|httpx] [--profile]
 
-1. Starts `sessionhub serve` (lifecycle.py's helper: a temporary folder, a fresh SQLite
+1. Starts `sessionhub serve` (measured_server.py: a temporary folder, a fresh SQLite
    file and JWT secret) and writes a small store through the GraphQL API: a few sessions
    whose agent turns all carry one to three tool invocations.
 2. Starts a second uvicorn process on the same SQLite file: bench/bare_endpoint.py, which
@@ -25,31 +25,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _paths  # noqa: F401  (tests.support importable)
 import httpx2 as httpx
+import lifecycle
+import options
 import orjson
+from machine import cpu_seconds, machine_facts
+from measured_server import Server, running_server, token_for
+from report import latency_fields, print_aligned, write_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import lifecycle  # (bench/ is not a package)
+from tests.support import servers
 
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results" / "overhead.json"
-BARE = [sys.executable, str(HERE / "bare_endpoint.py")]
+BARE = (sys.executable, str(HERE / "bare_endpoint.py"))
 
 # The hot read: a session's last 20 turns with their tool invocations.
 LAST_20 = """query Last20($id: ID!) {
@@ -70,14 +72,11 @@ LAST_20 = """query Last20($id: ID!) {
   }
 }"""
 
-SEND_MESSAGE = lifecycle.SEND_MESSAGE
-APPEND_TURN = lifecycle.APPEND_TURN
-
 
 # Data
 
 
-async def generate(server: lifecycle.Server, token: str, args: argparse.Namespace) -> list[str]:
+async def generate(server: Server, token: str, args: argparse.Namespace) -> list[str]:
     """`--sessions` sessions of `--turns-per-session` turns: a user message, then an agent
     answer with one to three tool invocations, and so on."""
     vocabulary = lifecycle.Vocabulary(args.seed)
@@ -85,36 +84,10 @@ async def generate(server: lifecycle.Server, token: str, args: argparse.Namespac
         apps = await lifecycle.pick_chat_apps(client, args.turns_per_session)
 
         async def one(index: int) -> str:
-            rng = random.Random(args.seed * 1_000_003 + index)
-            text = lifecycle.TextGenerator(vocabulary, rng)
-            session_id: str | None = None
-            for position in range(args.turns_per_session):
-                if position % 2 == 0:
-                    item: dict[str, Any] = {"content": text.user_message()}
-                    document = SEND_MESSAGE
-                else:
-                    item = {
-                        "role": "ASSISTANT",
-                        "content": text.agent_answer(),
-                        "usage": {
-                            "inputTokens": rng.randint(50, 4000),
-                            "outputTokens": rng.randint(100, 1200),
-                            "cost": round(rng.uniform(0.0005, 0.05), 5),
-                        },
-                        "toolInvocations": [
-                            text.tool_invocation() for _ in range(rng.randint(1, 3))
-                        ],
-                    }
-                    document = APPEND_TURN
-                if session_id is None:
-                    item["chatAppId"] = apps[index % len(apps)]
-                else:
-                    item["sessionId"] = session_id
-                data = await lifecycle.graphql(client, document, {"input": item})
-                if session_id is None:
-                    session_id = data["sendMessage"]["session"]["id"]
-            assert session_id is not None
-            return session_id
+            script = lifecycle.session_script(
+                vocabulary, args.seed, index, args.turns_per_session, tool_share=1.0
+            )
+            return await lifecycle.write_session(client, script, apps[index % len(apps)])
 
         return list(await asyncio.gather(*(one(i) for i in range(args.sessions))))
 
@@ -122,27 +95,9 @@ async def generate(server: lifecycle.Server, token: str, args: argparse.Namespac
 # The bare endpoint's process
 
 
-@contextmanager
-def running_bare(server: lifecycle.Server) -> Iterator[lifecycle.Server]:
-    port = lifecycle.free_port()
-    log_path = server.folder / "bare.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*BARE, "--host", "127.0.0.1", "--port", str(port)],
-            env=server.env,
-            cwd=server.folder,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    bare = lifecycle.Server(
-        process, f"http://127.0.0.1:{port}", server.env, server.folder, log_path
-    )
-    try:
-        lifecycle.wait_healthy(bare)
-        yield bare
-    finally:
-        bare.stop()
+def running_bare(server: Server) -> AbstractContextManager[Server]:
+    """bare_endpoint.py beside `server`: the same settings, the same SQLite file."""
+    return servers.running_server(server.folder, server.env, "bare", BARE)
 
 
 # Requests: the same body for both clients
@@ -160,7 +115,7 @@ class Target:
         return self.bodies[i % len(self.bodies)]
 
 
-def graphql_target(server: lifecycle.Server, session_ids: list[str]) -> Target:
+def graphql_target(server: Server, session_ids: list[str]) -> Target:
     bodies = [
         orjson.dumps({"query": LAST_20, "operationName": "Last20", "variables": {"id": s}})
         for s in session_ids
@@ -168,7 +123,7 @@ def graphql_target(server: lifecycle.Server, session_ids: list[str]) -> Target:
     return Target("graphql", server.base_url, "/graphql", bodies, b'{"data":{"session":{')
 
 
-def bare_target(bare: lifecycle.Server, session_ids: list[str]) -> Target:
+def bare_target(bare: Server, session_ids: list[str]) -> Target:
     bodies = [orjson.dumps({"id": s}) for s in session_ids]
     return Target("bare", bare.base_url, "/last20", bodies, b'{"session":{')
 
@@ -281,17 +236,6 @@ class Tally:
     errors: list[str] = field(default_factory=list)
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process, all its threads, from /proc (0 elsewhere)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def run_load(
     client: Any, total: int, concurrency: int, start: int, tally: Tally, pid: int | None = None
 ) -> None:
@@ -310,11 +254,12 @@ async def run_load(
                 continue
             tally.latencies_ms.append((time.perf_counter_ns() - began) / 1e6)
 
-    cpu_before = cpu_seconds(pid)
+    cpu_before = 0.0 if pid is None else cpu_seconds(pid)
     began = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in range(concurrency)))
     tally.seconds += time.perf_counter() - began
-    tally.server_cpu_seconds += cpu_seconds(pid) - cpu_before
+    if pid is not None:
+        tally.server_cpu_seconds += cpu_seconds(pid) - cpu_before
 
 
 @dataclass
@@ -339,10 +284,7 @@ def summarise(name: str, tally: Tally) -> Summary:
         requests=len(values),
         seconds=round(tally.seconds, 3),
         requests_per_second=round(len(values) / tally.seconds, 1) if tally.seconds else 0.0,
-        p50_ms=round(lifecycle.percentile(values, 50), 3),
-        p99_ms=round(lifecycle.percentile(values, 99), 3),
-        mean_ms=round(sum(values) / len(values), 3) if values else float("nan"),
-        max_ms=round(values[-1], 3) if values else float("nan"),
+        **latency_fields(values),
         server_cpu_ms_per_request=round(1000 * tally.server_cpu_seconds / len(values), 3)
         if values
         else float("nan"),
@@ -538,16 +480,10 @@ async def profile(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=8, help="sessions to generate (8)")
-    parser.add_argument("--turns-per-session", type=int, default=40, help="turns per session (40)")
+    lifecycle.add_session_options(parser, sessions=8, turns_per_session=40)
     parser.add_argument("--concurrency", type=int, default=8, help="connections per target (8)")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (10)")
-    parser.add_argument(
-        "--requests", type=int, default=400, help="requests per target and round (400)"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=300, help="unmeasured requests per target (300)"
-    )
+    options.add_requests(parser, "target and round", requests=400, warmup=300)
     parser.add_argument(
         "--client",
         choices=sorted(CLIENTS),
@@ -560,10 +496,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-requests", type=int, default=3000, help="requests while sampling (3000)"
     )
-    parser.add_argument("--seed", type=int, default=20261125, help="random seed")
-    parser.add_argument(
-        "--output", type=Path, default=RESULTS_FILE, help=f"JSON results ({RESULTS_FILE})"
-    )
+    options.add_output(parser, RESULTS_FILE)
     args = parser.parse_args(argv)
     if args.turns_per_session < 40:
         parser.error("--turns-per-session must be at least 40 (20 agent turns to read)")
@@ -574,7 +507,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def benchmark(
-    server: lifecycle.Server, bare: lifecycle.Server, token: str, session_ids: list[str], args
+    server: Server, bare: Server, token: str, session_ids: list[str], args
 ) -> dict[str, Any]:
     targets = [graphql_target(server, session_ids), bare_target(bare, session_ids)]
     pids = {"graphql": server.process.pid, "bare": bare.process.pid}
@@ -640,12 +573,7 @@ def print_report(result: dict[str, Any], args: argparse.Namespace) -> None:
         )
         for s in result["results"]
     ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
-    print(line)
-    print("-" * len(line))
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    print_aligned(header, rows, left=())
     print(
         f"\nGraphQL / bare: {result['ratio']:.1%}  "
         f"(client {args.client}, concurrency {args.concurrency}, {args.rounds} rounds)"
@@ -702,15 +630,15 @@ def print_profiles(profiles: dict[str, dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    facts = lifecycle.machine_facts()
+    facts = machine_facts()
     load_at_start = os.getloadavg()
     print(f"CPU:    {facts['cpu_model']}  (nproc {facts['nproc']})")
     print(f"Python: {facts['python']}, SQLite {facts['sqlite']}\n", flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="sessionhub-overhead-") as tmp,
-        lifecycle.running_server(Path(tmp)) as server,
+        running_server(Path(tmp)) as server,
     ):
-        token = lifecycle.issue_token(server, "bench-user", "bench-entity")
+        token = token_for(server, "bench-user", "bench-entity")
         print(
             f"Generating {args.sessions} sessions x {args.turns_per_session} turns ...",
             flush=True,
@@ -728,9 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         **{k: v for k, v in result.items() if k != "results"},
         "results": [asdict(s) for s in result["results"]],
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(output, indent=2) + "\n")
-    print(f"\nWrote {args.output}")
+    write_report(args.output, output)
     return 1 if any(s.errors for s in result["results"]) else 0
 
 

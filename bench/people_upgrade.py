@@ -16,7 +16,6 @@ and prints its time and what it rewrote, with the machine.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sqlite3
 import sys
@@ -27,31 +26,14 @@ from pathlib import Path
 
 import orjson
 import sqlean
-from lifecycle import machine_facts
+from machine import machine_facts
+from store_file import PRINTER_WORDS, add_size_options, create_schema
 
 from sessionhub.storage.sqlite import migrate as schema
-from sessionhub.storage.sqlite.store import SqliteStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ENTITIES = [f"entity{i}" for i in range(7)]
 USERS = 500
-WORDS = tuple(
-    [
-        "the",
-        "printer",
-        "jams",
-        "when",
-        "the",
-        "tray",
-        "is",
-        "full",
-        "so",
-        "we",
-        "reset",
-        "the",
-        "spooler",
-    ]
-)
 
 
 def us(at: datetime) -> int:
@@ -59,7 +41,7 @@ def us(at: datetime) -> int:
 
 
 def generate(path: Path, turns: int, per_session: int, external: float, seed: int) -> int:
-    asyncio.run(_create_schema(path))
+    create_schema(path)
     rng = random.Random(seed)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous = OFF")
@@ -131,7 +113,7 @@ def generate(path: Path, turns: int, per_session: int, external: float, seed: in
                 feedback = orjson.dumps(
                     [{"user_id": guest, "kind": "THUMBS_UP", "comment": None, "at": at + 1}]
                 ).decode()
-            content = " ".join(rng.choices(WORDS, k=30))
+            content = " ".join(rng.choices(PRINTER_WORDS, k=30))
             rows.append(
                 (f"{session_id}-{seq}", session_id, seq, role, author, content, feedback, at)
             )
@@ -170,12 +152,6 @@ def generate(path: Path, turns: int, per_session: int, external: float, seed: in
     return shared
 
 
-async def _create_schema(path: Path) -> None:
-    store = SqliteStore(str(path))
-    await store.open()
-    await store.close()
-
-
 def migrate(path: Path) -> tuple[float, dict[str, int]]:
     (script,) = [text for version, text in schema.scripts() if version == 15]
     conn = sqlean.connect(str(path), isolation_level=None)
@@ -194,13 +170,15 @@ def migrate(path: Path) -> tuple[float, dict[str, int]]:
     return seconds, counts
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=int, default=1_000_000)
-    parser.add_argument("--per-session", type=int, default=10)
+    add_size_options(parser, turns=1_000_000, per_session=10)
     parser.add_argument("--external", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "old.db"
         started = time.perf_counter()

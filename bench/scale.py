@@ -51,48 +51,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _paths  # noqa: F401  (tests.support importable)
 import aiohttp
 import httpx2 as httpx
+import machine
+import options
 import orjson
-from lifecycle import (
-    LAST_50_TURNS,
-    SEND_MESSAGE,
-    GraphQLFailure,
-    Result,
-    machine_facts,
-    percentile,
-    print_rows,
-)
-from search import (
-    DATA_DIR_ENV,
-    DEFAULT_DATA_DIR,
-    ENTITIES,
-    HEAVY_USERS_PER_ENTITY,
-    QUERY_CLASSES,
-    SEARCH_DOCUMENT,
-    Query,
-    QueryMaker,
-    Vocabulary,
-    _search_variables,
-    ensure_corpus,
-    human_bytes,
-    human_seconds,
-    parse_size,
-    prewarm,
-    readers_for,
-    server_on,
-    size_label,
-    user_id,
-)
+import search
+from lifecycle import LAST_50_TURNS, SEND_MESSAGE, GraphQLFailure, Result, print_rows
+from measured_server import TOKEN_TTL_S, Server
+from report import latency_fields, percentile, report_header, write_report
+from search import Query, human_bytes, human_seconds, size_label
 
 import sessionhub.server as server_package
-from sessionhub.auth.tokens import HS256, TokenConfig, TokenIssuer
 from sessionhub.domain.query import SearchOrder
 from sessionhub.server.chat_apps import load_chat_apps
 from sessionhub.server.timing import app_milliseconds
 from sessionhub.storage.sqlite import codec
 from sessionhub.storage.sqlite.driver import sqlite as sqlite3
 from sessionhub.storage.sqlite.store import SqliteStore
+from tests.support.servers import token_issuer
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -121,9 +99,7 @@ PAGE = 20
 DEEP_PAGE = 100  # page size while walking a heavy user's history for cursors
 REQUEST_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 300.0
-TOKEN_TTL_S = 7 * 24 * 3600
 MAX_ERRORS_SHOWN = 5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 LIST_PAGE = """
 query List($first: Int!, $after: String) {
@@ -275,10 +251,10 @@ def pick_workload(db: Path, seed: int, sends_planned: int) -> Workload:
         largest = conn.execute(
             "SELECT entity_id, count(*) c FROM sessions GROUP BY entity_id ORDER BY c DESC LIMIT 1"
         ).fetchone()[0]
-        e = next(i for i, (name, _) in enumerate(ENTITIES) if name == largest)
+        e = next(i for i, (name, _) in enumerate(search.ENTITIES) if name == largest)
         heavy = []
-        for i in range(HEAVY_USERS_PER_ENTITY):
-            heavy_user = user_id(e, i)
+        for i in range(search.HEAVY_USERS_PER_ENTITY):
+            heavy_user = search.user_id(e, i)
             (count,) = conn.execute(
                 "SELECT count(*) FROM sessions WHERE entity_id = ? AND owner_id = ?",
                 (largest, heavy_user),
@@ -306,13 +282,13 @@ def pick_workload(db: Path, seed: int, sends_planned: int) -> Workload:
         }
     finally:
         conn.close()
-    readers = readers_for(db, "user", random.Random(seed + 17))
-    maker = QueryMaker(db, Vocabulary(seed), seed + 23)
+    readers = search.readers_for(db, "user", random.Random(seed + 17))
+    maker = search.QueryMaker(db, search.Vocabulary(seed), seed + 23)
     try:
         queries = []
         for i in range(SAMPLE):
             reader = readers[i % len(readers)]
-            cls = QUERY_CLASSES[i % len(QUERY_CLASSES)]
+            cls = search.QUERY_CLASSES[i % len(search.QUERY_CLASSES)]
             text, search_filter = maker.make(cls, reader)
             queries.append(Query("user", cls, text, reader, search_filter))
     finally:
@@ -337,10 +313,10 @@ Factory = Callable[[int], Call]
 
 class Tokens:
     """JWTs signed with the server's secret by the project's own TokenIssuer (what
-    `sessionhub token` does, without a process per user)."""
+    `sessionhub token` does, without a process per user), one per user."""
 
-    def __init__(self, secret: str) -> None:
-        self._issuer = TokenIssuer(TokenConfig(HS256, secret, secret))
+    def __init__(self, server: Server) -> None:
+        self._issuer = token_issuer(server.env)
         self._cache: dict[tuple[str, str], str] = {}
 
     def __call__(self, entity: str, user: str) -> str:
@@ -421,8 +397,8 @@ def factories(work: Workload, tokens: Tokens, deep_cursors: list[tuple[str, str,
         q = work.queries[i % len(work.queries)]
         return Call(
             "search",
-            SEARCH_DOCUMENT,
-            _search_variables(q, SearchOrder.RELEVANCE),
+            search.SEARCH_DOCUMENT,
+            search.search_variables(q, SearchOrder.RELEVANCE),
             tokens(q.reader.entity_id, q.reader.user_id),
         )
 
@@ -498,13 +474,9 @@ def client_for(base_url: str, concurrency: int) -> aiohttp.ClientSession:
 
 def cpu_seconds(pid: int) -> float:
     """The CPU time of the server and of its child processes (the title worker): work the
-    server hands to a child is still work it does per request."""
-    total = 0.0
-    for process in (pid, *child_pids(pid)):
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a child just ended
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-    return total
+    server hands to a child is still work it does per request. A child that just ended
+    counts for nothing."""
+    return sum(machine.cpu_seconds(process) for process in (pid, *child_pids(pid)))
 
 
 def child_pids(pid: int) -> list[int]:
@@ -596,10 +568,7 @@ def summarize(
         scenario=scenario,
         concurrency=concurrency,
         requests=done + len(errors),
-        p50_ms=round(percentile(latencies, 50), 3),
-        p99_ms=round(percentile(latencies, 99), 3),
-        mean_ms=round(statistics.fmean(latencies), 3) if latencies else float("nan"),
-        max_ms=round(latencies[-1], 3) if latencies else float("nan"),
+        **latency_fields(latencies),
         requests_per_second=round(done / seconds, 1) if seconds > 0 else 0.0,
         errors=len(errors),
         error_samples=errors[:MAX_ERRORS_SHOWN],
@@ -1028,9 +997,9 @@ def explain_scenarios(
         return out
 
     recorded = asyncio.run(run())
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    for pragma in ("PRAGMA cache_size = -65536", "PRAGMA mmap_size = 268435456"):
-        conn.execute(pragma)
+    conn = search.connect(
+        f"file:{db}?mode=ro", "PRAGMA cache_size = -65536", "PRAGMA mmap_size = 268435456", uri=True
+    )
 
     def waterfall(got: dict[str, Any], rerun: bool) -> dict[str, Any]:
         rows = []
@@ -1197,33 +1166,15 @@ def print_soak(report: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=parse_size, default=parse_size("10M"), help="turns [10M]")
+    search.add_corpus_options(parser, "10M")
     parser.add_argument(
         "--sessions",
-        type=parse_size,
+        type=search.parse_size,
         default=None,
         help="sessions [the generator's shape: about turns / 9.5, 1.05M for 10M turns]",
     )
-    parser.add_argument("--seed", type=int, default=20261125, help="random seed [20261125]")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        help=f"where stores are kept [${DATA_DIR_ENV} or {DEFAULT_DATA_DIR}]",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=min(4, os.cpu_count() or 1),
-        help="processes drawing the text while generating [nproc, at most 4]",
-    )
-    parser.add_argument("--force", action="store_true", help="generate even if disk looks small")
-    parser.add_argument("--generate-only", action="store_true", help="generate/prepare, stop")
-    parser.add_argument(
-        "--requests", type=int, default=2000, help="measured requests per scenario [2000]"
-    )
-    parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests [200]")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="levels [1 8]")
+    options.add_requests(parser, "scenario")
+    options.add_concurrency_levels(parser)
     parser.add_argument(
         "--scenarios", nargs="*", choices=SCENARIOS, default=list(SCENARIOS), help="[all]"
     )
@@ -1257,15 +1208,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--explain-requests", type=int, default=200, help="traced requests per scenario [200]"
     )
-    parser.add_argument(
-        "--server-env",
-        type=env_setting,
-        action="append",
-        default=[],
-        metavar="SESSIONHUB_X=VALUE",
-        help="a setting for the server, to compare (repeat for several)",
-    )
-    parser.add_argument("--no-prewarm", action="store_true", help="do not read the file first")
+    options.add_server_settings(parser, "--server-env")
     parser.add_argument(
         "--output", type=Path, default=None, help="[bench/results/scale-<size>.json]"
     )
@@ -1281,13 +1224,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def env_setting(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.startswith("SESSIONHUB_"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give SESSIONHUB_NAME=value")
-    return key, value
-
-
 def dataset_label(args: argparse.Namespace) -> str:
     label = f"{size_label(args.turns)} turns"
     return label if args.sessions is None else f"{size_label(args.sessions)} sessions, {label}"
@@ -1295,15 +1231,12 @@ def dataset_label(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    facts = machine_facts()
+    facts = machine.machine_facts()
     facts["memory_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     facts["loadavg_at_start"] = os.getloadavg()
-    print(f"CPU:    {facts['cpu_model']}")
-    print(f"nproc:  {facts['nproc']}, memory {human_bytes(facts['memory_bytes'])}")
-    print(f"Python: {facts['python']} ({facts['python_implementation']}), SQLite {facts['sqlite']}")
-    print(f"OS:     {facts['platform']}\n", flush=True)
+    machine.print_machine(facts, f", memory {human_bytes(facts['memory_bytes'])}")
 
-    db, corpus = ensure_corpus(args)
+    db, corpus = search.ensure_corpus(args)
     meta_file = db.with_suffix(".json")
     chat_apps = bench_chat_apps(args.data_dir)
     print(f"Preparing {db.name} for {chat_apps.name} (retention as the server applies it) ...")
@@ -1323,17 +1256,17 @@ def main(argv: list[str] | None = None) -> int:
     prewarm_s = None
     if not args.no_prewarm:
         print(f"Reading {human_bytes(db.stat().st_size)} into the page cache ...", flush=True)
-        prewarm_s = round(prewarm(db), 1)
+        prewarm_s = round(search.prewarm(db), 1)
         print(f"  {prewarm_s} s", flush=True)
 
     results: list[ScaleResult] = []
     extra_env = {"SESSIONHUB_CHAT_APPS_FILE": str(chat_apps), **dict(args.server_env)}
-    with server_on(db, extra_env) as server:
+    with search.server_on(db, extra_env) as server:
         pid = server.process.pid
         print(f"\nServer: {server.base_url} (pid {pid}) on {db}", flush=True)
         settle_s = settle(pid)
         print(f"  start-up work done after {settle_s:.1f} s", flush=True)
-        tokens = Tokens(server.env["SESSIONHUB_JWT_SECRET"])
+        tokens = Tokens(server)
         me = asyncio.run(_me(server.base_url, tokens(*work.list_users[0])))
         assert me["me"]["userId"] == work.list_users[0][1], me
         deep: list[tuple[str, str, str]] = []
@@ -1398,10 +1331,8 @@ def main(argv: list[str] | None = None) -> int:
         print_soak(soak_report)
     facts["loadavg_at_end"] = os.getloadavg()
     report = {
-        "benchmark": "scale",
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **report_header("scale", facts),
         "command": " ".join([".venv/bin/python", "bench/scale.py", *(argv or sys.argv[1:])]),
-        "machine": facts,
         "targets_p99_ms": TARGETS_P99_MS,
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "dataset": {
@@ -1422,9 +1353,7 @@ def main(argv: list[str] | None = None) -> int:
         "soak": soak_report,
     }
     output = args.output or RESULTS_DIR / f"scale-{size_label(args.turns)}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"\nWrote {output}")
+    write_report(output, report)
     failed = any(r.errors for r in results) or bool(soak_report and soak_report["errors"])
     return 1 if failed else 0
 

@@ -10,7 +10,7 @@
    words, a long tail). It opens a `SqliteStore` once, so that the migrations create the
    schema, closes it, and bulk-inserts sessions, turns, tags, shares and the matching
    `search_index` rows with plain sqlite3 `executemany` in big transactions, through the
-   helpers the store itself uses (`codec.session_row`, `codec.turn_row`, `turn_body`,
+   helpers the store itself uses (`codec.session_row`, `codec.turn_row`, `share_row`, `turn_body`,
    `scope_tokens`, the entities' stretches of rowids, the turn time blocks). A self-check first writes a few generated sessions through the store's
    own API and through the bulk path and compares every row.
 2. Measures `SqliteStore.search` (with `parse_query` and a `SearchScope` built the way
@@ -39,7 +39,6 @@ import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,15 +50,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-from lifecycle import (
-    CLI,
-    SYLLABLES,
-    Server,
-    issue_token,
-    machine_facts,
-    percentile,
-    running_server,
-)
+import options
+from lifecycle import QUESTION_STARTS, SYLLABLES, TOOLS
+from machine import machine_facts, print_machine
+from measured_server import Server, running_server, token_for
+from report import latency_fields, percentile, print_aligned, report_header, write_report
+from store_file import create_schema
 
 from sessionhub.domain.models import (
     AuditEvent,
@@ -96,7 +92,7 @@ from sessionhub.storage.sqlite.search import phrases
 from sessionhub.storage.sqlite.search import query as fts_query
 from sessionhub.storage.sqlite.search import scope as fts_scope
 from sessionhub.storage.sqlite.search.tuning import SearchTuning
-from sessionhub.storage.sqlite.shares import SHARE_COLUMNS
+from sessionhub.storage.sqlite.shares import SHARE_COLUMNS, share_row
 from sessionhub.storage.sqlite.store import SqliteStore
 
 HERE = Path(__file__).resolve().parent
@@ -132,16 +128,6 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
 FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 TAGS = ("billing", "bug", "howto", "urgent", "feedback", "draft", "sql", "onboarding")
-TOOLS = ("search_docs", "run_sql", "http_get", "calculator", "read_file", "create_ticket")
-QUESTION_STARTS = (
-    "How do I",
-    "Can you",
-    "Why does",
-    "What is the best way to",
-    "Please",
-    "Could you check whether",
-    "Is it possible to",
-)
 
 BATCH_SESSIONS = 500  # sessions per generated batch (one task of a worker)
 COMMIT_TURNS = 200_000  # turns per transaction
@@ -537,14 +523,6 @@ def _shares(
 # Rows, exactly as the store writes them
 
 
-def share_row(s: Share) -> tuple:
-    return (
-        s.id, s.session_id, s.entity_id, s.grantee_kind.value, s.grantee_entity_id,
-        s.grantee_user_id, s.mode.value, s.created_by, codec.to_micros(s.created_at),
-        codec.opt_micros(s.expires_at), codec.opt_micros(s.revoked_at), s.revoked_by, s.token_hash,
-    )  # fmt: skip
-
-
 @dataclass
 class Rows:
     sessions: list[tuple] = field(default_factory=list)
@@ -732,15 +710,6 @@ class Progress:
             print(flush=True)
 
 
-def create_schema(path: Path) -> None:
-    async def run() -> None:
-        store = SqliteStore(str(path), readers=1)
-        await store.open()
-        await store.close()
-
-    asyncio.run(run())
-
-
 def mean_extra_turns(turns: int, sessions: int | None) -> float:
     """The mean of the exponential part of a session's length that gives about `sessions`
     sessions for `turns` turns (2 + int(Exp(m)) has the mean 2 + 1/(e^(1/m) - 1));
@@ -768,17 +737,16 @@ def generate_corpus(
         f"({time.perf_counter() - started:.1f} s)",
         flush=True,
     )
-    conn = sqlite3.connect(path, isolation_level=None)
     # Loading speed only: no rollback journal and no fsync while the file is filled (the
     # content and the FTS5 settings are the store's); WAL again at the end, as the store
     # wants it.
-    for pragma in (
+    conn = connect(
+        path,
         "PRAGMA journal_mode = OFF",
         "PRAGMA synchronous = OFF",
         "PRAGMA cache_size = -1048576",
         "PRAGMA temp_store = MEMORY",
-    ):
-        conn.execute(pragma)
+    )
     progress = Progress(turns, "turns")
     done = in_transaction = 0
     waited = inserting = 0.0
@@ -821,6 +789,15 @@ def generate_corpus(
         "db_bytes": path.stat().st_size,
         **stats,
     }
+
+
+def connect(path: Path | str, *pragmas: str, **options: Any) -> sqlite3.Connection:
+    """An autocommit connection to the corpus (sqlite3.connect's `options` added), with
+    `pragmas` run on it."""
+    conn = sqlite3.connect(path, isolation_level=None, **options)
+    for pragma in pragmas:
+        conn.execute(pragma)
+    return conn
 
 
 def merge_segments(conn: sqlite3.Connection) -> None:
@@ -1260,10 +1237,7 @@ def summarize(
         query_class=cls,
         order=order,
         queries=len(samples),
-        p50_ms=round(percentile(latencies, 50), 2),
-        p99_ms=round(percentile(latencies, 99), 2),
-        mean_ms=round(statistics.fmean(latencies), 2),
-        max_ms=round(latencies[-1], 2),
+        **latency_fields(latencies, 2),
         mean_hits=round(statistics.fmean(s[1] for s in samples), 1),
         zero_hit_share=round(sum(1 for s in samples if s[1] == 0) / len(samples), 3),
         via=via,
@@ -1323,14 +1297,13 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
     """Runs the store's own search function on a plain connection with the store's
     pragmas, records the statements it runs, and times each of them and the FTS5 MATCH
     alone: over the whole index, and in the caller's stretches and scope."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    for pragma in (
+    conn = connect(
+        db,
         "PRAGMA query_only = ON",
         "PRAGMA temp_store = MEMORY",
         "PRAGMA cache_size = -65536",
         "PRAGMA mmap_size = 268435456",
-    ):
-        conn.execute(pragma)
+    )
     query = parse_query(q.text)
     statements: list[str] = []
 
@@ -1443,7 +1416,7 @@ def _post(
     return ms, body["data"]
 
 
-def _search_variables(q: Query, order: SearchOrder) -> dict[str, Any]:
+def search_variables(q: Query, order: SearchOrder) -> dict[str, Any]:
     f = q.search_filter
     variables: dict[str, Any] = {"q": q.text, "order": order.value, "first": PAGE}
     if f.chat_app_ids or f.since or f.until:
@@ -1466,7 +1439,7 @@ def measure_graphql(
         for group in queries.values():
             for q in group:
                 if q.reader.user_id not in tokens:
-                    tokens[q.reader.user_id] = issue_token_with_roles(server, q.reader)
+                    tokens[q.reader.user_id] = reader_token(server, q.reader)
         with httpx.Client(base_url=server.base_url, timeout=300.0) as client:
             kinds = dict.fromkeys(kind for kind, _ in queries)
             for kind in kinds:
@@ -1483,9 +1456,7 @@ def measure_graphql(
                     started = time.perf_counter()
                     for i, q in enumerate(group):
                         token = tokens[q.reader.user_id]
-                        ms, data = _post(
-                            client, token, SEARCH_DOCUMENT, _search_variables(q, order)
-                        )
+                        ms, data = _post(client, token, SEARCH_DOCUMENT, search_variables(q, order))
                         if i >= WARMUP_PER_CLASS:
                             hits = len(data["searchSessions"]["edges"])
                             samples.append((ms, hits, q.text, None))
@@ -1508,31 +1479,9 @@ def _report(result: Result) -> Result:
     return result
 
 
-def issue_token_with_roles(server: Server, reader: Reader) -> str:
-    if reader.kind != "admin":
-        return issue_token(server, reader.user_id, reader.entity_id)
-    done = subprocess.run(
-        [
-            *CLI,
-            "token",
-            "--user",
-            reader.user_id,
-            "--entity",
-            reader.entity_id,
-            "--roles",
-            "entity-admin",
-            "--ttl",
-            "86400",
-        ],
-        env=server.env,
-        cwd=server.folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"sessionhub token failed ({done.returncode}): {done.stderr}")
-    return done.stdout.strip()
+def reader_token(server: Server, reader: Reader) -> str:
+    roles = ("--roles", "entity-admin") if reader.kind == "admin" else ()
+    return token_for(server, reader.user_id, reader.entity_id, *roles)
 
 
 # Report
@@ -1562,34 +1511,19 @@ def print_table(results: list[Result]) -> None:
         )
         for r in results
     ]  # fmt: skip
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-
-    def join(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < 4 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(join(header))
-    print("-" * len(join(header)))
-    for row in rows:
-        print(join(row))
+    print_aligned(header, rows, left=(0, 1, 2, 3))
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_corpus_options(parser: argparse.ArgumentParser, default_turns: str) -> None:
+    """The corpus's size and seed and where it is kept, as `ensure_corpus` reads them; and
+    whether to stop once it is there, and to read it into the page cache before measuring."""
     parser.add_argument(
         "--turns",
         type=parse_size,
-        default=parse_size("100k"),
-        help="corpus size: 100k, 1M, 10M or a number [100k]",
+        default=parse_size(default_turns),
+        help=f"corpus size: 100k, 1M, 10M or a number [{default_turns}]",
     )
-    parser.add_argument("--seed", type=int, default=20261125, help="random seed [20261125]")
-    parser.add_argument(
-        "--reuse",
-        action="store_true",
-        help="reuse a corpus generated before for the same size and seed",
-    )
+    options.add_seed(parser)
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -1606,9 +1540,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--force", action="store_true", help="generate even if the disk looks too small"
     )
     parser.add_argument(
-        "--generate-only",
+        "--generate-only", action="store_true", help="generate (or reuse) the corpus, then stop"
+    )
+    parser.add_argument(
+        "--no-prewarm", action="store_true", help="do not read the file into the page cache first"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_corpus_options(parser, "100k")
+    parser.add_argument(
+        "--reuse",
         action="store_true",
-        help="generate (or reuse) the corpus, measure nothing",
+        help="reuse a corpus generated before for the same size and seed",
     )
     parser.add_argument(
         "--queries", type=int, default=200, help="measured queries per class, scope and order [200]"
@@ -1636,9 +1581,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--explain",
         action="store_true",
         help="break down the slowest query of every class over the target",
-    )
-    parser.add_argument(
-        "--no-prewarm", action="store_true", help="do not read the file into the page cache first"
     )
     parser.add_argument(
         "--output", type=Path, default=None, help="JSON results [bench/results/search-<size>.json]"
@@ -1684,10 +1626,7 @@ async def measure(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     facts = machine_facts()
-    print(f"CPU:    {facts['cpu_model']}")
-    print(f"nproc:  {facts['nproc']}")
-    print(f"Python: {facts['python']} ({facts['python_implementation']}), SQLite {facts['sqlite']}")
-    print(f"OS:     {facts['platform']}\n", flush=True)
+    print_machine(facts)
 
     load_before = os.getloadavg()
     db, corpus = ensure_corpus(args)
@@ -1712,10 +1651,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print()
     print_table(results + graphql_results)
+    machine = {**facts, "loadavg_at_start": load_before, "loadavg_at_end": os.getloadavg()}
     report = {
-        "benchmark": "search",
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {**facts, "loadavg_at_start": load_before, "loadavg_at_end": os.getloadavg()},
+        **report_header("search", machine),
         "target_p99_ms": TARGET_P99_MS,
         "parameters": {
             "turns": args.turns,
@@ -1734,9 +1672,7 @@ def main(argv: list[str] | None = None) -> int:
         "explained": explained,
     }
     output = args.output or RESULTS_DIR / f"search-{size_label(args.turns)}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nWrote {output}")
+    write_report(output, report)
     return 0
 
 

@@ -24,7 +24,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lifecycle import machine_facts, percentile
+from machine import machine_facts
+from report import percentile
+from store_file import PRINTER_WORDS, add_size_options, create_schema
 
 from sessionhub.domain.models import NewTurn, Session, SessionStatus, TitleSource, Turn, TurnRole
 from sessionhub.storage.sqlite import codec
@@ -35,26 +37,7 @@ OLD_TURN_SELECT = (
     f"SELECT {codec.TURN_COLUMNS},"
     " (SELECT s.entity_id FROM sessions s WHERE s.id = turns.session_id) FROM turns"
 )
-WORDS = tuple(
-    [
-        "the",
-        "printer",
-        "jams",
-        "when",
-        "the",
-        "tray",
-        "is",
-        "full",
-        "so",
-        "we",
-        "reset",
-        "the",
-        "spooler",
-        "and",
-        "try",
-        "again",
-    ]
-)
+WORDS = (*PRINTER_WORDS, "and", "try", "again")
 
 
 def _old_list(conn: sqlite3.Connection, session_id: str, limit: int) -> list[Turn]:
@@ -65,7 +48,7 @@ def _old_list(conn: sqlite3.Connection, session_id: str, limit: int) -> list[Tur
 
 
 def generate(path: Path, turns: int, per_session: int, seed: int) -> list[str]:
-    asyncio.run(_create_schema(path))
+    create_schema(path)
     rng = random.Random(seed)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous = OFF")
@@ -112,12 +95,6 @@ def generate(path: Path, turns: int, per_session: int, seed: int) -> list[str]:
     return ids
 
 
-async def _create_schema(path: Path) -> None:
-    store = SqliteStore(str(path))
-    await store.open()
-    await store.close()
-
-
 async def measure(path: Path, ids: list[str], samples: int, seed: int) -> dict[str, list[float]]:
     store = SqliteStore(str(path), readers=1)
     await store.open()
@@ -141,13 +118,15 @@ async def measure(path: Path, ids: list[str], samples: int, seed: int) -> dict[s
     return timings
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=int, default=300_000)
-    parser.add_argument("--per-session", type=int, default=60)
+    add_size_options(parser, turns=300_000, per_session=60)
     parser.add_argument("--samples", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "turns.db"
         started = time.perf_counter()

@@ -28,6 +28,25 @@ SHARE_COLUMNS = (
 )
 
 
+def share_row(share: Share) -> tuple:
+    """The share as a row of `shares`, its columns in SHARE_COLUMNS' order."""
+    return (
+        share.id,
+        share.session_id,
+        share.entity_id,
+        share.grantee_kind.value,
+        share.grantee_entity_id,
+        share.grantee_user_id,
+        share.mode.value,
+        share.created_by,
+        to_micros(share.created_at),
+        opt_micros(share.expires_at),
+        opt_micros(share.revoked_at),
+        share.revoked_by,
+        share.token_hash,
+    )
+
+
 def _share_from_row(r: tuple) -> Share:
     return Share(
         id=r[0],
@@ -49,22 +68,7 @@ def _share_from_row(r: tuple) -> Share:
 def create_share(conn: driver.Connection, share: Share, audit: AuditEvent) -> Share:
     sessions.require_session(conn, share.session_id)
     conn.execute(
-        f"INSERT INTO shares ({SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
-        (
-            share.id,
-            share.session_id,
-            share.entity_id,
-            share.grantee_kind.value,
-            share.grantee_entity_id,
-            share.grantee_user_id,
-            share.mode.value,
-            share.created_by,
-            to_micros(share.created_at),
-            opt_micros(share.expires_at),
-            opt_micros(share.revoked_at),
-            share.revoked_by,
-            share.token_hash,
-        ),
+        f"INSERT INTO shares ({SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})", share_row(share)
     )
     if share.grantee_kind is GranteeKind.ENTITY:
         index.rescope_session(conn, share.session_id)

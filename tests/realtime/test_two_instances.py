@@ -14,30 +14,21 @@ a real redis-server that the test starts, stops mid-stream and restarts. Clients
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import secrets
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2 as httpx
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from sessionhub.auth.tokens import HS256, TokenConfig, TokenIssuer
-
-if TYPE_CHECKING:
-    from conftest import RedisServer
-
-CLI = [sys.executable, "-m", "sessionhub.server.cli"]
-STARTUP_TIMEOUT_S = 20.0
+from tests.support.redis_server import RedisServer
+from tests.support.servers import Server, environment, start_server, token_issuer
 
 SEND = """mutation Send($input: SendMessageInput!) {
   sendMessage(input: $input) { session { id } turn { seq } } }"""
@@ -52,93 +43,60 @@ TURNS = (
 
 @dataclass
 class Instance:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+    """One `sessionhub serve` of the cluster."""
+
+    server: Server
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.base_url
+
+    @property
+    def port(self) -> int:
+        return int(self.http.rsplit(":", 1)[1])
 
     @property
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/graphql"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def metrics(self) -> dict[str, float]:
         text = httpx.get(f"{self.http}/metrics", timeout=5).text
         found = re.findall(r"^sessionhub_realtime_(\w+?)(?:_total)? ([0-9.e+-]+)$", text, re.M)
         return {name: float(value) for name, value in found}
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
 
 class Cluster:
+    """Instances on one SQLite file, joined by Redis when given its URL."""
+
     def __init__(self, folder: Path, redis_url: str | None, **settings: str) -> None:
         self.folder = folder
-        self.secret = secrets.token_urlsafe(48)
         chat_apps = folder / "chat_apps.toml"
         chat_apps.write_text(
             '[[chat_apps]]\nid = "team"\nname = "Team"\n[chat_apps.settings]\n'
             "auto_generate_titles = false\nallow_sharing = true\n"
             "max_session_history = 5000\n"
         )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
-        self.env.update(
+        self.env = environment(
+            folder,
             SESSIONHUB_DATABASE_URL=f"sqlite:///{folder / 'shared.db'}",
-            SESSIONHUB_JWT_SECRET=self.secret,
-            SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-secret"),
             SESSIONHUB_CHAT_APPS_FILE=str(chat_apps),
-            SESSIONHUB_LOG_LEVEL="warning",
             # Hundreds of sockets of one user, as hundreds of users would open them.
             SESSIONHUB_WS_MAX_CONNECTIONS_PER_PRINCIPAL="1000",
             **settings,
         )
         if redis_url:
             self.env["SESSIONHUB_REDIS_URL"] = redis_url
-        self.issuer = TokenIssuer(TokenConfig(HS256, self.secret, self.secret))
+        self.issuer = token_issuer(self.env)
         self.instances: list[Instance] = []
 
     def start(self, name: str) -> Instance:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        log_path = self.folder / f"{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=self.env,
-                cwd=self.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        instance = Instance(name, process, port, log_path)
+        instance = Instance(start_server(self.folder, self.env, name))
         self.instances.append(instance)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"{name} exited:\n{instance.log()}")
-            try:
-                if httpx.get(f"{instance.http}/healthz", timeout=1).status_code == 200:
-                    return instance
-            except httpx.TransportError:
-                time.sleep(0.05)
-        pytest.fail(f"{name} did not start:\n{instance.log()}")
+        return instance
 
     def stop(self) -> None:
         for instance in self.instances:
-            instance.stop()
+            instance.server.stop()
 
     def token(self, user: str) -> str:
         return self.issuer.issue(user, "acme")

@@ -27,20 +27,13 @@ import orjson
 import pytest
 import websockets
 
+from tests.support.attacks import SMALL, Bystander, fragment_chain
 from tests.support.servers import Server, environment, start_server
 
-SMALL = "{ me { userId } }"
 # The bystander's bound, and the attack's (the issue's acceptance criteria).
 BYSTANDER_WAIT_S = 1.0
 ANSWER_WITHIN_S = 2.0
 MIB = 1024 * 1024
-
-
-def fragment_chain(levels: int) -> str:
-    """`fragment Fn on Query { ...Fn-1 ...Fn-1 }`: 2^levels fields in about 40 bytes a level."""
-    lines = ["fragment F0 on Query { me { userId } }"]
-    lines += [f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)]
-    return f"query {{ ...F{levels} }}\n" + "\n".join(lines)
 
 
 @pytest.fixture(scope="module")
@@ -64,50 +57,11 @@ def rss_bytes(server: Server) -> int:
     return int(line.split()[1]) * 1024
 
 
-class Bystander:
-    """Asks the small query again and again on its own connection, and keeps the longest
-    wait it saw."""
-
-    def __init__(self, server: Server, token: str) -> None:
-        self._url = f"{server.base_url}/graphql"
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._stop = threading.Event()
-        self.longest = 0.0
-        self.answers = 0
-        self.failures: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=60.0) as client:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                response = client.post(self._url, json={"query": SMALL}, headers=self._headers)
-                self.longest = max(self.longest, time.monotonic() - started)
-                if response.json() != {"data": {"me": {"userId": "mallory"}}}:
-                    self.failures.append(response.text)
-                self.answers += 1
-                self._stop.wait(0.02)
-
-    def wait_for(self, answers: int) -> None:
-        deadline = time.monotonic() + 60
-        while self.answers < answers and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self.answers >= answers, "the bystander got no answer"
-
-    def __enter__(self) -> Bystander:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=120)
-        assert not self._thread.is_alive(), "the bystander's query never came back"
-
-
 @contextmanager
 def watched(server: Server, token: str) -> Iterator[Bystander]:
     """The bystander answered once before the attack starts, and once more after it ends."""
-    with Bystander(server, token) as bystander:
+    expected = {"data": {"me": {"userId": "mallory"}}}
+    with Bystander(f"{server.base_url}/graphql", token, 0.02, expected) as bystander:
         bystander.wait_for(1)
         yield bystander
         bystander.wait_for(bystander.answers + 1)

@@ -25,31 +25,21 @@ from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import Role
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, token_config
-
-# Shares inside the entity only: a link of acme does not open for globex.
-CHAT_APPS = """
-[[chat_apps]]
-id = "team"
-name = "Team"
-[chat_apps.settings]
-auto_generate_titles = false
-allow_sharing = true
-allow_external_sharing = false
-"""
+from tests.support.probing import (
+    APPEND,
+    BY_LINK,
+    CHAT_APPS,
+    READ,
+    SEND_INTO,
+    answers_nothing_there,
+)
 
 SEND = """mutation($input: SendMessageInput!) {
   sendMessage(input: $input) { session { id } turn { id } } }"""
-READ = "query($id: ID!) { session(id: $id) { id } }"
-APPEND = """mutation($id: ID!) {
-  appendTurn(input: {sessionId: $id, role: USER, content: "hi"}) { id } }"""
-SEND_INTO = (
-    """mutation($id: ID!) { sendMessage(input: {sessionId: $id, content: "hi"}) { turn { id } } }"""
-)
 FEEDBACK = """mutation($id: ID!) { addFeedback(turnId: $id, input: {kind: THUMBS_UP}) { id } }"""
 GRADE = """mutation($id: ID!) { setVerification(turnId: $id, input: {grade: A}) { id } }"""
 SHARE = """mutation($input: ShareInput!) { shareSession(input: $input) { id linkToken } }"""
 REVOKE = "mutation($id: ID!) { revokeShare(id: $id) { id } }"
-BY_LINK = "query($token: String!) { sessionByShareLink(token: $token) { id } }"
 
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
 
@@ -115,9 +105,7 @@ class World:
             lambda: answers.append(self.post(token, query, variables).json())
         )
         (body,) = answers
-        data = body.get("data") or {}
-        assert all(value is None for value in data.values()), body
-        assert all(e["extensions"]["code"] == "NOT_FOUND" for e in body.get("errors", ())), body
+        assert answers_nothing_there(body), body
         return statements
 
 

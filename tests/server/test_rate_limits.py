@@ -16,7 +16,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from sessionhub.domain.errors import RateLimited
 from sessionhub.domain.models import Principal, Role, UserType
 from sessionhub.server.rate_limits import PrincipalRateLimit, memory_expiry_task, parse_rate
-from tests.realtime.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 
 DAVE = Principal("dave", "acme", UserType.INTERNAL, frozenset({Role.USER}))
 # What "at all" means for an attempt against a Redis that never answers: far above the

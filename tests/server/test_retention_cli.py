@@ -3,10 +3,7 @@ file, a progress line per batch, and a table of what went per chat app."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,20 +17,10 @@ from sessionhub.domain.models import (
     TurnRole,
 )
 from sessionhub.storage.sqlite.store import SqliteStore
+from tests.support.servers import CLI, environment
 
-CLI = [sys.executable, "-m", "sessionhub.server.cli", "retention", "run"]
+RETENTION_RUN = [*CLI, "retention", "run"]
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def _environment(folder: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONHUB_")}
-    env.update(
-        SESSIONHUB_DATABASE_URL=f"sqlite:///{folder / 'sessionhub.db'}",
-        SESSIONHUB_JWT_SECRET=secrets.token_urlsafe(48),
-        SESSIONHUB_DEV_SECRET_FILE=str(folder / "dev-jwt-secret"),
-        SESSIONHUB_LOG_LEVEL="warning",
-    )
-    return env
 
 
 async def _seed(path: Path, app: str, count: int, expires_at: datetime | None) -> list[str]:
@@ -85,8 +72,8 @@ async def _state(path: Path, ids: list[str]) -> tuple[int, list[str]]:
 
 def _run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args],
-        env=_environment(folder),
+        [*RETENTION_RUN, *args],
+        env=environment(folder),
         cwd=folder,
         capture_output=True,
         text=True,

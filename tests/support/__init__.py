@@ -1,1 +1,1 @@
-"""Helpers shared by the test packages."""
+"""Helpers shared by the test packages, and by the benchmarks under bench/."""

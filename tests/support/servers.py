@@ -1,10 +1,12 @@
-"""Real `sessionhub serve` processes under uvicorn for end-to-end tests, and the real
-`sessionhub token` command to mint their tokens.
+"""Real `sessionhub serve` processes under uvicorn for the end-to-end tests and the
+benchmarks under bench/, and the real `sessionhub token` command to mint their tokens.
 
 Each server listens on 127.0.0.1 on a free port, with its own SQLite file and its own JWT
 secret in a temporary folder; `Server.stop` (called by the tests' fixtures) terminates it.
 Tokens come from the real CLI run with the same environment, which proves that what the CLI
-signs the server accepts.
+signs the server accepts; `token_issuer` signs them in process with the same secret, for
+callers that need more tokens than processes can mint. Nothing here needs pytest, so that
+the benchmarks can use it too: a server that does not start raises `RuntimeError`.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-import pytest
 
-STARTUP_TIMEOUT_S = 20.0
+from sessionhub.auth.tokens import HS256, TokenConfig, TokenIssuer
+
+# A server on a large store (bench/scale.py) may take a while to answer /healthz.
+STARTUP_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 15.0
 CLI_TIMEOUT_S = 30.0
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -32,6 +39,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 # server/cli.py ends with `if __name__ == "__main__": main()`, so `-m` runs the CLI with this
 # very interpreter (the console script would be Path(sys.executable).parent / "sessionhub").
 CLI = [sys.executable, "-m", "sessionhub.server.cli"]
+SERVE = (*CLI, "serve")
 
 
 def free_port() -> int:
@@ -66,24 +74,41 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
 
     def token(self, user: str = "alice", entity: str = "acme", *extra: str) -> str:
         return issue_token(self.env, self.folder, "--user", user, "--entity", entity, *extra)
 
 
-def start_server(folder: Path, env: dict[str, str], name: str = "server") -> Server:
+def token_issuer(env: dict[str, str]) -> TokenIssuer:
+    """Signs tokens in process with the secret of the servers started with `env`, as
+    `sessionhub token` does."""
+    secret = env["SESSIONHUB_JWT_SECRET"]
+    return TokenIssuer(TokenConfig(HS256, secret, secret))
+
+
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """Ends a process that is still running: SIGTERM, then SIGKILL if it has not exited
+    within STOP_TIMEOUT_S."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_S)
+
+
+def start_server(
+    folder: Path, env: dict[str, str], name: str = "server", program: tuple[str, ...] = SERVE
+) -> Server:
+    """`program --host 127.0.0.1 --port PORT` (`sessionhub serve` unless told otherwise)
+    on a free port, its output in a log in `folder`, once its /healthz answers."""
     port = free_port()
     log_path = folder / f"{name}-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*program, "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=folder,
             stdin=subprocess.DEVNULL,
@@ -99,13 +124,25 @@ def start_server(folder: Path, env: dict[str, str], name: str = "server") -> Ser
     return server
 
 
+@contextmanager
+def running_server(
+    folder: Path, env: dict[str, str], name: str = "server", program: tuple[str, ...] = SERVE
+) -> Iterator[Server]:
+    """`start_server`, stopped on leaving."""
+    server = start_server(folder, env, name, program)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def _wait_healthy(server: Server) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     last: Exception | None = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(
-                f"sessionhub serve exited with {server.process.returncode}:\n{server.log()}"
+            raise RuntimeError(
+                f"{server.log_path.stem} exited with {server.process.returncode}:\n{server.log()}"
             )
         try:
             response = httpx.get(f"{server.base_url}/healthz", timeout=2.0)
@@ -114,7 +151,9 @@ def _wait_healthy(server: Server) -> None:
         except httpx.TransportError as exc:
             last = exc
         time.sleep(0.05)
-    pytest.fail(f"/healthz did not answer within {STARTUP_TIMEOUT_S}s ({last!r}):\n{server.log()}")
+    raise RuntimeError(
+        f"/healthz did not answer within {STARTUP_TIMEOUT_S}s ({last!r}):\n{server.log()}"
+    )
 
 
 def issue_token(env: dict[str, str], folder: Path, *args: str) -> str:
