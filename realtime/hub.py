@@ -25,13 +25,8 @@ says from which seq to resume; it never grows memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any
-
-import structlog
 
 from ..domain.clock import Clock
 from ..domain.errors import LimitExceeded, NotFound
@@ -40,6 +35,7 @@ from ..domain.live import LiveAccess
 from ..domain.models import Principal, Session, Share, Turn
 from ..domain.ports import Store
 from .changes import Lookups, sidebar_change
+from .channel_jobs import FIRST, RESUMED, CatchUp, ChannelJobs, Job
 from .feeds import (
     AccessEnded,
     Ended,
@@ -59,26 +55,11 @@ from .feeds import (
 from .notifications import Kind, Notification, entity_channel, session_channel, user_channel
 from .protocol import ChannelBroker
 
-log = structlog.get_logger("sessionhub.realtime")
-
 LIMIT_EXCEEDED = LimitExceeded.code
 RENDER_CACHE = 64
 RENDER_CACHE_ITEM = 64 * 1024
 """The newest TurnAdded payloads a group rendered live (each up to this size) are kept, so
 that members reconnecting together after a blip replay them without rendering again."""
-
-
-@dataclass(frozen=True, slots=True)
-class _CatchUp:
-    """A job for a channel's worker: the broker (re)subscribed the channel. Turns committed
-    before that may not have been notified; after an outage (`resumed`) anything may have
-    been missed: deletions, renames, revocations."""
-
-    resumed: bool
-
-
-_FIRST = _CatchUp(False)
-_RESUMED = _CatchUp(True)
 
 
 class Hub:
@@ -100,12 +81,10 @@ class Hub:
         self._batch = max(1, min(replay_batch, queue_limit // 2))
         self._groups: dict[Hashable, Group] = {}
         self._channels: dict[str, set[Group]] = {}
-        self._jobs: dict[str, deque[Notification | _CatchUp]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._jobs = ChannelJobs(self._handle)
         self._members = 0
         self._overflows = 0
         self._stats_sources: list[Callable[[], dict[str, int | float]]] = []
-        self._closing = False
         broker.attach(self)
 
     # Feeds (for the resolvers)
@@ -240,7 +219,7 @@ class Hub:
             groups.discard(group)
             if not groups:
                 del self._channels[channel]
-                self._jobs.pop(channel, None)
+                self._jobs.drop(channel)
                 self._broker.unsubscribe(channel)
 
     def _forget(self, member: Member) -> None:
@@ -357,41 +336,13 @@ class Hub:
     def subscribed(self, channel: str, resumed: bool) -> None:
         # A group reads its cursor when it opens, possibly before the broker confirms its
         # channel: catch up on what came in between, and after an outage on everything.
-        self._enqueue(channel, _RESUMED if resumed else _FIRST)
+        self._enqueue(channel, RESUMED if resumed else FIRST)
 
-    def _enqueue(self, channel: str, job: Notification | _CatchUp) -> None:
-        if channel not in self._channels or self._closing:
-            return
-        jobs = self._jobs.setdefault(channel, deque())
-        jobs.append(job)
-        if channel not in self._workers:
-            self._workers[channel] = asyncio.get_running_loop().create_task(
-                self._work(channel), name=f"realtime:{channel}"
-            )
+    def _enqueue(self, channel: str, job: Job) -> None:
+        if channel in self._channels:
+            self._jobs.add(channel, job)
 
-    async def _work(self, channel: str) -> None:
-        """Handles a channel's notifications one at a time, in order; exits when idle."""
-        try:
-            while True:
-                jobs = self._jobs.get(channel)
-                if not jobs:
-                    return
-                job = jobs.popleft()
-                try:
-                    await self._handle(channel, job)
-                except Exception:
-                    log.exception("realtime.notification_failed", channel=channel)
-        finally:
-            self._workers.pop(channel, None)
-            if self._jobs.get(channel) and not self._closing:
-                # A job came in while this worker was finishing.
-                self._workers[channel] = asyncio.get_running_loop().create_task(
-                    self._work(channel), name=f"realtime:{channel}"
-                )
-            else:
-                self._jobs.pop(channel, None)
-
-    async def _handle(self, channel: str, job: Notification | _CatchUp) -> None:
+    async def _handle(self, channel: str, job: Job) -> None:
         groups = list(self._channels.get(channel, ()))
         ready = []
         for group in groups:
@@ -408,13 +359,11 @@ class Hub:
 
     # Session feeds
 
-    async def _session_job(
-        self, session_id: str, groups: list[Group], job: Notification | _CatchUp
-    ) -> None:
+    async def _session_job(self, session_id: str, groups: list[Group], job: Job) -> None:
         note = job if isinstance(job, Notification) else None
         lookups = Lookups(self._store, note, session_id)
         kind = note.kind if note else None
-        if job is _FIRST:
+        if job is FIRST:
             for group in groups:
                 await self._advance(group, lookups)
             return
@@ -491,10 +440,8 @@ class Hub:
 
     # Sidebar feeds
 
-    async def _sidebar_job(
-        self, channel: str, groups: list[Group], job: Notification | _CatchUp
-    ) -> None:
-        if isinstance(job, _CatchUp):
+    async def _sidebar_job(self, channel: str, groups: list[Group], job: Job) -> None:
+        if isinstance(job, CatchUp):
             if job.resumed:
                 for group in groups:
                     await self._emit(group, SidebarChange(SidebarKind.RESYNC, None))
@@ -523,26 +470,19 @@ class Hub:
             "groups": len(self._groups),
             "members": self._members,
             "channels": len(self._channels),
-            "channel_workers": len(self._workers),
-            "pending_notifications": sum(len(j) for j in self._jobs.values()),
             "overflows": self._overflows,
         }
+        numbers.update(self._jobs.stats())
         numbers.update(self._broker.stats())
         for source in self._stats_sources:
             numbers.update(source())
         return numbers
 
     async def close(self) -> None:
-        self._closing = True
         for group in list(self._groups.values()):
             for member in list(group.members):
                 self._end(member)
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await self._jobs.close()
 
 
 def _presenter(feed: Feed) -> Render:
