@@ -8,10 +8,12 @@ EXTRAS := mongo,export,titles,test,dev,docs
 
 .PHONY: run test install lint docs schema clean
 
+# setuptools tells every editable install to beware of a folder named like the package in
+# the working directory; this repository has none, so that notice is only noise.
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,7 +27,7 @@ run: $(STAMP)
 ## The tests marked both_paths (they read every type of the schema) run again with the fast path off.
 test: $(STAMP)
 	./.ci/ensure-services
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 	SESSIONHUB_FAST_PATH=false $(BIN)/pytest -q -m both_paths
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
