@@ -3,10 +3,13 @@ and an API client that runs the real app (lifespan included) in process."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import bson
+import pymongo
 import pytest
 from starlette.testclient import TestClient
 
@@ -14,15 +17,51 @@ from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import Role, UserType
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, load_settings, token_config
+from tests.support.mongo_wire import MongoEcoServer, MongoEcoUnavailable
+from tests.support.mongo_wire import prepare as prepare_mongoeco
+from tests.support.mongo_wire import start as start_mongoeco
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
+@pytest.fixture(scope="session")
+def mongoeco(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoEcoServer]:
+    """One mongoeco wire server per test process (see tests.support.mongo_wire.py)."""
+    try:
+        server = start_mongoeco(prepare_mongoeco(), tmp_path_factory.mktemp("mongoeco") / "log")
+    except MongoEcoUnavailable as exc:
+        pytest.skip(f"no MongoDB-protocol server: {exc}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+def mongo_database_url(mongoeco: MongoEcoServer) -> Iterator[str]:
+    """A database of its own on the mongoeco server, dropped after the test."""
+    database = f"sessionhub_{uuid.uuid4().hex[:12]}"
+    yield mongoeco.url(database)
+    with pymongo.MongoClient(mongoeco.url(database)) as client:
+        client.drop_database(database)
+
+
+@pytest.fixture
+def backend() -> str:
+    """The store the app under test runs on: SQLite, unless a test package asks for both
+    (tests/api/conftest.py)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings_factory(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
+    database_url = f"sqlite:///{tmp_path / 'sessionhub.db'}"
+    if backend == "mongo":
+        database_url = request.getfixturevalue("mongo_database_url")
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'sessionhub.db'}",
+            "database_url": database_url,
             "jwt_secret": TEST_SECRET,
             "dev_secret_file": tmp_path / "dev-secret",
             # Titles in a thread: the server's worker process would add its start-up (most
@@ -109,7 +148,17 @@ def audit_events(auditor: Caller, page_size: int = 3, **audit_filter: Any) -> li
 
 
 def database_bytes(settings: Settings) -> bytes:
-    """The SQLite file and its WAL (and shared-memory index), as they are on disk."""
+    """Everything the store holds, as it is stored: on SQLite the file and its WAL (and
+    shared-memory index) as they are on disk; on MongoDB every document of every
+    collection (indexes included) as BSON, read through the server."""
+    if settings.database_url.startswith("mongodb"):
+        with pymongo.MongoClient(settings.database_url) as client:
+            db = client[settings.mongo_database_name]
+            return b"".join(
+                bson.encode(doc)
+                for name in db.list_collection_names()
+                for doc in [*db[name].find(), *db[name].list_indexes()]
+            )
     db = Path(settings.sqlite_path)
     files = [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
     assert db in files

@@ -182,7 +182,9 @@ class ShareRecords:
                 {
                     "expiry_recorded_at_us": None,
                     "revoked_at_us": None,
-                    "expires_at_us": {"$lte": us(now)},
+                    # A share without an expiry holds null, which MongoDB's $lte never
+                    # matches; mongoeco's does, so the query says it.
+                    "expires_at_us": {"$ne": None, "$lte": us(now)},
                 }
             )
             .sort([("expires_at_us", 1), ("_id", 1)])

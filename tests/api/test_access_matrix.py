@@ -54,6 +54,7 @@ from __future__ import annotations
 import copy
 import enum
 import itertools
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -63,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pymongo
 import pytest
 from starlette.testclient import TestClient
 
@@ -72,6 +74,7 @@ from sessionhub.schema.directives import Auth
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, load_settings, token_config
 from tests.support.clocks import SettableClock
+from tests.support.mongo_wire import MongoEcoServer
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -844,10 +847,10 @@ def _disagreement(cell: Cell) -> str | None:
     return "; ".join(reasons) or None
 
 
-def _param(cell: Cell) -> Any:
+def _param(backend: str, cell: Cell) -> Any:
     reason = _disagreement(cell)
     marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    return pytest.param(cell, id=cell.id, marks=marks)
+    return pytest.param(backend, cell, id=f"{backend}-{cell.id}", marks=marks)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1046,19 +1049,26 @@ class Worlds:
     """One app per world, started on first use; the cells of a world are prepared together,
     and each cell's operation runs once, whichever test asks for its outcome first."""
 
-    def __init__(self, stack: ExitStack, root: Path, selected: list[Cell]) -> None:
+    def __init__(
+        self,
+        stack: ExitStack,
+        root: Path,
+        selected: list[Cell],
+        database_url: Callable[[Path], str],
+    ) -> None:
         self.stack = stack
         self.root = root
         self.selected = selected
+        self.database_url = database_url
         self.started: dict[str, World] = {}
         self.observed: dict[str, tuple[str, ...]] = {}
 
     def get(self, name: str) -> World:
         if name not in self.started:
             folder = self.root / name
-            folder.mkdir()
+            folder.mkdir(parents=True)
             settings = load_settings(
-                database_url=f"sqlite:///{folder / 'sessionhub.db'}",
+                database_url=self.database_url(folder),
                 jwt_secret=SECRET,
                 dev_secret_file=folder / "dev-secret",
                 # Expiry must hold at once, not when the sweep records it.
@@ -1096,18 +1106,63 @@ class Worlds:
         return world, prepared, self.observed[cell.id]
 
 
+class Backends:
+    """The worlds of each backend the matrix runs on, made on first use."""
+
+    def __init__(self, stack: ExitStack, root: Path, selected: dict[str, list[Cell]]) -> None:
+        self.stack = stack
+        self.root = root
+        self.selected = selected
+        self.worlds: dict[str, Worlds] = {}
+
+    def sqlite(self) -> Worlds:
+        if "sqlite" not in self.worlds:
+            self.worlds["sqlite"] = Worlds(
+                self.stack,
+                self.root / "sqlite",
+                self.selected.get("sqlite", []),
+                lambda folder: f"sqlite:///{folder / 'sessionhub.db'}",
+            )
+        return self.worlds["sqlite"]
+
+    def mongo(self, server: MongoEcoServer) -> Worlds:
+        if "mongo" not in self.worlds:
+            databases: list[str] = []
+
+            def database_url(folder: Path) -> str:
+                databases.append(f"matrix_{uuid.uuid4().hex[:12]}_{folder.name}")
+                return server.url(databases[-1])
+
+            def drop() -> None:
+                with pymongo.MongoClient(server.url("admin")) as client:
+                    for name in databases:
+                        client.drop_database(name)
+
+            self.stack.callback(drop)
+            self.worlds["mongo"] = Worlds(
+                self.stack, self.root / "mongo", self.selected.get("mongo", []), database_url
+            )
+        return self.worlds["mongo"]
+
+
 @pytest.fixture(scope="module")
-def worlds(
+def backends(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Worlds]:
-    selected = []
+) -> Iterator[Backends]:
+    selected: dict[str, list[Cell]] = {}
     for item in request.session.items:
         callspec = getattr(item, "callspec", None)
         cell = callspec.params.get("cell") if callspec else None
         if isinstance(cell, Cell):
-            selected.append(cell)
+            selected.setdefault(callspec.params["backend"], []).append(cell)
     with ExitStack() as stack:
-        yield Worlds(stack, tmp_path_factory.mktemp("access-matrix"), selected)
+        yield Backends(stack, tmp_path_factory.mktemp("access-matrix"), selected)
+
+
+@pytest.fixture(scope="module")
+def worlds(backends: Backends) -> Worlds:
+    """The worlds on SQLite, which run every cell."""
+    return backends.sqlite()
 
 
 # ---------------------------------------------------------------------------------------
@@ -1174,8 +1229,23 @@ def test_the_chat_app_allows_what_the_oracle_assumes(worlds: Worlds) -> None:
 # The matrix
 
 
-@pytest.mark.parametrize("cell", [_param(c) for c in CELLS])
-def test_access_cell(worlds: Worlds, cell: Cell) -> None:
+# Every cell on SQLite; on MongoDB over the wire, a seeded sample (mongoeco, a Python
+# server, takes about ten times SQLite's time per request).
+MONGO_CELLS = sorted(random.Random(20261207).sample(CELLS, 600), key=CELLS.index)
+
+
+@pytest.mark.parametrize(
+    "backend, cell",
+    [_param("sqlite", c) for c in CELLS] + [_param("mongo", c) for c in MONGO_CELLS],
+)
+def test_access_cell(
+    backends: Backends, backend: str, cell: Cell, request: pytest.FixtureRequest
+) -> None:
+    worlds = (
+        backends.sqlite()
+        if backend == "sqlite"
+        else backends.mongo(request.getfixturevalue("mongoeco"))
+    )
     world, prepared, observed = worlds.observe(cell)
     p, g, op = cell.principal, cell.grant, OPERATIONS[cell.op]
 

@@ -830,6 +830,14 @@ def test_audit_events_cannot_be_changed_or_deleted(api, settings: Settings) -> N
     assert {"shareSession", "revokeShare", "deleteSession"} <= set(names)
     assert [n for n in names if "audit" in n.lower()] == []
 
+
+@pytest.mark.sqlite_only("the append-only triggers guard SQLite's file; MongoDB has no trigger")
+def test_the_sqlite_audit_table_refuses_changes(api, settings: Settings) -> None:
+    alice = api.as_("alice", "acme")
+    auditor = api.as_("aud", "acme", Role.AUDITOR)
+    sid, _ = start(alice)
+    alice.ok(DELETE, {"id": sid})
+    before = audit_events(auditor)
     with sqlite3.connect(settings.sqlite_path, timeout=5) as db:
         assert db.execute("SELECT count(*) FROM audit").fetchone()[0] == len(before)
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
