@@ -161,6 +161,7 @@ def build_store(settings: Settings) -> Store:
             settings.mongo_database_name,
             redact=redact_details,
             search_mode=settings.mongo_search,
+            transactions={"detect": None, "on": True, "off": False}[settings.mongo_transactions],
         )
     return SqliteStore(
         settings.sqlite_path,

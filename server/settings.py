@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         "atlas (Atlas Search $search; apply its indexes with `sessionhub mongo "
         "apply-search-index`).",
     )
+    mongo_transactions: Literal["detect", "on", "off"] = Field(
+        "detect",
+        description="Whether MongoDB writes that touch several collections run in "
+        "multi-document transactions: detect (the server's `hello` decides: a replica set "
+        "member or mongos has them), on, or off (each write step by step, ordered so that "
+        "an interruption leaves nothing half-done).",
+    )
     environment: Literal["development", "production"] = Field(
         "development",
         description="production refuses to start without a JWT key, or with a secret that is "

@@ -3,13 +3,15 @@ has transactions (asked with `hello`), and the unit of work that writes atomical
 
 Atomic writes across collections
 --------------------------------
-At `open` the store asks the server `hello`. A replica set member or a mongos supports
-multi-document transactions: then every write that touches several collections (create a
-session with its first turn, append a turn, delete a session with its turns, pins, shares
-and link visits, create or revoke a share with its audit event, record a link visit, the
-expiry sweep, erasing a person's turns in one session) runs in one transaction through
-`with_transaction`, which retries the whole unit on transient errors (write conflicts,
-elections) and unknown commit results.
+SESSIONHUB_MONGO_TRANSACTIONS says whether to use multi-document transactions: `on`,
+`off`, or `detect` (the default), where the store asks the server `hello` at `open`: a
+replica set member or a mongos has them. With them, every write that touches several
+collections (create a session with its first turn, append a turn, delete a session with
+its turns, pins, shares and link visits, create or revoke a share with its audit event,
+record a link visit, the expiry sweep, erasing a person's turns in one session) runs in
+one transaction (driver.in_transaction), which runs the whole unit again on transient
+errors (write conflicts, elections) and commits again on unknown commit results, a
+bounded number of times.
 
 A standalone server has no transactions. The same code then runs step by step, ordered so
 that an interruption at any point leaves nothing half-done that a reader can see, and so

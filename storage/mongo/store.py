@@ -125,9 +125,12 @@ class MongoStore(Store):
         redact: Callable[[JSON], JSON],
         server_selection_timeout_ms: int | None = None,
         search_mode: SearchMode = "stems",
+        transactions: bool | None = None,
     ) -> MongoStore:
         client = driver.connect(url, server_selection_timeout_ms=server_selection_timeout_ms)
-        return cls(client, database, redact=redact, search_mode=search_mode)
+        return cls(
+            client, database, redact=redact, search_mode=search_mode, transactions=transactions
+        )
 
     @property
     def search_mode(self) -> SearchMode:
