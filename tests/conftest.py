@@ -3,7 +3,6 @@ and an API client that runs the real app (lifespan included) in process."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,10 +37,8 @@ def mongoeco(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoEcoServe
 @pytest.fixture
 def mongo_database_url(mongoeco: MongoEcoServer) -> Iterator[str]:
     """A database of its own on the mongoeco server, dropped after the test."""
-    database = f"sessionhub_{uuid.uuid4().hex[:12]}"
-    yield mongoeco.url(database)
-    with pymongo.MongoClient(mongoeco.url(database)) as client:
-        client.drop_database(database)
+    with mongoeco.database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""End to end: two `sessionhub serve` processes under uvicorn on one SQLite file, joined by
-a real redis-server that the test starts, stops mid-stream and restarts. Clients are the
-`websockets` package and plain HTTP. Nothing is mocked.
+"""End to end: two `sessionhub serve` processes under uvicorn on one store (a SQLite file,
+or a MongoDB database on the mongoeco wire server), joined by a real redis-server that the
+test starts, stops mid-stream and restarts. Clients are the `websockets` package and
+plain HTTP. Nothing is mocked.
 
-- A turn sent through instance A reaches a subscriber on instance B.
+- A turn sent through instance A reaches a subscriber on instance B, on either store;
+  appends sent to both at once leave the session's seq without gaps or repeats.
 - While Redis is down, queries and mutations keep working; once it is back the
   subscriber on B has every turn, in order, once.
 - Hundreds of clients that vanish without a word leave no subscription, group, task or
@@ -18,6 +20,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +69,16 @@ class Instance:
 
 
 class Cluster:
-    """Instances on one SQLite file, joined by Redis when given its URL."""
+    """Instances on one store (a SQLite file unless told another database URL), joined by
+    Redis when given its URL."""
 
-    def __init__(self, folder: Path, redis_url: str | None, **settings: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        redis_url: str | None,
+        database_url: str | None = None,
+        **settings: str,
+    ) -> None:
         self.folder = folder
         chat_apps = folder / "chat_apps.toml"
         chat_apps.write_text(
@@ -78,7 +88,7 @@ class Cluster:
         )
         self.env = environment(
             folder,
-            SESSIONHUB_DATABASE_URL=f"sqlite:///{folder / 'shared.db'}",
+            SESSIONHUB_DATABASE_URL=database_url or f"sqlite:///{folder / 'shared.db'}",
             SESSIONHUB_CHAT_APPS_FILE=str(chat_apps),
             # Hundreds of sockets of one user, as hundreds of users would open them.
             SESSIONHUB_WS_MAX_CONNECTIONS_PER_PRINCIPAL="1000",
@@ -209,6 +219,48 @@ async def test_a_turn_sent_through_a_reaches_a_subscriber_on_b_and_survives_a_re
     assert received == [(e["node"]["seq"], e["node"]["content"]) for e in stored]
     assert [s for s, _ in received] == list(range(1, 12))
     assert b.metrics()["redis_reconnects"] >= 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mongo"])
+async def test_appends_to_both_instances_at_once_reach_a_follower_in_order(
+    tmp_path: Path, redis_server: RedisServer, backend: str, request: pytest.FixtureRequest
+) -> None:
+    with ExitStack() as stack:
+        database_url = None
+        if backend == "mongo":
+            database_url = stack.enter_context(request.getfixturevalue("mongoeco").database())
+        cluster = Cluster(tmp_path, redis_server.url, database_url)
+        stack.callback(cluster.stop)
+        a, b = cluster.start("A"), cluster.start("B")
+        alice = cluster.token("alice")
+        session_id, _ = send(a, alice, None, "opening")
+        follower = await open_socket(b, alice)
+        await subscribe(follower, "s", EVENTS, {"id": session_id, "after": 0})
+        assert (await receive(follower))["payload"]["data"]["sessionEvents"]["seq"] == 1
+
+        async def append(client: httpx.AsyncClient, instance: Instance, i: int) -> int:
+            response = await client.post(
+                f"{instance.http}/graphql",
+                json={
+                    "query": SEND,
+                    "variables": {"input": {"sessionId": session_id, "content": f"turn {i}"}},
+                },
+                headers={"Authorization": f"Bearer {alice}"},
+            )
+            body = response.json()
+            assert "errors" not in body, body
+            return body["data"]["sendMessage"]["turn"]["seq"]
+
+        async with httpx.AsyncClient(timeout=60) as client:
+            seqs = await asyncio.gather(*(append(client, (a, b)[i % 2], i) for i in range(2, 42)))
+        assert sorted(seqs) == list(range(2, 42)), "each append got a seq of its own"
+        followed = [
+            (await receive(follower))["payload"]["data"]["sessionEvents"]["seq"] for _ in range(40)
+        ]
+        assert followed == list(range(2, 42)), "the follower on B got every turn, in order"
+        stored = gql(a, alice, TURNS, {"id": session_id})["session"]["turns"]["edges"]
+        assert [e["node"]["seq"] for e in stored] == list(range(1, 42))
+        await follower.close()
 
 
 async def test_revocation_and_sidebar_cross_instances(

@@ -1,7 +1,8 @@
 """End to end: real `sessionhub serve` processes under uvicorn, driven over real HTTP.
 
-Nothing is mocked. Each server listens on 127.0.0.1 on a free port, with its own SQLite
-file and its own JWT secret in a temporary folder, and is always terminated by a fixture
+Nothing is mocked. Each server listens on 127.0.0.1 on a free port, with its own store
+(a SQLite file, or a database on the mongoeco wire server: every test runs on both) and
+its own JWT secret in a temporary folder, and is always terminated by a fixture
 finalizer. Tokens come from the real `sessionhub token` command run with the same
 environment, which proves that what the CLI signs the server accepts.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -26,18 +28,22 @@ from tests.support.servers import (
     Client,
     Server,
     environment,
+    running_server,
     start_server,
 )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["sqlite", "mongo"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("e2e-server")
-    running = start_server(folder, environment(folder))
-    try:
-        yield running
-    finally:
-        running.stop()
+    env = environment(folder)
+    with ExitStack() as stack:
+        if request.param == "mongo":
+            mongoeco = request.getfixturevalue("mongoeco")
+            env["SESSIONHUB_DATABASE_URL"] = stack.enter_context(mongoeco.database("e2e"))
+        yield stack.enter_context(running_server(folder, env))
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,13 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pymongo
 
 from .servers import free_port, terminate
 
@@ -120,6 +125,16 @@ class MongoEcoServer:
 
     def url(self, database: str) -> str:
         return f"mongodb://127.0.0.1:{self.port}/{database}?directConnection=true"
+
+    @contextmanager
+    def database(self, prefix: str = "sessionhub") -> Iterator[str]:
+        """The URL of a database of its own, dropped on leaving."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        try:
+            yield self.url(name)
+        finally:
+            with pymongo.MongoClient(self.url(name)) as client:
+                client.drop_database(name)
 
     def stop(self) -> None:
         terminate(self.process)
