@@ -166,3 +166,25 @@ def database_bytes(settings: Settings) -> bytes:
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(create_app(settings)) as client:
         yield Api(client, TokenIssuer(token_config(settings)))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line on the MongoDB tests, so that a run without a MongoDB-protocol server says
+    so instead of passing quietly."""
+    outcomes: dict[str, int] = {}
+    reasons: set[str] = set()
+    for outcome in ("passed", "failed", "error", "skipped", "xfailed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if "mongo" not in getattr(report, "nodeid", "").lower():
+                continue
+            if getattr(report, "when", "call") == "teardown" and outcome != "error":
+                continue
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if outcome == "skipped" and isinstance(report.longrepr, tuple):
+                reasons.add(str(report.longrepr[2]))
+    if not outcomes:
+        return
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in outcomes.items())
+    terminalreporter.write_sep("-", f"MongoDB backend, over the wire against mongoeco: {counts}")
+    for reason in sorted(r for r in reasons if "no MongoDB-protocol server" in r):
+        terminalreporter.write_line(reason)
