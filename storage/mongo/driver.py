@@ -3,8 +3,8 @@
 Motor is in maintenance mode upstream; PyMongo's own async API (`pymongo.AsyncMongoClient`)
 replaces it. The rest of storage/mongo uses only what both share: collections, cursors
 with `to_list`, `pymongo.errors`, `pymongo.ReturnDocument`, `pymongo.IndexModel`. Moving
-off Motor means rewriting `connect`, `in_transaction` and `close` (see docs/mongodb.md, "From Motor to
-PyMongo's async API").
+off Motor means rewriting `connect`, `in_transaction` and `close` (see docs/mongodb.md,
+"From Motor to PyMongo's async API").
 """
 
 from __future__ import annotations

@@ -27,6 +27,23 @@ AUDIT = "audit"
 TEMPLATES = "templates"
 COLLECTIONS = (SESSIONS, TURNS, PINS, SHARES, LINK_VISITS, AUDIT, TEMPLATES)
 
+# How a sharded cluster splits each collection (ranged keys, entity first: an entity's data
+# stays together, zones can pin an entity to a region, and a listing of one entity goes to
+# the shards that hold it; the second field splits a large entity, and each key is the
+# prefix of an index below, which sharding a non-empty collection requires). Reads that
+# name only a session id (a session, its turns) go to every shard until the store passes
+# the entity along. A collection absent here stays unsharded on the primary shard:
+# shares (small, and looked up by token hash across entities, a unique index no shard key
+# could prefix) and templates (a few per entity). A unique index of a sharded collection
+# must begin with its shard key, or MongoDB refuses to create it (tests check this).
+SHARD_KEYS: dict[str, list[tuple[str, Any]]] = {
+    SESSIONS: [("entity_id", ASC), ("owner_id", ASC)],
+    TURNS: [("entity_id", ASC), ("session_id", ASC)],
+    PINS: [("entity_id", ASC), ("user_id", ASC)],
+    LINK_VISITS: [("entity_id", ASC), ("user_id", ASC)],
+    AUDIT: [("entity_id", ASC), ("actor_id", ASC)],
+}
+
 NAMESPACE_EXISTS = 48
 INDEX_NOT_FOUND = 27
 
@@ -74,8 +91,15 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
         [("state", ASC), ("created_at_us", ASC)],
         {"partialFilterExpression": {"state": {"$exists": True}}},
     ),
-    # Turns: the order within a session (and the arbiter of concurrent appends).
-    (TURNS, "turns_by_session_seq", [("session_id", ASC), ("seq", ASC)], {"unique": True}),
+    # Turns: the arbiter of concurrent appends (one turn per seq of a session), under the
+    # shard key; and the order within a session, for reads that name only the session.
+    (
+        TURNS,
+        "turns_unique_seq_by_entity_session",
+        [("entity_id", ASC), ("session_id", ASC), ("seq", ASC)],
+        {"unique": True},
+    ),
+    (TURNS, "turns_by_session_and_seq", [("session_id", ASC), ("seq", ASC)], {}),
     # Search (see search.py): the stems of each row, behind its scope.
     (
         TURNS,
@@ -204,7 +228,10 @@ INDEXES: list[tuple[str, str, list[tuple[str, Any]], dict[str, Any]]] = [
 # The TTL indexes on `expires_at` (sessions and turns): they removed expired data without
 # an audit event, and turns and sessions apart; expiry now hides a session at once (the
 # policy) and the retention cleanup removes it with its turns, pins and shares, audited.
+# The unique {session_id, seq} index: a sharded turns collection (SHARD_KEYS) can only keep
+# unique indexes that begin with its shard key, so the arbiter now begins with entity_id.
 RETIRED_INDEXES: list[tuple[str, str]] = [
+    (TURNS, "turns_by_session_seq"),
     (SESSIONS, "sessions_title_text"),
     (TURNS, "turns_content_text"),
     (SESSIONS, "sessions_expiry_ttl"),
