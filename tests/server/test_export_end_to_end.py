@@ -5,6 +5,10 @@ Before: a PDF of one 6 MB session was laid out on the event loop for 53 s, a DOC
 1.3 s, and every other request waited as long. Now documents are rendered in worker
 processes: the small query is answered meanwhile, a render past its time budget is
 stopped with LIMIT_EXCEEDED, and an export past the queue is refused at once.
+
+It runs on SQLite only: its subject is the render workers and their budgets, which get
+the session from the store once, and its timings would measure mongoeco (a Python
+server). Exports on both stores are tests/api/test_export_api.py's.
 """
 
 from __future__ import annotations
