@@ -92,6 +92,7 @@ async def server_has_transactions(client: Any) -> bool:
     try:
         hello = await client.admin.command("hello")
     except NotImplementedError:
-        # mongomock does not implement `hello`; it is a standalone without transactions.
+        # Only mongomock raised this (it did not implement `hello`), and no test uses it any
+        # more: mongoeco and MongoDB answer `hello`. Read as a standalone: no transactions.
         return False
     return bool(hello.get("setName")) or hello.get("msg") == MONGOS
