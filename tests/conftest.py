@@ -1,9 +1,10 @@
 """Fixtures shared by every test package: settings on a temporary SQLite file, tokens,
-and an API client that runs the real app (lifespan included) in process."""
+an API client that runs the real app (lifespan included) in process, and MongoDB over the
+wire (mongoeco servers, databases of their own, a MongoStore on one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,11 @@ from starlette.testclient import TestClient
 
 from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import Role, UserType
+from sessionhub.domain.redaction import redact_details
 from sessionhub.server.app import create_app
 from sessionhub.server.settings import Settings, load_settings, token_config
+from sessionhub.storage.mongo import MongoStore
+from sessionhub.storage.mongo.driver import connect
 from tests.support.mongo_wire import MongoEcoServer, MongoEcoUnavailable
 from tests.support.mongo_wire import prepare as prepare_mongoeco
 from tests.support.mongo_wire import start as start_mongoeco
@@ -23,22 +27,52 @@ from tests.support.mongo_wire import start as start_mongoeco
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
+def _started_mongoeco(log_path: Path) -> MongoEcoServer:
+    try:
+        return start_mongoeco(prepare_mongoeco(), log_path)
+    except MongoEcoUnavailable as exc:
+        pytest.skip(f"no MongoDB-protocol server: {exc}")
+
+
 @pytest.fixture(scope="session")
 def mongoeco(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoEcoServer]:
     """One mongoeco wire server per test process (see tests.support.mongo_wire.py)."""
-    try:
-        server = start_mongoeco(prepare_mongoeco(), tmp_path_factory.mktemp("mongoeco") / "log")
-    except MongoEcoUnavailable as exc:
-        pytest.skip(f"no MongoDB-protocol server: {exc}")
+    server = _started_mongoeco(tmp_path_factory.mktemp("mongoeco") / "log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_mongoeco(tmp_path: Path) -> Iterator[MongoEcoServer]:
+    """A mongoeco server for this test alone, which it may stop or freeze."""
+    server = _started_mongoeco(tmp_path / "mongoeco.log")
     yield server
     server.stop()
 
 
 @pytest.fixture
 def mongo_database_url(mongoeco: MongoEcoServer) -> Iterator[str]:
-    """A database of its own on the mongoeco server, dropped after the test."""
+    """The URL of a database of its own on the mongoeco server, dropped after the test."""
     with mongoeco.database() as url:
         yield url
+
+
+@pytest.fixture
+def mongo_database(mongo_database_url: str) -> str:
+    """The name of that database."""
+    return str(pymongo.uri_parser.parse_uri(mongo_database_url)["database"])
+
+
+@pytest.fixture
+async def mongo_store(mongo_database_url: str, mongo_database: str) -> AsyncIterator[MongoStore]:
+    """A MongoStore on that database through the real Motor client (`driver.connect`),
+    with the domain's redaction rule; opened, and closed after the test."""
+    store = MongoStore(connect(mongo_database_url), mongo_database, redact=redact_details)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 @pytest.fixture

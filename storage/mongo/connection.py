@@ -91,9 +91,5 @@ class Connection:
 
 async def server_has_transactions(client: Any) -> bool:
     """Whether the server `client` reaches is a replica set member or a mongos."""
-    try:
-        hello = await client.admin.command("hello")
-    except NotImplementedError:
-        # mongomock does not implement `hello`; it is a standalone without transactions.
-        return False
+    hello = await client.admin.command("hello")
     return bool(hello.get("setName")) or hello.get("msg") == MONGOS

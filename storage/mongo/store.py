@@ -18,17 +18,20 @@ Each part holds one concept and takes the shared connection (and the parts it bu
     codec.py       documents to domain objects and back; filters.py, shared conditions
     errors.py      driver errors into domain errors, applied to every method here
 
-What mongomock (the test double) cannot show
---------------------------------------------
-mongomock has no sessions or transactions and does not answer `hello`, so against it the
-store always takes the step-by-step path; the transactional path runs only against a real
-replica set (the contract suite with MONGODB_URL). mongomock runs each operation to
-completion without yielding, so the contract suite wraps it in a double that yields to
-the event loop before every operation, which interleaves concurrent appends; it cannot
-interleave *inside* an operation as a real server does. It has no `$search` (the Atlas
-path, atlas.py, is unit-tested as a pipeline and runs only where MONGODB_ATLAS_SEARCH says
-a server has it), and TTL indexes are recorded but never expire anything. Durability,
-write concerns, elections and network failures are not simulated at all.
+What the tests run it against, and what that cannot show
+---------------------------------------------------------
+Every test run drives this store through the real Motor client, over the wire, against
+mongoeco 4.11 (tests/support/mongo_wire.py): a pure-Python, in-memory server of MongoDB's
+wire protocol. mongoeco is not MongoDB: a pass there shows the store's commands, cursors,
+indexes and error handling as mongoeco answers them. Where its answers differ from
+MongoDB's, the query is written to mean the same on both (shares.py: the expiry of
+shares). mongoeco answers `hello` as a standalone, so every run takes the
+step-by-step path; the transactional path runs only against a replica set (the contract
+suite with MONGODB_URL). Concurrent appends interleave their round trips as against any
+server, but how MongoDB's own storage engine orders concurrent writes is not shown. The
+Atlas path (atlas.py) is tested as a pipeline and runs only where MONGODB_ATLAS_SEARCH
+says a server has Atlas Search. A stopped or frozen server and refused commands are tested
+(tests/storage/test_mongo_errors.py); durability, write concerns and elections are not.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The session service on a real SQLite file: the rules a user notices."""
+"""The session service on a real SQLite file: the rules a user notices. A deletion racing a
+tag change runs on MongoDB over the wire too (`any_store`, tests/domain/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 
 from sessionhub.domain.audit import deletion_event
 from sessionhub.domain.chat_apps import ChatAppRegistry
@@ -36,7 +36,6 @@ from sessionhub.domain.models import (
 from sessionhub.domain.ports import Store
 from sessionhub.domain.redaction import redact_details
 from sessionhub.realtime.memory import InProcessBroker
-from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.sqlite.store import SqliteStore
 from tests.support.clocks import SteppingClock
 from tests.support.services import SessionServices, session_services
@@ -285,20 +284,6 @@ class DeletedRightAfterTagging:
             session_id, deletion_event(ALICE, session, session.updated_at), redact_details
         )
         return tagged
-
-
-@pytest.fixture(params=["sqlite-file", "mongo-mock"])
-async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    store: Store
-    if request.param == "sqlite-file":
-        store = SqliteStore(str(tmp_path / "tags.db"), readers=2)
-    else:
-        store = MongoStore(AsyncMongoMockClient(), "tags", redact=redact_details)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_a_deletion_between_a_tag_change_and_its_event_leaves_no_tag_name(

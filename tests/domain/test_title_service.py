@@ -1,5 +1,6 @@
 """Automatic titles through the session service, on a real SQLite file, with the worker
-running in the background as in the server."""
+running in the background as in the server. A title job racing an erasure runs on MongoDB
+over the wire too (`any_store`, tests/domain/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 
 from sessionhub.adapters.offload import ProcessOffload, ThreadOffload
 from sessionhub.domain.chat_apps import ChatAppRegistry
@@ -38,12 +38,10 @@ from sessionhub.domain.query import (
     SearchScope,
     parse_query,
 )
-from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.title_service import TitlePolicy, TitleService
 from sessionhub.domain.titles import TitleGenerator, TurnText
 from sessionhub.domain.validation import Limits
 from sessionhub.realtime.memory import InProcessBroker
-from sessionhub.storage.mongo import MongoStore
 from sessionhub.storage.sqlite.store import SqliteStore
 from tests.support.clocks import SteppingClock
 from tests.support.services import SessionServices, session_services
@@ -403,20 +401,6 @@ async def test_every_dataset_conversation_ends_with_an_auto_title(env: Env) -> N
 # A title job that read the turns before an erasure (issue 20, point 7)
 
 BOB_WORDS = "Zorblaxian quindlewhisk reconciliation for the grain silo"
-
-
-@pytest.fixture(params=["sqlite-file", "mongo-mock"])
-async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    store: Store
-    if request.param == "sqlite-file":
-        store = SqliteStore(str(tmp_path / "race.db"), readers=2)
-    else:
-        store = MongoStore(AsyncMongoMockClient(), "race", redact=redact_details)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_a_title_made_from_erased_words_is_not_stored_after_the_erasure(

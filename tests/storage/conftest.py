@@ -6,8 +6,14 @@ marker (`text_search`, `transactions`, `atlas_search`, `fresh_search`); the fixt
 it on that backend with the reason, so the test itself is never forked per backend.
 
 Where each backend runs:
-- sqlite-file, sqlite-memory, mongo-mock: always.
-- mongo-server: when MONGODB_URL names a server (search on stored stems).
+- sqlite-file, sqlite-memory: always.
+- mongo: always, over the wire through the real Motor client, searching on stored stems:
+  against the MongoDB that MONGODB_URL names when it is set, else against mongoeco (the
+  `mongoeco` fixture, tests/support/mongo_wire.py), which speaks MongoDB's wire protocol
+  but is not MongoDB. mongoeco answers `hello` as a standalone, so there the store writes
+  step by step and the `transactions` tests are skipped; they need a replica set or mongos.
+- mongo-transactions: the same server with SESSIONHUB_MONGO_TRANSACTIONS=on, so that
+  every multi-collection write runs in a transaction (mongoeco accepts them).
 - mongo-atlas: when MONGODB_URL names a server with Atlas Search (Atlas, or mongot
   beside MongoDB 8 such as the mongodb-atlas-local image) and MONGODB_ATLAS_SEARCH=1 says
   so. The store searches through `$search`; the fixture applies the search indexes of
@@ -17,16 +23,13 @@ Where each backend runs:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import mongomock.store
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 
 from sessionhub.domain.ports import Store
 from sessionhub.domain.query import SearchRequest, SessionHit
@@ -42,14 +45,10 @@ from sessionhub.storage.mongo.driver import connect
 from sessionhub.storage.mongo.indexes import SESSIONS, TURNS
 from sessionhub.storage.sqlite.store import SqliteStore
 
-BACKENDS = ["sqlite-file", "sqlite-memory", "mongo-mock", "mongo-server", "mongo-atlas"]
+BACKENDS = ["sqlite-file", "sqlite-memory", "mongo", "mongo-transactions", "mongo-atlas"]
 
 # What each backend lacks, and why (the skip reason).
 SQLITE_LACKS = {"atlas_search": "Atlas Search is a MongoDB Atlas feature"}
-MOCK_LACKS = {
-    "transactions": "mongomock has no sessions or multi-document transactions",
-    "atlas_search": "mongomock has no Atlas Search ($search needs mongot)",
-}
 STEMS_LACKS = {"atlas_search": "this backend searches on stored stems; mongo-atlas runs $search"}
 ATLAS_LACKS = {
     "fresh_search": "Atlas Search indexes follow writes asynchronously (mongot tails the"
@@ -67,36 +66,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "fresh_search: needs a write to be searchable as soon as it returns"
         " (Atlas Search is eventually consistent)",
     )
+    config.addinivalue_line(
+        "markers",
+        "labelled_conflicts: concurrent writes that collide in transactions; needs the server"
+        " to label a write conflict TransientTransactionError, so that the store retries it",
+    )
 
 
 def _skip_if_lacking(request: pytest.FixtureRequest, lacks: dict[str, str]) -> None:
     for capability, reason in lacks.items():
         if request.node.get_closest_marker(capability) is not None:
             pytest.skip(f"{request.param} cannot run this: {reason}")
-
-
-class _Yielding:
-    """mongomock-motor runs each operation to completion inside the awaiting coroutine, so
-    concurrent coroutines never interleave. This wrapper yields to the event loop before
-    every operation, so that concurrent appends interleave their reads and writes as
-    separate round trips to a server would (it cannot interleave within one operation)."""
-
-    def __init__(self, target: Any) -> None:
-        self._target = target
-
-    def __getitem__(self, name: str) -> _Yielding:
-        return _Yielding(self._target[name])
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not inspect.iscoroutinefunction(attr):
-            return attr
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0)
-            return await attr(*args, **kwargs)
-
-        return call
 
 
 @pytest.fixture(params=BACKENDS)
@@ -112,46 +92,51 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             yield backend
         finally:
             await backend.close()
-    elif request.param == "mongo-mock":
-        _skip_if_lacking(request, MOCK_LACKS)
-        # mongomock applies TTL indexes before every operation; a server's TTL monitor
-        # runs in the background once a minute, so within a test it does nothing. Without
-        # this, a session whose expires_at is already past by the wall clock would vanish
-        # between its write and its read on the mock only.
-        monkeypatch = request.getfixturevalue("monkeypatch")
-        monkeypatch.setattr(
-            mongomock.store.CollectionStore, "_remove_expired_documents", lambda self: None
-        )
-        mock = MongoStore(_Yielding(AsyncMongoMockClient()), "contract", redact=redact_details)
-        await mock.open()
-        try:
-            yield mock
-        finally:
-            await mock.close()
     else:
-        async for server in _mongo_server(request, atlas=request.param == "mongo-atlas"):
+        async for server in _mongo_server(
+            request,
+            atlas=request.param == "mongo-atlas",
+            transactions=True if request.param == "mongo-transactions" else None,
+        ):
             yield server
 
 
-async def _mongo_server(request: pytest.FixtureRequest, *, atlas: bool) -> AsyncIterator[Store]:
+async def _mongo_server(
+    request: pytest.FixtureRequest, *, atlas: bool, transactions: bool | None = None
+) -> AsyncIterator[Store]:
     url = os.environ.get("MONGODB_URL")
-    if not url:
-        pytest.skip("MONGODB_URL is not set: no MongoDB server to run the contract against")
+    if atlas and not url:
+        pytest.skip("MONGODB_URL is not set: no MongoDB server with Atlas Search to run against")
     if atlas and os.environ.get("MONGODB_ATLAS_SEARCH") != "1":
         pytest.skip(
             "MONGODB_ATLAS_SEARCH=1 is not set: the server at MONGODB_URL is not known to"
             " have Atlas Search (mongot)"
         )
     database = f"sessionhub_contract_{uuid.uuid4().hex[:12]}"
+    standalone = "the MongoDB at MONGODB_URL is a standalone, without transactions"
+    unlabelled = {}
+    if not url:
+        url = request.getfixturevalue("mongoeco").url(database)
+        standalone = "mongoeco answers `hello` as a standalone (no setName): no transactions"
+        unlabelled["labelled_conflicts"] = (
+            "mongoeco answers a write conflict between transactions without code 112 or the"
+            " TransientTransactionError label, so nothing can retry it"
+        )
     client = connect(url)
     server = MongoStore(
-        client, database, redact=redact_details, search_mode="atlas" if atlas else "stems"
+        client,
+        database,
+        redact=redact_details,
+        search_mode="atlas" if atlas else "stems",
+        transactions=transactions,
     )
     try:
         await server.open()
         lacks = dict(ATLAS_LACKS if atlas else STEMS_LACKS)
         if not server.transactions:
-            lacks["transactions"] = "the server is a standalone, without transactions"
+            lacks["transactions"] = standalone
+        else:
+            lacks.update(unlabelled)
         _skip_if_lacking(request, lacks)
         if atlas and request.node.get_closest_marker("text_search") is not None:
             db = client[database]

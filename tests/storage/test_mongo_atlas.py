@@ -3,7 +3,9 @@ that ship with it, the command that applies them, the `$search` pipeline that
 MongoStore.search runs with SESSIONHUB_MONGO_SEARCH=atlas (its shape for every term kind,
 exclusion, filter, order and cursor, and that user text stays a value), and how its
 output becomes hits. Against a real Atlas Search the contract suite runs it as the
-`mongo-atlas` backend (tests/storage/conftest.py), only where MONGODB_ATLAS_SEARCH=1."""
+`mongo-atlas` backend (tests/storage/conftest.py), only where MONGODB_ATLAS_SEARCH=1.
+The `$text` indexes that search no longer reads are dropped at start: that runs against
+mongoeco over the wire."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 from typer.testing import CliRunner
 
 from sessionhub.domain.models import Person, TurnRole
@@ -37,6 +38,7 @@ from sessionhub.storage.mongo.atlas import (
     search_index_specs,
     search_pipeline,
 )
+from sessionhub.storage.mongo.driver import connect
 
 from .test_store_contract import T0, make_session
 
@@ -671,7 +673,7 @@ async def test_the_atlas_store_runs_the_pipeline_on_turns() -> None:
 
 def test_an_unknown_search_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="search_mode"):
-        MongoStore(AsyncMongoMockClient(), "db", redact=redact_details, search_mode="text")  # type: ignore[arg-type]
+        MongoStore(_Client(), "db", redact=redact_details, search_mode="text")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -701,16 +703,22 @@ def test_an_unknown_search_setting_names_the_variable(monkeypatch: pytest.Monkey
         load_settings()
 
 
-async def test_the_unused_text_indexes_are_dropped_and_dropping_again_is_harmless() -> None:
-    db = AsyncMongoMockClient()["retire"]
+async def test_the_unused_text_indexes_are_dropped_and_dropping_again_is_harmless(
+    mongo_database_url: str, mongo_database: str
+) -> None:
+    client = connect(mongo_database_url)
+    db = client[mongo_database]
     await db[indexes.TURNS].create_index(
         [("entity_id", 1), ("content", 1)], name="turns_content_text"
     )
     await db[indexes.SESSIONS].create_index(
         [("entity_id", 1), ("title", 1)], name="sessions_title_text"
     )
-    await indexes.ensure(db)
-    await indexes.ensure(db)
-    for collection, name in indexes.RETIRED_INDEXES:
-        assert name not in await db[collection].index_information()
-    assert "turns_terms_by_entity" in await db[indexes.TURNS].index_information()
+    try:
+        await indexes.ensure(db)
+        await indexes.ensure(db)
+        for collection, name in indexes.RETIRED_INDEXES:
+            assert name not in await db[collection].index_information()
+        assert "turns_terms_by_entity" in await db[indexes.TURNS].index_information()
+    finally:
+        client.close()

@@ -1,15 +1,14 @@
-"""Without transactions (a standalone server, or mongomock), the MongoDB store writes step
-by step. These tests stop a write between two steps, as a crash would, and check that
-readers see nothing half-done and that the next write or the recovery sweep finishes it.
-They reach into the store's collections on purpose: the states they build cannot be
-reached through the protocol."""
+"""Without transactions (a standalone server), the MongoDB store writes step by step. These
+tests stop a write between two steps, as a crash would, and check that readers see
+nothing half-done and that the next write or the recovery sweep finishes it. They run
+against mongoeco over the wire (a standalone: no transactions) and reach into the store's
+collections on purpose: the states they build cannot be reached through the protocol."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.errors import LimitExceeded
@@ -68,11 +67,9 @@ def event(action: str, session_id: str) -> AuditEvent:
 
 
 @pytest.fixture
-async def store() -> MongoStore:
-    backend = MongoStore(AsyncMongoMockClient(), "recovery", redact=redact_details)
-    await backend.open()
-    assert not backend.transactions
-    return backend
+def store(mongo_store: MongoStore) -> MongoStore:
+    assert not mongo_store.transactions
+    return mongo_store
 
 
 async def actions(store: MongoStore) -> list[str]:

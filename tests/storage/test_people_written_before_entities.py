@@ -10,10 +10,11 @@ touched.
 
 The old data is written through the store's own API and then stripped of every entity
 (the form the old code wrote: a bare user id); the SQLite file is then taken back to
-schema version 14 (a store that ran 0014 and not yet 0015), and the MongoDB database loses
-its record of the upgrade, so that the upgrade runs again. Rows written by the current
-code (the entity always stored) are added after the strip, before the upgrade: what a
-store that another instance keeps writing to holds while the upgrade runs."""
+schema version 14 (a store that ran 0014 and not yet 0015), and the MongoDB database (on
+mongoeco, over the wire) loses its record of the upgrade, so that the upgrade runs again
+when a store next opens it. Rows written by the current code (the entity always stored)
+are added after the strip, before the upgrade: what a store that another instance keeps
+writing to holds while the upgrade runs."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-
-from mongomock_motor import AsyncMongoMockClient
 
 from sessionhub.domain.clock import new_id
 from sessionhub.domain.models import (
@@ -39,6 +38,7 @@ from sessionhub.domain.redaction import redact_details
 from sessionhub.domain.removals import ContributionErasure
 from sessionhub.domain.titles import opening_words
 from sessionhub.storage.mongo import MongoStore, upgrades
+from sessionhub.storage.mongo.driver import connect
 from sessionhub.storage.mongo.upgrades import PEOPLE_SETTLED, UPGRADES
 from sessionhub.storage.sqlite import migrate
 from sessionhub.storage.sqlite.store import SqliteStore
@@ -242,11 +242,15 @@ async def test_sqlite_upgrade_settles_external_people_written_before_0014(tmp_pa
         await upgraded.close()
 
 
-async def test_mongo_upgrade_at_start_settles_external_people_once() -> None:
-    client = AsyncMongoMockClient()
-    store = MongoStore(client, "old", redact=redact_details)
-    db = client["old"]
+async def test_mongo_upgrade_at_start_settles_external_people_once(
+    mongo_database_url: str, mongo_database: str
+) -> None:
+    def started() -> MongoStore:
+        return MongoStore(connect(mongo_database_url), mongo_database, redact=redact_details)
+
+    store = started()
     await store.open()
+    db = store._connection.database
 
     async def strip() -> None:
         turns = db["turns"]
@@ -259,16 +263,20 @@ async def test_mongo_upgrade_at_start_settles_external_people_once() -> None:
         # Every start runs the upgrades not yet recorded: this fresh database's is.
         assert await db[UPGRADES].find_one({"_id": PEOPLE_SETTLED}) is not None
         world = await write_old_world(store, strip)
-        # A database the old code wrote has no record of the upgrade; what `open` runs
-        # (mongomock cannot build the unique indexes again over existing documents, so the
-        # store is not opened a second time here).
+        # A database the old code wrote has no record of the upgrade.
         await db[UPGRADES].delete_many({})
-        await upgrades.run_pending(db)
+    finally:
+        await store.close()
+
+    upgraded = started()
+    await upgraded.open()
+    try:
+        db = upgraded._connection.database
         record = await db[UPGRADES].find_one({"_id": PEOPLE_SETTLED})
         assert (record["sessions"], record["turns"], record["feedback"]) == (1, 1, 1)
-        await check_upgraded(store, world)
+        await check_upgraded(upgraded, world)
         # Recorded: it does not run again (it would find nothing left to rewrite anyway).
         await upgrades.run_pending(db)
         assert await db[UPGRADES].count_documents({}) == 1
     finally:
-        await store.close()
+        await upgraded.close()

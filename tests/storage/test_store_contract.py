@@ -164,6 +164,7 @@ async def test_a_failed_session_insert_leaves_nothing(store: Store) -> None:
     assert await store.list_turns(session.id, limit=10) == []
 
 
+@pytest.mark.labelled_conflicts
 async def test_seq_counts_up_without_gaps_under_concurrent_appends(store: Store) -> None:
     session = make_session()
     await store.create_session(session, None, 1000)
