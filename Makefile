@@ -27,7 +27,7 @@ run: $(STAMP)
 ## The tests marked both_paths (they read every type of the schema) run again with the fast path off.
 test: $(STAMP)
 	./.ci/ensure-services
-	$(BIN)/pytest -q -n auto
+	$(BIN)/pytest -q -n auto --dist loadgroup
 	SESSIONHUB_FAST_PATH=false $(BIN)/pytest -q -m both_paths
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -66,11 +66,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "fresh_search: needs a write to be searchable as soon as it returns"
         " (Atlas Search is eventually consistent)",
     )
-    config.addinivalue_line(
-        "markers",
-        "labelled_conflicts: concurrent writes that collide in transactions; needs the server"
-        " to label a write conflict TransientTransactionError, so that the store retries it",
-    )
 
 
 def _skip_if_lacking(request: pytest.FixtureRequest, lacks: dict[str, str]) -> None:
