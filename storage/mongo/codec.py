@@ -61,6 +61,9 @@ Doc = dict[str, Any]
 # sessions and templates, OUTBOX on those, shares and link visits.
 STATE = "state"  # absent when the session is visible; CREATING or DELETING otherwise
 CREATING = "creating"
+# When a session was written hidden, by the writing server's own clock: recovery judges
+# abandonment by it, never by created_at, which the domain may set in the past.
+CREATING_SINCE = "creating_since_us"
 DELETING = "deleting"
 OUTBOX = "outbox"  # audit events written with the change, copied to `audit` right after
 

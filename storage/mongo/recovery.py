@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ...domain.models import JSON
 from .audit import AuditTrail
-from .codec import CREATING, DELETING, OUTBOX, STATE, us
+from .codec import CREATING, CREATING_SINCE, DELETING, OUTBOX, STATE, us
 from .connection import Connection
 from .filters import VISIBLE
 from .sessions import SessionRecords
@@ -60,7 +60,18 @@ class Recovery:
                 await self._audit.deliver(collection, doc["_id"], doc.get(OUTBOX) or [], None)
         # A template deletion interrupted after its event reached `audit`.
         await connection.templates.delete_many({STATE: DELETING, OUTBOX: {"$size": 0}})
-        abandoned = {STATE: CREATING, "created_at_us": {"$lt": us(now - CREATION_GRACE)}}
+        # Sessions written hidden before CREATING_SINCE existed are judged by created_at.
+        since = us(datetime.now(UTC) - CREATION_GRACE)
+        abandoned = {
+            STATE: CREATING,
+            "$or": [
+                {CREATING_SINCE: {"$lt": since}},
+                {
+                    CREATING_SINCE: {"$exists": False},
+                    "created_at_us": {"$lt": us(now - CREATION_GRACE)},
+                },
+            ],
+        }
         cursor = connection.sessions.find(abandoned, {"_id": 1}).limit(RECOVERY_BATCH)
         for doc in await cursor.to_list(None):
             await connection.turns.delete_many({"session_id": doc["_id"]})

@@ -17,7 +17,7 @@ the store holds the redaction rule it is built with for that.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
@@ -36,7 +36,7 @@ from ...domain.models import (
 )
 from . import codec, search
 from .audit import AuditTrail
-from .codec import CREATING, DELETING, OUTBOX, STATE, Doc, time_fields, us
+from .codec import CREATING, CREATING_SINCE, DELETING, OUTBOX, STATE, Doc, time_fields, us
 from .connection import Connection, DriverSession
 from .filters import VISIBLE, live_at, older_than
 from .turns import TurnRecords
@@ -67,6 +67,7 @@ class SessionRecords:
             doc["title_terms"] = search.term_set(session.title)
             if first_turn is not None:
                 doc[STATE] = CREATING
+                doc[CREATING_SINCE] = us(datetime.now(UTC))
             await self._connection.sessions.insert_one(doc, session=s)
             inserted = True
             if first_turn is None:

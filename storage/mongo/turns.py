@@ -28,7 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from ...domain.errors import Conflict, LimitExceeded, StoreUnavailable, session_not_found
 from ...domain.models import Feedback, NewTurn, Session, Turn, TurnRole, TurnText, Verification
 from . import codec, search
-from .codec import CREATING, DELETING, STATE, Doc, time_fields
+from .codec import CREATING, CREATING_SINCE, DELETING, STATE, Doc, time_fields
 from .connection import Connection, DriverSession
 from .filters import VISIBLE
 
@@ -69,7 +69,7 @@ def _counters(turn: Turn, *, reveal: bool, retention_days: int | None = None) ->
         expires = turn.created_at + timedelta(days=retention_days)
         update["$max"].update(time_fields("expires_at", expires))
     if reveal:
-        update["$unset"] = {STATE: ""}
+        update["$unset"] = {STATE: "", CREATING_SINCE: ""}
     return update
 
 

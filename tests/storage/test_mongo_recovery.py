@@ -6,6 +6,7 @@ collections on purpose: the states they build cannot be reached through the prot
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -303,3 +304,19 @@ async def test_recovery_delivers_a_tag_changes_event_left_in_the_sessions_outbox
     await store.expire_due_shares(T0, 10, lambda s: event("share.expired", s.session_id))
     assert await details_about(store, session.id) == {"session.tagged": {"added": ["billing"]}}
     assert await store._connection.sessions.find_one({"outbox._id": {"$exists": True}}) is None
+
+
+async def test_a_backdated_session_being_created_is_not_taken_for_abandoned(
+    store: MongoStore,
+) -> None:
+    # created_at is the domain's (imports and tests set it in the past); recovery judges
+    # abandonment by when the server wrote the session hidden.
+    session = make_session()
+    now = datetime.now(UTC)
+    for written, kept in ((now, True), (now - timedelta(hours=2), False)):
+        doc = codec.session_doc(replace(session, id=new_id()))
+        doc.update({"state": "creating", codec.CREATING_SINCE: codec.us(written)})
+        await store._connection.sessions.insert_one(doc)
+        await store.expire_due_shares(T0 + timedelta(days=30), 10, lambda s: event("x", "y"))
+        found = await store._connection.sessions.find_one({"_id": doc["_id"]})
+        assert (found is not None) is kept
