@@ -162,6 +162,7 @@ def build_store(settings: Settings) -> Store:
             redact=redact_details,
             search_mode=settings.mongo_search,
             transactions={"detect": None, "on": True, "off": False}[settings.mongo_transactions],
+            create_indexes=settings.mongo_create_indexes,
         )
     return SqliteStore(
         settings.sqlite_path,

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         "member or mongos has them), on, or off (each write step by step, ordered so that "
         "an interruption leaves nothing half-done).",
     )
+    mongo_create_indexes: bool = Field(
+        True,
+        description="Whether the server creates the MongoDB collections' missing indexes at "
+        "start (storage/mongo/indexes.py). false leaves them to the operator: on a large "
+        "cluster an index build is scheduled (a rolling build), not run by whichever "
+        "instance starts first.",
+    )
     environment: Literal["development", "production"] = Field(
         "development",
         description="production refuses to start without a JWT key, or with a secret that is "

@@ -94,7 +94,8 @@ class MongoStore(Store):
     server at `open`. `search_mode` chooses how `search` runs: "stems" on the stored stems
     (search.py, any MongoDB), or "atlas" through Atlas Search `$search` (atlas.py; needs
     the indexes of atlas_search_index.json, applied with `sessionhub mongo
-    apply-search-index`). Every method hands its work to the part that holds it."""
+    apply-search-index`). `create_indexes` False: `open` creates no collection or index,
+    the operator has built them. Every method hands its work to the part that holds it."""
 
     def __init__(
         self,
@@ -104,11 +105,13 @@ class MongoStore(Store):
         redact: Callable[[JSON], JSON],
         transactions: bool | None = None,
         search_mode: SearchMode = "stems",
+        create_indexes: bool = True,
     ) -> None:
         if search_mode not in SEARCH_MODES:
             raise ValueError(f"search_mode must be one of {SEARCH_MODES}, not {search_mode!r}")
         self._connection = connection = Connection(client, database, transactions=transactions)
         self._search_mode: SearchMode = search_mode
+        self._create_indexes = create_indexes
         self._audit = AuditTrail(connection)
         self._turns = TurnRecords(connection)
         self._sessions = SessionRecords(connection, self._turns, self._audit)
@@ -129,10 +132,16 @@ class MongoStore(Store):
         server_selection_timeout_ms: int | None = None,
         search_mode: SearchMode = "stems",
         transactions: bool | None = None,
+        create_indexes: bool = True,
     ) -> MongoStore:
         client = driver.connect(url, server_selection_timeout_ms=server_selection_timeout_ms)
         return cls(
-            client, database, redact=redact, search_mode=search_mode, transactions=transactions
+            client,
+            database,
+            redact=redact,
+            search_mode=search_mode,
+            transactions=transactions,
+            create_indexes=create_indexes,
         )
 
     @property
@@ -149,7 +158,8 @@ class MongoStore(Store):
     @translated
     async def open(self) -> None:
         await self._connection.learn_transactions()
-        await indexes.ensure(self._connection.database)
+        if self._create_indexes:
+            await indexes.ensure(self._connection.database)
         await self._recovery.recover(datetime.now(UTC))
         await upgrades.run_pending(self._connection.database)
 
