@@ -47,7 +47,7 @@ def share_row(share: Share) -> tuple:
     )
 
 
-def _share_from_row(r: tuple) -> Share:
+def share_from_row(r: tuple) -> Share:
     return Share(
         id=r[0],
         session_id=r[1],
@@ -80,7 +80,7 @@ def get_share(conn: driver.Connection, column: str, value: str) -> Share | None:
     row = conn.execute(
         f"SELECT {SHARE_COLUMNS} FROM shares WHERE {column} = ?", (value,)
     ).fetchone()
-    return None if row is None else _share_from_row(row)
+    return None if row is None else share_from_row(row)
 
 
 def list_shares(conn: driver.Connection, session_id: str) -> list[Share]:
@@ -88,7 +88,7 @@ def list_shares(conn: driver.Connection, session_id: str) -> list[Share]:
         f"SELECT {SHARE_COLUMNS} FROM shares WHERE session_id = ? ORDER BY created_at, id",
         (session_id,),
     ).fetchall()
-    return [_share_from_row(r) for r in rows]
+    return [share_from_row(r) for r in rows]
 
 
 def revoke_share(
@@ -191,7 +191,7 @@ def expire_due_shares(
         " AND expiry_recorded_at IS NULL ORDER BY expires_at LIMIT ?",
         (to_micros(now), limit),
     ).fetchall()
-    expired = [_share_from_row(r) for r in rows]
+    expired = [share_from_row(r) for r in rows]
     for share in expired:
         conn.execute(
             "UPDATE shares SET expiry_recorded_at = ? WHERE id = ?", (to_micros(now), share.id)

@@ -118,6 +118,16 @@ def prepare() -> Path:
         return python
 
 
+def version(python: Path) -> str:
+    """The mongoeco version installed for `python`."""
+    return subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('mongoeco'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 @dataclass
 class MongoEcoServer:
     process: subprocess.Popen[bytes]
@@ -140,17 +150,24 @@ class MongoEcoServer:
         terminate(self.process)
 
 
-def start(python: Path, log_path: Path) -> MongoEcoServer:
-    """A server on a free port, its output in `log_path`; returns once it accepts."""
+def start(
+    python: Path,
+    log_path: Path,
+    load_dir: Path | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+) -> MongoEcoServer:
+    """A server on a free port, its output in `log_path`; returns once it accepts. With
+    `load_dir`, it loads that data set first (see mongoeco_server.py)."""
     port = free_port()
+    load = [] if load_dir is None else [str(load_dir)]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [str(python), str(SERVER_SCRIPT), str(port)],
+            [str(python), str(SERVER_SCRIPT), str(port), *load],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
         )
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while f"ready {port}" not in log_path.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
             terminate(process)
