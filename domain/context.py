@@ -1,4 +1,8 @@
-"""A session's history as the messages an LLM chat-completions call expects."""
+"""A session's history as the messages an LLM chat-completions call expects.
+
+Every tool call in the messages has its result, and every tool result follows its call:
+the APIs refuse anything else. A window of the newest turns can cut a pair in two, and a
+tool may still be running; the unmatched part is left out (`repair`), never invented."""
 
 from __future__ import annotations
 
@@ -18,12 +22,28 @@ class ToolCall:
     arguments: str
 
 
+@dataclass(frozen=True, slots=True)
+class MediaPart:
+    """An image or a file a turn carries beside its text (from the turn's `parts`): a URL,
+    or base64 `data` with its media type; or a file the model's provider already holds."""
+
+    kind: str  # "image" or "file"
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    filename: str | None = None
+    file_id: str | None = None
+
+
 @dataclass(slots=True)
 class ContextMessage:
     role: str
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
+    media: list[MediaPart] = field(default_factory=list)
     tool_call_id: str | None = None
+    is_error: bool = False
+    """A tool result that reports the tool's failure."""
     name: str | None = None
     seq: int | None = None
     author: Person | None = None
@@ -42,6 +62,8 @@ class AgentContext:
     turn_count: int
     included_turns: int
     truncated: bool
+    left_out: int = 0
+    """Messages left out so that calls and results pair up (see `repair`)."""
 
 
 def _as_text(value: Any) -> str:
@@ -52,9 +74,72 @@ def _as_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _arguments(value: Any) -> str:
+    """A tool's input as the JSON object the APIs take as arguments: an input that is not
+    an object is wrapped as {"input": value}."""
+    if value is None:
+        return "{}"
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return orjson.dumps({"input": value}).decode()
+    if not isinstance(value, dict):
+        value = {"input": value}
+    return orjson.dumps(value).decode()
+
+
+_IMAGE_TYPES = {"image", "image_url", "input_image"}
+_FILE_TYPES = {"file", "document", "input_file"}
+
+
+def media_of(parts: Any) -> list[MediaPart]:
+    """The images and files among a turn's parts, in the shapes clients send them:
+    {type: image, url | data + mimeType}, OpenAI's {type: image_url, image_url: {url}},
+    {type: file, data | url | fileId, mimeType, filename}. Other parts (text) are in the
+    turn's content already."""
+    if not isinstance(parts, list):
+        return []
+    media = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind in _IMAGE_TYPES:
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image or part.get("url")
+            media.append(_media("image", url, part.get("data"), part.get("mimeType"), None, None))
+        elif kind in _FILE_TYPES:
+            file = part.get("file")
+            nested: dict[str, Any] = file if isinstance(file, dict) else part
+            media.append(
+                _media(
+                    "file",
+                    nested.get("url"),
+                    nested.get("data") or nested.get("file_data"),
+                    nested.get("mimeType") or nested.get("media_type"),
+                    nested.get("filename"),
+                    nested.get("fileId") or nested.get("file_id"),
+                )
+            )
+    return [m for m in media if m.url or m.data or m.file_id]
+
+
+def _media(
+    kind: str, url: Any, data: Any, media_type: Any, filename: Any, file_id: Any
+) -> MediaPart:
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    return MediaPart(kind, text(url), text(data), text(media_type), text(filename), text(file_id))
+
+
 def _tool_result(call: ToolInvocation, seq: int) -> ContextMessage:
-    content = _as_text(call.output) if call.error is None else f"error: {call.error}"
-    return ContextMessage("tool", content, tool_call_id=call.id, name=call.name, seq=seq)
+    failed = call.error is not None
+    content = f"error: {call.error}" if failed else _as_text(call.output)
+    return ContextMessage(
+        "tool", content, tool_call_id=call.id, is_error=failed, name=call.name, seq=seq
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +186,13 @@ def collaborator_of(turn: Turn, session: Session) -> Collaborator | None:
 
 def _user_message(turn: Turn, session: Session) -> ContextMessage:
     collaborator = collaborator_of(turn, session)
+    media = media_of(turn.parts)
     if collaborator is None:
-        return ContextMessage("user", turn.content, seq=turn.seq)
+        return ContextMessage("user", turn.content, media=media, seq=turn.seq)
     return ContextMessage(
         "user",
         f"{collaborator.label}\n{turn.content}",
+        media=media,
         name=collaborator.name,
         seq=turn.seq,
         collaborator=True,
@@ -123,8 +210,11 @@ def _messages_of(turn: Turn, session: Session) -> list[ContextMessage]:
         if not turn.tool_invocations:
             return [ContextMessage("tool", turn.content, seq=turn.seq)]
         return [_tool_result(call, turn.seq) for call in turn.tool_invocations]
-    calls = [ToolCall(c.id, c.name, _as_text(c.input) or "{}") for c in turn.tool_invocations]
-    messages = [ContextMessage("assistant", turn.content, tool_calls=calls, seq=turn.seq)]
+    calls = [ToolCall(c.id, c.name, _arguments(c.input)) for c in turn.tool_invocations]
+    media = media_of(turn.parts)
+    messages = [
+        ContextMessage("assistant", turn.content, tool_calls=calls, media=media, seq=turn.seq)
+    ]
     # An assistant turn that both called tools and holds their results answers them
     # right away, so the pair stays valid for the next call.
     messages += [
@@ -150,11 +240,52 @@ def build_context(session: Session, turns: list[Turn]) -> AgentContext:
         messages.append(ContextMessage("system", str(system_prompt)))
     for turn in turns:
         messages.extend(_attributed(_messages_of(turn, session), turn))
+    repaired = repair(messages)
     return AgentContext(
-        messages=messages,
+        messages=repaired,
         system_prompt=system_prompt,
         variables=agent.get("variables"),
         turn_count=session.turn_count,
         included_turns=len(turns),
         truncated=len(turns) < session.turn_count,
+        left_out=len(messages) - len(repaired),
     )
+
+
+def repair(messages: list[ContextMessage]) -> list[ContextMessage]:
+    """The messages with every tool call answered and every result after its call:
+    - a result whose call is not before it (the window began after the call) is left out;
+    - a TOOL turn that names no call answers the oldest call still waiting, or is left out;
+    - a call no result answers (still running, or answered after the window) is taken
+      off its assistant message, which is left out when nothing else remains in it;
+    - results are moved up to follow their assistant message directly, as the APIs ask."""
+    waiting: dict[str, ContextMessage] = {}  # call id -> its assistant message
+    results: dict[int, list[ContextMessage]] = {}  # id(assistant message) -> results
+    answered: set[str] = set()
+    kept: list[ContextMessage] = []
+    for message in messages:
+        if message.role != "tool":
+            kept.append(message)
+            for call in message.tool_calls:
+                waiting[call.id] = message
+            continue
+        if message.tool_call_id is None:
+            pending = next((c for c in waiting if c not in answered), None)
+            if pending is None:
+                continue
+            message.tool_call_id = pending
+            message.name = next(t.name for t in waiting[pending].tool_calls if t.id == pending)
+        caller = waiting.get(message.tool_call_id)
+        if caller is None or message.tool_call_id in answered:
+            continue
+        answered.add(message.tool_call_id)
+        results.setdefault(id(caller), []).append(message)
+    out: list[ContextMessage] = []
+    for message in kept:
+        if message.tool_calls:
+            message.tool_calls = [c for c in message.tool_calls if c.id in answered]
+            if not message.tool_calls and not message.content and not message.media:
+                continue
+        out.append(message)
+        out.extend(results.get(id(message), []))
+    return out

@@ -3,10 +3,13 @@ an LLM call."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import strawberry
 from strawberry.scalars import JSON
 
 from ..domain.context import AgentContext as DomainAgentContext
+from ..domain.context_formats import ContextFormat, request_fields
 from .turns import (
     Person,
 )
@@ -48,9 +51,19 @@ class AgentContext:
     turn_count: int
     included_turns: int
     truncated: bool = strawberry.field(description="True when older turns were left out.")
+    left_out: int = strawberry.field(
+        description="Messages left out so that every tool call has its result: results whose "
+        "call is older than the window, and assistant messages that held only calls with no "
+        "result yet. A call with no result is also taken off a message that stays."
+    )
+    request: JSON = strawberry.field(
+        description="The messages as the API of `context(format:)` takes them, to send as they "
+        "are beside the model: OPENAI_CHAT gives {messages}, ANTHROPIC_MESSAGES {system, "
+        "messages}."
+    )
 
     @classmethod
-    def of(cls, c: DomainAgentContext) -> AgentContext:
+    def of(cls, c: DomainAgentContext, format: ContextFormat) -> AgentContext:
         return cls(
             messages=[
                 ContextMessage(
@@ -81,4 +94,6 @@ class AgentContext:
             turn_count=c.turn_count,
             included_turns=c.included_turns,
             truncated=c.truncated,
+            left_out=c.left_out,
+            request=cast(JSON, request_fields(c, format)),
         )

@@ -8,6 +8,7 @@ import strawberry
 
 from ..domain import models
 from ..domain.bulk import ItemStatus
+from ..domain.context_formats import ContextFormat
 from ..domain.dates import DateGroup
 from ..domain.documents import ExportFormat
 from ..domain.query import SearchOrder
@@ -42,6 +43,8 @@ _DESCRIPTIONS: dict[type[enum.Enum], str | None] = {
     ExportFormat: None,
     ItemStatus: "The outcome for one id of an operation on many sessions.",
     SearchOrder: None,
+    ContextFormat: "The LLM API whose request `AgentContext.request` is shaped for: OpenAI "
+    "Chat Completions (`messages`) or Anthropic Messages (`system`, `messages`).",
     TemplateSource: "CHAT_APPS_FILE: from the chat apps file, every entity's, read-only over the "
     "API. ENTITY: defined by an admin of the caller's entity, which alone sees it.",
 }

@@ -20,6 +20,7 @@ from ..domain.pagination import decode_turn_cursor, encode_turn_cursor
 from .chat_apps import ChatApp
 from .context import AgentContext
 from .enums import (
+    ContextFormat,
     DateGroup,
     ExportFormat,
     ItemStatus,
@@ -188,8 +189,14 @@ class Session(SessionFacts):
     @strawberry.field(
         description="The history as LLM-ready messages, at most the chat app's maxSessionHistory."
     )
-    async def context(self, info: Info, max_turns: int | None = None) -> AgentContext:
-        return AgentContext.of(await info.context.services.sessions.context(self.view, max_turns))
+    async def context(
+        self,
+        info: Info,
+        max_turns: int | None = None,
+        format: ContextFormat = ContextFormat.OPENAI_CHAT,
+    ) -> AgentContext:
+        context = await info.context.services.sessions.context(self.view, max_turns)
+        return AgentContext.of(context, format)
 
 
 @strawberry.type

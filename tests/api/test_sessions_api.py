@@ -205,6 +205,55 @@ def test_context_is_llm_ready(api) -> None:
     assert ctx["messages"][3]["toolCallId"] == "c1" and ctx["systemPrompt"] == "Be kind"
 
 
+def test_context_request_is_what_each_api_takes(api) -> None:
+    alice = api.as_("alice", "acme")
+    sid = alice.ok(
+        'mutation { createSession(input: {chatAppId: "knowledge", agentContext: {systemPrompt: "Be kind"}}) { id } }'
+    )["createSession"]["id"]
+    alice.ok(SEND, {"input": {"sessionId": sid, "content": "Weather?"}})
+    running = {"id": "c2", "name": "radar", "input": "north", "status": "RUNNING"}
+    done = {"id": "c1", "name": "weather", "input": {"city": "Oslo"}, "output": {"t": 3}}
+    alice.ok(APPEND, {"input": {"sessionId": sid, "toolInvocations": [done, running]}})
+    query = """query($id: ID!, $f: ContextFormat!) { session(id: $id) {
+                 context(maxTurns: 10, format: $f) { leftOut request } } }"""
+    openai = alice.ok(query, {"id": sid, "f": "OPENAI_CHAT"})["session"]["context"]
+    assert openai["request"]["messages"] == [
+        {"role": "system", "content": "Be kind"},
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"t":3}'},
+    ]
+    anthropic = alice.ok(query, {"id": sid, "f": "ANTHROPIC_MESSAGES"})["session"]["context"]
+    assert anthropic["request"] == {
+        "system": "Be kind",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "c1", "name": "weather", "input": {"city": "Oslo"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "c1", "content": '{"t":3}'}],
+            },
+        ],
+    }
+    assert openai["leftOut"] == anthropic["leftOut"] == 0  # the running call: not a message
+    assert alice.error_code(query, {"id": sid, "f": "GEMINI"}) == "BAD_USER_INPUT"
+
+
 def test_pagination_has_no_duplicates_or_gaps_while_sessions_arrive(api) -> None:
     alice = api.as_("alice", "acme")
     existing = [start(alice, text=f"s{i}") for i in range(9)]
