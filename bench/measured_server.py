@@ -21,11 +21,11 @@ def running_server(
     folder: Path, database: Path | None = None, extra_env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     """`sessionhub serve` on `database` (a fresh bench.db in `folder` by default), its
-    secret, log and working files in `folder`, with `extra_env` added to its settings.
-    It logs at warning (`environment`): no access log line per request, which would be
-    measured too."""
-    database_url = f"sqlite:///{database or folder / 'bench.db'}"
-    env = servers.environment(folder, SESSIONHUB_DATABASE_URL=database_url, **(extra_env or {}))
+    secret, log and working files in `folder`, with `extra_env` added to its settings (a
+    SESSIONHUB_DATABASE_URL there names another store). It logs at warning
+    (`environment`): no access log line per request, which would be measured too."""
+    settings = {"SESSIONHUB_DATABASE_URL": f"sqlite:///{database or folder / 'bench.db'}"}
+    env = servers.environment(folder, **(settings | (extra_env or {})))
     with servers.running_server(folder, env) as server:
         yield server
 

@@ -1164,6 +1164,24 @@ def print_soak(report: dict[str, Any]) -> None:
         print(f"  error: {sample}")
 
 
+def add_scenario_options(
+    parser: argparse.ArgumentParser, requests: int = 2000, warmup: int = 200, deep_pages: int = 100
+) -> None:
+    """Which scenarios run, how many requests each, at which concurrency levels, and how far
+    the deep scenario walks for its cursors (also bench/scale_mongo.py's)."""
+    options.add_requests(parser, "scenario", requests=requests, warmup=warmup)
+    options.add_concurrency_levels(parser)
+    parser.add_argument(
+        "--scenarios", nargs="*", choices=SCENARIOS, default=list(SCENARIOS), help="[all]"
+    )
+    parser.add_argument(
+        "--deep-pages",
+        type=int,
+        default=deep_pages,
+        help=f"pages of 100 walked per heavy user [{deep_pages}]",
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     search.add_corpus_options(parser, "10M")
@@ -1173,14 +1191,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="sessions [the generator's shape: about turns / 9.5, 1.05M for 10M turns]",
     )
-    options.add_requests(parser, "scenario")
-    options.add_concurrency_levels(parser)
-    parser.add_argument(
-        "--scenarios", nargs="*", choices=SCENARIOS, default=list(SCENARIOS), help="[all]"
-    )
-    parser.add_argument(
-        "--deep-pages", type=int, default=100, help="pages of 100 walked per heavy user [100]"
-    )
+    add_scenario_options(parser)
     parser.add_argument(
         "--soak",
         type=float,

@@ -45,16 +45,16 @@ from urllib.parse import urlsplit, urlunsplit
 import _paths  # noqa: F401  (tests.support importable)
 import bson
 import machine
-import options
 import pymongo
 import scale
 import search
+from measured_server import running_server
 from report import report_header, write_report
-from scale import DESCRIPTIONS, SCENARIOS, ScaleResult
+from scale import DESCRIPTIONS, ScaleResult
 from search import human_bytes, size_label
 
 from sessionhub.storage.mongo import codec as mongo_codec
-from sessionhub.storage.mongo import indexes
+from sessionhub.storage.mongo import driver, indexes
 from sessionhub.storage.mongo import search as mongo_search
 from sessionhub.storage.sqlite import codec as sqlite_codec
 from sessionhub.storage.sqlite.driver import sqlite as sqlite3
@@ -152,13 +152,18 @@ def load_over_the_wire(url: str, folder: Path, manifest: dict[str, Any]) -> floa
 
 
 def build_indexes(url: str) -> float:
-    """Every index of storage/mongo/indexes.py, built before sessionhub starts (as an
-    operator would on a large data set), so that its start is not what waits."""
+    """The store's collections and indexes (`indexes.ensure`, what the server runs at
+    start), built before sessionhub starts, as an operator would on a large data set."""
     started = time.perf_counter()
-    with pymongo.MongoClient(url) as client:
-        db = client.get_default_database()
-        for collection, name, keys, index_options in indexes.INDEXES:
-            db[collection].create_index(keys, name=name, **index_options)
+
+    async def build() -> None:
+        client = driver.connect(url)
+        try:
+            await indexes.ensure(client.get_default_database())
+        finally:
+            client.close()
+
+    asyncio.run(build())
     return time.perf_counter() - started
 
 
@@ -216,10 +221,13 @@ def mongodb(args: argparse.Namespace, folder: Path, manifest: dict[str, Any]) ->
 
 @contextmanager
 def sessionhub_on(database_url: str, env: dict[str, str]) -> Iterator[servers.Server]:
-    with tempfile.TemporaryDirectory(prefix="sessionhub-bench-scale-mongo-") as folder:
-        settings = servers.environment(Path(folder), SESSIONHUB_DATABASE_URL=database_url, **env)
-        with servers.running_server(Path(folder), settings) as server:
-            yield server
+    with (
+        tempfile.TemporaryDirectory(prefix="sessionhub-bench-scale-mongo-") as folder,
+        running_server(
+            Path(folder), extra_env={"SESSIONHUB_DATABASE_URL": database_url, **env}
+        ) as server,
+    ):
+        yield server
 
 
 def measure_backend(
@@ -293,14 +301,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a MongoDB to measure on ($MONGODB_URL); its database "
         f"{DATABASE} is replaced [a mongoeco server started here]",
     )
-    options.add_requests(parser, "scenario", requests=300, warmup=30)
-    options.add_concurrency_levels(parser)
-    parser.add_argument(
-        "--scenarios", nargs="*", choices=SCENARIOS, default=list(SCENARIOS), help="[all]"
-    )
-    parser.add_argument(
-        "--deep-pages", type=int, default=20, help="pages of 100 walked per heavy user [20]"
-    )
+    scale.add_scenario_options(parser, requests=300, warmup=30, deep_pages=20)
     parser.add_argument(
         "--output", type=Path, default=None, help="[bench/results/scale-mongo-<size>.json]"
     )

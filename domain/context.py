@@ -259,7 +259,7 @@ def repair(messages: list[ContextMessage]) -> list[ContextMessage]:
     - a call no result answers (still running, or answered after the window) is taken
       off its assistant message, which is left out when nothing else remains in it;
     - results are moved up to follow their assistant message directly, as the APIs ask."""
-    waiting: dict[str, ContextMessage] = {}  # call id -> its assistant message
+    waiting: dict[str, tuple[ContextMessage, ToolCall]] = {}  # call id -> its message, call
     results: dict[int, list[ContextMessage]] = {}  # id(assistant message) -> results
     answered: set[str] = set()
     kept: list[ContextMessage] = []
@@ -267,17 +267,17 @@ def repair(messages: list[ContextMessage]) -> list[ContextMessage]:
         if message.role != "tool":
             kept.append(message)
             for call in message.tool_calls:
-                waiting[call.id] = message
+                waiting[call.id] = (message, call)
             continue
         if message.tool_call_id is None:
             pending = next((c for c in waiting if c not in answered), None)
             if pending is None:
                 continue
             message.tool_call_id = pending
-            message.name = next(t.name for t in waiting[pending].tool_calls if t.id == pending)
-        caller = waiting.get(message.tool_call_id)
-        if caller is None or message.tool_call_id in answered:
+            message.name = waiting[pending][1].name
+        if message.tool_call_id not in waiting or message.tool_call_id in answered:
             continue
+        caller, _ = waiting[message.tool_call_id]
         answered.add(message.tool_call_id)
         results.setdefault(id(caller), []).append(message)
     out: list[ContextMessage] = []
