@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,7 @@ from measured_server import Server, running_server, token_for
 from report import latency_fields, percentile, print_aligned, report_header, write_report
 from store_file import create_schema
 
+from sessionhub.domain.analysis import analyze
 from sessionhub.domain.models import (
     AuditEvent,
     GranteeKind,
@@ -103,7 +105,7 @@ DATA_DIR_ENV = "SESSIONHUB_BENCH_DATA_DIR"
 DEFAULT_DATA_DIR = Path(
     os.environ.get(DATA_DIR_ENV) or Path(tempfile.gettempdir()) / "sessionhub-bench"
 )
-GENERATOR_VERSION = 1  # bump when the generated corpus changes for the same seed
+GENERATOR_VERSION = 2  # bump when the generated corpus changes for the same seed
 TARGET_P99_MS = 50.0
 PAGE = 20  # first: 20, as the API defaults; the store is asked for one more
 STORE_TUNING = SearchTuning()  # what the store runs with
@@ -531,10 +533,16 @@ class Rows:
     index: list[tuple] = field(default_factory=list)
     pairs: list[tuple] = field(default_factory=list)
     shares: list[tuple] = field(default_factory=list)
+    word_rows: Counter[str] = field(default_factory=Counter)
+    stem_links: set[tuple[str, str, str]] = field(default_factory=set)
 
-    def _index(self, rowid: int, body: str, scope: str) -> None:
-        self.index.append((rowid, body, scope))
+    def _index(self, rowid: int, text: str, scope: str) -> None:
+        analysis = analyze(text)
+        body = analysis.stream
+        self.index.append((rowid, body, scope, analysis.language))
         self.pairs.append((rowid, phrases.pair_terms(body, scope)))
+        self.word_rows.update(set(analysis.words))
+        self.stem_links |= analysis.links
 
     def add(
         self,
@@ -626,8 +634,19 @@ def insert_rows(conn: sqlite3.Connection, rows: Rows) -> None:
         f" VALUES ({', '.join('?' * (1 + len(TURN_COLUMNS.split(','))))})",
         rows.turns,
     )
-    conn.executemany("INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)", rows.index)
+    conn.executemany(
+        "INSERT INTO search_index (rowid, body, scope, language) VALUES (?, ?, ?, ?)", rows.index
+    )
     conn.executemany(f"INSERT INTO {phrases.PAIRS_TABLE} (rowid, terms) VALUES (?, ?)", rows.pairs)
+    conn.executemany(
+        "INSERT INTO search_words (word, rows) VALUES (?, ?)"
+        " ON CONFLICT (word) DO UPDATE SET rows = rows + excluded.rows",
+        rows.word_rows.items(),
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO search_stems (language, stem, word) VALUES (?, ?, ?)",
+        rows.stem_links,
+    )
     conn.executemany(
         f"INSERT INTO shares ({SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows.shares
     )
@@ -925,8 +944,10 @@ def _table_dump(path: Path) -> dict[str, list[tuple]]:
                 f"SELECT rowid, {TURN_COLUMNS} FROM turns ORDER BY rowid"
             ).fetchall(),
             "search_index": conn.execute(
-                "SELECT rowid, body, scope FROM search_index ORDER BY rowid"
+                "SELECT rowid, body, scope, language FROM search_index ORDER BY rowid"
             ).fetchall(),
+            "search_words": conn.execute("SELECT * FROM search_words ORDER BY word").fetchall(),
+            "search_stems": conn.execute("SELECT * FROM search_stems ORDER BY 1, 2, 3").fetchall(),
             "shares": conn.execute(f"SELECT {SHARE_COLUMNS} FROM shares ORDER BY id").fetchall(),
             "turn_time_blocks": conn.execute(
                 "SELECT * FROM turn_time_blocks ORDER BY block"
@@ -1335,7 +1356,7 @@ def explain(db: Path, q: Query, order: SearchOrder) -> dict[str, Any]:
         STORE_TUNING,
     )
     conn.set_trace_callback(None)
-    m = fts_query.matcher(query, phrase_index=STORE_TUNING.phrase_index)
+    m = fts_query.matcher(conn, query, phrase_index=STORE_TUNING.phrase_index)
     parts = fts_scope.readable_parts(conn, q.reader.scope)
     in_scope = m.exact_stretches(parts, q.search_filter)
     report: dict[str, Any] = {

@@ -1,7 +1,9 @@
 """What a search asks for: the query language people expect, filters, scope and hits.
 
-Query language: words (all must match, stemmed), "exact phrases", prefix*, and -excluded
-words or -"phrases"; accents and case do not matter. Any string gives a query or
+Query language: words (stemmed in the languages of the text they meet), "exact phrases",
+prefix*, and -excluded words or -"phrases" (the words as typed); case, accents and vowel
+points do not matter, and a query is cut into tokens exactly as the text is
+(domain/words.py). Any string gives a query or
 InvalidInput, never anything worse: stray operators are dropped and an unclosed quote
 closes at the end.
 """
@@ -17,26 +19,37 @@ from typing import Any
 
 from .errors import InvalidInput
 from .models import Person, Session, TurnRole
+from .words import Kind, tokens
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
 # A hit shows the session's best matching turns, at most this many.
 TURNS_PER_HIT = 3
-_WORD = re.compile(r"\w+", re.UNICODE)
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 
 
 class TermKind(enum.StrEnum):
     WORD = "WORD"
+    """One token: a word (with the other forms of its stem), an emoji, a pair of CJK
+    characters."""
     PREFIX = "PREFIX"
+    """Words beginning with the token (as written, not its stem)."""
     PHRASE = "PHRASE"
+    """Tokens one after another: a quoted phrase, a word with inner punctuation
+    ("e-mail"), or a word of a script written without spaces (its pairs of characters)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Term:
     kind: TermKind
     words: tuple[str, ...]
+    """The folded tokens (domain/words.py)."""
     excluded: bool = False
+    surface: str = ""
+    """A WORD of an alphabet as typed, to stem in each language; empty for other terms."""
+    quoted: bool = False
+    written: tuple[str, ...] = ()
+    """The tokens as typed, for engines that fold and stem by themselves (Atlas)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,24 @@ class SearchQuery:
         return tuple(t for t in self.terms if t.excluded)
 
 
+def _term(text: str, excluded: bool, quoted: bool) -> Term | None:
+    found = tokens(text.rstrip("*"))
+    if not found:
+        return None
+    words = tuple(t.word for t in found)
+    written = tuple(text[t.start : t.end] for t in found)
+    if len(found) > 1:
+        return Term(TermKind.PHRASE, words, excluded, quoted=quoted, written=written)
+    (token,) = found
+    if (not quoted and text.endswith("*") and len(token.word) >= 2) or (
+        token.kind == Kind.PAIR and len(token.word) == 1
+    ):
+        # A lone character of a script written without spaces is the start of a pair.
+        return Term(TermKind.PREFIX, words, excluded, written=written)
+    surface = written[0] if token.kind == Kind.WORD else ""
+    return Term(TermKind.WORD, words, excluded, surface, quoted, written)
+
+
 def parse_query(text: str) -> SearchQuery:
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidInput(f"The search is {len(text)} characters; the limit is {MAX_QUERY_CHARS}.")
@@ -59,24 +90,12 @@ def parse_query(text: str) -> SearchQuery:
     for match in _TOKEN.finditer(text):
         negated_phrase, phrase, bare = match.groups()
         if bare is None:
-            words = tuple(_WORD.findall(phrase))
-            if words:
-                kind = TermKind.PHRASE if len(words) > 1 else TermKind.WORD
-                terms.append(Term(kind, words, excluded=bool(negated_phrase)))
-            continue
-        excluded = bare.startswith("-") and len(bare) > 1
-        body = bare[1:] if excluded else bare
-        prefix = body.endswith("*")
-        words = tuple(_WORD.findall(body))
-        if not words:
-            continue
-        if len(words) > 1:
-            # "e-mail", "node.js": the parts in order, as a phrase.
-            terms.append(Term(TermKind.PHRASE, words, excluded))
-        elif prefix and len(words[0]) >= 2:
-            terms.append(Term(TermKind.PREFIX, words, excluded))
+            term = _term(phrase, bool(negated_phrase), quoted=True)
         else:
-            terms.append(Term(TermKind.WORD, words, excluded))
+            excluded = bare.startswith("-") and len(bare) > 1
+            term = _term(bare[1:] if excluded else bare, excluded, quoted=False)
+        if term is not None:
+            terms.append(term)
     if not terms:
         raise InvalidInput("Type at least one word to search for.")
     if len(terms) > MAX_TERMS:

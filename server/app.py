@@ -24,6 +24,7 @@ from ..adapters.offload import ProcessOffload, ThreadOffload
 from ..adapters.rendering.renderer import OffloadedRenderer
 from ..adapters.worker_pool import WorkerPool
 from ..auth.tokens import TokenVerifier
+from ..domain import languages
 from ..domain.access import SessionAccess
 from ..domain.audit import AuditService
 from ..domain.chat_apps import ChatAppRegistry
@@ -348,7 +349,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             _sweep_expired_shares(sharing, settings.share_expiry_sweep_seconds)
         )
         retention = asyncio.create_task(_apply_retention(sessions))
-        background = [sweeper, retention]
+        # The language detector's model takes half a second to load: not on a request.
+        languages_ready = asyncio.create_task(asyncio.to_thread(languages.prepare))
+        background = [sweeper, retention, languages_ready]
         if settings.retention_interval_seconds > 0:
             background.append(
                 asyncio.create_task(

@@ -31,10 +31,11 @@ special characters are escaped); ids and filters are only `value`s or `$match` l
 No user string becomes an operator, a field name or an aggregation expression.
 
 The analyzer `sessionhub_text` splits on anything but letters, marks and digits, folds
-case and accents (`icuFolding`) and applies the Porter stemmer of Snowball, the same as
-search.py's stems and SQLite's `unicode61 remove_diacritics 2` + `porter`. A prefix is
-folded and stemmed here (search.normal_form) because `wildcard` does not analyze its
-query.
+case and accents (`icuFolding`) and applies the Porter stemmer of Snowball. That is
+English stemming only, and no cutting of Chinese, Japanese or Thai runs: Atlas answers
+the multilingual cases of the search contract differently from search.py and SQLite
+(docs/mongodb.md), and none of it can run here. The query's tokens are the ones
+domain/words.py cut and folded; a prefix is not analyzed by `wildcard`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import Stemmer
 from pymongo.errors import PyMongoError
 
 from ...domain.errors import StoreUnavailable
@@ -62,11 +64,14 @@ from ...domain.query import (
     TermKind,
     TurnHit,
 )
+from ...domain.snippets import render
 from ...domain.timecodec import to_micros
+from ...domain.words import tokens
 from . import codec, driver, indexes, search
 from .codec import STATE
 
 DEFINITION_FILE = "atlas_search_index.json"
+_PORTER = Stemmer.Stemmer("porter")
 TURNS_INDEX = "turns_search"
 SESSIONS_INDEX = "sessions_search"
 TOOL_FIELDS = "tool_invocations.*"
@@ -135,11 +140,13 @@ def term_clause(term: Term) -> Clause | None:
 
     Words are split as the index splits them, so "foo_bar" is the phrase "foo bar" (as in
     SQLite and search.py)."""
-    tokens = [m.group() for word in term.words for m in search.TOKEN.finditer(word)]
-    if not tokens:
+    written = list(term.written)
+    if not written:
         return None
-    if term.kind is TermKind.PREFIX and len(tokens) == 1:
-        return Clause("wildcard", escape_wildcard(search.normal_form(tokens[0])) + "*")
+    if term.kind is TermKind.PREFIX:
+        # `wildcard` does not analyze its query: it is folded and stemmed as the index is.
+        return Clause("wildcard", escape_wildcard(_PORTER.stemWord(term.words[0])) + "*")
+    tokens = written
     if len(tokens) == 1:
         return Clause("text", tokens[0])
     return Clause("phrase", " ".join(tokens))
@@ -408,9 +415,9 @@ def highlight_snippet(highlights: list[dict[str, Any]] | None, paths: Any = _is_
         if part.get("type") == "hit":
             spans.append((len(text), len(text) + len(value)))
         text += value
-    matches = list(search.TOKEN.finditer(text))
-    hit = [any(s < m.end() and m.start() < e for s, e in spans) for m in matches]
-    return search.marked_snippet(text, matches, hit)
+    found = tokens(text)
+    hits = [(i, i) for i, t in enumerate(found) if any(s < t.end and t.start < e for s, e in spans)]
+    return render(text, found, hits)
 
 
 def _is_title(path: Any) -> bool:

@@ -1,23 +1,25 @@
 """Full-text search on a term index: the same query language and results as SQLite's FTS5.
 
-Why not `$text`: MongoDB's text search has no prefix queries (`config*`), stems with its
-own Snowball stemmers where SQLite uses Porter, and scores whole documents, so it cannot
-give the results the search contract (tests/storage/test_store_search_contract.py) asks
-of every backend. Instead every turn carries `terms`, the sorted distinct Porter stems of
-its searchable text (content, tool names, inputs, outputs and errors), and every session
-`title_terms`, tokenised as FTS5's `unicode61 remove_diacritics 2` + `porter` does.
-Multikey indexes that begin with the scope (`entity_id`, then `owner_id`) hold them, so
-a search reads only the caller's scope:
+Why not `$text`: MongoDB's text search has no prefix queries (`config*`), cuts and stems
+words its own way, and scores whole documents, so it cannot give the results the search
+contract (tests/storage/test_store_search_contract.py) asks of every backend. Instead
+every turn carries `terms` and every session `title_terms`: the distinct tokens of its
+searchable text (content, tool names, inputs, outputs and errors) as domain/words.py cuts
+and folds them, and the stem of each word in the row's language as a stem term
+("de:haus", domain/analysis.py). Multikey indexes that begin with the scope
+(`entity_id`, then `owner_id`) hold them, so a search reads only the caller's scope:
 
-- words must all be in one row: `terms: {$all: [...]}`; a prefix is an anchored
-  `$regex` on the same index; excluded words are `$nin`;
+- every word must be in one row, as itself or through its stem in some language:
+  `terms: {$in: [word, "de:haus", "en:hous", ...]}` per word; a prefix is an anchored
+  `$regex` on the same index (a stem term holds a colon, no prefix does); excluded words
+  are `$nin` of the words as typed;
 - phrases, excluded phrases and prefixes are checked on the row's tokens in Python,
   which also marks the snippet and computes a BM25-like score (lower is better, as FTS5);
 - the hits are grouped by session, joined with the session filters, ordered and cut at
   the keyset cursor like the SQLite query.
 
 With SESSIONHUB_MONGO_SEARCH=atlas, atlas.py answers instead (Atlas Search `$search`); the
-stems are still written then, so switching back needs no backfill.
+terms are still written then, so switching back needs no backfill.
 
 Nothing here names Motor: collections are used through the API PyMongo's async client
 shares.
@@ -25,22 +27,18 @@ shares.
 
 from __future__ import annotations
 
-import functools
-import html
 import re
-import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import snowballstemmer
-
+from ...domain.analysis import analyze
+from ...domain.expansion import IndexQuery, expand
 from ...domain.models import Person, Turn, TurnRole
 from ...domain.query import (
     TURNS_PER_HIT,
     SearchFilter,
     SearchOrder,
-    SearchQuery,
     SearchRequest,
     SearchScope,
     SessionHit,
@@ -48,37 +46,17 @@ from ...domain.query import (
     TurnHit,
     searchable_text,
 )
+from ...domain.snippets import snippet
 from ...domain.timecodec import to_micros
 from . import codec
 
-SNIPPET_TOKENS = 16
-ELLIPSIS = "…"
 # BM25 with a fixed average row length: a row's score depends on that row only, so a
 # cursor taken from one page compares exactly with the next page's scores.
 K1, B, AVERAGE_TOKENS = 1.2, 0.75, 64.0
 
-TOKEN = re.compile(r"[^\W_]+")
-_STEMMER = snowballstemmer.stemmer("porter")
-
-
-@functools.lru_cache(maxsize=200_000)
-def normal_form(token: str) -> str:
-    """Case-folded, without diacritics, Porter-stemmed (as FTS5's tokenizer would)."""
-    folded = unicodedata.normalize("NFKD", token.casefold())
-    bare = "".join(c for c in folded if not unicodedata.combining(c))
-    return _STEMMER.stemWord(bare)
-
-
-def _tokens(text: str) -> list[re.Match[str]]:
-    return list(TOKEN.finditer(text))
-
-
-def stems(text: str) -> list[str]:
-    return [normal_form(m.group()) for m in TOKEN.finditer(text)]
-
 
 def term_set(text: str | None) -> list[str]:
-    return sorted(set(stems(text))) if text else []
+    return analyze(text).terms() if text else []
 
 
 def turn_body(content: str, tool_invocations: Iterable[Any]) -> str:
@@ -95,59 +73,20 @@ def turn_terms(turn: Turn) -> list[str]:
 # Queries
 
 
-@dataclass(slots=True)
-class _Compiled:
-    required: list[str] = field(default_factory=list)  # stems every row must hold
-    prefixes: list[str] = field(default_factory=list)
-    phrases: list[list[str]] = field(default_factory=list)
-    excluded_stems: list[str] = field(default_factory=list)
-    excluded_prefixes: list[str] = field(default_factory=list)
-    excluded_phrases: list[list[str]] = field(default_factory=list)
-    impossible: bool = False  # an included term with no searchable characters
-
-    @property
-    def marked(self) -> set[str]:
-        return set(self.required)
-
-
-def _compile(query: SearchQuery) -> _Compiled:
-    c = _Compiled()
-    for term in query.terms:
-        words = [s for w in term.words for s in stems(w)]
-        if not words:
-            c.impossible |= not term.excluded
-            continue
-        prefix = term.kind is TermKind.PREFIX and len(words) == 1
-        if term.excluded:
-            if prefix:
-                c.excluded_prefixes.append(words[0])
-            elif len(words) == 1:
-                c.excluded_stems.append(words[0])
-            else:
-                c.excluded_phrases.append(words)
-        elif prefix:
-            c.prefixes.append(words[0])
-        else:
-            c.required += [w for w in words if w not in c.required]
-            if len(words) > 1:
-                c.phrases.append(words)
-    return c
-
-
-def _term_conditions(c: _Compiled, name: str) -> list[dict[str, Any]]:
+def _term_conditions(query: IndexQuery, name: str) -> list[dict[str, Any]]:
     conditions: list[dict[str, Any]] = []
-    if c.required:
-        conditions.append({name: {"$all": c.required}})
-    for prefix in c.prefixes:
-        conditions.append({name: {"$regex": "^" + re.escape(prefix)}})
-    if c.excluded_stems:
-        conditions.append({name: {"$nin": c.excluded_stems}})
+    for term in query.included:
+        match term.kind:
+            case TermKind.WORD:
+                conditions.append({name: {"$in": [*term.words, *sorted(term.stems)]}})
+            case TermKind.PREFIX:
+                conditions.append({name: {"$regex": "^" + re.escape(term.words[0])}})
+            case _:
+                conditions.append({name: {"$all": list(dict.fromkeys(term.words))}})
+    excluded = [t.words[0] for t in query.excluded if t.kind is TermKind.WORD]
+    if excluded:
+        conditions.append({name: {"$nin": excluded}})
     return conditions
-
-
-def _has_phrase(row: list[str], phrase: list[str]) -> bool:
-    n = len(phrase)
-    return any(row[i : i + n] == phrase for i in range(len(row) - n + 1))
 
 
 @dataclass(slots=True)
@@ -158,67 +97,25 @@ class _Row:
     turn: tuple[str, int, TurnRole] | None  # (id, seq, role); None for a title
 
 
-def _match(c: _Compiled, text: str) -> tuple[float, str] | None:
+def _match(query: IndexQuery, text: str) -> tuple[float, str] | None:
     """Score and marked snippet of `text` when it satisfies the query, else None."""
-    matches = _tokens(text)
-    row = [normal_form(m.group()) for m in matches]
-    if any(not _has_phrase(row, p) for p in c.phrases):
+    analysis = analyze(text)
+    matches = query.matches(analysis.words, analysis.stems())
+    if matches is None:
         return None
-    if any(_has_phrase(row, p) for p in c.excluded_phrases):
+    marked = snippet(text, query)
+    if marked is None:
         return None
-    if any(s.startswith(p) for s in row for p in c.excluded_prefixes):
-        return None
-    if not all(any(s.startswith(p) for s in row) for p in c.prefixes):
-        return None
-    hit = [s in c.marked or any(s.startswith(p) for p in c.prefixes) for s in row]
-    return _score(c, row), marked_snippet(text, matches, hit)
-
-
-def _score(c: _Compiled, row: list[str]) -> float:
-    norm = K1 * (1 - B + B * len(row) / AVERAGE_TOKENS)
-    score = 0.0
-    for stem in c.required:
-        tf = row.count(stem)
-        score += tf * (K1 + 1) / (tf + norm)
-    for prefix in c.prefixes:
-        tf = sum(1 for s in row if s.startswith(prefix))
-        score += tf * (K1 + 1) / (tf + norm)
-    return -score
-
-
-def marked_snippet(text: str, matches: list[re.Match[str]], hit: list[bool]) -> str:
-    """Up to SNIPPET_TOKENS tokens around the densest run of matches, the matched words in
-    <mark>, HTML-escaped, with an ellipsis where text was cut."""
-    if not matches:
-        return html.escape(text)
-    positions = [i for i, h in enumerate(hit) if h] or [0]
-    best_start, best_count = 0, -1
-    for p in positions:
-        start = max(0, min(p - 2, len(matches) - SNIPPET_TOKENS))
-        count = sum(1 for q in positions if start <= q < start + SNIPPET_TOKENS)
-        if count > best_count:
-            best_start, best_count = start, count
-    end = min(len(matches), best_start + SNIPPET_TOKENS)
-    out = [ELLIPSIS] if best_start > 0 else []
-    cursor = matches[best_start].start() if best_start > 0 else 0
-    for i in range(best_start, end):
-        m = matches[i]
-        out.append(html.escape(text[cursor : m.start()]))
-        word = html.escape(m.group())
-        out.append(f"<mark>{word}</mark>" if hit[i] else word)
-        cursor = m.end()
-    if end < len(matches):
-        out.append(html.escape(text[cursor : matches[end - 1].end()]) + ELLIPSIS)
-    else:
-        out.append(html.escape(text[cursor:]))
-    return "".join(out)
+    norm = K1 * (1 - B + B * len(analysis.words) / AVERAGE_TOKENS)
+    tf = len(matches)
+    return -tf * (K1 + 1) / (tf + norm), marked
 
 
 async def search(
     sessions: Any, turns: Any, visible: dict[str, Any], request: SearchRequest
 ) -> list[SessionHit]:
-    c = _compile(request.query)
-    if c.impossible or request.limit <= 0:
+    c = expand(request.query, {})
+    if request.limit <= 0:
         return []
     search_filter, after = request.filter, request.after
     rows = await _turn_rows(turns, c, request.scope, search_filter)
@@ -280,7 +177,7 @@ def _time_range(name: str, search_filter: SearchFilter) -> dict[str, Any]:
 
 
 async def _turn_rows(
-    turns: Any, c: _Compiled, scope: SearchScope, search_filter: SearchFilter
+    turns: Any, c: IndexQuery, scope: SearchScope, search_filter: SearchFilter
 ) -> list[_Row]:
     conditions = [_scope(scope, "session_id"), *_term_conditions(c, "terms")]
     if search_filter.roles:
@@ -314,7 +211,7 @@ async def _turn_rows(
 async def _title_rows(
     sessions: Any,
     visible: dict[str, Any],
-    c: _Compiled,
+    c: IndexQuery,
     scope: SearchScope,
     search_filter: SearchFilter,
 ) -> list[_Row]:

@@ -1,5 +1,5 @@
-"""The store's upkeep: the work it does by itself in the background (WAL checkpoints,
-merges of the full-text index, learning the stems of stored words) and the check that
+"""The store's upkeep: the work it does by itself in the background (WAL checkpoints and
+merges of the full-text index) and the check that
 it is still ready to serve."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import structlog
 from ...domain.errors import StoreUnavailable
 from . import driver, health
 from .connections import Connections, apply_pragmas
-from .search import tokenizer
 from .search.query import FTS5_TABLES
 
 log = structlog.get_logger(__name__)
@@ -22,10 +21,6 @@ log = structlog.get_logger(__name__)
 _WAL_KEPT = 64 * 1024 * 1024
 # Leaf pages FTS5 writes per merge slice: about a millisecond of work here.
 MERGE_PAGES = 32
-# Turns whose words the search's tokenizer learns at start: runs of consecutive turns
-# spread over the whole history (a chat's vocabulary is mostly in a few thousand turns;
-# the newest alone may be one conversation), read in the background by one reader.
-LEARNED_RUNS, LEARNED_RUN_TURNS = 50, 100
 
 
 class Upkeep:
@@ -34,7 +29,6 @@ class Upkeep:
         self._checkpoint_seconds = checkpoint_seconds
         self._checkpoints: asyncio.Task[None] | None = None
         self._merges: asyncio.Task[None] | None = None
-        self._learning: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._opened_file: health.FileIdentity | None = None
 
@@ -43,7 +37,6 @@ class Upkeep:
         checkpoints over from SQLite)."""
         self._closing = asyncio.Event()
         self._merges = asyncio.create_task(self._merge_forever())
-        self._learning = asyncio.create_task(self._learn_words())
         if self._connections.in_memory:
             return
         # SQLite checkpoints in the transaction that crosses 1,000 WAL pages, so every
@@ -61,10 +54,10 @@ class Upkeep:
     async def stop(self) -> None:
         """Let the work under way finish, and start no more."""
         self._closing.set()
-        for task in (self._learning, self._merges, self._checkpoints):
+        for task in (self._merges, self._checkpoints):
             if task is not None:
                 await task
-        self._learning = self._merges = self._checkpoints = None
+        self._merges = self._checkpoints = None
 
     async def _checkpoint_forever(self, conn: aiosqlite.Connection) -> None:
         # Stopped by an event rather than cancelled, so that no checkpoint is cut off
@@ -106,12 +99,6 @@ class Upkeep:
                         log.warning("sqlite.merge_failed", table=table)
                         break
 
-    async def _learn_words(self) -> None:
-        try:
-            await self._connections.read(_learn_words)
-        except StoreUnavailable:
-            log.warning("sqlite.learning_words_failed")
-
     async def check_ready(self) -> None:
         """The file the store opened is still at its path, on a writable filesystem with
         room left; a reader reads the schema; the writer commits a one-page write (which
@@ -149,21 +136,6 @@ def _merge_slice(conn: driver.Connection, table: str) -> bool:
     before = conn.total_changes
     conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', ?)", (MERGE_PAGES,))
     return conn.total_changes - before >= 2
-
-
-def _learn_words(conn: driver.Connection) -> None:
-    # Two look-ups at the ends of the table; min() and max() in one SELECT scan it.
-    (low,) = conn.execute("SELECT min(rowid) FROM turns").fetchone()
-    (high,) = conn.execute("SELECT max(rowid) FROM turns").fetchone()
-    if low is None:
-        return
-    step = max(1, (high - low) // LEARNED_RUNS)
-    for start in range(low, high + 1, step):
-        rows = conn.execute(
-            "SELECT content FROM turns WHERE rowid >= ? ORDER BY rowid LIMIT ?",
-            (start, LEARNED_RUN_TURNS),
-        ).fetchall()
-        tokenizer.learn(content for (content,) in rows)
 
 
 def _read_probe(conn: driver.Connection) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from sessionhub.domain.errors import InvalidInput
 from sessionhub.domain.models import Person, TurnRole
 from sessionhub.domain.query import (
     SearchCursor,
@@ -252,13 +253,9 @@ def test_excluded_words_phrases_and_prefixes_are_must_not() -> None:
 
 
 def test_a_term_without_searchable_characters() -> None:
-    # Included, it can match nothing: no query is sent at all.
-    assert (
-        search_pipeline(
-            SearchRequest(parse_query("___"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
-        )
-        is None
-    )
+    # Alone, it is no search at all.
+    with pytest.raises(InvalidInput):
+        parse_query("___")
     # Excluded, it excludes nothing.
     assert "mustNot" not in turn_search(pipeline("router -___"))["compound"]
     assert (
@@ -664,7 +661,7 @@ async def test_the_atlas_store_runs_the_pipeline_on_turns() -> None:
     # Nothing can match: nothing is sent.
     assert (
         await store.search(
-            SearchRequest(parse_query("___"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 5)
+            SearchRequest(parse_query("router"), ALICE, SearchFilter(), SearchOrder.NEWEST, None, 0)
         )
         == []
     )

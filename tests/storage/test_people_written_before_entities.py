@@ -225,6 +225,9 @@ async def test_sqlite_upgrade_settles_external_people_written_before_0014(tmp_pa
 
     def as_before_0015(conn) -> None:
         conn.execute("ALTER TABLE sessions DROP COLUMN title_version")
+        # 0017 builds the vocabulary again (the index itself it rebuilds from the turns).
+        conn.execute("DROP TABLE search_words")
+        conn.execute("DROP TABLE search_stems")
         conn.execute("PRAGMA user_version = 14")
 
     await store.connections.write(as_before_0015)

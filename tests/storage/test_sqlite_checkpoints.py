@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from sessionhub.domain.query import (
     SearchFilter,
     SearchOrder,
@@ -17,7 +15,6 @@ from sessionhub.domain.query import (
     parse_query,
 )
 from sessionhub.storage.sqlite import driver
-from sessionhub.storage.sqlite.search import tokenizer
 from sessionhub.storage.sqlite.store import SqliteStore
 
 from .test_store_contract import make_session, make_turn
@@ -95,26 +92,3 @@ async def test_index_segments_are_merged_in_the_background(tmp_path: Path) -> No
         assert [h.session.id for h in hits] == [session.id]
     finally:
         await store.close()
-
-
-async def test_the_words_of_stored_turns_are_stemmed_in_the_background_at_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A phrase search stems the words of the rows it checks; a process that has just
-    started knows no stems, so the store learns those of its turns as it opens."""
-    path = tmp_path / "db.sqlite"
-    store = SqliteStore(str(path))
-    await store.open()  # nothing stored yet: nothing to learn
-    session = make_session()
-    await store.create_session(session, None, 1000)
-    for i in range(300):
-        await store.append_turn(make_turn(session.id, content=f"kettles{i} whistled"), 1000)
-    await store.close()
-
-    monkeypatch.setattr(tokenizer, "_STEMS", {})
-    store = SqliteStore(str(path))
-    await store.open()
-    await store.close()  # waits for the background learning
-    learned = tokenizer._STEMS
-    assert learned["whistled"] == "whistl"
-    assert sum(word.startswith("kettles") for word in learned) >= 250

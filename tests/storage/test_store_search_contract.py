@@ -73,7 +73,7 @@ async def test_query_language(store: Store) -> None:
     await add(store, s, "The café serves crème brûlée", "Configuring firewalls for the office")
     for query in ("CAFE", "creme brulee", "configured firewall", "config*", '"crème brûlée"'):
         assert await found(store, query) == [s.id], query
-    for query in ('"brulee creme"', "café -firewall -crème", "pizza", "caf"):
+    for query in ('"brulee creme"', "café -firewall -crème", "pizza", "firew"):
         assert await found(store, query) == [], query
 
 
@@ -198,3 +198,87 @@ async def test_the_tag_filter_follows_retagging(store: Store) -> None:
     await store.set_tags(session.id, ["final"], T0 + timedelta(minutes=1))
     assert await found(store, "quarterly", search_filter=tagged) == [session.id]
     assert await found(store, "quarterly", search_filter=SearchFilter(tags=("draft",))) == []
+
+
+# Every language a chat is written in (issue 23): each text is a session of its own, and
+# each query finds exactly the sessions named.
+WRITTEN = {
+    "zh": "我喜欢吃苹果，也经常在北京的图书馆学习人工智能",
+    "ja": "東京で日本語を勉強しています。新しいコンピュータを買いました",
+    "th": "ฉันชอบเรียนภาษาไทยที่กรุงเทพ",
+    "ko": "서울에서 친구를 만났어요",
+    "hi": "मुझे हिन्दी सीखने में हर दिन मज़ा आता है",
+    "hi_donation": "मंदिर में दान दिया गया",
+    "ar": "قرأتُ الكِتَابَ الجديد في المكتبة",
+    "de": "Die Häuser in der Straße sind alt",
+    "ru": "Я читаю интересные книги и пью чай с ёлкой",
+    "it": "Ho comprato tre libri nuovi",
+    "pt": "Preciso de mais informações sobre o contrato",
+    "tr": "Odada hiç ışık yok",
+    "emoji": "Launch day 🚀 went well 👍🏽",
+    "cpp": "I write C++ every day",
+    "csharp": "I write C# for Unity",
+    "use": "We use the new tool daily",
+    "us": "Call us about the USB stick in /usr/local",
+    "jams": "The printer jams on thick paper",
+    "jammed": "The printer jammed again",
+}
+EXPECTED = {
+    "苹果": {"zh"},
+    "北京": {"zh"},
+    "图书馆": {"zh"},
+    "人工智能": {"zh"},
+    "東京": {"ja"},
+    "勉強": {"ja"},
+    "コンピュータ": {"ja"},
+    "ภาษาไทย": {"th"},
+    "กรุงเทพ": {"th"},
+    "서울": {"ko"},
+    "हिन्दी": {"hi"},
+    "दिन": {"hi"},
+    "दान": {"hi_donation"},
+    "الكتاب": {"ar"},
+    "كتاب": {"ar"},
+    "Haus": {"de"},
+    "strasse": {"de"},
+    "книга": {"ru"},
+    "елка": {"ru"},
+    "libro": {"it"},
+    "informação": {"pt"},
+    "ISIK": {"tr"},
+    "🚀": {"emoji"},
+    "👍": {"emoji"},
+    "C++": {"cpp"},
+    "C#": {"csharp"},
+    "use*": {"use"},
+    "printer -jammed": {"jams"},
+    "printer -jams": {"jammed"},
+}
+
+
+async def test_every_language_is_cut_folded_and_stemmed_as_people_write_it(
+    store: Store,
+) -> None:
+    sessions = {}
+    for name, text in WRITTEN.items():
+        sessions[name] = make_session(title=None, title_source=TitleSource.PENDING)
+        await add(store, sessions[name], text)
+    names = {s.id: name for name, s in sessions.items()}
+    for query, expected in EXPECTED.items():
+        got = {names[i] for i in await found(store, query)}
+        assert got == expected, query
+
+
+async def test_snippets_mark_whole_words_in_every_script(store: Store) -> None:
+    s = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, s, WRITTEN["zh"], WRITTEN["hi"], WRITTEN["de"])
+
+    async def snippets(query: str) -> list[str]:
+        hits = await store.search(
+            SearchRequest(parse_query(query), ALICE, SearchFilter(), SearchOrder.RELEVANCE, None, 5)
+        )
+        return [t.snippet for h in hits for t in h.turns]
+
+    assert "的<mark>图书馆</mark>学习" in (await snippets("图书馆"))[0]
+    assert "<mark>हिन्दी</mark> सीखने" in (await snippets("हिन्दी"))[0]
+    assert "Die <mark>Häuser</mark> in" in (await snippets("Haus"))[0]

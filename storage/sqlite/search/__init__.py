@@ -2,10 +2,11 @@
 is answered, by relevance or newest first, narrow or broad.
 
 The parts: scope.py (who may read which rows of the index), index.py (what is written to
-it), phrases.py and tokenizer.py (the phrase index), query.py (the FTS5 queries and the
-SQL around them), ranking.py (relevance), newest.py (newest first from every match),
-walk.py (newest first by walking the newest sessions), hits.py and snippets.py (what a hit
-shows), tuning.py (the bounds between the ways).
+it: the tokens of domain/words.py), vocabulary.py (the words it holds and their stems per
+language), phrases.py (the phrase index), query.py (the FTS5 queries and the SQL around
+them), ranking.py (relevance), newest.py (newest first from every match), walk.py (newest
+first by walking the newest sessions), hits.py (what a hit shows), tuning.py (the bounds
+between the ways).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def find(conn: driver.Connection, request: SearchRequest, tuning: SearchTuning) 
     Rows are scored like BM25 without IDF, from the row's marked text."""
     search_filter, after, limit = request.filter, request.after, request.limit
     parts = readable_parts(conn, request.scope)
-    m = matcher(request.query, phrase_index=tuning.phrase_index)
+    m = matcher(conn, request.query, phrase_index=tuning.phrase_index)
     turns = turns_in_time(conn, search_filter, tuning.time_block_shift)
     broad = m.relaxed_stretches(parts, search_filter, turns=turns)
     if request.order is SearchOrder.RELEVANCE:

@@ -3,14 +3,16 @@ snippets) attached to the session they belong to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import html
 from dataclasses import dataclass
 
+from ....domain.expansion import IndexQuery
 from ....domain.models import Session, TurnRole
 from ....domain.query import TURNS_PER_HIT, SessionHit, TurnHit
+from ....domain.snippets import snippet
 from .. import codec, driver
 from ..codec import SESSION_COLUMNS
-from .snippets import around_first_mark, marked
+from .index import turn_body
 
 _SESSION_COLUMNS_OF_S = ", ".join(f"s.{c.strip()}" for c in SESSION_COLUMNS.split(","))
 
@@ -21,26 +23,46 @@ class Row:
 
     session_id: str
     score: float
-    text: str  # with the matched words marked, or to be marked by `mark`
     turn: tuple[str, int, TurnRole] | None  # (id, seq, role); None for a title
-    mark: Callable[[str], str | None] | None = None
-
-    def snippet(self) -> str:
-        text = self.text if self.mark is None else self.mark(self.text) or self.text
-        return marked(around_first_mark(text))
 
 
-def attach_rows(found: dict[str, SessionHit], rows: list[Row]) -> None:
-    """Each hit's title snippet and best few turns, from `rows` (best first)."""
+def attach_rows(
+    conn: driver.Connection, found: dict[str, SessionHit], rows: list[Row], query: IndexQuery
+) -> None:
+    """Each hit's title snippet and best few turns, from `rows` (best first); snippets
+    are made from the text of the turns and titles shown only."""
+    shown: list[tuple[SessionHit, Row]] = []
     for row in rows:
         hit = found.get(row.session_id)
         if hit is None:
             continue
         if row.turn is None:
-            hit.title_snippet = row.snippet()
-        elif len(hit.turns) < TURNS_PER_HIT:
-            turn_id, seq, role = row.turn
-            hit.turns.append(TurnHit(turn_id, seq, role, row.snippet(), row.score))
+            hit.title_snippet = _snippet(hit.session.title or "", query)
+        elif sum(1 for h, _ in shown if h is hit) < TURNS_PER_HIT:
+            shown.append((hit, row))
+    texts = _turn_texts(conn, [row.turn[0] for _, row in shown if row.turn is not None])
+    for hit, row in shown:
+        assert row.turn is not None
+        turn_id, seq, role = row.turn
+        text = _snippet(texts.get(turn_id, ""), query)
+        hit.turns.append(TurnHit(turn_id, seq, role, text, row.score))
+
+
+def _snippet(text: str, query: IndexQuery) -> str:
+    # A row the index matched always matches its own text; the fallback is for a turn
+    # rewritten between the two reads.
+    return snippet(text, query) or html.escape(text[:200])
+
+
+def _turn_texts(conn: driver.Connection, turn_ids: list[str]) -> dict[str, str]:
+    if not turn_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT id, content, tool_invocations FROM turns"
+        f" WHERE id IN ({', '.join('?' * len(turn_ids))})",
+        turn_ids,
+    )
+    return {turn_id: turn_body(content, tools) for turn_id, content, tools in rows}
 
 
 def sessions_by_id(conn: driver.Connection, ids: list[str]) -> dict[str, Session]:

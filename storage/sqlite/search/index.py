@@ -4,12 +4,15 @@ written in the same transaction as the change to a turn, a title or a share they
 
 from __future__ import annotations
 
+import functools
+
 import orjson
 
+from ....domain.analysis import analyze
 from ....domain.models import Session
 from ....domain.query import searchable_text
 from .. import driver
-from . import phrases
+from . import phrases, vocabulary
 from .scope import entity_base, scope_tokens, shared_with_entity, title_row_id, turn_row_id
 
 TITLE_ROLE = "TITLE"
@@ -58,12 +61,34 @@ def turn_body(content: str, tool_invocations_json: str | None) -> str:
     )
 
 
+# A migration asks for several parts of one row's analysis in a row.
+_analyzed = functools.lru_cache(maxsize=4)(analyze)
+
+
 def register_functions(conn: driver.Connection) -> None:
     """SQL access to the same functions, for migrations that backfill the index."""
     conn.create_function("sh_scope", 5, scope_tokens, deterministic=True)
     conn.create_function("sh_scope", 6, scope_tokens, deterministic=True)
     conn.create_function("sh_body", 2, turn_body, deterministic=True)
     conn.create_function("sh_pair_terms", 2, phrases.pair_terms, deterministic=True)
+    conn.create_function(
+        "sh_index_words", 1, lambda text: _analyzed(text).stream, deterministic=True
+    )
+    conn.create_function(
+        "sh_language", 1, lambda text: _analyzed(text).language, deterministic=True
+    )
+    conn.create_function(
+        "sh_distinct_words",
+        1,
+        lambda text: orjson.dumps(sorted(set(_analyzed(text).words))).decode(),
+        deterministic=True,
+    )
+    conn.create_function(
+        "sh_stem_links",
+        1,
+        lambda text: orjson.dumps(sorted(_analyzed(text).links)).decode(),
+        deterministic=True,
+    )
 
 
 def index_turn(
@@ -94,16 +119,22 @@ def index_turn(
     )
 
 
-def _insert_row(conn: driver.Connection, rowid: int, body: str, scope: str) -> None:
+def _insert_row(conn: driver.Connection, rowid: int, text: str, scope: str) -> None:
+    analysis = analyze(text)
+    body = analysis.stream
     conn.execute(
-        "INSERT INTO search_index (rowid, body, scope) VALUES (?, ?, ?)", (rowid, body, scope)
+        "INSERT INTO search_index (rowid, body, scope, language) VALUES (?, ?, ?, ?)",
+        (rowid, body, scope, analysis.language),
     )
     phrases.index_row(conn, rowid, body, scope)
+    vocabulary.add(conn, [analysis])
 
 
 def _delete_rows(conn: driver.Connection, rowids: list[int]) -> None:
-    phrases.unindex_rows(conn, rowids)
-    conn.executemany("DELETE FROM search_index WHERE rowid = ?", [(r,) for r in rowids])
+    rows = phrases.main_index_rows(conn, rowids)
+    phrases.unindex_found(conn, rows)
+    vocabulary.remove(conn, (body for _, body, _ in rows))
+    conn.executemany("DELETE FROM search_index WHERE rowid = ?", [(r,) for r, _, _ in rows])
 
 
 def index_title(conn: driver.Connection, session_id: str) -> None:

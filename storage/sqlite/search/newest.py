@@ -86,4 +86,4 @@ def attach_best_turns(
     rows = scored_rows(conn, m, search_filter, queries, time_block_shift)
     for hit in found.values():
         hit.score = min((r.score for r in rows if r.session_id == hit.session.id), default=0.0)
-    attach_rows(found, rows)
+    attach_rows(conn, found, rows, m.query)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ....domain.query import SearchFilter, SearchQuery, Term, TermKind
+from ....domain.expansion import IndexQuery, IndexTerm, expand, stem_keys
+from ....domain.query import SearchFilter, SearchQuery, TermKind
 from .. import driver
 from ..codec import to_micros
-from . import phrases
+from . import phrases, vocabulary
 from .scope import LOCAL_MASK, ReadablePart, scope_token, title_row_id, turn_row_id
-from .snippets import HIGHLIGHT
 
 MAIN_TABLE = "search_index"
 FTS5_TABLES = (MAIN_TABLE, phrases.PAIRS_TABLE)
@@ -27,14 +27,16 @@ def _quote(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def _term(term: Term) -> str:
+def _term(term: IndexTerm) -> str:
     match term.kind:
         case TermKind.PHRASE:
             return _quote(" ".join(term.words))
         case TermKind.PREFIX:
             return _quote(term.words[0]) + "*"
-        case _:
+        case _ if len(term.words) == 1:
             return _quote(term.words[0])
+        case _:
+            return "(" + " OR ".join(map(_quote, term.words)) + ")"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class Stretch:
     table: str = MAIN_TABLE
 
 
-def text_expression(query: SearchQuery, *, relaxed: bool = False) -> str:
+def text_expression(query: IndexQuery, *, relaxed: bool = False) -> str:
     """The FTS5 expression of the query's words. Every term is quoted, so nothing a user
     types can act as an FTS5 operator. `relaxed` asks for a superset that FTS5 finds
     without reading positions: a phrase's words anywhere in the row, no excluded phrases."""
@@ -90,13 +92,15 @@ class Matcher:
     """How a query finds its rows: FTS5 expressions for its matching rows (`exact`) and
     for a superset that FTS5 counts cheaply (`relaxed`), each with its table. A query of
     phrases only is answered by the phrase index, whose rows a few phrases (more than two
-    tokens, or excluded terms) must settle against the row's text (`phrase.marked`)."""
+    tokens, or excluded terms) must settle against the row's tokens (`phrase.matches`).
+    `query`: the search's terms with their forms, for scores and snippets."""
 
     exact: str
     relaxed: str
     table: str
     relaxed_table: str
     phrase: phrases.PhraseQuery | None
+    query: IndexQuery
 
     @property
     def settles(self) -> bool:
@@ -114,17 +118,25 @@ class Matcher:
         return stretches(self.relaxed, parts, search_filter, table=self.relaxed_table, **bounds)
 
 
-def matcher(query: SearchQuery, *, phrase_index: bool) -> Matcher:
+def matcher(conn: driver.Connection, search: SearchQuery, *, phrase_index: bool) -> Matcher:
     """How to find the query's rows: through the phrase index when it holds only phrases
-    (and `phrase_index` allows it), else through the main index."""
-    text = text_expression(query)
-    phrase = phrases.phrase_query(query, text) if phrase_index else None
+    (and `phrase_index` allows it), else through the main index. Its words are expanded
+    to the forms the vocabulary links to their stems."""
+    query = expand(search, vocabulary.siblings(conn, stem_keys(search)))
+    phrase = phrases.phrase_query(query) if phrase_index else None
     if phrase is not None:
         pairs = phrase.pairs_expression()
-        return Matcher(pairs, pairs, phrases.PAIRS_TABLE, phrases.PAIRS_TABLE, phrase)
+        return Matcher(pairs, pairs, phrases.PAIRS_TABLE, phrases.PAIRS_TABLE, phrase, query)
     # Whether a query is broad is decided on its relaxed form, which FTS5 counts without
     # reading positions: a rare phrase of common words must not cost a pass over them.
-    return Matcher(text, text_expression(query, relaxed=True), MAIN_TABLE, MAIN_TABLE, None)
+    return Matcher(
+        text_expression(query),
+        text_expression(query, relaxed=True),
+        MAIN_TABLE,
+        MAIN_TABLE,
+        None,
+        query,
+    )
 
 
 def turns_in_time(
@@ -224,7 +236,7 @@ def session_filters(search_filter: SearchFilter, params: dict[str, Any]) -> list
     return clauses
 
 
-_NO_ROWS = "SELECT 0 AS rid, NULL AS marked LIMIT 0"
+_NO_ROWS = "SELECT 0 AS rid, NULL AS body LIMIT 0"
 
 
 def hits_sql(
@@ -233,14 +245,14 @@ def hits_sql(
     queries: list[Stretch],
     time_block_shift: int,
     *,
-    marks: bool = False,
+    bodies: bool = False,
     details: bool = False,
 ) -> str:
-    """Matching rows (index rowid, session, highlighted text or NULL, turn id, seq and
+    """Matching rows (index rowid, session, indexed tokens or NULL, turn id, seq and
     role, NULL for titles, the session's activity) of the FTS5 queries, after the
-    turn-time and session filters. `marks` adds the row's text with the matched words
-    marked (highlight() re-tokenizes the row, so only for rows that will be scored; only
-    on the main index), and with `details` the turn's id, seq and role. Without them, a
+    turn-time and session filters. `bodies` adds the row's indexed tokens (only for rows
+    that will be scored; only on the main index), and with `details` the turn's id, seq
+    and role. Without them, a
     turn's session is found through turn_sessions, which holds rowids only, rather than
     through the turn's own row; with a date range, the turn's own time is read only when
     its block of turn_time_blocks is not wholly inside the range (its first or last)."""
@@ -253,7 +265,7 @@ def hits_sql(
         params["until"] = to_micros(search_filter.until)
         bounds.append(("created_at < :until", "latest < :until"))
         title_time.append("s.last_activity_at < :until")
-    with_turn_rows = marks or details
+    with_turn_rows = bodies or details
     local = f"f.rid & {LOCAL_MASK}"
     if not bounds:
         turn_time = []
@@ -270,10 +282,10 @@ def hits_sql(
     session_clauses = session_filters(search_filter, params)
     turn_where = " AND ".join(["f.rid > 0", *turn_time, *session_clauses])
     title_where = " AND ".join(["f.rid < 0", *title_time, *session_clauses])
-    columns = f"rowid AS rid, {HIGHLIGHT if marks else 'NULL'} AS marked"
+    columns = f"rowid AS rid, {'body' if bodies else 'NULL'} AS body"
     rows = []
     for i, query in enumerate(queries):
-        assert not marks or query.table == MAIN_TABLE
+        assert not bodies or query.table == MAIN_TABLE
         params.update({f"m{i}": query.match, f"lo{i}": query.low, f"hi{i}": query.high})
         rows.append(
             f"SELECT {columns} FROM {query.table}"
@@ -282,7 +294,7 @@ def hits_sql(
     titles = (
         ""
         if search_filter.roles
-        else " UNION ALL SELECT f.rid, s.id, f.marked, NULL, NULL, NULL, s.last_activity_at"
+        else " UNION ALL SELECT f.rid, s.id, f.body, NULL, NULL, NULL, s.last_activity_at"
         f" FROM f JOIN sessions s ON s.rowid = (-f.rid) & {LOCAL_MASK} WHERE {title_where}"
     )
     if with_turn_rows:
@@ -296,7 +308,7 @@ def hits_sql(
         )
     return (
         f"WITH f AS MATERIALIZED ({' UNION ALL '.join(rows) or _NO_ROWS})"
-        " SELECT f.rid AS rid, s.id AS session_id, f.marked AS marked,"
+        " SELECT f.rid AS rid, s.id AS session_id, f.body AS body,"
         f" {turn_columns}, s.last_activity_at AS activity"
         f" FROM f {sessions} WHERE {turn_where}{titles}"
     )

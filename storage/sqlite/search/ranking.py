@@ -17,7 +17,6 @@ from . import phrases
 from .hits import Row, attach_rows, sessions_by_id
 from .query import Matcher, Stretch, count_matches, hits_sql, turn_rowids
 from .scope import LOCAL_MASK, ReadablePart
-from .snippets import MARK_OPEN
 from .tuning import SearchTuning
 
 K1, B = 1.2, 0.75
@@ -46,7 +45,7 @@ def by_relevance(
         for sid, score in page.items()
         if sid in sessions
     }
-    attach_rows(found, rows)
+    attach_rows(conn, found, rows, m.query)
     return list(found.values())
 
 
@@ -57,41 +56,38 @@ def scored_rows(
     queries: list[Stretch],
     time_block_shift: int,
 ) -> list[Row]:
-    """Each matching row with its score, best first: BM25 without IDF (the row's marked
-    words against its length relative to the average of the rows scored together). Rows
-    of the phrase index are marked (and settled) from their text."""
+    """Each matching row with its score, best first: BM25 without IDF (the row's matches
+    against its length in tokens relative to the average of the rows scored together).
+    Rows the phrase index finds are settled here, from their tokens."""
     params: dict[str, Any] = {}
-    # (session, text, marks in it, its length once marked, turn id, seq, role)
-    fetched: list[tuple] = []
     if m.phrase is None:
-        hits = hits_sql(search_filter, params, queries, time_block_shift, marks=True)
-        for session_id, text, turn_id, seq, role in conn.execute(
-            f"SELECT session_id, marked, turn_id, seq, role FROM ({hits})", params
-        ):
-            tf = text.count(MARK_OPEN)
-            fetched.append((session_id, text, tf, len(text), turn_id, seq, role))
+        hits = hits_sql(search_filter, params, queries, time_block_shift, bodies=True)
+        found = conn.execute(
+            f"SELECT rid, session_id, body, turn_id, seq, role FROM ({hits})", params
+        ).fetchall()
     else:
-        # The row's matches counted from its tokens; its text is marked only if shown.
         hits = hits_sql(search_filter, params, queries, time_block_shift, details=True)
         found = conn.execute(
-            f"SELECT rid, session_id, turn_id, seq, role FROM ({hits})", params
+            f"SELECT rid, session_id, NULL, turn_id, seq, role FROM ({hits})", params
         ).fetchall()
         bodies = phrases.bodies(conn, [r[0] for r in found])
-        for rid, session_id, turn_id, seq, role in found:
-            body = bodies.get(rid, "")
-            tf = m.phrase.matches(body)
-            if tf is not None:
-                fetched.append((session_id, body, tf, len(body) + 2 * tf, turn_id, seq, role))
+        found = [(r[0], r[1], bodies.get(r[0], ""), *r[3:]) for r in found]
+    # (session, matches, length in tokens, turn id, seq, role)
+    fetched: list[tuple[str, int, int, str | None, int | None, str | None]] = []
+    for _, session_id, body, turn_id, seq, role in found:
+        words = body.split()
+        matches = m.query.matches(words)
+        if matches is not None:
+            fetched.append((session_id, len(matches), len(words), turn_id, seq, role))
     if not fetched:
         return []
-    average = sum(r[3] for r in fetched) / len(fetched) or 1.0
-    mark = None if m.phrase is None else m.phrase.marked
+    average = sum(r[2] for r in fetched) / len(fetched) or 1.0
     scored = []
-    for session_id, text, tf, length, turn_id, seq, role in fetched:
+    for session_id, tf, length, turn_id, seq, role in fetched:
         norm = K1 * (1 - B + B * length / average)
         score = -tf * (K1 + 1) / (tf + norm)
-        turn = None if turn_id is None else (turn_id, int(seq or 0), TurnRole(role))
-        scored.append(Row(session_id, score, text, turn, mark))
+        turn = None if turn_id is None or role is None else (turn_id, int(seq or 0), TurnRole(role))
+        scored.append(Row(session_id, score, turn))
     scored.sort(key=lambda r: r.score)
     return scored
 
