@@ -129,6 +129,8 @@ MAX_TURNS_PER_SESSION = 200  # the support app's max_session_history
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
 FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
+CJK_SHARE = 0.05  # of the sessions, written in (made-up) Chinese
+CJK_CHARACTERS = 3_000  # drawn from the first this many of the CJK Unified Ideographs
 TAGS = ("billing", "bug", "howto", "urgent", "feedback", "draft", "sql", "onboarding")
 
 BATCH_SESSIONS = 500  # sessions per generated batch (one task of a worker)
@@ -139,7 +141,7 @@ SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 
 # Measurement
 
-QUERY_CLASSES = ("rare", "common", "phrase", "filtered")
+QUERY_CLASSES = ("rare", "common", "phrase", "filtered", "cjk", "typo")
 SCOPES = ("user", "admin", "heavy")
 USERS_IN_SAMPLE = 25  # users with few sessions, queried in turn
 FEW_SESSIONS = (3, 10)
@@ -147,6 +149,8 @@ FILTER_WINDOW = timedelta(days=30)
 WARMUP_PER_CLASS = 3
 MIN_QUERIES = 10
 WORD = re.compile(r"\w+", re.UNICODE)
+CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+TYPO_RANKS = range(500, 20_000)  # words of the typo query: five letters or more, then one typo
 
 BASELINE_DOCUMENT = "{ chatApps { id } }"
 SEARCH_DOCUMENT = """
@@ -230,16 +234,30 @@ class Vocabulary:
         self.table = [w for w, n in zip(self.words, slots, strict=True) for _ in range(n)]
 
 
+def cjk_word(rank: int) -> str:
+    """A made-up word of Chinese characters, the same for the same rank: shorter words
+    for the common ranks, as in the main vocabulary."""
+    rng = random.Random(rank * 7919 + 17)
+    length = 1 if rank < 40 else 2 if rank < 4_000 else 3
+    return "".join(chr(0x4E00 + rng.randrange(CJK_CHARACTERS)) for _ in range(length))
+
+
 class TextWriter:
-    def __init__(self, vocabulary: Vocabulary, rng: random.Random) -> None:
+    def __init__(self, vocabulary: Vocabulary, rng: random.Random, cjk: bool = False) -> None:
         self.v = vocabulary
         self.rng = rng
+        self.cjk = cjk
 
     def words(self, count: int) -> list[str]:
+        if self.cjk:
+            # The same Zipf draw, each word written as its made-up Chinese counterpart.
+            return [cjk_word(self.v.rank[w]) for w in self.rng.choices(self.v.table, k=count)]
         return self.rng.choices(self.v.table, k=count)
 
     def user_message(self) -> str:
         words = self.words(self.rng.randint(3, 22))
+        if self.cjk:
+            return "".join(words) + "？"
         return f"{self.rng.choice(QUESTION_STARTS)} {' '.join(words)}?"
 
     def answer(self) -> str:
@@ -250,8 +268,12 @@ class TextWriter:
         sentences, i = [], 0
         while i < count:
             j = i + rng.randint(6, 18)
-            sentences.append(" ".join(words[i:j]))
+            sentences.append(("" if self.cjk else " ").join(words[i:j]))
             i = j
+        if self.cjk:
+            return "\n\n".join(
+                "。".join(sentences[k : k + 4]) + "。" for k in range(0, len(sentences), 4)
+            )
         paragraphs = [". ".join(sentences[k : k + 4]) + "." for k in range(0, len(sentences), 4)]
         return "\n\n".join(paragraphs).capitalize()
 
@@ -393,7 +415,7 @@ class GeneratedSession:
 
 def generate_session(plan: Plan, index: int, vocabulary: Vocabulary) -> GeneratedSession:
     rng = random.Random(plan.seed * 1_000_003 + index)
-    text = TextWriter(vocabulary, rng)
+    text = TextWriter(vocabulary, rng, cjk=rng.random() < CJK_SHARE)
     e, owner_index = plan.entity[index], plan.owner[index]
     entity, app = ENTITIES[e][0], CHAT_APPS[plan.app[index]][0]
     owner = user_id(e, owner_index)
@@ -1196,6 +1218,30 @@ class QueryMaker:
                 return words, row[2], row[3]
         raise SystemExit(f"No readable turn found for {reader.user_id}")
 
+    def _cjk_word(self, reader: Reader) -> str:
+        """A word of a Chinese turn the reader can read: two to four characters of a run
+        (a word inside a sentence, as people remember it)."""
+        for _ in range(5_000):  # bounded: about one session in twenty is Chinese
+            rowid = (
+                self.rng.choice(reader.turn_rowids)
+                if reader.turn_rowids
+                else self.rng.randint(1, self.max_rowid)
+            )
+            row = self.conn.execute(
+                "SELECT t.content, s.entity_id FROM turns t JOIN sessions s"
+                " ON s.id = t.session_id WHERE t.rowid = ?",
+                (rowid,),
+            ).fetchone()
+            if row is None or row[1] != reader.entity_id:
+                continue
+            runs = [r for r in CJK_RUN.findall(row[0]) if len(r) >= 4]
+            if runs:
+                run = self.rng.choice(runs)
+                length = self.rng.randint(2, 4)
+                start = self.rng.randrange(len(run) - length + 1)
+                return run[start : start + length]
+        raise SystemExit(f"No Chinese turn found for {reader.user_id}")
+
     def _pick(self, reader: Reader, ranks: range) -> tuple[str, int, str]:
         for _ in range(50):  # bounded
             words, at, app = self._turn(reader)
@@ -1219,6 +1265,16 @@ class QueryMaker:
                         start = self.rng.randrange(len(words) - length + 1)
                         return '"' + " ".join(words[start : start + length]) + '"', SearchFilter()
                 raise SystemExit(f"No phrase found for {reader.user_id}")
+            case "cjk":
+                return self._cjk_word(reader), SearchFilter()
+            case "typo":
+                for _ in range(50):  # bounded
+                    word, _, _ = self._pick(reader, TYPO_RANKS)
+                    i = self.rng.randrange(1, max(2, len(word) - 1))
+                    typed = word[:i] + word[i + 1 : i + 2] + word[i] + word[i + 2 :]
+                    if len(word) >= 5 and typed != word:  # two letters swapped, not the first
+                        return typed, SearchFilter()
+                raise SystemExit(f"No word for a typo found for {reader.user_id}")
             case "filtered":
                 word, at, app = self._pick(reader, MEDIUM_RANKS)
                 middle = codec.from_micros(at) + timedelta(days=self.rng.uniform(-10, 10))

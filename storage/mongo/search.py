@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...domain.analysis import analyze
-from ...domain.expansion import IndexQuery, expand
+from ...domain.expansion import IndexQuery, expand, near_spellings, typo_shapes
 from ...domain.models import Person, Turn, TurnRole
 from ...domain.query import (
     TURNS_PER_HIT,
+    SearchCursor,
     SearchFilter,
     SearchOrder,
+    SearchQuery,
     SearchRequest,
     SearchScope,
     SessionHit,
@@ -53,6 +55,8 @@ from . import codec
 # BM25 with a fixed average row length: a row's score depends on that row only, so a
 # cursor taken from one page compares exactly with the next page's scores.
 K1, B, AVERAGE_TOKENS = 1.2, 0.75, 64.0
+# Rows holding a word are counted up to this many: enough to tell common from rare.
+COUNTED_ROWS_MAX = 10_000
 
 
 def term_set(text: str | None) -> list[str]:
@@ -74,11 +78,13 @@ def turn_terms(turn: Turn) -> list[str]:
 
 
 def _term_conditions(query: IndexQuery, name: str) -> list[dict[str, Any]]:
+    """The conditions of a step of the query on a row's terms."""
     conditions: list[dict[str, Any]] = []
-    for term in query.included:
+    for term in query.required:
         match term.kind:
             case TermKind.WORD:
-                conditions.append({name: {"$in": [*term.words, *sorted(term.stems)]}})
+                held = [*term.index_words(query.with_typos), *sorted(term.stems)]
+                conditions.append({name: {"$in": held}})
             case TermKind.PREFIX:
                 conditions.append({name: {"$regex": "^" + re.escape(term.words[0])}})
             case _:
@@ -100,51 +106,48 @@ class _Row:
 def _match(query: IndexQuery, text: str) -> tuple[float, str] | None:
     """Score and marked snippet of `text` when it satisfies the query, else None."""
     analysis = analyze(text)
-    matches = query.matches(analysis.words, analysis.stems())
-    if matches is None:
+    stems = analysis.stems()
+    if not query.in_step(analysis.words, stems):
+        return None  # the terms' condition finds a superset (a phrase's words anywhere)
+    how = query.match(analysis.words, stems)
+    if how is None:
         return None
     marked = snippet(text, query)
     if marked is None:
         return None
     norm = K1 * (1 - B + B * len(analysis.words) / AVERAGE_TOKENS)
-    tf = len(matches)
-    return -tf * (K1 + 1) / (tf + norm), marked
+    tf = len(how.spans)
+    return how.score(-tf * (K1 + 1) / (tf + norm)), marked
 
 
 async def search(
     sessions: Any, turns: Any, visible: dict[str, Any], request: SearchRequest
 ) -> list[SessionHit]:
-    c = expand(request.query, {})
+    """Step by step down the query's ladder (`IndexQuery.levels`): by relevance until the
+    page is full, newest first from the first step that finds anything."""
     if request.limit <= 0:
         return []
     search_filter, after = request.filter, request.after
-    rows = await _turn_rows(turns, c, request.scope, search_filter)
-    if not search_filter.roles:
-        rows += await _title_rows(sessions, visible, c, request.scope, search_filter)
-    if not rows:
-        return []
-    found = await _sessions_passing(sessions, visible, {r.session_id for r in rows}, search_filter)
-    by_session: dict[str, list[_Row]] = {}
-    for row in rows:
-        if row.session_id in found:
-            by_session.setdefault(row.session_id, []).append(row)
-    ranked = []
-    for session_id, session_rows in by_session.items():
-        session_rows.sort(key=lambda r: r.score)
-        best = session_rows[0].score
-        if request.order is SearchOrder.RELEVANCE:
-            key: tuple[float, str] = (best, session_id)
-        else:
-            key = (float(found[session_id]["last_activity_at_us"]), session_id)
-        ranked.append((key, best, session_rows))
-    if request.order is SearchOrder.RELEVANCE:
-        ranked.sort(key=lambda r: r[0])
-        if after is not None:
-            ranked = [r for r in ranked if r[0] > (after.score, after.session_id)]
-    else:
-        ranked.sort(key=lambda r: r[0], reverse=True)
-        if after is not None:
-            ranked = [r for r in ranked if r[0] < (after.score, after.session_id)]
+    query = await _index_query(sessions, turns, visible, request.scope, request.query)
+    relevance = request.order is SearchOrder.RELEVANCE
+    rows: dict[tuple[str, str | None], _Row] = {}
+    ranked: list[tuple[tuple[float, str], float, list[_Row]]] = []
+    found: dict[str, dict[str, Any]] = {}
+    for step in query.levels():
+        step_rows = await _turn_rows(turns, step, request.scope, search_filter)
+        if not search_filter.roles:
+            step_rows += await _title_rows(sessions, visible, step, request.scope, search_filter)
+        if not relevance:
+            rows = {}
+        for row in step_rows:
+            rows[(row.session_id, row.turn[0] if row.turn else None)] = row
+        ids = {r.session_id for r in rows.values()} - set(found)
+        found |= await _sessions_passing(sessions, visible, ids, search_filter)
+        ranked = _ranked(rows.values(), found, relevance, after)
+        if relevance and len(ranked) >= request.limit:
+            break
+        if not relevance and any(r.session_id in found for r in rows.values()):
+            break
     hits = []
     for (sort_key, session_id), best, session_rows in ranked[: request.limit]:
         hit = SessionHit(codec.session_from(found[session_id]), best, sort_key, None)
@@ -156,6 +159,78 @@ async def search(
                 hit.turns.append(TurnHit(turn_id, seq, role, row.snippet, row.score))
         hits.append(hit)
     return hits
+
+
+def _ranked(
+    rows: Iterable[_Row],
+    found: dict[str, dict[str, Any]],
+    relevance: bool,
+    after: SearchCursor | None,
+) -> list[tuple[tuple[float, str], float, list[_Row]]]:
+    """(sort key, best score, rows best first) of each session passing the filters, in
+    the order asked, after the cursor."""
+    by_session: dict[str, list[_Row]] = {}
+    for row in rows:
+        if row.session_id in found:
+            by_session.setdefault(row.session_id, []).append(row)
+    ranked = []
+    for session_id, session_rows in by_session.items():
+        session_rows.sort(key=lambda r: r.score)
+        best = session_rows[0].score
+        if relevance:
+            key: tuple[float, str] = (best, session_id)
+        else:
+            key = (float(found[session_id]["last_activity_at_us"]), session_id)
+        ranked.append((key, best, session_rows))
+    if relevance:
+        ranked.sort(key=lambda r: r[0])
+        if after is not None:
+            ranked = [r for r in ranked if r[0] > (after.score, after.session_id)]
+    else:
+        ranked.sort(key=lambda r: r[0], reverse=True)
+        if after is not None:
+            ranked = [r for r in ranked if r[0] < (after.score, after.session_id)]
+    return ranked
+
+
+async def _index_query(
+    sessions: Any, turns: Any, visible: dict[str, Any], scope: SearchScope, search: SearchQuery
+) -> IndexQuery:
+    """The search with its words' near spellings (from the words of the caller's scope)
+    and how many rows in scope hold each term; forms of stems need no look-up, the rows
+    hold their stems."""
+    near: dict[str, list[tuple[str, int]]] = {}
+    for shape in typo_shapes(search):
+        prefix = {"$regex": "^" + re.escape(shape.first)}
+        words: set[str] = set()
+        for collection, name, condition in (
+            (turns, "terms", _scope(scope, "session_id")),
+            (sessions, "title_terms", {"$and": [_scope(scope, "_id"), visible]}),
+        ):
+            pipeline = [
+                {"$match": {"$and": [condition, {name: prefix}]}},
+                {"$unwind": f"${name}"},
+                {"$match": {name: prefix}},
+                {"$group": {"_id": f"${name}"}},
+            ]
+            words |= {d["_id"] for d in await collection.aggregate(pipeline).to_list(None)}
+        near[shape.word] = near_spellings(shape, words)
+    query = expand(search, {}, near)
+    counts: dict[str, int] = {}
+    for term in query.included:
+        if term.kind is TermKind.WORD:
+            held = [*term.words, *sorted(term.stems)]
+            counts[term.words[0]] = await turns.count_documents(
+                {"$and": [_scope(scope, "session_id"), {"terms": {"$in": held}}]},
+                limit=COUNTED_ROWS_MAX,
+            )
+    return replace(
+        query,
+        included=tuple(
+            replace(t, rows=counts.get(t.words[0], 0)) if t.kind is TermKind.WORD else t
+            for t in query.included
+        ),
+    )
 
 
 def _scope(scope: SearchScope, session_key: str) -> dict[str, Any]:

@@ -282,3 +282,42 @@ async def test_snippets_mark_whole_words_in_every_script(store: Store) -> None:
     assert "的<mark>图书馆</mark>学习" in (await snippets("图书馆"))[0]
     assert "<mark>हिन्दी</mark> सीखने" in (await snippets("हिन्दी"))[0]
     assert "Die <mark>Häuser</mark> in" in (await snippets("Haus"))[0]
+
+
+async def test_the_most_common_words_may_be_missing_and_rank_lower(store: Store) -> None:
+    flexbox = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, flexbox, "How do I center a div with CSS flexbox?")
+    everything = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, everything, "Here is how to center a div: margin auto")
+    tables = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, tables, "How to sort a table with a lot of rows")
+    for common in ("the", "to", "a", "how"):
+        await add(store, make_session(title=None), f"{common} {common} and more {common}")
+    # Every word first, then the session missing the most common one ("to").
+    assert await found(store, "how to center a div") == [everything.id, flexbox.id]
+    assert await found(store, "how to center a div", order=SearchOrder.NEWEST) == [everything.id]
+    # The least common word is never left out.
+    assert await found(store, "how to center a unicorn") == []
+
+
+async def test_typos_are_tolerated_and_rank_below_exact_words(store: Store) -> None:
+    right = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, right, "I cannot receive the invoices")
+    wrong = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, wrong, "I cannot recieve the invoices")
+    postgres = make_session(title="Postgres upgrade")
+    await add(store, postgres, "Moving the database to Postgres 17")
+    sent = make_session(title=None, title_source=TitleSource.PENDING)
+    await add(store, sent, "It came from the form; the flexibility of the plan")
+    assert await found(store, "receive") == [right.id, wrong.id]
+    assert await found(store, "recieve") == [wrong.id, right.id]
+    assert await found(store, "postgre") == [postgres.id]
+    assert await found(store, "databse") == [postgres.id]  # one letter left out
+    # Two typos from nine letters on, none under five, never the first letter.
+    assert await found(store, "flexbilty") == [sent.id]
+    assert await found(store, "flexbilt") == []
+    assert await found(store, "from") == [sent.id]
+    assert await found(store, "frm") == []
+    assert await found(store, "eceive") == []
+    # A session holding the words exactly is never crowded out by one with typos.
+    assert (await found(store, "receive invoices"))[0] == right.id

@@ -34,6 +34,9 @@ CREATE TABLE search_words (
     word TEXT PRIMARY KEY,
     rows INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Near spellings of a word are looked for among the words of its first letter and about
+-- its length.
+CREATE INDEX search_words_by_shape ON search_words (substr(word, 1, 1), length(word));
 
 INSERT INTO search_words (word, rows)
 SELECT w.value, count(*) FROM search_texts i, json_each(sh_distinct_words(i.body)) w

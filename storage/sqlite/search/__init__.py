@@ -16,9 +16,10 @@ from .. import driver
 from ..connections import Connections
 from .newest import attach_best_turns, newest_of_all
 from .query import count_matches, matcher, turns_in_time
-from .ranking import by_relevance, window
+from .ranking import Matched, by_relevance, matched_rows, ranked_sessions, scored, window
 from .scope import readable_parts
 from .tuning import SearchTuning
+from .vocabulary import index_query
 from .walk import newest_by_walking
 
 
@@ -34,28 +35,50 @@ class Searcher:
 
 
 def find(conn: driver.Connection, request: SearchRequest, tuning: SearchTuning) -> list[SessionHit]:
-    """Newest first: when at most `tuning.broad_matches` rows match in scope, the sessions
-    of all of them, ordered; when more (a very common word over a whole entity), the
-    readable sessions walked from the most recent, keeping those that match, until the page
-    is full (exact either way, and the walk is quick precisely because so much matches).
-    By relevance: every matching row scored when at most `tuning.ranked_rows` rows hold all
-    the words, else the matches among the newest that many turns and titles that do (the
-    best matches among recent conversations); a session ranks by its best row.
-    Rows are scored like BM25 without IDF, from the row's marked text."""
+    """The query's words are first expanded through the vocabulary (forms of their stems,
+    near spellings, how common each is), which gives the ladder of steps
+    (`IndexQuery.levels`: every word, with typos, without the most common word, ...).
+
+    Newest first, from the first step that finds anything: when at most
+    `tuning.broad_matches` rows match in scope, the sessions of all of them, ordered; when
+    more (a very common word over a whole entity), the readable sessions walked from the
+    most recent, keeping those that match, until the page is full (exact either way, and
+    the walk is quick precisely because so much matches).
+    By relevance, step after step until the page is full: every matching row scored when
+    at most `tuning.ranked_rows` rows hold the step's words, else the matches among the
+    newest that many turns and titles (the best matches among recent conversations, and
+    the last step); a session ranks by its best row. Rows are scored by level, typos, then
+    like BM25 without IDF."""
     search_filter, after, limit = request.filter, request.after, request.limit
     parts = readable_parts(conn, request.scope)
-    m = matcher(conn, request.query, phrase_index=tuning.phrase_index)
+    query = index_query(conn, request.query)
     turns = turns_in_time(conn, search_filter, tuning.time_block_shift)
-    broad = m.relaxed_stretches(parts, search_filter, turns=turns)
     if request.order is SearchOrder.RELEVANCE:
-        floor, title_floor = turns[0], 1
-        if count_matches(conn, broad, tuning.ranked_rows + 1) > tuning.ranked_rows:
-            floor, title_floor = window(conn, m, parts, search_filter, turns, tuning)
-        queries = m.exact_stretches(
-            parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
-        )
-        return by_relevance(conn, m, queries, request, tuning)
+        matched: dict[int, Matched] = {}
+        for step in query.levels():
+            m = matcher(step, phrase_index=tuning.phrase_index)
+            broad = m.relaxed_stretches(parts, search_filter, turns=turns)
+            floor, title_floor, windowed = turns[0], 1, False
+            if count_matches(conn, broad, tuning.ranked_rows + 1) > tuning.ranked_rows:
+                floor, title_floor = window(conn, m, parts, search_filter, turns, tuning)
+                windowed = True
+            queries = m.exact_stretches(
+                parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
+            )
+            matched.update(matched_rows(conn, m, search_filter, queries, tuning.time_block_shift))
+            ranked = ranked_sessions(scored(matched.values()))
+            if after is not None:
+                ranked = [r for r in ranked if r > (after.score, after.session_id)]
+            if windowed or len(ranked) >= limit:
+                break
+        return by_relevance(conn, scored(matched.values()), request, query)
+    m = matcher(query, phrase_index=tuning.phrase_index)
+    for step in query.levels():
+        m = matcher(step, phrase_index=tuning.phrase_index)
+        if count_matches(conn, m.exact_stretches(parts, search_filter, turns=turns), 1):
+            break
     block_shift = tuning.time_block_shift
+    broad = m.relaxed_stretches(parts, search_filter, turns=turns)
     if count_matches(conn, broad, tuning.broad_matches + 1) > tuning.broad_matches:
         found, resume = newest_by_walking(
             conn, m, request.scope, search_filter, turns, after, limit, tuning

@@ -64,7 +64,7 @@ def bodies(conn: driver.Connection, rowids: list[int]) -> dict[int, str]:
 
 def any_matches(conn: driver.Connection, phrase: PhraseQuery, rowids: list[int]) -> bool:
     """Whether any of these rows of search_index matches the phrase query."""
-    return any(phrase.matches(body) is not None for body in bodies(conn, rowids).values())
+    return any(phrase.matches(body) for body in bodies(conn, rowids).values())
 
 
 def index_rows(conn: driver.Connection, rowids: list[int]) -> None:
@@ -103,24 +103,22 @@ class PhraseQuery:
     @property
     def exact(self) -> bool:
         """Whether the pairs alone find exactly the rows that match."""
-        return not self.query.excluded and all(len(t.words) == 2 for t in self.query.included)
+        return not self.query.excluded and all(len(t.words) == 2 for t in self.query.required)
 
     def pairs_expression(self) -> str:
-        pairs = dict.fromkeys(p for t in self.query.included for p in pairs_of(list(t.words)))
+        pairs = dict.fromkeys(p for t in self.query.required for p in pairs_of(list(t.words)))
         return " AND ".join(_quote(p) for p in pairs)
 
-    def matches(self, body: str) -> int | None:
-        """How many times (overlapping matches as one) the row (its indexed tokens)
-        matches the query, or None when it does not."""
-        found = self.query.matches(body.split())
-        return None if found is None else len(found)
+    def matches(self, body: str) -> bool:
+        """Whether the row (its indexed tokens) matches this step of the query."""
+        return self.query.in_step(body.split())
 
 
 def phrase_query(query: IndexQuery) -> PhraseQuery | None:
-    """The query for the phrase index, or None when it needs the main index: a term to
-    find that is a single token, or a prefix anywhere."""
+    """The query for the phrase index, or None when the step needs the main index: a
+    term to find that is a single token, or a prefix anywhere."""
     if any(t.kind is TermKind.PREFIX for t in query.excluded):
         return None
-    if all(t.kind is TermKind.PHRASE and len(t.words) >= 2 for t in query.included):
+    if all(t.kind is TermKind.PHRASE and len(t.words) >= 2 for t in query.required):
         return PhraseQuery(query)
     return None

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ....domain.expansion import IndexQuery, IndexTerm, expand, stem_keys
-from ....domain.query import SearchFilter, SearchQuery, TermKind
+from ....domain.expansion import IndexQuery, IndexTerm
+from ....domain.query import SearchFilter, TermKind
 from .. import driver
 from ..codec import to_micros
-from . import phrases, vocabulary
+from . import phrases
 from .scope import LOCAL_MASK, ReadablePart, scope_token, title_row_id, turn_row_id
 
 MAIN_TABLE = "search_index"
@@ -27,16 +27,16 @@ def _quote(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def _term(term: IndexTerm) -> str:
+def _term(term: IndexTerm, with_typos: bool = False) -> str:
     match term.kind:
         case TermKind.PHRASE:
             return _quote(" ".join(term.words))
         case TermKind.PREFIX:
             return _quote(term.words[0]) + "*"
-        case _ if len(term.words) == 1:
-            return _quote(term.words[0])
-        case _:
-            return "(" + " OR ".join(map(_quote, term.words)) + ")"
+    words = term.index_words(with_typos)
+    if len(words) == 1:
+        return _quote(words[0])
+    return "(" + " OR ".join(map(_quote, words)) + ")"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +50,21 @@ class Stretch:
 
 
 def text_expression(query: IndexQuery, *, relaxed: bool = False) -> str:
-    """The FTS5 expression of the query's words. Every term is quoted, so nothing a user
-    types can act as an FTS5 operator. `relaxed` asks for a superset that FTS5 finds
-    without reading positions: a phrase's words anywhere in the row, no excluded phrases."""
+    """The FTS5 expression of the words a step of the query requires. Every term is
+    quoted, so nothing a user types can act as an FTS5 operator. `relaxed` asks for a
+    superset that FTS5 finds without reading positions: a phrase's words anywhere in the
+    row, no excluded phrases."""
+    typos = query.with_typos
     if relaxed:
         text = " AND ".join(
-            " AND ".join(_quote(w) for w in t.words) if t.kind is TermKind.PHRASE else _term(t)
-            for t in query.included
+            " AND ".join(_quote(w) for w in t.words)
+            if t.kind is TermKind.PHRASE
+            else _term(t, typos)
+            for t in query.required
         )
         excluded = [t for t in query.excluded if t.kind is not TermKind.PHRASE]
     else:
-        text = " AND ".join(_term(t) for t in query.included)
+        text = " AND ".join(_term(t, typos) for t in query.required)
         excluded = list(query.excluded)
     for term in excluded:
         text = f"({text}) NOT {_term(term)}"
@@ -118,11 +122,9 @@ class Matcher:
         return stretches(self.relaxed, parts, search_filter, table=self.relaxed_table, **bounds)
 
 
-def matcher(conn: driver.Connection, search: SearchQuery, *, phrase_index: bool) -> Matcher:
-    """How to find the query's rows: through the phrase index when it holds only phrases
-    (and `phrase_index` allows it), else through the main index. Its words are expanded
-    to the forms the vocabulary links to their stems."""
-    query = expand(search, vocabulary.siblings(conn, stem_keys(search)))
+def matcher(query: IndexQuery, *, phrase_index: bool) -> Matcher:
+    """How to find the rows of a step of the query: through the phrase index when it
+    requires only phrases (and `phrase_index` allows it), else through the main index."""
     phrase = phrases.phrase_query(query) if phrase_index else None
     if phrase is not None:
         pairs = phrase.pairs_expression()

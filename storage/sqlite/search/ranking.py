@@ -8,8 +8,12 @@ search (and the MongoDB backend scores the same way).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from ....domain.expansion import IndexQuery, RowMatch
 from ....domain.models import TurnRole
 from ....domain.query import SearchFilter, SearchRequest, SessionHit
 from .. import driver
@@ -23,18 +27,10 @@ K1, B = 1.2, 0.75
 
 
 def by_relevance(
-    conn: driver.Connection,
-    m: Matcher,
-    queries: list[Stretch],
-    request: SearchRequest,
-    tuning: SearchTuning,
+    conn: driver.Connection, rows: list[Row], request: SearchRequest, query: IndexQuery
 ) -> list[SessionHit]:
-    """The page of sessions the queries find, best first, each ranked by its best row."""
-    rows = scored_rows(conn, m, request.filter, queries, tuning.time_block_shift)
-    best: dict[str, float] = {}
-    for row in rows:
-        best[row.session_id] = min(row.score, best.get(row.session_id, 0.0))
-    ranked = sorted((score, session_id) for session_id, score in best.items())
+    """The page of sessions of the scored `rows`, best first, each ranked by its best."""
+    ranked = ranked_sessions(rows)
     after = request.after
     if after is not None:
         ranked = [r for r in ranked if r > (after.score, after.session_id)]
@@ -45,20 +41,37 @@ def by_relevance(
         for sid, score in page.items()
         if sid in sessions
     }
-    attach_rows(conn, found, rows, m.query)
+    attach_rows(conn, found, rows, query)
     return list(found.values())
 
 
-def scored_rows(
+def ranked_sessions(rows: list[Row]) -> list[tuple[float, str]]:
+    """(score, session id) of each session of the rows, by its best row, best first."""
+    best: dict[str, float] = {}
+    for row in rows:
+        best[row.session_id] = min(row.score, best.get(row.session_id, math.inf))
+    return sorted((score, session_id) for session_id, score in best.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """A row the index found, with how it matches the query and its length in tokens."""
+
+    session_id: str
+    match: RowMatch
+    length: int
+    turn: tuple[str, int, TurnRole] | None  # (id, seq, role); None for a title
+
+
+def matched_rows(
     conn: driver.Connection,
     m: Matcher,
     search_filter: SearchFilter,
     queries: list[Stretch],
     time_block_shift: int,
-) -> list[Row]:
-    """Each matching row with its score, best first: BM25 without IDF (the row's matches
-    against its length in tokens relative to the average of the rows scored together).
-    Rows the phrase index finds are settled here, from their tokens."""
+) -> dict[int, Matched]:
+    """The rows the queries find that match the query, by index rowid. Rows the phrase
+    index finds are settled here, from their tokens."""
     params: dict[str, Any] = {}
     if m.phrase is None:
         hits = hits_sql(search_filter, params, queries, time_block_shift, bodies=True)
@@ -72,24 +85,45 @@ def scored_rows(
         ).fetchall()
         bodies = phrases.bodies(conn, [r[0] for r in found])
         found = [(r[0], r[1], bodies.get(r[0], ""), *r[3:]) for r in found]
-    # (session, matches, length in tokens, turn id, seq, role)
-    fetched: list[tuple[str, int, int, str | None, int | None, str | None]] = []
-    for _, session_id, body, turn_id, seq, role in found:
+    matched = {}
+    for rid, session_id, body, turn_id, seq, role in found:
+        if m.phrase is not None and not m.phrase.matches(body):
+            continue  # the phrase index finds a superset
         words = body.split()
-        matches = m.query.matches(words)
-        if matches is not None:
-            fetched.append((session_id, len(matches), len(words), turn_id, seq, role))
-    if not fetched:
-        return []
-    average = sum(r[2] for r in fetched) / len(fetched) or 1.0
-    scored = []
-    for session_id, tf, length, turn_id, seq, role in fetched:
-        norm = K1 * (1 - B + B * length / average)
-        score = -tf * (K1 + 1) / (tf + norm)
+        how = m.query.match(words)
+        if how is None:
+            continue
         turn = None if turn_id is None or role is None else (turn_id, int(seq or 0), TurnRole(role))
-        scored.append(Row(session_id, score, turn))
-    scored.sort(key=lambda r: r.score)
-    return scored
+        matched[rid] = Matched(session_id, how, len(words), turn)
+    return matched
+
+
+def scored(matched: Iterable[Matched]) -> list[Row]:
+    """The rows with their scores, best first: level and typos (`RowMatch.score`), then
+    BM25 without IDF (the row's matches against its length in tokens relative to the
+    average of the rows scored together)."""
+    matched = list(matched)
+    if not matched:
+        return []
+    average = sum(r.length for r in matched) / len(matched) or 1.0
+    rows = []
+    for r in matched:
+        norm = K1 * (1 - B + B * r.length / average)
+        tf = len(r.match.spans)
+        rows.append(Row(r.session_id, r.match.score(-tf * (K1 + 1) / (tf + norm)), r.turn))
+    rows.sort(key=lambda r: r.score)
+    return rows
+
+
+def scored_rows(
+    conn: driver.Connection,
+    m: Matcher,
+    search_filter: SearchFilter,
+    queries: list[Stretch],
+    time_block_shift: int,
+) -> list[Row]:
+    """Each matching row of the queries with its score, best first."""
+    return scored(matched_rows(conn, m, search_filter, queries, time_block_shift).values())
 
 
 def window(

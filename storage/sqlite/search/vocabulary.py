@@ -10,7 +10,17 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ....domain.analysis import Analysis
-from ....domain.expansion import StemKey
+from ....domain.expansion import (
+    IndexQuery,
+    Shape,
+    StemKey,
+    counted_words,
+    expand,
+    near_spellings,
+    stem_keys,
+    typo_shapes,
+)
+from ....domain.query import SearchQuery
 from .. import driver
 
 _CHUNK = 400
@@ -72,3 +82,43 @@ def siblings(conn: driver.Connection, keys: Iterable[StemKey]) -> dict[StemKey, 
         ):
             found.setdefault((language, stem), []).append(word)
     return found
+
+
+def rows_of(conn: driver.Connection, words: Iterable[str]) -> dict[str, int]:
+    """How many rows hold each of `words` (those the index holds)."""
+    words = list(words)
+    found: dict[str, int] = {}
+    for start in range(0, len(words), _CHUNK):
+        chunk = words[start : start + _CHUNK]
+        found.update(
+            conn.execute(
+                "SELECT word, rows FROM search_words"
+                f" WHERE word IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    return found
+
+
+def near(conn: driver.Connection, shapes: Iterable[Shape]) -> dict[str, list[tuple[str, int]]]:
+    """The near spellings the vocabulary holds of each shape's word."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for shape in shapes:
+        words = (
+            w
+            for (w,) in conn.execute(
+                "SELECT word FROM search_words"
+                " WHERE substr(word, 1, 1) = ? AND length(word) BETWEEN ? AND ?",
+                (shape.first, shape.shortest, shape.longest),
+            )
+        )
+        found[shape.word] = near_spellings(shape, words)
+    return found
+
+
+def index_query(conn: driver.Connection, search: SearchQuery) -> IndexQuery:
+    """The search with its words' forms, near spellings and row counts."""
+    forms = siblings(conn, stem_keys(search))
+    spellings = near(conn, typo_shapes(search))
+    words = counted_words(expand(search, forms, spellings))
+    return expand(search, forms, spellings, rows_of(conn, words))
