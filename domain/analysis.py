@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from .languages import NO_LANGUAGE, detect, stem
 from .words import Kind, tokens
 
+# Shorter stems join unrelated words (a stemmer takes "onat" to "on" in some language):
+# such words are found as written only.
+MIN_STEM = 3
+
 Link = tuple[str, str, str]
 """(language, stem, word): `word` of a row in `language` has the stem `stem`."""
 
@@ -58,6 +62,6 @@ def analyze(text: str, languages: Collection[str] = ()) -> Analysis:
                 continue
             seen.add(surface)
             stemmed = stem(surface, language)
-            if stemmed != token.word:
+            if stemmed != token.word and len(stemmed) >= MIN_STEM:
                 links.add((language, stemmed, token.word))
     return Analysis([t.word for t in found], language, frozenset(links))

@@ -24,7 +24,7 @@ cursor compares with it as before.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rapidfuzz.distance import OSA
 
@@ -82,6 +82,13 @@ class IndexTerm:
     not quoted phrases or prefixes)."""
     rows: int = 0
     """How many rows hold it, as the vocabulary counts (the most common go first)."""
+    forms: frozenset[str] = field(init=False, repr=False, compare=False)
+    near: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Sets for the row checks, which run over every token of every row scored.
+        object.__setattr__(self, "forms", frozenset(self.words))
+        object.__setattr__(self, "near", dict(self.typos))
 
     def matches(self, word: str, stem: str | None = None) -> bool:
         """Whether one token (with its stem term, if known) matches a WORD or PREFIX."""
@@ -116,16 +123,16 @@ class IndexQuery:
     """This step of the ladder leaves out the first `dropped` terms of `drop_order`."""
     with_typos: bool = False
     """and asks the index for the near spellings too."""
+    drop_order: tuple[int, ...] = field(init=False, compare=False)
+    """Indexes of the included terms that may be left out, most common first (the later
+    in the query first among equals), the least common kept back."""
 
-    @property
-    def drop_order(self) -> tuple[int, ...]:
-        """Indexes of the included terms that may be left out, most common first (the
-        later in the query first among equals), the least common kept back."""
+    def __post_init__(self) -> None:
         droppable = [i for i, t in enumerate(self.included) if t.droppable]
         order = sorted(droppable, key=lambda i: (-self.included[i].rows, -i))
         if len(order) == len(self.included):
             order = order[:-1]
-        return tuple(order)
+        object.__setattr__(self, "drop_order", tuple(order))
 
     @property
     def required(self) -> tuple[IndexTerm, ...]:
@@ -156,7 +163,7 @@ class IndexQuery:
         for i, term in enumerate(self.included):
             found = _exact(term, row, stems)
             if not found and term.typos:
-                near = dict(term.typos)
+                near = term.near
                 distances = [(near[w], j) for j, w in enumerate(row) if w in near]
                 if distances:
                     typos += min(d for d, _ in distances)
@@ -171,6 +178,8 @@ class IndexQuery:
             if i not in order:
                 return None
             level = max(level, order.index(i) + 1)
+        if len(self.included) == 1 and self.included[0].kind is not TermKind.PHRASE:
+            return RowMatch(level, typos, spans)  # in order, one token each
         return RowMatch(level, typos, _merged(spans))
 
     def in_step(self, row: list[str], stems: list[str | None] | None = None) -> bool:
@@ -280,10 +289,18 @@ def _expanded(term: Term, siblings: Mapping[StemKey, Iterable[str]]) -> IndexTer
 
 
 def _exact(term: IndexTerm, row: list[str], stems: list[str | None] | None) -> list[Span]:
-    if term.kind is not TermKind.PHRASE:
-        if stems is None:
-            return [(i, i) for i, word in enumerate(row) if term.matches(word)]
-        return [(i, i) for i, word in enumerate(row) if term.matches(word, stems[i])]
+    if term.kind is TermKind.PREFIX:
+        prefix = term.words[0]
+        return [(i, i) for i, word in enumerate(row) if word.startswith(prefix)]
+    if term.kind is TermKind.WORD:
+        forms = term.forms
+        if stems is not None and term.stems:
+            own = term.stems
+            pairs = enumerate(zip(row, stems, strict=True))
+            return [(i, i) for i, (w, s) in pairs if w in forms or s in own]
+        if forms.isdisjoint(row):
+            return []
+        return [(i, i) for i, word in enumerate(row) if word in forms]
     seq, n = list(term.words), len(term.words)
     first = seq[0]
     return [(i, i + n - 1) for i, word in enumerate(row) if word == first and row[i : i + n] == seq]

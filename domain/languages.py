@@ -58,8 +58,10 @@ STEMMERS: dict[str, str] = {
 NO_LANGUAGE = ""
 """A row in no stemmed language: its words are their own stems."""
 
-# Below this many letters a guess is noise ("ok" is Afrikaans to the detector).
+# Below this many letters a guess is noise ("ok" is Afrikaans to the detector); the
+# first this many characters tell the language as well as a whole answer does.
 _DETECT_MIN_LETTERS = 12
+DETECTED_CHARS = 600
 
 
 class _Detector:
@@ -108,7 +110,7 @@ def detect(text: str, languages: Collection[str] = ()) -> str:
         return next(iter(allowed))
     if not allowed or sum(c.isalpha() for c in text[:400]) < _DETECT_MIN_LETTERS:
         return NO_LANGUAGE
-    return _DETECTOR.classify(text[:2000], allowed)
+    return _DETECTOR.classify(text[:DETECTED_CHARS], allowed)
 
 
 _local = threading.local()

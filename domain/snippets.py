@@ -4,46 +4,60 @@ characters its pairs cover), as HTML-safe text. The same for every backend."""
 
 from __future__ import annotations
 
+import bisect
 import html
+from collections.abc import Callable
 
 from .analysis import analyze
 from .expansion import IndexQuery
-from .words import Token, tokens
+from .words import token_spans, words
 
 SNIPPET_TOKENS = 16
 ELLIPSIS = "…"
 
 
-def snippet(text: str, query: IndexQuery) -> str | None:
-    """The snippet of `text` for `query`, or None when the text does not match it. Words
-    are compared with their stems in the text's language, as the MongoDB backend's rows
-    hold them (SQLite's query names the words those stems stand for already)."""
-    found = tokens(text)
-    matches = query.matches([t.word for t in found], analyze(text).stems())
-    return None if matches is None else render(text, found, matches)
+def snippet(text: str, query: IndexQuery, *, stems: bool = False) -> str | None:
+    """The snippet of `text` for `query`, or None when the text does not match it. With
+    `stems`, words are also compared through their stems in the text's language, as the
+    MongoDB backend's rows hold them (SQLite's query names the words those stems stand
+    for already)."""
+    row = words(text)
+    matches = query.matches(row, analyze(text).stems() if stems else None)
+    if matches is None:
+        return None
+    return render(text, len(row), matches, lambda n: token_spans(text, n))
 
 
-def render(text: str, found: list[Token], matches: list[tuple[int, int]]) -> str:
-    """`text` (whose tokens are `found`) cut around its densest run of `matches` ((first,
-    last) token of each, in order), those marked."""
-    if not found:
+def render(
+    text: str,
+    count: int,
+    matches: list[tuple[int, int]],
+    spans: Callable[[int], list[tuple[int, int]]],
+) -> str:
+    """`text` (of `count` tokens) cut around its densest run of `matches` ((first, last)
+    token of each, in order), those marked; `spans(n)` gives where its first n tokens
+    lie (only those of the window are needed)."""
+    if not count:
         return html.escape(text)
     # The window of SNIPPET_TOKENS tokens that holds the most matches.
     starts = [first for first, _ in matches] or [0]
     best, best_count = 0, -1
     for p in starts:
-        start = max(0, min(p - 2, len(found) - SNIPPET_TOKENS))
-        count = sum(1 for q in starts if start <= q < start + SNIPPET_TOKENS)
-        if count > best_count:
-            best, best_count = start, count
-    end = min(len(found), best + SNIPPET_TOKENS)
-    low = found[best].start if best > 0 else 0
-    high = found[end - 1].end if end < len(found) else len(text)
+        start = max(0, min(p - 2, count - SNIPPET_TOKENS))
+        inside = bisect.bisect_left(starts, start + SNIPPET_TOKENS) - bisect.bisect_left(
+            starts, start
+        )
+        if inside > best_count:
+            best, best_count = start, inside
+    end = min(count, best + SNIPPET_TOKENS)
+    where = spans(end)
+    low = where[best][0] if best > 0 else 0
+    high = where[end - 1][1] if end < count else len(text)
     marks: list[list[int]] = []
     for first, last in matches:
-        a, b = found[first].start, found[last].end
-        if b <= low or a >= high:
+        if last < best or first >= end:
             continue
+        a, b = where[max(first, best)][0], where[min(last, end - 1)][1]
         if marks and a <= marks[-1][1]:
             marks[-1][1] = max(b, marks[-1][1])  # pairs of one Chinese word overlap
         else:
@@ -54,6 +68,6 @@ def render(text: str, found: list[Token], matches: list[tuple[int, int]]) -> str
         out += [html.escape(text[cursor:a]), "<mark>", html.escape(text[a:b]), "</mark>"]
         cursor = b
     out.append(html.escape(text[cursor:high]))
-    if end < len(found):
+    if end < count:
         out.append(ELLIPSIS)
     return "".join(out)

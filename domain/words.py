@@ -21,7 +21,7 @@ import functools
 import itertools
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import regex
 
@@ -65,8 +65,7 @@ class Kind:
     EMOJI = "e"
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     word: str
     """The folded form the index holds and queries are compared with."""
     start: int
@@ -109,6 +108,13 @@ def words(text: str) -> list[str]:
     if text.isascii():
         return [w.lower() for w in _ASCII_TOKEN.findall(text)]
     return [t.word for t in tokens(text)]
+
+
+def token_spans(text: str, count: int) -> list[tuple[int, int]]:
+    """Where the first `count` tokens of `text` lie (from, to)."""
+    if text.isascii():
+        return [m.span() for m in itertools.islice(_ASCII_TOKEN.finditer(text), count)]
+    return [(t.start, t.end) for t in tokens(text)[:count]]
 
 
 def _pairs(run: str, offset: int) -> list[Token]:

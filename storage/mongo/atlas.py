@@ -417,7 +417,7 @@ def highlight_snippet(highlights: list[dict[str, Any]] | None, paths: Any = _is_
         text += value
     found = tokens(text)
     hits = [(i, i) for i, t in enumerate(found) if any(s < t.end and t.start < e for s, e in spans)]
-    return render(text, found, hits)
+    return render(text, len(found), hits, lambda n: [(t.start, t.end) for t in found[:n]])
 
 
 def _is_title(path: Any) -> bool:

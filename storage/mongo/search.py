@@ -112,7 +112,7 @@ def _match(query: IndexQuery, text: str) -> tuple[float, str] | None:
     how = query.match(analysis.words, stems)
     if how is None:
         return None
-    marked = snippet(text, query)
+    marked = snippet(text, query, stems=True)
     if marked is None:
         return None
     norm = K1 * (1 - B + B * len(analysis.words) / AVERAGE_TOKENS)
