@@ -46,9 +46,10 @@ Span = tuple[int, int]
 
 
 def typo_budget(word: str) -> int:
-    """How many typos a word typed in a query may hold: none under 5 letters, one from 5,
-    two from 9. Words with digits get none (an id or a number is meant exactly)."""
-    if not word.isalpha():
+    """How many typos a word typed in a query may hold: none under 5 characters (an
+    Indic vowel sign counts as one), one from 5, two from 9. Words with digits get none
+    (an id or a number is meant exactly)."""
+    if any(c.isdigit() for c in word):
         return 0
     return 2 if len(word) >= 9 else 1 if len(word) >= 5 else 0
 

@@ -137,5 +137,13 @@ def stem(word: str, language: str) -> str:
 
 
 def stems_in(word: str, languages: Iterable[str]) -> set[tuple[str, str]]:
-    """(language, stem) of `word` in each of `languages`."""
-    return {(language, stem(word, language)) for language in languages}
+    """(language, stem) of `word` in each of `languages`, and the word itself taken as a
+    stem in each: a query's base form finds the inflected forms that stem to it even where
+    the stemmer cuts the base form further (Turkish "kütüphanesinden" stems to
+    "kütüphane", "kütüphane" to "kütüpha")."""
+    folded = fold(word)
+    return {
+        key
+        for language in languages
+        for key in ((language, stem(word, language)), (language, folded))
+    }

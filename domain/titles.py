@@ -19,6 +19,18 @@ from typing import Protocol
 
 from .models import Session, Turn, TurnRole, TurnText
 from .ports import Keyphrases, Offload
+from .title_language import (
+    clauses,
+    content_characters,
+    is_small_talk,
+    language_of,
+    sentences,
+    stopwords,
+    tidy_end,
+    unspaced,
+    unspaced_title,
+)
+from .words import fold
 
 MAX_TITLE_CHARS = 60
 # How many keyphrases weigh the words of a conversation, and their longest.
@@ -139,13 +151,16 @@ def _stem(word: str) -> str:
     return w
 
 
-def _is_stop(word: str) -> bool:
+def _is_stop(word: str, stop: frozenset[str] = frozenset()) -> bool:
+    """Whether a word carries no subject: an English stop word, one of `stop` (the
+    conversation's language's, folded), a lone character or a bare number."""
     w = word.lower().replace("’", "'")
     return (
         w in STOPWORDS
         or len(w) < 2
         or w.replace(".", "").replace(",", "").isdigit()
         or _stem(w) in STOPWORDS
+        or (bool(stop) and fold(w) in stop)
     )
 
 
@@ -159,8 +174,7 @@ def content_terms(text: str) -> list[str]:
 _FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.S)
 _URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.I)
 _ERROR_LINE = re.compile(r"^\s*([\w.]*(?:Error|Exception|Warning|Fault))\b:?\s*(.*)$")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_CLAUSE_END = re.compile(r"[,;:)\]]$|[.!?…]+$|\s[-–—]$")
+_CLAUSE_END = re.compile(r"[,;:)\]،]$|[.!?…؟।]+$|\s[-–—]$")
 # What people put before the subject; removed from the start of a sentence, repeatedly.
 _PUNCT = r"[\s,.!:;-]*"
 _LEADS = [
@@ -214,12 +228,7 @@ def _plain_sentences(text: str) -> list[str]:
     text = _URL.sub(" ", text)
     text = text.replace("`", "").replace("**", "").replace("__", "")
     text = re.sub(r"^\s*(?:#+|[-*>]|\d+[.)])\s+", "", text, flags=re.M)
-    sentences = []
-    for part in _SENTENCE_END.split(text):
-        part = " ".join(part.split())
-        if part:
-            sentences.append(part)
-    return sentences
+    return sentences(text)
 
 
 def _strip_leads(sentence: str) -> str:
@@ -242,11 +251,11 @@ class _Token:
     clause_end: bool
 
 
-def _tokens(sentence: str) -> list[_Token]:
+def _tokens(sentence: str, stop_words: frozenset[str] = frozenset()) -> list[_Token]:
     tokens = []
     for raw in sentence.split():
-        word = raw.strip("\"'“”‘’()[]{}<>,.;:!?…*")
-        stop = not word or _is_stop(word)
+        word = raw.strip("\"'“”‘’()[]{}<>,.;:!?…*¿¡«»„،؟।「」『』")
+        stop = not word or _is_stop(word, stop_words)
         tokens.append(
             _Token(raw, word, _stem(word) if word else "", stop, bool(_CLAUSE_END.search(raw)))
         )
@@ -261,6 +270,10 @@ def _capitalised(text: str) -> str:
     return text
 
 
+def _asks(sentence: str) -> bool:
+    return sentence.rstrip().endswith(("?", "？", "؟"))
+
+
 def _tidy(text: str) -> str:
     text = text.strip(" \"'“”‘’([{<*")
     # An unmatched opening bracket or quote inside a cut span reads as a mistake.
@@ -272,7 +285,7 @@ def _tidy(text: str) -> str:
         text = " ".join(w.removeprefix("'") for w in words)
     text = _TRAILING.sub("", text)
     text = re.sub(r"[\s\"'“”‘’(\[{<*,;:]+$", "", text)
-    return _TRAILING.sub("", text)
+    return tidy_end(_TRAILING.sub("", text))
 
 
 RECURRENCE = 0.3
@@ -308,44 +321,80 @@ class KeyphraseTitler:
     def title(self, turns: Sequence[TurnText]) -> str | None:
         user = [t.content[: self.turn_chars] for t in turns if t.role is TurnRole.USER]
         texts = [t.content[: self.turn_chars] for t in turns]
-        phrases = self.keyphrases(
-            "\n\n".join(" ".join(_plain_sentences(t)) for t in texts),
-            top=KEYPHRASES,
-            max_words=KEYPHRASE_WORDS,
-            language=self.language,
-        )
-        weights = self._term_weights(phrases, texts)
-        if not weights:
+        language = language_of(" ".join(user)) or self.language
+        stop = stopwords(language) if language != "en" else frozenset()
+        # Greetings, thanks and small talk are nothing to title: the session waits for
+        # the question.
+        chat = STOPWORDS | stop
+        said = [
+            [s for s in _plain_sentences(message) if not is_small_talk(s, language, chat)]
+            for message in user
+        ]
+        if not any(said):
             return None
+        if unspaced(" ".join(s for message in said for s in message)):
+            return self._unspaced(said)
+        # The greetings of both sides would be the most frequent words of a short
+        # conversation: the keyphrases are taken from the rest.
+        texts = [
+            " ".join(s for s in _plain_sentences(t) if not is_small_talk(s, language, chat))
+            for t in texts
+        ]
+        phrases = self.keyphrases(
+            "\n\n".join(texts), top=KEYPHRASES, max_words=KEYPHRASE_WORDS, language=language
+        )
+        weights = self._term_weights(phrases, texts, stop)
         best: tuple[float, str] | None = None
-        for index, message in enumerate(user):
+        for index, message in enumerate(said):
             # The first message usually states the subject; later ones refine it.
             position = 1.0 if index == 0 else 0.85
-            for sentence in _plain_sentences(message):
-                candidate = self._best_span(_strip_leads(sentence), weights, phrases)
+            for sentence in message:
+                candidate = self._best_span(_strip_leads(sentence), weights, phrases, stop)
                 if candidate is not None:
                     # A question is where people say what they want to know.
-                    asks = QUESTION_BONUS if sentence.endswith("?") else 1.0
+                    asks = QUESTION_BONUS if _asks(sentence) else 1.0
                     score = candidate[0] * position * asks
                     if best is None or score > best[0]:
                         best = (score, candidate[1])
         if best is not None and best[0] > 0:
             return best[1]
+        # The user's own words: a keyphrase they wrote, else their first sentence.
+        spoken = fold(" ".join(s for message in said for s in message))
         for phrase in phrases:
             title = _tidy(opening_words(phrase, self.max_chars))
-            if title and any(_stem(w) in weights for w in title.split()):
+            named = any(_stem(w) in weights and not _is_stop(w, stop) for w in title.split())
+            if title and fold(title) in spoken and named:
                 return _capitalised(title)
-        return None
+        first = next(s for message in said for s in message)
+        return _capitalised(_tidy(opening_words(_strip_leads(first) or first, self.max_chars)))
+
+    def _unspaced(self, said: list[list[str]]) -> str | None:
+        """A title in a script written without spaces, as the user wrote it: the clause
+        that holds the most of what carries meaning there (kanji and katakana rather than
+        the hiragana of grammar; any character in Chinese and Thai; an identifier or
+        number counts double), the first among equals."""
+        best: tuple[float, str] | None = None
+        for message in said:
+            for sentence in message:
+                for clause in clauses(sentence):
+                    score = float(content_characters(clause))
+                    if best is None or score > best[0]:
+                        best = (score, clause)
+        if best is None:
+            return None
+        return unspaced_title(best[1], self.max_chars) or None
 
     @staticmethod
-    def _term_weights(phrases: list[str], texts: list[str]) -> dict[str, float]:
+    def _term_weights(
+        phrases: list[str], texts: list[str], stop: frozenset[str]
+    ) -> dict[str, float]:
         """A weight per stemmed term: its best keyphrase's rank, plus how often the turns
         come back to it (the subject recurs; details of the first question do not)."""
         weights: dict[str, float] = {}
         for rank, phrase in enumerate(phrases):
             weight = 1.0 / (1 + rank) ** 0.5
             for word in phrase.split():
-                if not _is_stop(word):
+                if not _is_stop(word, stop):
                     stem = _stem(word)
                     weights[stem] = max(weights.get(stem, 0.0), weight)
         if weights:
@@ -356,13 +405,13 @@ class KeyphraseTitler:
         return weights
 
     def _best_span(
-        self, sentence: str, weights: dict[str, float], phrases: list[str]
+        self, sentence: str, weights: dict[str, float], phrases: list[str], stop: frozenset[str]
     ) -> tuple[float, str] | None:
-        tokens = _tokens(sentence)
+        tokens = _tokens(sentence, stop)
         if not tokens:
             return None
         phrase_stems = [
-            tuple(_stem(w) for w in p.split() if not _is_stop(w))
+            tuple(_stem(w) for w in p.split() if not _is_stop(w, stop))
             for p in phrases
             if len(p.split()) > 1
         ]
@@ -372,12 +421,10 @@ class KeyphraseTitler:
             first = tokens[start]
             if first.stop and not (start == 0 and first.word.lower() in _QUESTION_WORDS):
                 continue
-            opens_clause = _opens_clause(tokens, start)
+            opens_clause = _opens_clause(tokens, start, loose=bool(stop))
             # Mid-clause, a title starts where a noun phrase can: after a function word
             # ("my [sourdough starter]"), not inside one ("two [months]").
-            if not opens_clause and (
-                first.stem not in weights or tokens[start - 1].word.lower() not in STOPWORDS
-            ):
+            if not opens_clause and (first.stem not in weights or not tokens[start - 1].stop):
                 continue
             before = _neighbour(tokens, start, -1)
             splits_before = before is not None and (before, first.stem) in bigrams
@@ -387,7 +434,10 @@ class KeyphraseTitler:
                 if length > self.max_chars:
                     break
                 last = tokens[end]
-                if last.stop or last.stem not in weights:
+                closes_clause = last.clause_end or end == len(tokens) - 1
+                # A span ends at a word that carries weight, or at the end of the
+                # sentence, which keeps the point ("charged twice").
+                if last.stop or (last.stem not in weights and not closes_clause):
                     continue
                 span = tokens[start : end + 1]
                 covered = {t.stem for t in span if not t.stop and t.stem in weights}
@@ -398,7 +448,6 @@ class KeyphraseTitler:
                         score += 0.5 * weights.get(phrase[0], 0.0)
                 after = _neighbour(tokens, end, 1)
                 splits_after = after is not None and (last.stem, after) in bigrams
-                closes_clause = last.clause_end or end == len(tokens) - 1
                 score *= 1.0 if opens_clause else 0.85
                 score *= 1.0 if closes_clause else 0.9
                 score *= 0.8 if splits_before else 1.0
@@ -435,12 +484,13 @@ class OpeningWordsTitleGenerator:
         return None
 
 
-def _opens_clause(tokens: list[_Token], start: int) -> bool:
+def _opens_clause(tokens: list[_Token], start: int, *, loose: bool = False) -> bool:
     """Whether only determiners stand between the clause's start and `start`
-    ("My [HP printer]", "The [lower leaves]")."""
+    ("My [HP printer]", "The [lower leaves]"); `loose`, in a language other than
+    English: only words that carry no subject ("Je voudrais [réserver un billet]")."""
     i = start - 1
     while i >= 0 and not tokens[i].clause_end:
-        if tokens[i].word.lower() not in _DETERMINERS:
+        if tokens[i].word.lower() not in _DETERMINERS and not (loose and tokens[i].stop):
             return False
         i -= 1
     return True

@@ -38,11 +38,13 @@ _CLUSTER = regex.compile(r"\X")
 _EMOJI_MODIFIERS = regex.compile(r"[\uFE0E\uFE0F\U0001F3FB-\U0001F3FF]")
 
 # Combining marks that are accents or vowel points on Latin, Greek, Cyrillic, Arabic and
-# Hebrew letters: dropped when folding. Marks of other blocks (Indic vowel signs, viramas)
-# are part of the letter and stay.
+# Hebrew letters, and the Indic nukta: dropped when folding. Other marks of Indic
+# scripts (vowel signs, viramas) are part of the letter and stay.
 _ACCENTS = regex.compile(
     r"[\u0300-\u036F\u1AB0-\u1AFF\u1DC0-\u1DFF\u20D0-\u20FF\uFE20-\uFE2F"
-    r"\u0591-\u05C7\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED\u0640]"
+    r"\u0591-\u05C7\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED\u0640"
+    # The nukta of Indic scripts, which writers often leave out (ज़रूरत, जरूरत).
+    r"\u093C\u09BC\u0A3C\u0ABC\u0B3C]"
 )
 _LETTERS = str.maketrans(
     {

@@ -5,7 +5,9 @@ Runs against every backend of tests/storage/conftest.py, like the rest of the co
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +323,48 @@ async def test_typos_are_tolerated_and_rank_below_exact_words(store: Store) -> N
     assert await found(store, "eceive") == []
     # A session holding the words exactly is never crowded out by one with typos.
     assert (await found(store, "receive invoices"))[0] == right.id
+
+
+MULTILINGUAL = json.loads((Path(__file__).parent.parent / "data" / "multilingual.json").read_text())
+# Forms no Snowball stemmer joins: English "leaf"/"leaves", Portuguese "cotação"/"cotações"
+# (docs/search.md, "Every language").
+STEMMER_GAPS = {"leaf", "cotação"}
+
+
+async def test_conversations_in_thirteen_languages_are_found_by_what_people_type(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    """tests/data/multilingual.json: words inside sentences, other grammatical forms,
+    folded spellings, typos and several words, each finding its conversation (bench/
+    multilingual.py prints recall and precision per language from the same data)."""
+    if request.node.callspec.params.get("store") == "mongo-transactions":
+        pytest.skip("the same rows and search as `mongo`; 18 s on mongoeco, once is enough")
+    ids = {}
+    for n, c in enumerate(MULTILINGUAL["conversations"]):
+        session = make_session(
+            title=None, title_source=TitleSource.PENDING, at=T0 + timedelta(hours=n)
+        )
+        await store.create_session(session, None, 100)
+        for i, turn in enumerate(c["turns"]):
+            await store.append_turn(
+                make_turn(
+                    session.id,
+                    content=turn["content"],
+                    role=TurnRole(turn["role"]),
+                    at=session.created_at + timedelta(minutes=i),
+                ),
+                100,
+            )
+        ids[c["id"]] = session.id
+    names = {session_id: cid for cid, session_id in ids.items()}
+    missed = []
+    for q in MULTILINGUAL["queries"]:
+        if q["query"] in STEMMER_GAPS:
+            continue
+        ranked = [names[i] for i in await found(store, q["query"], SearchScope("acme", None))]
+        if not set(q["expected"]) <= set(ranked):
+            missed.append((q["query"], q["expected"], ranked))
+        elif q["kind"] in ("word", "folded", "inflected"):
+            # A distinctive word's conversation comes first (near spellings may follow).
+            assert ranked[0] in q["expected"], (q, ranked)
+    assert missed == []
