@@ -57,6 +57,10 @@ from . import codec
 K1, B, AVERAGE_TOKENS = 1.2, 0.75, 64.0
 # Rows holding a word are counted up to this many: enough to tell common from rare.
 COUNTED_ROWS_MAX = 10_000
+# Near spellings of a word are looked for in the words of at most this many rows of the
+# caller's scope holding a word of the same first letter: a bounded cost per word, at the
+# price of missing a near spelling that only older rows of a large scope hold.
+NEAR_SPELLING_ROWS = 5_000
 
 
 def term_set(text: str | None) -> list[str]:
@@ -196,9 +200,9 @@ def _ranked(
 async def _index_query(
     sessions: Any, turns: Any, visible: dict[str, Any], scope: SearchScope, search: SearchQuery
 ) -> IndexQuery:
-    """The search with its words' near spellings (from the words of the caller's scope)
-    and how many rows in scope hold each term; forms of stems need no look-up, the rows
-    hold their stems."""
+    """The search with its words' near spellings (from the words of the caller's scope,
+    up to NEAR_SPELLING_ROWS rows per word) and how many rows in scope hold each term;
+    forms of stems need no look-up, the rows hold their stems."""
     near: dict[str, list[tuple[str, int]]] = {}
     for shape in typo_shapes(search):
         prefix = {"$regex": "^" + re.escape(shape.first)}
@@ -209,6 +213,7 @@ async def _index_query(
         ):
             pipeline = [
                 {"$match": {"$and": [condition, {name: prefix}]}},
+                {"$limit": NEAR_SPELLING_ROWS},
                 {"$unwind": f"${name}"},
                 {"$match": {name: prefix}},
                 {"$group": {"_id": f"${name}"}},

@@ -121,6 +121,8 @@ def test_any_input_gives_results_or_bad_user_input(api) -> None:
     start(alice, 'odd "quoted" text with AND, OR, NOT and NEAR(a b) * - ^ : ( )')
     rng = random.Random(7)
     alphabet = "ab \"*-^:()+{}[]\\/'.,;!?~&|<>@#$%éü\u00a0\t\n" + "ANDORNOTNEAR"
+    # Scripts, marks on nothing, joiners and emoji parts: cut into tokens like any text.
+    alphabet += "北京の図書館ภาษาहिन्दीكِتَاب\u0301\u093c\u200d\ufe0f🚀👍🏽🇩🇪＋＃_"
     queries = ['"', '""', "-", "*", "a*", "-a", '-"a b"', "NEAR(", "a:b", "\\", "(((", "é*"]
     queries += [
         "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(150)
@@ -133,3 +135,16 @@ def test_any_input_gives_results_or_bad_user_input(api) -> None:
             assert isinstance(body["data"]["searchSessions"]["edges"], list), query
     assert alice.error_code(SEARCH, {"q": "x" * 501}) == "BAD_USER_INPUT"
     assert alice.error_code(SEARCH, {"q": "word", "after": "garbage"}) == "BAD_USER_INPUT"
+
+
+def test_people_search_in_their_own_script_and_with_emoji(api) -> None:
+    alice = api.as_("alice", "acme")
+    beijing = start(alice, "我喜欢吃苹果，也经常在北京的图书馆学习人工智能")
+    launch = start(alice, "Launch day 🚀 went well")
+    (edge,) = alice.ok(SEARCH, {"q": "图书馆"})["searchSessions"]["edges"]
+    assert edge["node"]["session"]["id"] == beijing
+    assert "的<mark>图书馆</mark>学习" in edge["node"]["turns"][0]["snippet"]
+    assert hits(alice, "🚀") == [launch]
+    body = alice.post(SEARCH, {"q": "!!! ???"})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "at least one word" in body["errors"][0]["message"]
