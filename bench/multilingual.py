@@ -30,14 +30,13 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import _paths  # noqa: F401  (tests.support importable)
 from machine import machine_facts, print_machine
 
-from sessionhub.domain.models import TitleSource, TurnRole, TurnText
+from sessionhub.domain.models import TurnRole, TurnText
 from sessionhub.domain.ports import Store
 from sessionhub.domain.query import (
     SearchFilter,
@@ -48,12 +47,11 @@ from sessionhub.domain.query import (
 )
 from sessionhub.domain.redaction import redact_details
 from sessionhub.storage.sqlite.store import SqliteStore
-from tests.storage.test_store_contract import T0, make_session, make_turn
+from tests.support import multilingual
 from tests.support.title_checks import title_problems
 from tests.support.titles import keyphrase_titler
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent / "tests" / "data" / "multilingual.json"
 RESULTS = HERE / "results" / "multilingual.json"
 ADMIN = SearchScope("acme", None)
 PAGE = 20
@@ -97,29 +95,8 @@ async def mongo_store() -> AsyncIterator[Store]:
             server.stop()
 
 
-async def load(store: Store, conversations: list[dict]) -> dict[str, str]:
-    """The conversations as sessions; their ids by conversation id."""
-    ids = {}
-    for n, c in enumerate(conversations):
-        at = T0 + timedelta(hours=n)
-        session = make_session(title=None, title_source=TitleSource.PENDING, at=at)
-        await store.create_session(session, None, 100)
-        for i, turn in enumerate(c["turns"]):
-            await store.append_turn(
-                make_turn(
-                    session.id,
-                    content=turn["content"],
-                    role=TurnRole(turn["role"]),
-                    at=at + timedelta(minutes=i),
-                ),
-                100,
-            )
-        ids[c["id"]] = session.id
-    return ids
-
-
 async def score_search(store: Store, data: dict) -> dict[str, Any]:
-    ids = await load(store, data["conversations"])
+    ids = await multilingual.load(store)
     names = {session_id: cid for cid, session_id in ids.items()}
     by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -231,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     facts = machine_facts()
     print_machine(facts)
-    data = json.loads(DATA.read_text())
+    data = multilingual.DATA
     backends = ["sqlite", "mongo"] if args.backend == "both" else [args.backend]
     report: dict[str, Any] = {"machine": facts, "search": {}}
     for name in backends:

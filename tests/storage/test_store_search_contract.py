@@ -5,9 +5,7 @@ Runs against every backend of tests/storage/conftest.py, like the rest of the co
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +20,7 @@ from sessionhub.domain.query import (
     parse_query,
 )
 from sessionhub.domain.redaction import redact_details
+from tests.support import multilingual
 
 from .test_store_contract import T0, make_session, make_turn, session_audit
 
@@ -325,7 +324,7 @@ async def test_typos_are_tolerated_and_rank_below_exact_words(store: Store) -> N
     assert (await found(store, "receive invoices"))[0] == right.id
 
 
-MULTILINGUAL = json.loads((Path(__file__).parent.parent / "data" / "multilingual.json").read_text())
+MULTILINGUAL = multilingual.DATA
 # Forms no Snowball stemmer joins: English "leaf"/"leaves", Portuguese "cotação"/"cotações"
 # (docs/search.md, "Every language").
 STEMMER_GAPS = {"leaf", "cotação"}
@@ -339,23 +338,7 @@ async def test_conversations_in_thirteen_languages_are_found_by_what_people_type
     multilingual.py prints recall and precision per language from the same data)."""
     if request.node.callspec.params.get("store") == "mongo-transactions":
         pytest.skip("the same rows and search as `mongo`; 18 s on mongoeco, once is enough")
-    ids = {}
-    for n, c in enumerate(MULTILINGUAL["conversations"]):
-        session = make_session(
-            title=None, title_source=TitleSource.PENDING, at=T0 + timedelta(hours=n)
-        )
-        await store.create_session(session, None, 100)
-        for i, turn in enumerate(c["turns"]):
-            await store.append_turn(
-                make_turn(
-                    session.id,
-                    content=turn["content"],
-                    role=TurnRole(turn["role"]),
-                    at=session.created_at + timedelta(minutes=i),
-                ),
-                100,
-            )
-        ids[c["id"]] = session.id
+    ids = await multilingual.load(store)
     names = {session_id: cid for cid, session_id in ids.items()}
     missed = []
     for q in MULTILINGUAL["queries"]:
