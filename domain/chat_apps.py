@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .languages import Languages
 from .models import ChatApp
 
 
@@ -22,3 +23,7 @@ class ChatAppRegistry:
 
     def all(self) -> list[ChatApp]:
         return list(self._by_id.values())
+
+    def languages(self) -> Languages:
+        """The languages of the chat apps that name theirs."""
+        return {app.id: app.settings.languages for app in self.all() if app.settings.languages}

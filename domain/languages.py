@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 import Stemmer
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
@@ -57,6 +57,11 @@ STEMMERS: dict[str, str] = {
 }
 NO_LANGUAGE = ""
 """A row in no stemmed language: its words are their own stems."""
+
+Languages = Mapping[str, tuple[str, ...]]
+"""The languages each chat app's chats are in (its `languages` setting), by chat app id;
+an app not named is detected among all."""
+NO_CONFIGURED_LANGUAGES: Languages = {}
 
 # Below this many letters a guess is noise ("ok" is Afrikaans to the detector); the
 # first this many characters tell the language as well as a whole answer does.

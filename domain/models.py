@@ -110,6 +110,10 @@ class SessionSettings:
     agent_turns_from_collaborators: bool = False
     """The entity's own people who interact with a session besides its owner may append
     ASSISTANT and TOOL turns (never SYSTEM); off, only the owner and the entity's service do."""
+    languages: tuple[str, ...] = ()
+    """The languages the app's chats are in (ISO 639-1 codes of languages with a Snowball
+    stemmer): search stems a turn in the only one, or in the one detected among them;
+    empty, in the one detected among all (domain/languages.py)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ import bisect
 import html
 from collections.abc import Callable
 
-from .analysis import analyze
 from .expansion import IndexQuery
 from .words import token_spans, words
 
@@ -16,13 +15,13 @@ SNIPPET_TOKENS = 16
 ELLIPSIS = "…"
 
 
-def snippet(text: str, query: IndexQuery, *, stems: bool = False) -> str | None:
+def snippet(text: str, query: IndexQuery, *, stems: list[str | None] | None = None) -> str | None:
     """The snippet of `text` for `query`, or None when the text does not match it. With
-    `stems`, words are also compared through their stems in the text's language, as the
-    MongoDB backend's rows hold them (SQLite's query names the words those stems stand
-    for already)."""
+    `stems` (each token's stem term, `Analysis.stems`), words are also compared through
+    their stems, as the MongoDB backend's rows hold them (SQLite's query names the words
+    those stems stand for already)."""
     row = words(text)
-    matches = query.matches(row, analyze(text).stems() if stems else None)
+    matches = query.matches(row, stems)
     if matches is None:
         return None
     return render(text, len(row), matches, lambda n: token_spans(text, n))

@@ -27,6 +27,11 @@ class SessionSettings:
         "it may append ASSISTANT and TOOL turns too. Off: USER turns only, as for everyone "
         "outside the entity; SYSTEM turns are the owner's and the agent service's alone."
     )
+    languages: list[str] = strawberry.field(
+        description="The languages the app's chats are in (ISO 639-1): search stems each "
+        "turn in the only one, or in the one detected among them. Empty: detected among "
+        "every language search can stem."
+    )
 
 
 @strawberry.type
@@ -51,6 +56,7 @@ class ChatApp:
                 max_session_history=s.max_session_history,
                 retention_days=s.retention_days,
                 agent_turns_from_collaborators=s.agent_turns_from_collaborators,
+                languages=list(s.languages),
             ),
         )
 

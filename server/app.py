@@ -34,6 +34,7 @@ from ..domain.conversation import ConversationService
 from ..domain.erasure import ErasureService
 from ..domain.errors import DomainError
 from ..domain.export import ExportLimits, ExportService
+from ..domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from ..domain.live import LiveAccess
 from ..domain.models import Principal
 from ..domain.ports import Offload, Store
@@ -147,7 +148,9 @@ async def _remove_expired_sessions(retention: RetentionService, interval: float)
             )
 
 
-def build_store(settings: Settings) -> Store:
+def build_store(settings: Settings, languages: Languages = NO_CONFIGURED_LANGUAGES) -> Store:
+    """The store the settings name; turns and titles of the chat apps in `languages` are
+    stemmed in theirs."""
     if settings.mongo:
         try:
             from ..storage.mongo import MongoStore
@@ -164,11 +167,13 @@ def build_store(settings: Settings) -> Store:
             search_mode=settings.mongo_search,
             transactions={"detect": None, "on": True, "off": False}[settings.mongo_transactions],
             create_indexes=settings.mongo_create_indexes,
+            languages=languages,
         )
     return SqliteStore(
         settings.sqlite_path,
         readers=settings.sqlite_readers,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        languages=languages,
     )
 
 
@@ -261,7 +266,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     clock = clock or SystemClock()
     chat_apps = ChatAppRegistry(load_chat_apps(settings.chat_apps_file))
     verifier = TokenVerifier(token_config(settings))
-    store = build_store(settings)
+    store = build_store(settings, chat_apps.languages())
     broker = build_broker(settings, store)
     limits = Limits(
         max_content_chars=settings.max_content_chars, max_title_chars=settings.max_title_chars

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..domain.languages import STEMMERS
 from ..domain.models import JSON, ChatApp, SessionSettings, SessionTemplate, StarterTurn, TurnRole
 from .errors import SettingsError
 
@@ -23,6 +24,18 @@ class _SettingsModel(BaseModel):
     max_session_history: int = Field(500, ge=1, le=100_000)
     retention_days: int = Field(90, ge=1, le=36_500)
     agent_turns_from_collaborators: bool = False
+    languages: list[str] = Field(default_factory=list, max_length=len(STEMMERS))
+
+    @field_validator("languages")
+    @classmethod
+    def _stemmed(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in STEMMERS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not a language search can stem; use ISO 639-1 codes"
+                f" among {', '.join(sorted(STEMMERS))}"
+            )
+        return list(dict.fromkeys(value))
 
 
 class _AgentContextModel(BaseModel):
@@ -120,7 +133,10 @@ def load_chat_apps(path: Path) -> list[ChatApp]:
             id=app.id,
             name=app.name,
             description=app.description,
-            settings=SessionSettings(**app.settings.model_dump()),
+            settings=SessionSettings(
+                **app.settings.model_dump(exclude={"languages"}),
+                languages=tuple(app.settings.languages),
+            ),
             templates=tuple(t.to_domain() for t in app.templates),
         )
         for app in parsed.chat_apps

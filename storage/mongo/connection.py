@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ...domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from . import driver, indexes
 
 T = TypeVar("T")
@@ -53,8 +54,17 @@ class Connection:
     handle on each collection of the store. `transactions` None means: ask the server
     (`learn_transactions`, at `open`)."""
 
-    def __init__(self, client: Any, database: str, *, transactions: bool | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        *,
+        transactions: bool | None = None,
+        languages: Languages = NO_CONFIGURED_LANGUAGES,
+    ) -> None:
         self.client = client
+        self.languages = languages
+        """What each chat app's turns and titles are stemmed in (the rest: detected)."""
         self.database = client[database]
         self.sessions = self.database[indexes.SESSIONS]
         self.turns = self.database[indexes.TURNS]

@@ -34,6 +34,7 @@ from typing import Any
 
 from ...domain.analysis import analyze
 from ...domain.expansion import IndexQuery, expand, near_spellings, typo_shapes
+from ...domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from ...domain.models import Person, Turn, TurnRole
 from ...domain.query import (
     TURNS_PER_HIT,
@@ -63,8 +64,10 @@ COUNTED_ROWS_MAX = 10_000
 NEAR_SPELLING_ROWS = 5_000
 
 
-def term_set(text: str | None) -> list[str]:
-    return analyze(text).terms() if text else []
+def term_set(text: str | None, languages: tuple[str, ...] = ()) -> list[str]:
+    """The terms a row holds to be found by, its text stemmed in one of `languages` (any
+    when empty)."""
+    return analyze(text, languages).terms() if text else []
 
 
 def turn_body(content: str, tool_invocations: Iterable[Any]) -> str:
@@ -74,8 +77,8 @@ def turn_body(content: str, tool_invocations: Iterable[Any]) -> str:
     )
 
 
-def turn_terms(turn: Turn) -> list[str]:
-    return term_set(turn_body(turn.content, turn.tool_invocations))
+def turn_terms(turn: Turn, languages: tuple[str, ...] = ()) -> list[str]:
+    return term_set(turn_body(turn.content, turn.tool_invocations), languages)
 
 
 # Queries
@@ -107,16 +110,17 @@ class _Row:
     turn: tuple[str, int, TurnRole] | None  # (id, seq, role); None for a title
 
 
-def _match(query: IndexQuery, text: str) -> tuple[float, str] | None:
-    """Score and marked snippet of `text` when it satisfies the query, else None."""
-    analysis = analyze(text)
+def _match(query: IndexQuery, text: str, languages: tuple[str, ...]) -> tuple[float, str] | None:
+    """Score and marked snippet of `text` (of a chat app in `languages`) when it
+    satisfies the query, else None. Its stems are made again as they were written."""
+    analysis = analyze(text, languages)
     stems = analysis.stems()
     if not query.in_step(analysis.words, stems):
         return None  # the terms' condition finds a superset (a phrase's words anywhere)
     how = query.match(analysis.words, stems)
     if how is None:
         return None
-    marked = snippet(text, query, stems=True)
+    marked = snippet(text, query, stems=stems)
     if marked is None:
         return None
     norm = K1 * (1 - B + B * len(analysis.words) / AVERAGE_TOKENS)
@@ -125,7 +129,11 @@ def _match(query: IndexQuery, text: str) -> tuple[float, str] | None:
 
 
 async def search(
-    sessions: Any, turns: Any, visible: dict[str, Any], request: SearchRequest
+    sessions: Any,
+    turns: Any,
+    visible: dict[str, Any],
+    request: SearchRequest,
+    languages: Languages = NO_CONFIGURED_LANGUAGES,
 ) -> list[SessionHit]:
     """Step by step down the query's ladder (`IndexQuery.levels`): by relevance until the
     page is full, newest first from the first step that finds anything."""
@@ -138,9 +146,11 @@ async def search(
     ranked: list[tuple[tuple[float, str], float, list[_Row]]] = []
     found: dict[str, dict[str, Any]] = {}
     for step in query.levels():
-        step_rows = await _turn_rows(turns, step, request.scope, search_filter)
+        step_rows = await _turn_rows(turns, step, request.scope, search_filter, languages)
         if not search_filter.roles:
-            step_rows += await _title_rows(sessions, visible, step, request.scope, search_filter)
+            step_rows += await _title_rows(
+                sessions, visible, step, request.scope, search_filter, languages
+            )
         if not relevance:
             rows = {}
         for row in step_rows:
@@ -257,7 +267,11 @@ def _time_range(name: str, search_filter: SearchFilter) -> dict[str, Any]:
 
 
 async def _turn_rows(
-    turns: Any, c: IndexQuery, scope: SearchScope, search_filter: SearchFilter
+    turns: Any,
+    c: IndexQuery,
+    scope: SearchScope,
+    search_filter: SearchFilter,
+    languages: Languages,
 ) -> list[_Row]:
     conditions = [_scope(scope, "session_id"), *_term_conditions(c, "terms")]
     if search_filter.roles:
@@ -275,12 +289,20 @@ async def _turn_rows(
     conditions.append(_time_range("created_at_us", search_filter))
     cursor = turns.find(
         {"$and": [cond for cond in conditions if cond]},
-        {"session_id": 1, "seq": 1, "role": 1, "content": 1, "tool_invocations": 1},
+        {
+            "session_id": 1,
+            "chat_app_id": 1,
+            "seq": 1,
+            "role": 1,
+            "content": 1,
+            "tool_invocations": 1,
+        },
     )
     rows = []
     for doc in await cursor.to_list(None):
         tools = [codec.tool_from(t) for t in doc.get("tool_invocations") or []]
-        matched = _match(c, turn_body(doc["content"], tools))
+        text = turn_body(doc["content"], tools)
+        matched = _match(c, text, languages.get(doc.get("chat_app_id", ""), ()))
         if matched is not None:
             score, snippet = matched
             turn = (doc["_id"], doc["seq"], TurnRole(doc["role"]))
@@ -294,6 +316,7 @@ async def _title_rows(
     c: IndexQuery,
     scope: SearchScope,
     search_filter: SearchFilter,
+    languages: Languages,
 ) -> list[_Row]:
     conditions = [
         _scope(scope, "_id"),
@@ -301,10 +324,12 @@ async def _title_rows(
         *_term_conditions(c, "title_terms"),
         _time_range("last_activity_at_us", search_filter),
     ]
-    cursor = sessions.find({"$and": [cond for cond in conditions if cond]}, {"title": 1})
+    cursor = sessions.find(
+        {"$and": [cond for cond in conditions if cond]}, {"title": 1, "chat_app_id": 1}
+    )
     rows = []
     for doc in await cursor.to_list(None):
-        matched = _match(c, doc.get("title") or "")
+        matched = _match(c, doc.get("title") or "", languages.get(doc["chat_app_id"], ()))
         if matched is not None:
             rows.append(_Row(doc["_id"], matched[0], matched[1], None))
     return rows

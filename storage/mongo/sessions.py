@@ -64,7 +64,9 @@ class SessionRecords:
         async def work(s: DriverSession) -> tuple[Session, Turn | None]:
             nonlocal inserted
             doc = codec.session_doc(session)
-            doc["title_terms"] = search.term_set(session.title)
+            doc["title_terms"] = search.term_set(
+                session.title, self._connection.languages.get(session.chat_app_id, ())
+            )
             if first_turn is not None:
                 doc[STATE] = CREATING
                 doc[CREATING_SINCE] = us(datetime.now(UTC))
@@ -95,6 +97,13 @@ class SessionRecords:
         doc = await self._connection.sessions.find_one({"_id": session_id, **VISIBLE})
         return None if doc is None else codec.session_from(doc)
 
+    async def _languages_of(self, session_id: str) -> tuple[str, ...]:
+        """The languages the session's chat app is configured with (none: detected)."""
+        if not self._connection.languages:
+            return ()
+        doc = await self._connection.sessions.find_one({"_id": session_id}, {"chat_app_id": 1})
+        return () if doc is None else self._connection.languages.get(doc["chat_app_id"], ())
+
     async def rename_session(
         self,
         session_id: str,
@@ -113,7 +122,7 @@ class SessionRecords:
             "$set": {
                 "title": title,
                 "title_source": source.value,
-                "title_terms": search.term_set(title),
+                "title_terms": search.term_set(title, await self._languages_of(session_id)),
                 **time_fields("updated_at", at),
             },
             "$inc": {"title_version": 1},

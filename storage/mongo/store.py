@@ -40,6 +40,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, final
 
+from ...domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from ...domain.models import (
     JSON,
     AuditEvent,
@@ -106,10 +107,13 @@ class MongoStore(Store):
         transactions: bool | None = None,
         search_mode: SearchMode = "stems",
         create_indexes: bool = True,
+        languages: Languages = NO_CONFIGURED_LANGUAGES,
     ) -> None:
         if search_mode not in SEARCH_MODES:
             raise ValueError(f"search_mode must be one of {SEARCH_MODES}, not {search_mode!r}")
-        self._connection = connection = Connection(client, database, transactions=transactions)
+        self._connection = connection = Connection(
+            client, database, transactions=transactions, languages=languages
+        )
         self._search_mode: SearchMode = search_mode
         self._create_indexes = create_indexes
         self._audit = AuditTrail(connection)
@@ -133,6 +137,7 @@ class MongoStore(Store):
         search_mode: SearchMode = "stems",
         transactions: bool | None = None,
         create_indexes: bool = True,
+        languages: Languages = NO_CONFIGURED_LANGUAGES,
     ) -> MongoStore:
         client = driver.connect(url, server_selection_timeout_ms=server_selection_timeout_ms)
         return cls(
@@ -142,6 +147,7 @@ class MongoStore(Store):
             search_mode=search_mode,
             transactions=transactions,
             create_indexes=create_indexes,
+            languages=languages,
         )
 
     @property
@@ -314,7 +320,9 @@ class MongoStore(Store):
         turns = self._connection.turns
         if self._search_mode == "atlas":
             return await atlas.search_sessions(turns, request)
-        return await search.search(self._connection.sessions, turns, VISIBLE, request)
+        return await search.search(
+            self._connection.sessions, turns, VISIBLE, request, self._connection.languages
+        )
 
     # Pins
 

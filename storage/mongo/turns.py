@@ -125,7 +125,8 @@ class TurnRecords:
         turn = Turn.numbered(new, count + 1, session["entity_id"])
         try:
             doc = codec.turn_doc(turn, session)
-            doc["terms"] = search.turn_terms(turn)
+            languages = self._connection.languages.get(session["chat_app_id"], ())
+            doc["terms"] = search.turn_terms(turn, languages)
             await turns.insert_one(doc, session=s)
         except DuplicateKeyError as exc:
             raise _SeqTaken(turn.seq) from exc

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ...domain.errors import session_not_found
+from ...domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from ...domain.models import (
     JSON,
     AuditEvent,
@@ -39,8 +40,11 @@ def require_session(conn: driver.Connection, session_id: str) -> Session:
     return session
 
 
-def insert_session(conn: driver.Connection, session: Session) -> None:
-    """A new session: its row, its tags and its title in the search index."""
+def insert_session(
+    conn: driver.Connection, session: Session, languages: Languages = NO_CONFIGURED_LANGUAGES
+) -> None:
+    """A new session: its row, its tags and its title in the search index (stemmed in its
+    chat app's `languages`)."""
     placeholders = ", ".join("?" * len(SESSION_COLUMNS.split(",")))
     conn.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({placeholders})",
@@ -50,7 +54,7 @@ def insert_session(conn: driver.Connection, session: Session) -> None:
         "INSERT INTO session_tags (session_id, tag) VALUES (?, ?)",
         [(session.id, tag) for tag in session.tags],
     )
-    index.index_title(conn, session.id)
+    index.index_title(conn, session.id, languages)
 
 
 def rename_session(
@@ -60,6 +64,7 @@ def rename_session(
     source: TitleSource,
     at: datetime,
     if_title_version: int | None,
+    languages: Languages = NO_CONFIGURED_LANGUAGES,
 ) -> Session | None:
     renamed = conn.execute(
         "UPDATE sessions SET title = ?, title_source = ?, updated_at = ?,"
@@ -78,7 +83,7 @@ def rename_session(
     ).rowcount
     if not renamed:
         return None
-    index.index_title(conn, session_id)
+    index.index_title(conn, session_id, languages)
     return get_session(conn, session_id)
 
 

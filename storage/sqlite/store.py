@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from ...domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from ...domain.models import (
     JSON,
     AuditEvent,
@@ -68,6 +69,7 @@ class SqliteStore:
         busy_timeout_ms: int = 5000,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
         search_tuning: SearchTuning = DEFAULT_SEARCH_TUNING,
+        languages: Languages = NO_CONFIGURED_LANGUAGES,
     ) -> None:
         self.connections = Connections(path, readers=readers, busy_timeout_ms=busy_timeout_ms)
         """The file's connections (tests and benchmarks run functions on them, or trace them)."""
@@ -75,6 +77,8 @@ class SqliteStore:
         self._searcher = Searcher(self.connections, search_tuning)
         # Every appended turn widens the time of its block in turn_time_blocks.
         self._time_block_shift = search_tuning.time_block_shift
+        # What turns and titles are stemmed in, per chat app (the rest: detected).
+        self._languages = languages
 
     async def open(self) -> None:
         """Connect, bring the schema up to date and start the background work; a store
@@ -101,7 +105,12 @@ class SqliteStore:
         self, session: Session, first_turn: NewTurn | None, max_turns: int
     ) -> tuple[Session, Turn | None]:
         return await self.connections.write(
-            _create_session, session, first_turn, max_turns, self._time_block_shift
+            _create_session,
+            session,
+            first_turn,
+            max_turns,
+            self._time_block_shift,
+            self._languages,
         )
 
     async def get_session(self, session_id: str) -> Session | None:
@@ -117,7 +126,13 @@ class SqliteStore:
         if_title_version: int | None = None,
     ) -> Session | None:
         return await self.connections.write(
-            sessions.rename_session, session_id, title, source, at, if_title_version
+            sessions.rename_session,
+            session_id,
+            title,
+            source,
+            at,
+            if_title_version,
+            self._languages,
         )
 
     async def set_archived(
@@ -202,7 +217,12 @@ class SqliteStore:
         self, turn: NewTurn, max_turns: int, retention_days: int | None = None
     ) -> tuple[Turn, Session]:
         return await self.connections.write(
-            turns.append_turn, turn, max_turns, retention_days, self._time_block_shift
+            turns.append_turn,
+            turn,
+            max_turns,
+            retention_days,
+            self._time_block_shift,
+            self._languages,
         )
 
     async def get_turn(self, turn_id: str) -> Turn | None:
@@ -347,9 +367,10 @@ def _create_session(
     first_turn: NewTurn | None,
     max_turns: int,
     time_block_shift: int,
+    languages: Languages,
 ) -> tuple[Session, Turn | None]:
-    sessions.insert_session(conn, session)
+    sessions.insert_session(conn, session, languages)
     if first_turn is None:
         return session, None
-    turn, stored = turns.append_turn(conn, first_turn, max_turns, None, time_block_shift)
+    turn, stored = turns.append_turn(conn, first_turn, max_turns, None, time_block_shift, languages)
     return stored, turn

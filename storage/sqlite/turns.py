@@ -7,6 +7,7 @@ from datetime import datetime
 import orjson
 
 from ...domain.errors import LimitExceeded, session_not_found
+from ...domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from ...domain.models import Feedback, NewTurn, Session, Turn, TurnRole, TurnText, Verification
 from . import codec, driver, sessions
 from .codec import DAY_US, TURN_COLUMNS, to_micros
@@ -22,8 +23,10 @@ def append_turn(
     max_turns: int,
     retention_days: int | None,
     time_block_shift: int,
+    languages: Languages = NO_CONFIGURED_LANGUAGES,
 ) -> tuple[Turn, Session]:
-    """The turn numbered next in its session, and the session as it is then."""
+    """The turn numbered next in its session, and the session as it is then; its text is
+    indexed in its chat app's `languages`."""
     at = to_micros(new.created_at)
     # With retention, the expiry follows the new last activity (SET reads the old values).
     retention_us = None if retention_days is None else retention_days * DAY_US
@@ -85,6 +88,7 @@ def append_turn(
         tools_json,
         at,
         time_block_shift,
+        languages,
     )
     return turn, session
 

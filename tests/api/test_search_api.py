@@ -5,7 +5,16 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
+from starlette.testclient import TestClient
+
+from sessionhub.auth.tokens import TokenIssuer
 from sessionhub.domain.models import Role
+from sessionhub.server.app import create_app
+from sessionhub.server.chat_apps import load_chat_apps
+from sessionhub.server.errors import SettingsError
+from sessionhub.server.settings import token_config
+from tests.conftest import Api
 
 SEARCH = """
 query($q: String!, $f: SearchFilter, $order: SearchOrder, $first: Int, $after: String) {
@@ -148,3 +157,39 @@ def test_people_search_in_their_own_script_and_with_emoji(api) -> None:
     body = alice.post(SEARCH, {"q": "!!! ???"})
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "at least one word" in body["errors"][0]["message"]
+
+
+def test_a_chat_app_that_names_its_language_has_even_short_turns_stemmed(
+    settings_factory, tmp_path
+) -> None:
+    """Two words are too few to tell their language: they are folded, not stemmed. A chat
+    app whose `languages` names German has them stemmed in German."""
+    apps = tmp_path / "apps.toml"
+    apps.write_text(
+        '[[chat_apps]]\nid = "berlin"\nname = "Berlin"\n'
+        '[chat_apps.settings]\nlanguages = ["de"]\n'
+        '[[chat_apps]]\nid = "anywhere"\nname = "Anywhere"\n'
+    )
+    with TestClient(create_app(settings_factory(chat_apps_file=apps))) as client:
+        settings = settings_factory(chat_apps_file=apps)
+        api = Api(client, TokenIssuer(token_config(settings)))
+        alice = api.as_("alice", "acme")
+        german = start(alice, "Alte Häuser", app="berlin")
+        unknown = start(alice, "Neue Bäume", app="anywhere")
+        assert hits(alice, "Haus") == [german]
+        assert hits(alice, "Baum") == []
+        assert hits(alice, "Bäume") == [unknown]
+        apps_settings = alice.ok("{ chatApps { id settings { languages } } }")["chatApps"]
+        assert {a["id"]: a["settings"]["languages"] for a in apps_settings} == {
+            "berlin": ["de"],
+            "anywhere": [],
+        }
+
+
+def test_an_unknown_language_stops_the_start_naming_the_setting(tmp_path) -> None:
+    apps = tmp_path / "apps.toml"
+    apps.write_text(
+        '[[chat_apps]]\nid = "x"\nname = "X"\n[chat_apps.settings]\nlanguages = ["klingon"]\n'
+    )
+    with pytest.raises(SettingsError, match=r"SESSIONHUB_CHAT_APPS_FILE.*languages.*klingon"):
+        load_chat_apps(apps)

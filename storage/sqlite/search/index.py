@@ -9,6 +9,7 @@ import functools
 import orjson
 
 from ....domain.analysis import analyze
+from ....domain.languages import NO_CONFIGURED_LANGUAGES, Languages
 from ....domain.models import Session
 from ....domain.query import searchable_text
 from .. import driver
@@ -100,6 +101,7 @@ def index_turn(
     tools_json: str | None,
     created_at_us: int,
     time_block_shift: int,
+    languages: Languages = NO_CONFIGURED_LANGUAGES,
 ) -> None:
     base = entity_base(conn, session.entity_id, create=True)
     assert base is not None
@@ -108,6 +110,7 @@ def index_turn(
         conn,
         turn_row_id(base, rowid),
         turn_body(content, tools_json),
+        languages.get(session.chat_app_id, ()),
         scope_tokens(
             session.entity_id,
             session.owner_id,
@@ -119,8 +122,10 @@ def index_turn(
     )
 
 
-def _insert_row(conn: driver.Connection, rowid: int, text: str, scope: str) -> None:
-    analysis = analyze(text)
+def _insert_row(
+    conn: driver.Connection, rowid: int, text: str, languages: tuple[str, ...], scope: str
+) -> None:
+    analysis = analyze(text, languages)
     body = analysis.stream
     conn.execute(
         "INSERT INTO search_index (rowid, body, scope, language) VALUES (?, ?, ?, ?)",
@@ -137,8 +142,11 @@ def _delete_rows(conn: driver.Connection, rowids: list[int]) -> None:
     conn.executemany("DELETE FROM search_index WHERE rowid = ?", [(r,) for r, _, _ in rows])
 
 
-def index_title(conn: driver.Connection, session_id: str) -> None:
-    """(Re)write the title row of a session from its current title."""
+def index_title(
+    conn: driver.Connection, session_id: str, languages: Languages = NO_CONFIGURED_LANGUAGES
+) -> None:
+    """(Re)write the title row of a session from its current title, stemmed in its chat
+    app's `languages`."""
     row = _indexed_facts(conn, session_id)
     if row is None:
         return
@@ -152,6 +160,7 @@ def index_title(conn: driver.Connection, session_id: str) -> None:
             conn,
             rowid,
             title,
+            languages.get(chat_app_id, ()),
             scope_tokens(
                 entity_id,
                 owner_id,
