@@ -677,7 +677,10 @@ async def test_a_title_compare_and_set_that_writes_nothing_leaves_the_index_alon
     monkeypatch.setattr(
         index,
         "index_title",
-        lambda conn, session_id: (indexed.append(session_id), index_title(conn, session_id)),
+        lambda conn, session_id, *languages: (
+            indexed.append(session_id),
+            index_title(conn, session_id, *languages),
+        ),
     )
     assert await store.rename_session(
         session.id, "Router setup", TitleSource.AUTO, T0, if_title_version=0
