@@ -10,12 +10,31 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import __version__
 from ..auth.tokens import TokenIssuer
 from ..domain.models import Role, UserType
 from .errors import SettingsError
 from .settings import Settings, load_settings, token_config
 
 cli = typer.Typer(help="sessionhub: keeps the conversations of AI chat apps.", no_args_is_help=True)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"sessionhub {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """sessionhub: keeps the conversations of AI chat apps."""
 
 
 def _settings_or_exit(**overrides: object):
