@@ -12,7 +12,6 @@ import unicodedata
 import regex
 import stopwordsiso
 
-from .languages import NO_LANGUAGE, detect, stem
 from .words import fold, words
 
 # Where a sentence ends, in every script: the mark stays with its sentence.
@@ -98,12 +97,6 @@ def sentences(text: str) -> list[str]:
     return found
 
 
-def language_of(text: str) -> str:
-    """The language a conversation's user is writing in (NO_LANGUAGE when too short to
-    tell or written in a language without a stemmer)."""
-    return detect(text)
-
-
 def unspaced(text: str) -> bool:
     """Whether `text` is mostly written without spaces: a character of those scripts says
     about as much as a word of two or three letters elsewhere, so a third of the letters
@@ -134,11 +127,6 @@ def stopwords(language: str) -> frozenset[str]:
         listed = stopwordsiso.stopwords(language) if stopwordsiso.has_lang(language) else ()
         found = _stopwords[language] = frozenset(fold(w) for w in listed)
     return found
-
-
-def stem_in(word: str, language: str) -> str:
-    """The folded stem of `word` in `language` (the folded word where none applies)."""
-    return stem(word, language) if language != NO_LANGUAGE else fold(word)
 
 
 def tidy_end(title: str) -> str:

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .languages import detect
 from .models import Session, Turn, TurnRole, TurnText
 from .ports import Keyphrases, Offload
 from .title_language import (
     clauses,
     content_characters,
     is_small_talk,
-    language_of,
     sentences,
     stopwords,
     tidy_end,
@@ -321,7 +321,7 @@ class KeyphraseTitler:
     def title(self, turns: Sequence[TurnText]) -> str | None:
         user = [t.content[: self.turn_chars] for t in turns if t.role is TurnRole.USER]
         texts = [t.content[: self.turn_chars] for t in turns]
-        language = language_of(" ".join(user)) or self.language
+        language = detect(" ".join(user)) or self.language
         stop = stopwords(language) if language != "en" else frozenset()
         # Greetings, thanks and small talk are nothing to title: the session waits for
         # the question.

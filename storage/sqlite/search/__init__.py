@@ -14,6 +14,7 @@ from __future__ import annotations
 from ....domain.query import SearchOrder, SearchRequest, SessionHit
 from .. import driver
 from ..connections import Connections
+from .hits import Row
 from .newest import attach_best_turns, newest_of_all
 from .query import count_matches, matcher, turns_in_time
 from .ranking import Matched, by_relevance, matched_rows, ranked_sessions, scored, window
@@ -55,6 +56,7 @@ def find(conn: driver.Connection, request: SearchRequest, tuning: SearchTuning) 
     turns = turns_in_time(conn, search_filter, tuning.time_block_shift)
     if request.order is SearchOrder.RELEVANCE:
         matched: dict[int, Matched] = {}
+        rows: list[Row] = []
         for step in query.levels():
             m = matcher(step, phrase_index=tuning.phrase_index)
             broad = m.relaxed_stretches(parts, search_filter, turns=turns)
@@ -66,17 +68,25 @@ def find(conn: driver.Connection, request: SearchRequest, tuning: SearchTuning) 
                 parts, search_filter, turns=(floor, turns[1]), title_floor=title_floor
             )
             matched.update(matched_rows(conn, m, search_filter, queries, tuning.time_block_shift))
-            ranked = ranked_sessions(scored(matched.values()))
+            rows = scored(matched.values())
+            ranked = ranked_sessions(rows)
             if after is not None:
                 ranked = [r for r in ranked if r > (after.score, after.session_id)]
             if windowed or len(ranked) >= limit:
                 break
-        return by_relevance(conn, scored(matched.values()), request, query)
-    m = matcher(query, phrase_index=tuning.phrase_index)
-    for step in query.levels():
-        m = matcher(step, phrase_index=tuning.phrase_index)
-        if count_matches(conn, m.exact_stretches(parts, search_filter, turns=turns), 1):
-            break
+        return by_relevance(conn, rows, request, query)
+    steps = (matcher(step, phrase_index=tuning.phrase_index) for step in query.levels())
+    first = next(
+        (
+            m
+            for m in steps
+            if count_matches(conn, m.exact_stretches(parts, search_filter, turns=turns), 1)
+        ),
+        None,
+    )
+    if first is None:
+        return []  # no step finds anything
+    m = first
     block_shift = tuning.time_block_shift
     broad = m.relaxed_stretches(parts, search_filter, turns=turns)
     if count_matches(conn, broad, tuning.broad_matches + 1) > tuning.broad_matches:
